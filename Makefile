@@ -1,0 +1,33 @@
+# The two commands: `make run` and `make test`. Both set up what is missing first.
+VENV ?= .venv
+GEOMAP = $(VENV)/bin/geomap
+STAMP = $(VENV)/.geomap-installed
+DEMO_MEMBERS ?= 20000
+
+.PHONY: run test setup lint bench stop
+
+$(STAMP): pyproject.toml package.json package-lock.json scripts/bootstrap.sh scripts/vendor_assets.sh
+	bash scripts/bootstrap.sh
+	touch $@
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	$(GEOMAP) db start
+	$(GEOMAP) db upgrade
+	$(GEOMAP) geo import --if-empty
+	$(GEOMAP) demo --members $(DEMO_MEMBERS) --seed 1 --if-empty
+	$(GEOMAP) publish
+	$(GEOMAP) serve
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+bench: $(STAMP)
+	$(VENV)/bin/python bench/run.py
+
+stop:
+	$(GEOMAP) db stop

@@ -1,0 +1,46 @@
+"""geomap: a private community map service for patient communities."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask
+
+from geomap.config import check_environment, load_settings, secret_key
+from geomap.paths import resource
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Create the geomap web app, configured from ``test_config`` or the environment."""
+    from geomap.database import db
+    from geomap.embedded_pg import database_url
+    from geomap.web import api, errors, pages, security
+
+    app = Flask(
+        __name__,
+        template_folder=str(resource("templates")),
+        static_folder=str(resource("static")),
+    )
+    if test_config is None:
+        check_environment()
+        settings = load_settings(os.environ)
+    else:
+        settings = load_settings(test_config)
+    if test_config is not None:
+        app.config.update(test_config)
+    app.config.update(settings)  # parsed values win over the raw strings
+    app.config["SECRET_KEY"] = secret_key(settings)
+    if not app.config.get("GEOMAP_SESSIONS"):
+        app.config["GEOMAP_DATABASE_URL_RESOLVED"] = database_url(settings)
+    else:
+        app.config["GEOMAP_DATABASE_URL_RESOLVED"] = None
+    app.config.setdefault("SEND_FILE_MAX_AGE_DEFAULT", 3600)
+    app.json.sort_keys = False
+
+    db.init_app(app)
+    security.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+    return app

@@ -1,0 +1,259 @@
+"""The ``geomap`` command: database, reference data, demo members, publish, serve."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Any
+
+import click
+from sqlalchemy.engine import Engine
+
+from geomap import embedded_pg
+from geomap.config import ConfigError, check_environment, load_settings
+from geomap.database import make_engine
+
+
+class Context:
+    """Settings and a lazily created engine, shared by the subcommands."""
+
+    def __init__(self) -> None:
+        """Load settings from the environment, failing with a readable message."""
+        try:
+            check_environment()
+            self.settings: dict[str, Any] = load_settings()
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+        self._engine: Engine | None = None
+
+    @property
+    def embedded(self) -> bool:
+        """Whether geomap runs its own cluster (no database URL configured)."""
+        return not self.settings["GEOMAP_DATABASE_URL"]
+
+    def cluster(self) -> embedded_pg.Cluster:
+        """Return the embedded cluster, with errors as CLI messages."""
+        try:
+            return embedded_pg.cluster_for(self.settings)
+        except embedded_pg.EmbeddedError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    @property
+    def engine(self) -> Engine:
+        """Return the engine, starting the embedded cluster first if it is down."""
+        if self._engine is None:
+            if self.embedded:
+                cluster = self.cluster()
+                try:
+                    if embedded_pg.start(cluster):
+                        click.echo(f"Started embedded PostgreSQL on 127.0.0.1:{cluster.port}")
+                except embedded_pg.EmbeddedError as exc:
+                    raise click.ClickException(str(exc)) from None
+                url = cluster.url
+            else:
+                url = self.settings["GEOMAP_DATABASE_URL"]
+            self._engine = make_engine(url, pool_size=2)
+        return self._engine
+
+
+pass_context = click.make_pass_decorator(Context, ensure=True)
+
+
+@click.group()
+def main() -> None:
+    """geomap: a private community map service for patient communities."""
+
+
+# --- database -------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Run the embedded PostGIS cluster and migrate the schema."""
+
+
+@db.command("start")
+@pass_context
+def db_start(ctx: Context) -> None:
+    """Initialise (once) and start the embedded cluster."""
+    if not ctx.embedded:
+        click.echo("GEOMAP_DATABASE_URL is set: nothing to start.")
+        return
+    cluster = ctx.cluster()
+    try:
+        started = embedded_pg.start(cluster)
+    except embedded_pg.EmbeddedError as exc:
+        raise click.ClickException(str(exc)) from None
+    state = "started" if started else "already running"
+    click.echo(f"Embedded PostgreSQL {state} on 127.0.0.1:{cluster.port} ({cluster.pgdata})")
+
+
+@db.command("stop")
+@pass_context
+def db_stop(ctx: Context) -> None:
+    """Stop the embedded cluster."""
+    if not ctx.embedded:
+        click.echo("GEOMAP_DATABASE_URL is set: nothing to stop.")
+        return
+    stopped = embedded_pg.stop(ctx.cluster())
+    click.echo("Embedded PostgreSQL stopped." if stopped else "Embedded PostgreSQL is not running.")
+
+
+@db.command("status")
+@pass_context
+def db_status(ctx: Context) -> None:
+    """Say whether the database is reachable and at which schema revision."""
+    if ctx.embedded:
+        cluster = ctx.cluster()
+        if not embedded_pg.is_running(cluster):
+            click.echo(f"Embedded PostgreSQL is not running ({cluster.pgdata}).")
+            sys.exit(3)
+        click.echo(f"Embedded PostgreSQL running on 127.0.0.1:{cluster.port} ({cluster.pgdata})")
+    from sqlalchemy import text
+
+    with ctx.engine.connect() as conn:
+        revision = conn.execute(
+            text("SELECT version_num FROM alembic_version")
+        ).scalar_one_or_none() if conn.execute(
+            text("SELECT to_regclass('alembic_version') IS NOT NULL")
+        ).scalar_one() else None
+    click.echo(f"Schema revision: {revision or 'none (run `geomap db upgrade`)'}")
+
+
+@db.command("upgrade")
+@pass_context
+def db_upgrade(ctx: Context) -> None:
+    """Migrate the schema to the newest revision (idempotent)."""
+    from geomap.migrate import upgrade
+
+    upgrade(ctx.engine)
+    click.echo("Schema is up to date.")
+
+
+# --- reference data ------------------------------------------------------------
+
+
+@main.group()
+def geo() -> None:
+    """Offline reference geography (GeoNames cities, Natural Earth countries)."""
+
+
+@geo.command("import")
+@click.option("--if-empty", is_flag=True, help="Do nothing if reference data is loaded.")
+@pass_context
+def geo_import(ctx: Context, if_empty: bool) -> None:
+    """Load gazetteer places and country outlines (offline)."""
+    from geomap.geo import reference
+    from geomap.geo.derive import forget_derivers
+    from geomap.session import session_scope
+
+    with session_scope(ctx.engine) as session:
+        if if_empty and reference.reference_loaded(session):
+            click.echo("Reference data already loaded.")
+            return
+        try:
+            path = reference.countries_geojson_path()
+        except FileNotFoundError as exc:
+            raise click.ClickException(str(exc)) from None
+        with click.progressbar(length=34_000, label="Gazetteer places") as bar:
+            places = reference.import_places(session, progress=bar.update)
+        click.echo("Country outlines (Natural Earth 1:50m) ...")
+        countries = reference.import_countries(session, path)
+    forget_derivers()
+    click.echo(f"Loaded {places:,} places and {countries} countries.")
+
+
+# --- members ---------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--members", "count", type=click.IntRange(1, 50_000_000), default=20_000,
+              show_default=True, help="How many synthetic members.")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--if-empty", is_flag=True, help="Do nothing if there are members already.")
+@click.option("--no-publish", is_flag=True, help="Skip the publish that follows.")
+@pass_context
+def demo(ctx: Context, count: int, seed: int, if_empty: bool, no_publish: bool) -> None:
+    """Add synthetic members around gazetteer cities (deterministic for a seed)."""
+    from sqlalchemy import text
+
+    from geomap import demo as demo_data
+    from geomap.geo.derive import deriver_for
+    from geomap.members_bulk import load_members
+    from geomap.session import session_scope
+
+    with session_scope(ctx.engine) as session:
+        if if_empty and session.execute(text("SELECT EXISTS (SELECT 1 FROM members)")).scalar():
+            click.echo("Members exist already; no demo members added.")
+            return
+        started = time.perf_counter()
+        batch, prefixes = demo_data.generate(session, count, seed)
+        deriver = deriver_for(session, ctx.settings["GEOMAP_FLOOR_RESOLUTION"])
+        with click.progressbar(length=count, label="Demo members") as bar:
+            load_members(session, batch, deriver, progress=bar.update, pseudonym_prefix=prefixes)
+        seconds = time.perf_counter() - started
+    click.echo(f"Added {count:,} demo members in {seconds:.1f} s ({count / seconds:,.0f}/s).")
+    if not no_publish:
+        _publish(ctx)
+
+
+@main.command()
+@pass_context
+def publish(ctx: Context) -> None:
+    """Rebuild the published, k-anonymous aggregates now."""
+    _publish(ctx)
+
+
+def _publish(ctx: Context) -> None:
+    from sqlalchemy import text
+
+    from geomap.publish import publish as run_publish
+    from geomap.session import session_scope
+
+    with session_scope(ctx.engine) as session:
+        conditions = session.execute(text("SELECT count(*) FROM conditions")).scalar_one()
+        with click.progressbar(length=conditions, label="Publishing") as bar:
+            summary = run_publish(
+                session,
+                k=ctx.settings["GEOMAP_K"],
+                floor=ctx.settings["GEOMAP_FLOOR_RESOLUTION"],
+                progress=bar.update,
+            )
+    click.echo(
+        f"Published version {summary.version}: {summary.published_cells:,} markers from "
+        f"{summary.members_on_map:,} memberships on the map in {summary.seconds:.1f} s."
+    )
+
+
+# --- serving ---------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--prod", is_flag=True, help="Serve with gunicorn workers.")
+@pass_context
+def serve(ctx: Context, prod: bool) -> None:
+    """Serve the web app, publishing on the configured interval."""
+    from geomap import create_app
+    from geomap.scheduler import PublishScheduler
+
+    settings = ctx.settings
+    ctx.engine  # noqa: B018  (starts the embedded cluster if needed)
+    scheduler = PublishScheduler(ctx.engine, settings)
+    scheduler.start()
+    host, port = settings["GEOMAP_HOST"], settings["GEOMAP_PORT"]
+    click.echo(f"geomap serving on http://{host}:{port}/")
+    try:
+        if prod:
+            from geomap.wsgi_server import run_gunicorn
+
+            run_gunicorn(host, port, settings["GEOMAP_WORKERS"])
+        else:
+            create_app().run(host=host, port=port, threaded=True, use_reloader=False)
+    finally:
+        scheduler.stop()
+
+
+if __name__ == "__main__":
+    threading.current_thread().name = "geomap"
+    main()

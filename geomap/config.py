@@ -1,0 +1,207 @@
+"""Typed settings, every one documented here and prefixed ``GEOMAP_``.
+
+The README's settings table is generated from :data:`SETTINGS`; a test checks the two
+agree. Values are parsed by the declared type only, never guessed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A setting has a value geomap cannot use."""
+
+
+def _parse_int(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"expected a whole number, got {raw!r}") from None
+        if not low <= value <= high:
+            raise ConfigError(f"expected a number from {low} to {high}, got {value}")
+        return value
+
+    return parse
+
+
+def _parse_str(raw: str) -> str:
+    return raw
+
+
+def _parse_optional(raw: str) -> str | None:
+    return raw or None
+
+
+def _parse_list(raw: str) -> list[str]:
+    return [part for part in raw.split() if part]
+
+
+def _parse_tiles(raw: str) -> str:
+    value = raw.strip()
+    if value in ("off", "osm") or re.match(r"^https?://.*\{z\}.*\{x\}.*\{y\}", value):
+        return value
+    raise ConfigError(
+        f"expected 'off', 'osm' or a URL template with {{z}}, {{x}} and {{y}}, got {raw!r}"
+    )
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One documented setting: its name, parser, default and meaning."""
+
+    name: str
+    parse: Callable[[str], Any]
+    default: str
+    doc: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "GEOMAP_DATABASE_URL",
+        _parse_optional,
+        "",
+        "SQLAlchemy URL of a PostgreSQL + PostGIS database "
+        "(`postgresql+psycopg://user:pass@host/db`). Unset: geomap runs its own "
+        "embedded PostGIS cluster in the data folder.",
+    ),
+    Setting(
+        "GEOMAP_DATA_DIR",
+        _parse_str,
+        "var",
+        "Data folder: the embedded cluster, generated secrets, logs.",
+    ),
+    Setting(
+        "GEOMAP_DB_PORT",
+        _parse_int(1024, 65535),
+        "54329",
+        "TCP port of the embedded cluster (bound to 127.0.0.1 only).",
+    ),
+    Setting(
+        "GEOMAP_SECRET_KEY",
+        _parse_optional,
+        "",
+        "Secret for sessions and keyed ordering. Unset: generated once into "
+        "`<data dir>/secret_key`.",
+    ),
+    Setting(
+        "GEOMAP_K",
+        _parse_int(2, 1000),
+        "5",
+        "k of k-anonymity: no published count is between 1 and k-1.",
+    ),
+    Setting(
+        "GEOMAP_FLOOR_RESOLUTION",
+        _parse_int(0, 7),
+        "5",
+        "H3 resolution of the privacy floor cell (5: ~253 km², ~10 km edge). "
+        "Nothing public is finer.",
+    ),
+    Setting(
+        "GEOMAP_PUBLISH_INTERVAL",
+        _parse_int(0, 7 * 24 * 3600),
+        "300",
+        "Seconds between automatic publishes while `geomap serve` runs (0: never).",
+    ),
+    Setting(
+        "GEOMAP_TILES",
+        _parse_tiles,
+        "off",
+        "Background tiles: `off` (our own country outlines, no third party), `osm`, "
+        "or a URL template `https://…/{z}/{x}/{y}.png`.",
+    ),
+    Setting(
+        "GEOMAP_TILES_ATTRIBUTION",
+        _parse_str,
+        "",
+        "Attribution shown for a custom tile URL template.",
+    ),
+    Setting(
+        "GEOMAP_FRAME_ANCESTORS",
+        _parse_list,
+        "*",
+        "Space-separated origins allowed to frame `/embed/...` pages.",
+    ),
+    Setting(
+        "GEOMAP_HOST",
+        _parse_str,
+        "127.0.0.1",
+        "Address `geomap serve` binds to.",
+    ),
+    Setting(
+        "GEOMAP_PORT",
+        _parse_int(1, 65535),
+        "5000",
+        "Port `geomap serve` listens on.",
+    ),
+    Setting(
+        "GEOMAP_WORKERS",
+        _parse_int(1, 64),
+        "2",
+        "Web worker processes of `geomap serve --prod`.",
+    ),
+)
+
+_BY_NAME = {setting.name: setting for setting in SETTINGS}
+
+
+def load_settings(source: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Return every setting parsed from ``source`` (default: the environment)."""
+    source = os.environ if source is None else source
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = source.get(setting.name, setting.default)
+        if raw is None or isinstance(raw, str):
+            try:
+                values[setting.name] = setting.parse(raw if raw is not None else setting.default)
+            except ConfigError as exc:
+                raise ConfigError(f"{setting.name}: {exc}") from None
+        else:
+            values[setting.name] = raw
+    return values
+
+
+def check_environment(environ: Mapping[str, str] | None = None) -> None:
+    """Raise ConfigError for a ``GEOMAP_*`` variable that is no setting (likely a typo)."""
+    environ = os.environ if environ is None else environ
+    unknown = sorted(
+        name for name in environ if name.startswith("GEOMAP_") and name not in _BY_NAME
+    )
+    if unknown:
+        raise ConfigError(f"unknown setting(s): {', '.join(unknown)}; see the README")
+
+
+def data_dir(settings: Mapping[str, Any]) -> Path:
+    """Return the absolute data folder, created if missing."""
+    path = Path(settings["GEOMAP_DATA_DIR"]).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def stored_secret(settings: Mapping[str, Any], name: str) -> str:
+    """Return the secret ``name`` from the data folder, generating it once."""
+    path = data_dir(settings) / name
+    if not path.exists():
+        staging = path.with_name(f".{name}.{os.getpid()}")
+        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(32))
+        try:
+            os.link(staging, path)  # atomic: the first process to generate it wins
+        except FileExistsError:
+            pass
+        finally:
+            staging.unlink()
+    return path.read_text().strip()
+
+
+def secret_key(settings: Mapping[str, Any]) -> str:
+    """Return the server secret: from the environment, or generated into the data folder."""
+    return settings["GEOMAP_SECRET_KEY"] or stored_secret(settings, "secret_key")

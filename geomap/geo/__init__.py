@@ -1,0 +1,1 @@
+"""Offline reference geography: gazetteer places, country outlines, key derivation."""

@@ -1,0 +1,150 @@
+"""Deriving a member's public keys from an exact point: floor cell, country, region.
+
+One implementation serves every write path (a member's location change, bulk import,
+demo data): it takes arrays of points and works vectorised. Country is by polygon
+containment (Natural Earth, subdivided for speed); a point within ~10 km off a coast
+falls back to the nearest country. The first-level region is the admin1 code of the
+nearest gazetteer place in the same country (``CC.admin1``, GeoNames style).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+from scipy.spatial import cKDTree
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from geomap.privacy import floor_cells
+
+COAST_FALLBACK_KM = 10.0
+_EARTH_KM = 6371.0088
+
+
+@dataclass(frozen=True)
+class DerivedKeys:
+    """Public keys of a batch of points, aligned with the input arrays."""
+
+    floor_cells: np.ndarray  # int64 H3 cells
+    country_codes: np.ndarray  # object: 'DE' or None
+    region_codes: np.ndarray  # object: 'DE.04' or None
+
+
+def _unit_vectors(lats: np.ndarray, lngs: np.ndarray) -> np.ndarray:
+    lat = np.radians(lats)
+    lng = np.radians(lngs)
+    return np.column_stack((np.cos(lat) * np.cos(lng), np.cos(lat) * np.sin(lng), np.sin(lat)))
+
+
+class KeyDeriver:
+    """Derives public keys; holds country parts and gazetteer trees in memory."""
+
+    def __init__(self, session: Session, floor: int) -> None:
+        """Load country outlines and gazetteer places from the database."""
+        self.floor = floor
+        rows = session.execute(
+            text(
+                "SELECT code, ST_AsBinary(ST_Subdivide(geom, 128)) FROM countries ORDER BY code"
+            )
+        ).all()
+        self._part_codes = np.array([code for code, _ in rows], dtype=object)
+        self._parts = shapely.from_wkb([bytes(wkb) for _, wkb in rows])
+        self._country_tree = shapely.STRtree(self._parts)
+        places = session.execute(
+            text(
+                "SELECT country_code, admin1_code, ST_Y(point), ST_X(point) FROM places "
+                "ORDER BY country_code, id"
+            )
+        ).all()
+        self._regions: dict[str, tuple[cKDTree, np.ndarray]] = {}
+        by_country: dict[str, list[tuple[str, float, float]]] = {}
+        for country, admin1, lat, lng in places:
+            by_country.setdefault(country, []).append((admin1, lat, lng))
+        for country, entries in by_country.items():
+            admin1 = np.array([f"{country}.{a}" if a else None for a, _, _ in entries], object)
+            vectors = _unit_vectors(
+                np.array([e[1] for e in entries]), np.array([e[2] for e in entries])
+            )
+            self._regions[country] = (cKDTree(vectors), admin1)
+
+    def derive(self, lats: np.ndarray, lngs: np.ndarray) -> DerivedKeys:
+        """Return the floor cell, country and region of each point."""
+        lats = np.asarray(lats, dtype=np.float64)
+        lngs = np.asarray(lngs, dtype=np.float64)
+        cells = floor_cells(lats, lngs, self.floor)
+        countries = self._countries(lats, lngs)
+        regions = self._regions_of(lats, lngs, countries)
+        return DerivedKeys(floor_cells=cells, country_codes=countries, region_codes=regions)
+
+    def _countries(self, lats: np.ndarray, lngs: np.ndarray) -> np.ndarray:
+        points = shapely.points(lngs, lats)
+        codes = np.full(len(points), None, dtype=object)
+        if len(self._parts) == 0:
+            return codes
+        point_idx, part_idx = self._country_tree.query(points, predicate="intersects")
+        codes[point_idx] = self._part_codes[part_idx]
+        missing = np.flatnonzero(pd_isnull(codes))
+        if len(missing):
+            # Off a coast: the nearest country within ~10 km (degrees of longitude
+            # shrink with latitude, so the search radius widens accordingly).
+            sub = points[missing]
+            max_deg = COAST_FALLBACK_KM / 111.32
+            near_point, near_part = self._country_tree.query_nearest(
+                sub, max_distance=max_deg / np.cos(np.radians(75.0)), all_matches=False
+            )
+            for p, part in zip(near_point, near_part, strict=True):
+                km = _haversine_to_geometry(lats[missing[p]], lngs[missing[p]], self._parts[part])
+                if km <= COAST_FALLBACK_KM:
+                    codes[missing[p]] = self._part_codes[part]
+        return codes
+
+    def _regions_of(self, lats: np.ndarray, lngs: np.ndarray, countries: np.ndarray) -> np.ndarray:
+        regions = np.full(len(lats), None, dtype=object)
+        vectors = _unit_vectors(lats, lngs)
+        for country in set(countries[~pd_isnull(countries)]):
+            tree_and_codes = self._regions.get(country)
+            if tree_and_codes is None:
+                continue
+            tree, admin1 = tree_and_codes
+            rows = np.flatnonzero(countries == country)
+            _dist, nearest = tree.query(vectors[rows])
+            regions[rows] = admin1[nearest]
+        return regions
+
+
+def pd_isnull(values: np.ndarray) -> np.ndarray:
+    """Return a boolean mask of the None entries of an object array."""
+    return np.frompyfunc(lambda v: v is None, 1, 1)(values).astype(bool)
+
+
+def _haversine_to_geometry(lat: float, lng: float, geometry: shapely.Geometry) -> float:
+    nearest = shapely.shortest_line(shapely.Point(lng, lat), geometry)
+    (lng1, lat1), (lng2, lat2) = shapely.get_coordinates(nearest)
+    phi1, phi2 = np.radians(lat1), np.radians(lat2)
+    a = (
+        np.sin((phi2 - phi1) / 2) ** 2
+        + np.cos(phi1) * np.cos(phi2) * np.sin(np.radians(lng2 - lng1) / 2) ** 2
+    )
+    return float(2 * _EARTH_KM * np.arcsin(np.sqrt(a)))
+
+
+_cache: dict[tuple[str, int], KeyDeriver] = {}
+_cache_lock = threading.Lock()
+
+
+def deriver_for(session: Session, floor: int) -> KeyDeriver:
+    """Return a process-wide :class:`KeyDeriver` for this database and floor."""
+    key = (session.get_bind().url.render_as_string(hide_password=True), floor)
+    with _cache_lock:
+        if key not in _cache:
+            _cache[key] = KeyDeriver(session, floor)
+        return _cache[key]
+
+
+def forget_derivers() -> None:
+    """Drop cached derivers (after reference data is reloaded)."""
+    with _cache_lock:
+        _cache.clear()

@@ -1,0 +1,162 @@
+"""The privacy rules of DESIGN.md as pure functions: cells, roll-up, bands, keyed order.
+
+Everything public is a function of floor cells only. These functions take floor cells
+(H3 indexes as 64-bit integers) and never exact points, except :func:`floor_cells`,
+which is where exact points are coarsened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import h3.api.basic_int as h3i
+import numpy as np
+
+# Map zoom (Leaflet, 0 = whole world) -> H3 resolution of the markers shown at it.
+# Roughly one cell edge per 60-120 screen pixels; never finer than the floor.
+RESOLUTION_BY_ZOOM: tuple[int, ...] = (0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 7, 7, 7)
+MAX_ZOOM = len(RESOLUTION_BY_ZOOM) - 1
+
+# Distance bands between floor-cell centres, in km: (upper bound, label).
+DISTANCE_BANDS: tuple[tuple[float, str], ...] = (
+    (25.0, "<25 km"),
+    (50.0, "25–50 km"),
+    (100.0, "50–100 km"),
+    (250.0, "100–250 km"),
+    (500.0, "250–500 km"),
+    (float("inf"), "500+ km"),
+)
+
+_RES_SHIFT = 52
+_RES_MASK = np.uint64(0xF) << np.uint64(_RES_SHIFT)
+
+
+def map_resolution(zoom: int, floor: int) -> int:
+    """Return the H3 resolution of the markers shown at map ``zoom``: never finer than floor."""
+    if not 0 <= zoom <= MAX_ZOOM:
+        raise ValueError(f"zoom must be between 0 and {MAX_ZOOM}")
+    return min(RESOLUTION_BY_ZOOM[zoom], floor)
+
+
+def floor_cells(lats: Sequence[float] | np.ndarray, lngs: Sequence[float] | np.ndarray,
+                floor: int) -> np.ndarray:
+    """Return the floor cell (H3 index at resolution ``floor``) of each exact point."""
+    to_cell = h3i.latlng_to_cell
+    return np.fromiter(
+        (to_cell(lat, lng, floor) for lat, lng in zip(lats, lngs, strict=True)),
+        dtype=np.int64,
+        count=len(lats),
+    )
+
+
+def cell_parents(cells: np.ndarray, resolution: int) -> np.ndarray:
+    """Return the parent at ``resolution`` of each H3 cell (vectorised cell_to_parent).
+
+    Each cell's own resolution must be ``resolution`` or finer.
+    """
+    bits = cells.astype(np.uint64)
+    keep_digits = np.uint64(45 - 3 * resolution)  # digits 1..resolution stay
+    low = (np.uint64(1) << keep_digits) - np.uint64(1)
+    bits = (bits & ~_RES_MASK) | (np.uint64(resolution) << np.uint64(_RES_SHIFT)) | low
+    return bits.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """Published markers at one map resolution, and the members left unpublished."""
+
+    cells: np.ndarray  # H3 cells (int64), each at cell_resolutions[i] <= resolution
+    cell_resolutions: np.ndarray
+    counts: np.ndarray  # every count >= k
+    remainder: int  # members whose roll-up never reached k, even at resolution 0
+
+
+def rollup(floor_counts: Mapping[int, int] | tuple[np.ndarray, np.ndarray], resolution: int,
+           k: int) -> Rollup:
+    """Return the k-anonymous markers for ``resolution`` from counts per floor cell.
+
+    Counts are summed into cells at ``resolution``; a cell with at least k members is
+    published there; the members of sparser cells roll up into the parent cell (H3
+    parents) and are published there once the parent gathers k, and so on up to
+    resolution 0. What never reaches k is the remainder, counted only in totals.
+    """
+    if isinstance(floor_counts, tuple):
+        cells, counts = floor_counts
+    else:
+        cells = np.fromiter(floor_counts.keys(), dtype=np.int64, count=len(floor_counts))
+        counts = np.fromiter(floor_counts.values(), dtype=np.int64, count=len(floor_counts))
+    cells = np.asarray(cells, dtype=np.int64)
+    counts = np.asarray(counts, dtype=np.int64)
+    out_cells: list[np.ndarray] = []
+    out_res: list[np.ndarray] = []
+    out_counts: list[np.ndarray] = []
+    for level in range(resolution, -1, -1):
+        if len(cells) == 0:
+            break
+        cells, counts = _sum_by(cell_parents(cells, level), counts)
+        dense = counts >= k
+        out_cells.append(cells[dense])
+        out_counts.append(counts[dense])
+        out_res.append(np.full(int(dense.sum()), level, dtype=np.int16))
+        cells, counts = cells[~dense], counts[~dense]
+    return Rollup(
+        cells=np.concatenate(out_cells) if out_cells else np.zeros(0, np.int64),
+        cell_resolutions=np.concatenate(out_res) if out_res else np.zeros(0, np.int16),
+        counts=np.concatenate(out_counts) if out_counts else np.zeros(0, np.int64),
+        remainder=int(counts.sum()),
+    )
+
+
+def _sum_by(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    unique, inverse = np.unique(keys, return_inverse=True)
+    return unique, np.bincount(inverse, weights=values, minlength=len(unique)).astype(np.int64)
+
+
+def suppress_small(count: int, k: int) -> int | None:
+    """Return ``count`` if it may be published (0 or at least k), else None."""
+    return count if count == 0 or count >= k else None
+
+
+def cell_centre(cell: int) -> tuple[float, float]:
+    """Return (lat, lng) of an H3 cell's centre."""
+    return h3i.cell_to_latlng(cell)
+
+
+def cell_distance_km(cell_a: int, cell_b: int) -> float:
+    """Return the great-circle distance between two cells' centres, in km."""
+    return h3i.great_circle_distance(cell_centre(cell_a), cell_centre(cell_b), unit="km")
+
+
+def distance_band(km: float) -> str:
+    """Return the label of the distance band that ``km`` falls in."""
+    for upper, label in DISTANCE_BANDS:
+        if km < upper:
+            return label
+    return DISTANCE_BANDS[-1][1]
+
+
+def distance_band_index(km: float) -> int:
+    """Return the index in :data:`DISTANCE_BANDS` of the band ``km`` falls in."""
+    for index, (upper, _label) in enumerate(DISTANCE_BANDS):
+        if km < upper:
+            return index
+    return len(DISTANCE_BANDS) - 1
+
+
+def keyed_order(secret: bytes | str, *parts: object) -> str:
+    """Return a stable, secret-keyed sort key for ``parts`` (HMAC-SHA256, hex).
+
+    Used wherever ordering or placement needs variety: the same question always gets
+    the same answer, and the order reveals nothing without the secret.
+    """
+    key = secret.encode() if isinstance(secret, str) else secret
+    message = "\x1f".join(str(part) for part in parts).encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def sorted_keyed(secret: bytes | str, items: Iterable[tuple[object, ...]]) -> list:
+    """Return ``items`` sorted by :func:`keyed_order` of each item's parts."""
+    return sorted(items, key=lambda item: keyed_order(secret, *item))

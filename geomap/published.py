@@ -1,0 +1,115 @@
+"""Queries of the public read path: published aggregates only.
+
+Public pages, embeds and the public API import this module and nothing that reads
+member tables, so the exact locations are out of their reach by construction
+(tests/test_public_path.py checks the tables each public query touches).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+PUBLIC_TABLES = frozenset({"conditions", "published_cells", "published_totals", "publish_runs"})
+
+
+@dataclass(frozen=True)
+class ConditionSummary:
+    """A condition with its published total."""
+
+    id: int
+    slug: str
+    name: str
+    icd10: str
+    published: int
+
+
+@dataclass(frozen=True)
+class PublishState:
+    """The version and time of the latest publish (version 0: never published)."""
+
+    version: int
+    published_at: datetime | None
+
+
+def conditions(session: Session) -> list[ConditionSummary]:
+    """Return every condition with the members published on its world map."""
+    rows = session.execute(
+        text(
+            "SELECT c.id, c.slug, c.name, c.icd10, coalesce(t.published, 0) "
+            "FROM conditions c LEFT JOIN published_totals t "
+            "ON t.condition_id = c.id AND t.resolution = 0 "
+            "ORDER BY coalesce(t.published, 0) DESC, c.name"
+        )
+    ).all()
+    return [ConditionSummary(*row) for row in rows]
+
+
+def condition(session: Session, slug: str) -> ConditionSummary | None:
+    """Return the condition ``slug`` with its published total, or None."""
+    row = session.execute(
+        text(
+            "SELECT c.id, c.slug, c.name, c.icd10, coalesce(t.published, 0) "
+            "FROM conditions c LEFT JOIN published_totals t "
+            "ON t.condition_id = c.id AND t.resolution = 0 WHERE c.slug = :slug"
+        ),
+        {"slug": slug},
+    ).one_or_none()
+    return ConditionSummary(*row) if row else None
+
+
+def publish_state(session: Session) -> PublishState:
+    """Return the latest publish's version and time."""
+    row = session.execute(
+        text("SELECT version, published_at FROM publish_runs ORDER BY version DESC LIMIT 1")
+    ).one_or_none()
+    return PublishState(*row) if row else PublishState(0, None)
+
+
+def published_total(session: Session, condition_id: int, resolution: int) -> int:
+    """Return how many members the markers of ``resolution`` show in all."""
+    return session.execute(
+        text(
+            "SELECT coalesce(sum(count), 0) FROM published_cells "
+            "WHERE condition_id = :c AND resolution = :r"
+        ),
+        {"c": condition_id, "r": resolution},
+    ).scalar_one()
+
+
+@dataclass(frozen=True)
+class PublishedCell:
+    """A published marker."""
+
+    cell: int
+    cell_resolution: int
+    count: int
+    lat: float
+    lng: float
+
+
+def cells(session: Session, condition_id: int, resolution: int,
+          boxes: list[tuple[float, float, float, float]] | None = None) -> list[PublishedCell]:
+    """Return the published markers at ``resolution``, within any of ``boxes`` if given.
+
+    A box is (west, south, east, north) with west <= east; callers split boxes that
+    cross the antimeridian.
+    """
+    query = (
+        "SELECT cell, cell_resolution, count, lat, lng FROM published_cells "
+        "WHERE condition_id = :c AND resolution = :r"
+    )
+    params: dict[str, float | int] = {"c": condition_id, "r": resolution}
+    if boxes is not None:
+        clauses = []
+        for i, (west, south, east, north) in enumerate(boxes):
+            clauses.append(
+                f"(lng BETWEEN :w{i} AND :e{i} AND lat BETWEEN :s{i} AND :n{i})"
+            )
+            params.update({f"w{i}": west, f"s{i}": south, f"e{i}": east, f"n{i}": north})
+        query += " AND (" + " OR ".join(clauses or ["false"]) + ")"
+    query += " ORDER BY cell"
+    return [PublishedCell(*row) for row in session.execute(text(query), params).all()]

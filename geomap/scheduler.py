@@ -1,0 +1,50 @@
+"""Publishing on an interval while the service runs (no cron needed)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from geomap.publish import publish
+from geomap.session import session_scope
+
+log = logging.getLogger(__name__)
+
+
+class PublishScheduler:
+    """A daemon thread that publishes every interval when member data changed."""
+
+    def __init__(self, engine: Engine, settings: dict[str, Any]) -> None:
+        """Prepare a scheduler for ``engine`` with the interval from ``settings``."""
+        self.engine = engine
+        self.interval = settings["GEOMAP_PUBLISH_INTERVAL"]
+        self.k = settings["GEOMAP_K"]
+        self.floor = settings["GEOMAP_FLOOR_RESOLUTION"]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="geomap-publish", daemon=True)
+
+    def start(self) -> None:
+        """Start publishing in the background (no-op when the interval is 0)."""
+        if self.interval > 0:
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the current publish, if any."""
+        self._stop.set()
+
+    def run_once(self) -> None:
+        """Publish now if member data changed since the last publish."""
+        with session_scope(self.engine) as session:
+            summary = publish(session, k=self.k, floor=self.floor, only_if_changed=True)
+        if not summary.skipped:
+            log.info("published version %s in %.1f s", summary.version, summary.seconds)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.run_once()
+            except Exception:  # keep the schedule alive; the next run retries
+                log.exception("scheduled publish failed")

@@ -1,0 +1,1 @@
+"""Blueprints and HTTP concerns of the web app."""

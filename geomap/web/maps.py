@@ -1,0 +1,122 @@
+"""Building the world map with folium, from our own assets and without any markers.
+
+The page holds the Leaflet map, an empty Leaflet.markercluster group and our
+``static/geomap/map.js``, which loads the published cells of the current viewport
+from the cells API. Element ids are fixed (folium would draw random ones) so the
+same question always gets the same bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import folium
+from branca.element import MacroElement
+from flask import url_for
+from folium.plugins import MarkerCluster
+from jinja2 import Template
+from markupsafe import Markup
+
+from geomap.privacy import MAX_ZOOM
+from geomap.web.security import OSM_TILES, tile_url
+
+# Sums the member counts of the markers in a cluster; counts are numbers we publish,
+# and the label is set with textContent (no member text ever reaches this code).
+CLUSTER_ICON = """function (cluster) {
+    return geomap.clusterIcon(cluster);
+}"""
+
+
+@dataclass(frozen=True)
+class MapParts:
+    """The pieces of a rendered map to place in a page."""
+
+    head: Markup
+    body: Markup
+    script: Markup
+
+
+class ViewportLayer(MacroElement):
+    """Attaches geomap's viewport loader and country outlines to the map."""
+
+    _template = Template(
+        """{% macro script(this, kwargs) %}
+        geomap.attach({{ this._parent.get_name() }}, {{ this.cluster.get_name() }},
+                      {{ this.options|tojson }});
+        {% endmacro %}"""
+    )
+
+    def __init__(self, cluster: MarkerCluster, options: dict) -> None:
+        """Load markers into ``cluster`` using ``options`` (URLs, condition, labels)."""
+        super().__init__()
+        self._name = "ViewportLayer"
+        self._id = "viewport"
+        self.cluster = cluster
+        self.options = options
+
+
+def world_map(*, slug: str, tiles: str, tiles_attribution: str, center: tuple[float, float],
+              zoom: int, height: str = "100%") -> MapParts:
+    """Return the world map of condition ``slug``, loading its markers by viewport."""
+    leaflet = url_for("static", filename="vendor/leaflet/leaflet.js")
+    world = folium.Map(
+        location=list(center),
+        zoom_start=zoom,
+        tiles=None,
+        min_zoom=1,
+        max_zoom=MAX_ZOOM,
+        height=height,
+        world_copy_jump=False,
+        max_bounds=True,
+        control_scale=True,
+    )
+    world._id = "world"
+    # Without a tile layer Leaflet needs the zoom range on the map itself.
+    world.options.update(minZoom=1, maxZoom=MAX_ZOOM)
+    world.default_js = [("leaflet", leaflet)]
+    world.default_css = [
+        ("leaflet_css", url_for("static", filename="vendor/leaflet/leaflet.css")),
+        ("geomap_css", url_for("static", filename="geomap/map.css")),
+    ]
+    url = tile_url(tiles)
+    if url:
+        attribution = (
+            '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> '
+            "contributors"
+            if url == OSM_TILES
+            else Markup.escape(tiles_attribution or "Map tiles")
+        )
+        layer = folium.TileLayer(tiles=url, attr=str(attribution), name="tiles", max_zoom=19)
+        layer._id = "tiles"
+        layer.add_to(world)
+    cluster = MarkerCluster(
+        icon_create_function=CLUSTER_ICON,
+        options={"showCoverageOnHover": False, "maxClusterRadius": 60},
+    )
+    cluster._id = "markers"
+    cluster.default_js = [
+        ("markercluster",
+         url_for("static", filename="vendor/markercluster/leaflet.markercluster.js")),
+        ("topojson", url_for("static", filename="vendor/topojson-client.min.js")),
+        ("geomap", url_for("static", filename="geomap/map.js")),
+    ]
+    cluster.default_css = [
+        ("markercluster_css", url_for("static", filename="vendor/markercluster/MarkerCluster.css")),
+    ]
+    cluster.add_to(world)
+    ViewportLayer(
+        cluster,
+        {
+            "cellsUrl": url_for("api.cells", slug=slug),
+            "countriesUrl": url_for("static", filename="vendor/world-atlas/countries-50m.json"),
+            "outlines": url is None,
+        },
+    ).add_to(world)
+    figure = world.get_root()
+    figure.render()
+    # folium's output is built from our own options and published numbers only.
+    return MapParts(
+        head=Markup(figure.header.render()),  # noqa: S704
+        body=Markup(figure.html.render()),  # noqa: S704
+        script=Markup(figure.script.render()),  # noqa: S704
+    )

@@ -1,0 +1,52 @@
+"""The site's pages: the list of conditions and each condition's world map."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, current_app, render_template
+
+from geomap import published
+from geomap.database import db
+from geomap.web.api import healthz
+from geomap.web.maps import world_map
+
+bp = Blueprint("pages", __name__)
+bp.add_url_rule("/healthz", view_func=healthz)
+
+
+@bp.get("/")
+def index() -> str:
+    """List the conditions and how many members each map shows."""
+    return render_template(
+        "index.html",
+        conditions=published.conditions(db.session),
+        state=published.publish_state(db.session),
+    )
+
+
+@bp.get("/conditions/<slug>/map")
+def condition_map(slug: str) -> str:
+    """Show the world map of one condition."""
+    condition = published.condition(db.session, slug)
+    if condition is None:
+        abort(404, description=f"There is no condition {slug!r}. See the list of conditions.")
+    config = current_app.config
+    parts = world_map(
+        slug=slug,
+        tiles=config["GEOMAP_TILES"],
+        tiles_attribution=config["GEOMAP_TILES_ATTRIBUTION"],
+        center=(25.0, 10.0),
+        zoom=2,
+    )
+    return render_template(
+        "map.html",
+        condition=condition,
+        state=published.publish_state(db.session),
+        map=parts,
+        k=config["GEOMAP_K"],
+    )
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Response:
+    """Serve the site icon where browsers look for it."""
+    return current_app.send_static_file("geomap/favicon.svg")

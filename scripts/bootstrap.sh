@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Installs everything geomap needs on a Debian machine, idempotently:
+# Debian packages (PostgreSQL + PostGIS, Chromium, Node.js), the Python
+# virtualenv with geomap and its dev extra, and the front-end assets from npm.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV="${VENV:-.venv}"
+PYTHON="${PYTHON:-python3}"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+pg_major() {
+    # The PostgreSQL server major version this Debian release provides.
+    local v
+    v=$(apt-cache show postgresql 2>/dev/null | sed -n 's/^Depends: .*postgresql-\([0-9][0-9]*\).*/\1/p' | head -n1)
+    if [ -z "$v" ]; then
+        v=$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -n1)
+    fi
+    echo "${v:-15}"
+}
+
+missing_packages() {
+    local major="$1" missing=()
+    [ -x "/usr/lib/postgresql/$major/bin/initdb" ] || missing+=("postgresql-$major")
+    [ -f "/usr/share/postgresql/$major/extension/postgis.control" ] || missing+=("postgresql-$major-postgis-3")
+    command -v chromium >/dev/null || missing+=(chromium)
+    command -v npm >/dev/null || missing+=(nodejs npm)
+    "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+    echo "${missing[@]:-}"
+}
+
+install_system_packages() {
+    local major missing
+    major=$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -n1)
+    missing=$(missing_packages "${major:-15}")
+    [ -z "$missing" ] && return 0
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+            sudo=(sudo -n)
+        else
+            echo "geomap needs these Debian packages, and this user cannot install them:" >&2
+            echo "    sudo apt-get install $missing" >&2
+            exit 1
+        fi
+    fi
+    say "Installing Debian packages"
+    "${sudo[@]}" apt-get update -qq
+    major=$(pg_major)
+    missing=$(missing_packages "$major")
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends $missing
+}
+
+install_python() {
+    if [ ! -x "$VENV/bin/python" ]; then
+        say "Creating virtualenv $VENV"
+        "$PYTHON" -m venv "$VENV"
+    fi
+    say "Installing geomap and its Python dependencies"
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    "$VENV/bin/python" -m pip install -q -e '.[dev]'
+}
+
+install_assets() {
+    say "Installing front-end assets from npm"
+    npm ci --no-audit --no-fund --loglevel=error
+    bash scripts/vendor_assets.sh
+}
+
+install_system_packages
+install_python
+install_assets
+say "Set-up complete"

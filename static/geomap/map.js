@@ -1,0 +1,152 @@
+/* geomap world map: country outlines and viewport-loaded published cells.
+ *
+ * Markers come from the cells API (published, k-anonymous cells only). Labels are
+ * numbers set with textContent; no member text is ever handled here. */
+(function () {
+  "use strict";
+
+  var geomap = (window.geomap = window.geomap || {});
+
+  function formatCount(n) {
+    return n.toLocaleString("en-US");
+  }
+
+  function countIcon(count, extraClass) {
+    var size = count < 10 ? 30 : count < 100 ? 36 : count < 1000 ? 42 : count < 10000 ? 50 : 58;
+    var el = document.createElement("div");
+    var span = document.createElement("span");
+    span.textContent = formatCount(count);
+    el.appendChild(span);
+    return L.divIcon({
+      html: el.outerHTML,
+      className: "geomap-count " + extraClass,
+      iconSize: L.point(size, size),
+    });
+  }
+
+  geomap.clusterIcon = function (cluster) {
+    var total = 0;
+    cluster.getAllChildMarkers().forEach(function (marker) {
+      total += marker.options.count;
+    });
+    return countIcon(total, "geomap-cluster");
+  };
+
+  // Tile-aligned, padded box so nearby viewports share one cached API answer.
+  function requestBox(map) {
+    var zoom = map.getZoom();
+    var step = 360 / Math.pow(2, Math.max(zoom - 1, 0));
+    var b = map.getBounds();
+    var west = Math.floor(b.getWest() / step) * step;
+    var east = Math.ceil(b.getEast() / step) * step;
+    var south = Math.max(-90, Math.floor(b.getSouth() / step) * step);
+    var north = Math.min(90, Math.ceil(b.getNorth() / step) * step);
+    if (east - west >= 360) {
+      west = -180;
+      east = 180;
+    }
+    return [west, south, east, north].map(function (v) {
+      return Math.round(v * 1e6) / 1e6;
+    });
+  }
+
+  // Natural Earth rings that cross the antimeridian jump from +180 to -180; make
+  // them continuous so Leaflet does not draw an edge around the whole world.
+  function unwrapRing(ring) {
+    var prev = ring[0][0];
+    var out = ring.map(function (point, i) {
+      var lng = point[0];
+      if (i > 0) {
+        while (lng - prev > 180) lng -= 360;
+        while (lng - prev < -180) lng += 360;
+      }
+      prev = lng;
+      return [lng, point[1]];
+    });
+    var closes = Math.abs(out[0][0] - out[out.length - 1][0]) < 1e-9;
+    return closes ? out : ring;
+  }
+
+  function unwrapGeometry(geometry) {
+    if (geometry.type === "Polygon") {
+      geometry.coordinates = geometry.coordinates.map(unwrapRing);
+    } else if (geometry.type === "MultiPolygon") {
+      geometry.coordinates = geometry.coordinates.map(function (polygon) {
+        return polygon.map(unwrapRing);
+      });
+    }
+  }
+
+  function loadOutlines(map, url) {
+    map.createPane("outlines");
+    map.getPane("outlines").style.zIndex = 250;
+    fetch(url)
+      .then(function (r) { return r.json(); })
+      .then(function (topo) {
+        var countries = topojson.feature(topo, topo.objects.countries);
+        countries.features.forEach(function (f) {
+          if (f.geometry) unwrapGeometry(f.geometry);
+        });
+        L.geoJSON(countries, {
+          pane: "outlines",
+          interactive: false,
+          style: { color: "#a9a294", weight: 0.7, fillColor: "#f7f4ec", fillOpacity: 1 },
+        }).addTo(map);
+      });
+  }
+
+  geomap.attach = function (map, cluster, options) {
+    var container = map.getContainer();
+    container.classList.add("geomap-map");
+    if (options.outlines) {
+      container.classList.add("geomap-no-tiles");
+      loadOutlines(map, options.countriesUrl);
+    }
+    map.attributionControl.addAttribution(
+      "Places &copy; GeoNames (CC BY 4.0) &middot; Outlines: Natural Earth"
+    );
+    var lastKey = null;
+    var pending = null;
+
+    function refresh() {
+      var zoom = map.getZoom();
+      var box = requestBox(map);
+      var key = zoom + "/" + box.join(",");
+      if (key === lastKey) return;
+      lastKey = key;
+      if (pending) pending.abort();
+      pending = new AbortController();
+      var url = options.cellsUrl + "?zoom=" + zoom + "&bbox=" + box.join(",");
+      fetch(url, { signal: pending.signal })
+        .then(function (r) {
+          if (!r.ok) throw new Error("cells " + r.status);
+          return r.json();
+        })
+        .then(function (collection) {
+          var markers = collection.features.map(function (f) {
+            var c = f.geometry.coordinates;
+            var count = f.properties.count;
+            return L.marker([c[1], c[0]], {
+              icon: countIcon(count, "geomap-cell"),
+              count: count,
+              keyboard: false,
+            });
+          });
+          cluster.clearLayers();
+          cluster.addLayers(markers);
+          container.dataset.publishedTotal = collection.properties.total;
+          container.dataset.loadedZoom = zoom;
+          container.dispatchEvent(new CustomEvent("geomap:loaded"));
+        })
+        .catch(function (err) {
+          if (err.name !== "AbortError") {
+            lastKey = null;
+            container.dataset.error = String(err.message);
+          }
+        });
+    }
+
+    map.on("moveend", refresh);
+    refresh();
+  };
+})();

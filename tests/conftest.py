@@ -1,0 +1,244 @@
+"""Fixtures: a real PostgreSQL + PostGIS cluster started by the suite itself.
+
+The suite runs its own embedded cluster in a temporary data folder on a free port
+(or uses GEOMAP_TEST_DATABASE_URL, a server you provide, for the template database
+``geomap_test_template`` it creates there). Reference data and a deterministic demo
+community are loaded once into a template database; each test that writes gets its
+own copy or a rolled-back transaction.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.serving import make_server
+
+from geomap import create_app, embedded_pg
+from geomap.config import load_settings
+from geomap.geo import reference
+from geomap.geo.derive import KeyDeriver
+from geomap.members_bulk import load_members
+from geomap.migrate import upgrade
+from geomap.publish import publish
+from geomap.session import session_scope
+
+K = 5
+FLOOR = 5
+DEMO_MEMBERS = 3000
+DEMO_SEED = 7
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of the PostgreSQL server's maintenance database (postgres)."""
+    provided = os.environ.get("GEOMAP_TEST_DATABASE_URL")
+    if provided:
+        yield make_url(provided).set(database="postgres").render_as_string(hide_password=False)
+        return
+    settings = load_settings(
+        {
+            "GEOMAP_DATA_DIR": str(tmp_path_factory.mktemp("geomap-data")),
+            "GEOMAP_DB_PORT": str(free_port()),
+        }
+    )
+    cluster = embedded_pg.cluster_for(settings)
+    embedded_pg.start(cluster)
+    try:
+        yield make_url(cluster.url).set(database="postgres").render_as_string(hide_password=False)
+    finally:
+        embedded_pg.stop(cluster)
+
+
+def _admin_engine(server_url: str) -> Engine:
+    return create_engine(server_url, isolation_level="AUTOCOMMIT", pool_size=1)
+
+
+def _create_database(server_url: str, name: str, template: str | None = None) -> str:
+    engine = _admin_engine(server_url)
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        clause = f' TEMPLATE "{template}"' if template else ""
+        conn.execute(text(f'CREATE DATABASE "{name}"{clause}'))
+    engine.dispose()
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_database(server_url: str, name: str) -> None:
+    engine = _admin_engine(server_url)
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def reference_template(server_url: str) -> str:
+    """Name of a template database: schema, conditions, places and countries, no members."""
+    name = "geomap_test_reference"
+    url = _create_database(server_url, name)
+    engine = create_engine(url)
+    upgrade(engine)
+    with session_scope(engine) as session:
+        reference.import_places(session)
+        reference.import_countries(session)
+    engine.dispose()
+    return name
+
+
+@pytest.fixture(scope="session")
+def community_url(server_url: str, reference_template: str) -> str:
+    """URL of a database with a published demo community (read-only for tests)."""
+    from geomap import demo
+
+    url = _create_database(server_url, "geomap_test_community", template=reference_template)
+    engine = create_engine(url)
+    with session_scope(engine) as session:
+        batch, prefixes = demo.generate(session, DEMO_MEMBERS, DEMO_SEED)
+        load_members(session, batch, KeyDeriver(session, FLOOR), pseudonym_prefix=prefixes)
+    with session_scope(engine) as session:
+        publish(session, k=K, floor=FLOOR)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def community_engine(community_url: str) -> Iterator[Engine]:
+    """Engine of the published demo community."""
+    engine = create_engine(community_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def community_deriver(community_engine: Engine) -> KeyDeriver:
+    """Key deriver over the test reference data."""
+    with Session(community_engine) as session:
+        return KeyDeriver(session, FLOOR)
+
+
+@pytest.fixture
+def fresh_db_url(server_url: str, reference_template: str) -> Iterator[str]:
+    """URL of a new database with reference data and no members, dropped afterwards."""
+    name = f"geomap_test_{uuid.uuid4().hex[:10]}"
+    url = _create_database(server_url, name, template=reference_template)
+    yield url
+    _drop_database(server_url, name)
+
+
+@pytest.fixture
+def rollback_session(community_engine: Engine) -> Iterator[Session]:
+    """A session on the demo community whose every change is rolled back."""
+    connection = community_engine.connect()
+    transaction = connection.begin()
+    session = Session(bind=connection, join_transaction_mode="create_savepoint")
+    try:
+        yield session
+    finally:
+        session.close()
+        transaction.rollback()
+        connection.close()
+
+
+def app_config(data_dir: Path, **overrides: object) -> dict:
+    """Return a test configuration for create_app."""
+    config = {
+        "TESTING": True,
+        "GEOMAP_DATA_DIR": str(data_dir),
+        "GEOMAP_K": str(K),
+        "GEOMAP_FLOOR_RESOLUTION": str(FLOOR),
+        "GEOMAP_SECRET_KEY": "test-secret",
+    }
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture
+def app(community_url: str, tmp_path: Path):
+    """The app over the published demo community."""
+    return create_app(app_config(tmp_path, GEOMAP_DATABASE_URL=community_url))
+
+
+@pytest.fixture
+def client(app):
+    """A test client of the app over the demo community."""
+    return app.test_client()
+
+
+def sessions_on(connection) -> sessionmaker:  # noqa: ANN001
+    """Return a session factory whose sessions join ``connection``'s transaction."""
+    return sessionmaker(bind=connection, join_transaction_mode="create_savepoint",
+                        expire_on_commit=False)
+
+
+class LiveServer:
+    """A real HTTP server on 127.0.0.1 serving an app in a thread."""
+
+    def __init__(self, app) -> None:  # noqa: ANN001
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture
+def live_server(app) -> Iterator[LiveServer]:
+    """The app over the demo community, served over HTTP on 127.0.0.1."""
+    with LiveServer(app) as server:
+        yield server
+
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Debian's Chromium, driven by Playwright (never a downloaded browser)."""
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    executable = os.environ.get("GEOMAP_CHROMIUM", "/usr/bin/chromium")
+    if not Path(executable).exists():
+        pytest.fail(f"{executable} is missing: install Debian's chromium (make test does)")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser) -> Iterator[object]:  # noqa: ANN001
+    """A fresh browser page that records every request it makes."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1400})
+    page = context.new_page()
+    page.requested_urls = []
+    page.on("request", lambda request: page.requested_urls.append(request.url))
+    yield page
+    context.close()
