@@ -13,6 +13,8 @@ from geomap.paths import resource
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the geomap web app, configured from ``test_config`` or the environment."""
+    from geomap import auth
+    from geomap.auth import views as auth_views
     from geomap.database import db
     from geomap.embedded_pg import database_url
     from geomap.web import api, errors, pages, security
@@ -41,6 +43,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     security.init_app(app)
     errors.init_app(app)
+    auth.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(auth_views.bp)
+
+    @app.context_processor
+    def _endpoints() -> dict[str, Any]:
+        return {"url_map_endpoints": set(app.view_functions)}
+
     return app

@@ -226,6 +226,40 @@ def _publish(ctx: Context) -> None:
     )
 
 
+# --- admins ----------------------------------------------------------------------
+
+
+@main.group()
+def admin() -> None:
+    """Manage admin accounts."""
+
+
+@admin.command("create")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@pass_context
+def admin_create(ctx: Context, email: str, password_stdin: bool) -> None:
+    """Create an admin account (or make an existing account an admin)."""
+    from email_validator import EmailNotValidError, validate_email
+
+    from geomap.auth.accounts import create_admin
+    from geomap.session import session_scope
+
+    try:
+        validate_email(email, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise click.ClickException(f"{email!r} is not a valid email address: {exc}") from None
+    if password_stdin or not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 10:
+        raise click.ClickException("The password must have at least 10 characters.")
+    with session_scope(ctx.engine) as session:
+        create_admin(session, email=email, password=password)
+    click.echo(f"Admin {email} is ready; sign in at /login.")
+
+
 # --- serving ---------------------------------------------------------------------
 
 

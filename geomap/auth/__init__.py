@@ -1,0 +1,96 @@
+"""Accounts, sign-in and the permission decorators routes declare.
+
+Passwords are hashed with Werkzeug's scrypt; sessions are Flask-Login's (cookies
+HttpOnly, SameSite=Lax, Secure over HTTPS); every form carries a CSRF token
+(Flask-WTF). Permission checks sit where a route is declared::
+
+    @bp.get("/admin/regions")
+    @admin_required
+    def regions(): ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import Flask, abort, request
+from flask.sessions import SecureCookieSessionInterface
+from flask_login import LoginManager, current_user
+from flask_wtf.csrf import CSRFProtect
+
+from geomap.auth.models import Account
+from geomap.database import db
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+login_manager = LoginManager()
+login_manager.login_view = "auth.login"
+login_manager.login_message = "Please sign in to continue."
+csrf = CSRFProtect()
+
+
+@login_manager.user_loader
+def _load_account(account_id: str) -> Account | None:
+    if not account_id.isdigit():
+        return None
+    return db.session.get(Account, int(account_id))
+
+
+@login_manager.unauthorized_handler
+def _unauthorized():  # noqa: ANN202
+    from flask import flash, redirect, url_for
+
+    from geomap.web.errors import wants_json
+
+    if wants_json():
+        abort(401, description="Sign in to use this.")
+    flash(login_manager.login_message)
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+
+def admin_required(view: F) -> F:
+    """Let only signed-in admins through: anonymous users go to sign-in, members get 403."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        if not current_user.is_admin:
+            abort(403, description="This page is for admins only.")
+        return view(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
+
+
+def member_required(view: F) -> F:
+    """Let only signed-in members (accounts with a member profile) through."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        if current_user.member_id is None:
+            abort(403, description="This needs a member profile; admins have none.")
+        return view(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, marked Secure whenever served over HTTPS."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        """Return True for HTTPS requests (behind a proxy: with ProxyFix in front)."""
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
+
+
+def init_app(app: Flask) -> None:
+    """Set up sign-in sessions, CSRF protection and cookie flags."""
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config["WTF_CSRF_TIME_LIMIT"] = None
+    app.session_interface = _SessionInterface()
+    login_manager.init_app(app)
+    csrf.init_app(app)
