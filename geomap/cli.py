@@ -188,8 +188,8 @@ def demo(ctx: Context, count: int, seed: int, if_empty: bool, no_publish: bool) 
             click.echo("Members exist already; no demo members added.")
             return
         started = time.perf_counter()
-        batch, prefixes = demo_data.generate(session, count, seed)
         deriver = deriver_for(session, ctx.settings["GEOMAP_FLOOR_RESOLUTION"])
+        batch, prefixes = demo_data.generate(session, count, seed, on_land=deriver.on_land)
         with click.progressbar(length=count, label="Demo members") as bar:
             load_members(session, batch, deriver, progress=bar.update, pseudonym_prefix=prefixes)
         seconds = time.perf_counter() - started

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -29,13 +30,23 @@ _NOUNS = (
 )
 
 
-def generate(session: Session, members: int, seed: int,
-             anchor: datetime | None = None) -> tuple[MemberBatch, list[str]]:
+def _scatter(lat0: np.ndarray, lng0: np.ndarray, distance_km: np.ndarray,
+             bearing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    lats = np.clip(lat0 + (distance_km * np.cos(bearing)) / 111.32, -89.9, 89.9)
+    cos_lat = np.maximum(np.cos(np.radians(lats)), 0.01)
+    lngs = lng0 + (distance_km * np.sin(bearing)) / (111.32 * cos_lat)
+    return lats, (lngs + 180.0) % 360.0 - 180.0
+
+
+def generate(session: Session, members: int, seed: int, anchor: datetime | None = None,
+             on_land: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+             ) -> tuple[MemberBatch, list[str]]:
     """Return ``members`` synthetic members and their pseudonym prefixes.
 
     Cities are drawn weighted by population; each member is scattered around the
-    city's centre (a spread that grows with city size); joins spread over the three
-    years before ``anchor`` (default: the start of the current month).
+    city's centre (a spread that grows with city size; with ``on_land``, scatter that
+    lands in the sea is drawn again closer in); joins spread over the three years
+    before ``anchor`` (default: the start of the current month).
     """
     rng = np.random.default_rng(seed)
     places = session.execute(
@@ -51,10 +62,15 @@ def generate(session: Session, members: int, seed: int,
     spread_km = 2.0 + 0.5 * np.sqrt(population[city] / 1000.0)
     distance = np.abs(rng.normal(0.0, 1.0, members)) * spread_km
     bearing = rng.uniform(0.0, 2 * np.pi, members)
-    lats = np.clip(lat0[city] + (distance * np.cos(bearing)) / 111.32, -89.9, 89.9)
-    cos_lat = np.maximum(np.cos(np.radians(lats)), 0.01)
-    lngs = lng0[city] + (distance * np.sin(bearing)) / (111.32 * cos_lat)
-    lngs = (lngs + 180.0) % 360.0 - 180.0
+    lats, lngs = _scatter(lat0[city], lng0[city], distance, bearing)
+    if on_land is not None:
+        for _ in range(3):
+            wet = np.flatnonzero(~on_land(lats, lngs))
+            if len(wet) == 0:
+                break
+            distance[wet] *= 0.3
+            lats[wet], lngs[wet] = _scatter(lat0[city[wet]], lng0[city[wet]], distance[wet],
+                                            bearing[wet])
 
     ids = dict(session.execute(text("SELECT slug, id FROM conditions")).all())
     slugs = [slug for slug in CONDITION_WEIGHTS if slug in ids]

@@ -108,8 +108,9 @@ def community_url(server_url: str, reference_template: str) -> str:
     url = _create_database(server_url, "geomap_test_community", template=reference_template)
     engine = create_engine(url)
     with session_scope(engine) as session:
-        batch, prefixes = demo.generate(session, DEMO_MEMBERS, DEMO_SEED)
-        load_members(session, batch, KeyDeriver(session, FLOOR), pseudonym_prefix=prefixes)
+        deriver = KeyDeriver(session, FLOOR)
+        batch, prefixes = demo.generate(session, DEMO_MEMBERS, DEMO_SEED, on_land=deriver.on_land)
+        load_members(session, batch, deriver, pseudonym_prefix=prefixes)
     with session_scope(engine) as session:
         publish(session, k=K, floor=FLOOR)
     engine.dispose()

@@ -79,6 +79,10 @@ class KeyDeriver:
         regions = self._regions_of(lats, lngs, countries)
         return DerivedKeys(floor_cells=cells, country_codes=countries, region_codes=regions)
 
+    def on_land(self, lats: np.ndarray, lngs: np.ndarray) -> np.ndarray:
+        """Return, per point, whether it falls in (or within ~10 km of) a country."""
+        return ~pd_isnull(self._countries(np.asarray(lats, float), np.asarray(lngs, float)))
+
     def _countries(self, lats: np.ndarray, lngs: np.ndarray) -> np.ndarray:
         points = shapely.points(lngs, lats)
         codes = np.full(len(points), None, dtype=object)
