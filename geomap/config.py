@@ -44,6 +44,18 @@ def _parse_list(raw: str) -> list[str]:
     return [part for part in raw.split() if part]
 
 
+def _parse_rate_limit(raw: str) -> str:
+    from limits import parse_many
+
+    try:
+        parse_many(raw)
+    except ValueError:
+        raise ConfigError(
+            f"expected a rate limit such as '30 per minute' or '10/hour', got {raw!r}"
+        ) from None
+    return raw
+
+
 def _parse_tiles(raw: str) -> str:
     value = raw.strip()
     if value in ("off", "osm") or re.match(r"^https?://.*\{z\}.*\{x\}.*\{y\}", value):
@@ -146,6 +158,32 @@ SETTINGS: tuple[Setting, ...] = (
         _parse_int(1, 64),
         "2",
         "Web worker processes of `geomap serve --prod`.",
+    ),
+    Setting(
+        "GEOMAP_NEARBY_RATE_LIMIT",
+        _parse_rate_limit,
+        "30 per minute",
+        "Nearby searches a member may make (page and API together), e.g. `30 per minute`; "
+        "`;` separates several limits.",
+    ),
+    Setting(
+        "GEOMAP_LOCATION_RATE_LIMIT",
+        _parse_rate_limit,
+        "10 per day",
+        "Location changes a member may make (settings page and API together).",
+    ),
+    Setting(
+        "GEOMAP_CONTACT_RATE_LIMIT",
+        _parse_rate_limit,
+        "20 per hour; 100 per day",
+        "Connection requests and messages a member may send.",
+    ),
+    Setting(
+        "GEOMAP_NEARBY_MAX_KM",
+        _parse_int(50, 5000),
+        "1000",
+        "Nearby lists members whose floor-cell centre is closer than this (km) to the "
+        "searcher's; the `500+ km` band ends here.",
     ),
 )
 

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import h3.api.basic_int as h3i
 import numpy as np
@@ -160,3 +161,43 @@ def keyed_order(secret: bytes | str, *parts: object) -> str:
 def sorted_keyed(secret: bytes | str, items: Iterable[tuple[object, ...]]) -> list:
     """Return ``items`` sorted by :func:`keyed_order` of each item's parts."""
     return sorted(items, key=lambda item: keyed_order(secret, *item))
+
+
+def _ring_steps(max_km: float, resolution: int) -> int:
+    """Return a grid_disk radius that surely covers every cell centre within ``max_km``."""
+    # Neighbouring centres are about 1.5 edges apart on average; 0.6 of that is a
+    # safe lower bound even near the 12 pentagons, where cells are distorted.
+    spacing = h3i.average_hexagon_edge_length(resolution, unit="km") * 1.5 * 0.6
+    return int(np.ceil(max_km / spacing)) + 1
+
+
+@lru_cache(maxsize=4096)
+def band_rings(cell: int, max_km: float) -> tuple[tuple[int, ...], ...]:
+    """Return, per distance band, the cells whose centre lies in that band from ``cell``'s.
+
+    Cells whose centre is ``max_km`` or more away are left out. Distances are between
+    cell centres only, so the answer is the same for every point inside ``cell``.
+    """
+    resolution = h3i.get_resolution(cell)
+    # A wide disk of fine cells is slow to build; a disk of coarse parents, widened by
+    # a parent's diameter and then expanded into children, covers the same ground fast.
+    coarse = max(resolution - 2, 0)
+    margin = 2 * h3i.average_hexagon_edge_length(coarse, unit="km") * 1.5
+    parents = h3i.grid_disk(h3i.cell_to_parent(cell, coarse), _ring_steps(max_km + margin, coarse))
+    candidates = np.array(
+        sorted(child for parent in parents for child in h3i.cell_to_children(parent, resolution)),
+        dtype=np.int64,
+    )
+    centres = np.array([h3i.cell_to_latlng(int(c)) for c in candidates])
+    lat0, lng0 = np.radians(cell_centre(cell))
+    lats, lngs = np.radians(centres[:, 0]), np.radians(centres[:, 1])
+    a = (np.sin((lats - lat0) / 2) ** 2
+         + np.cos(lat0) * np.cos(lats) * np.sin((lngs - lng0) / 2) ** 2)
+    km = 2 * 6371.0088 * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+    keep = km < max_km
+    candidates, km = candidates[keep], km[keep]
+    uppers = np.array([upper for upper, _label in DISTANCE_BANDS])
+    bands = np.searchsorted(uppers, km, side="right")
+    return tuple(
+        tuple(int(c) for c in candidates[bands == index]) for index in range(len(DISTANCE_BANDS))
+    )

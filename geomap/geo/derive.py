@@ -141,7 +141,9 @@ _cache_lock = threading.Lock()
 
 def deriver_for(session: Session, floor: int) -> KeyDeriver:
     """Return a process-wide :class:`KeyDeriver` for this database and floor."""
-    key = (session.get_bind().url.render_as_string(hide_password=True), floor)
+    bind = session.get_bind()
+    engine = getattr(bind, "engine", bind)  # a session may be bound to a connection
+    key = (engine.url.render_as_string(hide_password=True), floor)
     with _cache_lock:
         if key not in _cache:
             _cache[key] = KeyDeriver(session, floor)

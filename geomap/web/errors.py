@@ -15,6 +15,11 @@ def wants_json() -> bool:
     return request.path.startswith("/api/") or request.path == "/oembed"
 
 
+def render_error(error: HTTPException):  # noqa: ANN201
+    """Return ``error`` as JSON on the API, as a page elsewhere."""
+    return _render(error)
+
+
 def _render(error: HTTPException):  # noqa: ANN202
     status = error.code or 500
     message = error.description or error.name

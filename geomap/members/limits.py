@@ -1,0 +1,57 @@
+"""Rate limits on nearby searches, location changes and contact (Flask-Limiter, in memory).
+
+Each app gets its own limiter (so several apps in one process keep separate counts),
+keyed by member when signed in, else by address. The limits are settings; a page and
+its API twin share one budget (a shared scope). Flask's ``RATELIMIT_ENABLED`` turns
+them off (tests that play an attacker with unlimited queries do so).
+"""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, request
+from flask_limiter import Limiter
+from flask_login import current_user
+
+# scope -> (setting, endpoints, methods limited)
+RATE_LIMITED: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    "nearby": ("GEOMAP_NEARBY_RATE_LIMIT", ("members.nearby", "members_api.nearby"), ("GET",)),
+    "location": (
+        "GEOMAP_LOCATION_RATE_LIMIT",
+        ("members.location", "members_api.location"),
+        ("POST", "PUT"),
+    ),
+    "contact": (
+        "GEOMAP_CONTACT_RATE_LIMIT",
+        ("members.connect", "members.thread", "members_api.connect", "members_api.messages"),
+        ("POST",),
+    ),
+}
+
+
+def rate_key() -> str:
+    """Return whom a request counts against: the member, else the remote address."""
+    member_id = getattr(current_user, "member_id", None)
+    if member_id is not None:
+        return f"member:{member_id}"
+    return f"addr:{request.remote_addr or 'unknown'}"
+
+
+def init_app(app: Flask) -> None:
+    """Give ``app`` its own in-memory limiter and limit the member routes."""
+    limiter = Limiter(
+        key_func=rate_key,
+        storage_uri="memory://",
+        strategy="moving-window",
+        headers_enabled=True,
+    )
+    limiter.init_app(app)
+    app.extensions["geomap.limiter"] = limiter
+    for scope, (setting, endpoints, methods) in RATE_LIMITED.items():
+        shared = limiter.shared_limit(
+            lambda setting=setting: current_app.config[setting],
+            scope=scope,
+            methods=list(methods),
+            error_message="Too many requests; please wait a little and try again.",
+        )
+        for endpoint in endpoints:
+            app.view_functions[endpoint] = shared(app.view_functions[endpoint])

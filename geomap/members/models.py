@@ -1,0 +1,121 @@
+"""Tables of the members area: connections, messages, blocks, reports and cell labels.
+
+Nothing here holds a location: the only location-derived table, ``cell_labels``, is
+keyed by floor cell and computed from the cell's centre, so it is public by nature.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from geomap.database import Base
+
+CONNECTION_STATUSES = ("pending", "accepted", "declined")
+REQUEST_MAX = 500
+MESSAGE_MAX = 2000
+REPORT_MAX = 500
+
+
+class Connection(Base):
+    """A connection request from one member to another, and the thread it opens."""
+
+    __tablename__ = "connections"
+    __table_args__ = (
+        CheckConstraint(f"status IN {CONNECTION_STATUSES!r}", name="status"),
+        CheckConstraint("requester_id <> recipient_id", name="not_self"),
+        Index("uq_connections_pair", func.least("requester_id", "recipient_id"),
+              func.greatest("requester_id", "recipient_id"), unique=True),
+        Index("ix_connections_recipient", "recipient_id", "status"),
+        Index("ix_connections_requester", "requester_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    requester_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("members.id", ondelete="CASCADE")
+    )
+    recipient_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("members.id", ondelete="CASCADE")
+    )
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    message: Mapped[str] = mapped_column(String(REQUEST_MAX), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    responded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Message(Base):
+    """A message in the thread of an accepted connection."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_connection", "connection_id", "id"),
+        Index("ix_messages_unread", "recipient_id", postgresql_where="read_at IS NULL"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    connection_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("connections.id", ondelete="CASCADE")
+    )
+    sender_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("members.id", ondelete="CASCADE")
+    )
+    recipient_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("members.id", ondelete="CASCADE")
+    )
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Block(Base):
+    """One member blocking another: no contact and no nearby listing, either way."""
+
+    __tablename__ = "member_blocks"
+    __table_args__ = (
+        CheckConstraint("blocker_id <> blocked_id", name="not_self"),
+        Index("ix_member_blocks_blocked", "blocked_id"),
+    )
+
+    blocker_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True
+    )
+    blocked_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Report(Base):
+    """A member's report of a message, for moderators."""
+
+    __tablename__ = "message_reports"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    reporter_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("members.id", ondelete="CASCADE"), index=True
+    )
+    reason: Mapped[str] = mapped_column(String(REPORT_MAX), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class CellLabel(Base):
+    """The place label of a floor cell, computed once from the cell's centre."""
+
+    __tablename__ = "cell_labels"
+
+    floor_cell: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    label: Mapped[str] = mapped_column(String(250))

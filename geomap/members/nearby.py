@@ -1,0 +1,186 @@
+"""Nearby members: who shares a condition near me, computed from floor cells only.
+
+The observer's floor cell gives rings of cells per distance band (centre to centre,
+:func:`geomap.privacy.band_rings`). Bands are read nearest first through the floor
+cell index until the page is full; within a band members are in keyed order (HMAC of
+the server secret and both member ids). No exact point is read, so moving any member
+inside their floor cell changes no byte of any answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import h3.api.basic_int as h3i
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from geomap.members.errors import MemberConflictError, MemberInputError
+from geomap.members.queries import condition_id
+from geomap.privacy import DISTANCE_BANDS, band_rings, keyed_order
+
+PAGE_SIZE = 20
+MAX_PAGE = 500
+_PLACE_BOX_DEG = 0.25  # most populous place within this box around the cell centre
+_NEAR_DEG = 1.5  # else the nearest place this close
+
+_CANDIDATES = text(
+    "SELECT ml.member_id, ml.floor_cell FROM member_locations ml "
+    "JOIN member_conditions mc ON mc.member_id = ml.member_id AND mc.condition_id = :condition "
+    "JOIN members m ON m.id = ml.member_id AND m.visibility = 'map' AND m.contactable "
+    "WHERE ml.floor_cell = ANY(CAST(:cells AS bigint[])) AND ml.member_id <> :me "
+    "AND NOT EXISTS (SELECT 1 FROM member_blocks b WHERE "
+    "(b.blocker_id = :me AND b.blocked_id = ml.member_id) OR "
+    "(b.blocker_id = ml.member_id AND b.blocked_id = :me))"
+)
+
+
+@dataclass(frozen=True)
+class NearbyMember:
+    """One nearby member as others may see them: no point, no email."""
+
+    pseudonym: str
+    role: str
+    place: str
+    distance_band: str
+
+
+@dataclass(frozen=True)
+class NearbyPage:
+    """One page of nearby members for a condition."""
+
+    condition: str
+    page: int
+    page_size: int
+    members: tuple[NearbyMember, ...]
+    has_next: bool
+
+
+def parse_page(raw: str | None) -> int:
+    """Return a page number from 1 to MAX_PAGE; raise MemberInputError otherwise."""
+    if raw is None or raw == "":
+        return 1
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+        raise MemberInputError(f"page must be a whole number from 1 to {MAX_PAGE}.")
+    return int(raw)
+
+
+def observer_cell(session: Session, member_id: int) -> int:
+    """Return the observer's floor cell; raise MemberConflictError when they have no location."""
+    cell = session.execute(
+        text("SELECT floor_cell FROM member_locations WHERE member_id = :id"), {"id": member_id}
+    ).scalar_one_or_none()
+    if cell is None:
+        raise MemberConflictError("Set your location in your settings first.")
+    return int(cell)
+
+
+def nearby(session: Session, *, member_id: int, condition_slug: str, page: int,
+           secret: str, max_km: float, page_size: int = PAGE_SIZE) -> NearbyPage:
+    """Return page ``page`` (from 1) of members with the condition near ``member_id``."""
+    condition = condition_id(session, condition_slug)
+    rings = band_rings(observer_cell(session, member_id), float(max_km))
+    params = {"condition": condition, "me": member_id}
+    start, end = (page - 1) * page_size, page * page_size
+    seen = 0
+    picked: list[tuple[int, int, int]] = []  # (band, member id, floor cell)
+    has_next = False
+    for band, cells in enumerate(rings):
+        if not cells:
+            continue
+        if seen >= end:
+            has_next = _any_candidate(session, rings[band:], params)
+            break
+        rows = session.execute(_CANDIDATES, params | {"cells": list(cells)}).all()
+        if seen + len(rows) > start:
+            ordered = sorted(rows, key=lambda row: keyed_order(secret, member_id, row[0]))
+            picked.extend(
+                (band, row[0], row[1]) for row in ordered[max(start - seen, 0):end - seen]
+            )
+        seen += len(rows)
+        if seen > end:
+            has_next = True
+            break
+    return NearbyPage(condition_slug, page, page_size, _describe(session, picked), has_next)
+
+
+def _any_candidate(session: Session, rings: tuple[tuple[int, ...], ...], params: dict) -> bool:
+    cells = [cell for ring in rings for cell in ring]
+    found = session.execute(
+        text(f"SELECT EXISTS ({_CANDIDATES.text})"), params | {"cells": cells}
+    ).scalar_one()
+    return bool(found)
+
+
+def _describe(session: Session, picked: list[tuple[int, int, int]]) -> tuple[NearbyMember, ...]:
+    if not picked:
+        return ()
+    ids = [member for _band, member, _cell in picked]
+    members = {
+        row[0]: (row[1], row[2])
+        for row in session.execute(
+            text("SELECT id, pseudonym, role FROM members WHERE id = ANY(:ids)"), {"ids": ids}
+        ).all()
+    }
+    labels = cell_labels(session, sorted({cell for _band, _member, cell in picked}))
+    return tuple(
+        NearbyMember(members[member][0], members[member][1], labels[cell],
+                     DISTANCE_BANDS[band][1])
+        for band, member, cell in picked
+    )
+
+
+def cell_labels(session: Session, cells: list[int]) -> dict[int, str]:
+    """Return the place label of each floor cell, computing and caching missing ones."""
+    labels = dict(
+        session.execute(
+            text("SELECT floor_cell, label FROM cell_labels "
+                 "WHERE floor_cell = ANY(CAST(:cells AS bigint[]))"),
+            {"cells": cells},
+        ).all()
+    )
+    missing = [cell for cell in cells if cell not in labels]
+    for cell in missing:
+        labels[cell] = label_for_cell(session, cell)
+    if missing:
+        session.execute(
+            text("INSERT INTO cell_labels (floor_cell, label) VALUES (:cell, :label) "
+                 "ON CONFLICT DO NOTHING"),
+            [{"cell": cell, "label": labels[cell]} for cell in missing],
+        )
+    return labels
+
+
+def label_for_cell(session: Session, cell: int) -> str:
+    """Return a place label for a floor cell, from its centre only (never a member's point)."""
+    lat, lng = h3i.cell_to_latlng(cell)
+    params = {"lat": lat, "lng": lng}
+    centre = "ST_SetSRID(ST_MakePoint(:lng, :lat), 4326)"
+    row = session.execute(
+        text(
+            "SELECT p.name, coalesce(c.name, p.country_code) FROM places p "
+            "LEFT JOIN countries c ON c.code = p.country_code "
+            f"WHERE p.point && ST_Expand({centre}, :box) "
+            "ORDER BY p.population DESC, p.id LIMIT 1"
+        ),
+        params | {"box": _PLACE_BOX_DEG},
+    ).one_or_none()
+    if row is not None:
+        return f"{row[0]} area, {row[1]}"
+    row = session.execute(
+        text(
+            "SELECT p.name, coalesce(c.name, p.country_code) FROM places p "
+            "LEFT JOIN countries c ON c.code = p.country_code "
+            f"WHERE p.point && ST_Expand({centre}, :near) "
+            f"ORDER BY p.point <-> {centre}, p.id LIMIT 1"
+        ),
+        params | {"near": _NEAR_DEG},
+    ).one_or_none()
+    if row is not None:
+        return f"near {row[0]}, {row[1]}"
+    country = session.execute(
+        text(f"SELECT name FROM countries WHERE ST_Intersects(geom, {centre}) "
+             "ORDER BY code LIMIT 1"),
+        params,
+    ).scalar_one_or_none()
+    return f"rural {country}" if country else "a remote area"

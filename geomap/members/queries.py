@@ -1,0 +1,342 @@
+"""A member's own data: profile, conditions, location, gazetteer search, export, deletion.
+
+Query functions take a session and return plain data. The exact location is read here
+only to show it back to its owner (:func:`profile`, :func:`export`); every other use
+of a location goes through the floor cell derived when it is written.
+"""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from geomap.geo.derive import deriver_for
+from geomap.members.errors import MemberInputError, MemberNotFoundError
+from geomap.models import ROLES, VISIBILITIES
+
+PLACE_QUERY_MAX = 100
+PLACE_RESULTS = 10
+
+
+@dataclass(frozen=True)
+class ConditionChoice:
+    """A condition a member can pick."""
+
+    slug: str
+    name: str
+
+
+@dataclass(frozen=True)
+class OwnLocation:
+    """A member's own exact location, for their eyes only, with its public keys."""
+
+    lat: float
+    lng: float
+    country_code: str | None
+    region_code: str | None
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What a member has chosen: conditions, role, visibility, contact, location."""
+
+    member_id: int
+    pseudonym: str
+    role: str
+    visibility: str
+    contactable: bool
+    conditions: tuple[str, ...]
+    location: OwnLocation | None
+
+
+@dataclass(frozen=True)
+class PlaceMatch:
+    """A gazetteer place offered by the type-ahead."""
+
+    id: int
+    name: str
+    country_code: str
+    country: str
+    region_code: str
+    label: str
+
+
+@dataclass(frozen=True)
+class PublishTiming:
+    """When the map was last published and when changes will show at the latest."""
+
+    last: datetime | None
+    interval_seconds: int
+    visible_by: datetime | None
+
+
+def conditions(session: Session) -> list[ConditionChoice]:
+    """Return every condition a member may pick, by name."""
+    rows = session.execute(text("SELECT slug, name FROM conditions ORDER BY name")).all()
+    return [ConditionChoice(*row) for row in rows]
+
+
+def condition_id(session: Session, slug: str) -> int:
+    """Return the id of condition ``slug``; raise MemberInputError for an unknown one."""
+    found = session.execute(
+        text("SELECT id FROM conditions WHERE slug = :slug"), {"slug": slug}
+    ).scalar_one_or_none()
+    if found is None:
+        raise MemberInputError(f"There is no condition {slug[:64]!r}.")
+    return int(found)
+
+
+def profile(session: Session, member_id: int) -> Profile:
+    """Return a member's own profile, with their exact location (for them only)."""
+    row = session.execute(
+        text(
+            "SELECT m.pseudonym, m.role, m.visibility, m.contactable, "
+            "ST_Y(ml.location::geometry), ST_X(ml.location::geometry), "
+            "ml.country_code, ml.region_code, ml.member_id IS NOT NULL "
+            "FROM members m LEFT JOIN member_locations ml ON ml.member_id = m.id "
+            "WHERE m.id = :id"
+        ),
+        {"id": member_id},
+    ).one_or_none()
+    if row is None:
+        raise MemberNotFoundError("There is no such member.")
+    slugs = session.execute(
+        text(
+            "SELECT c.slug FROM member_conditions mc JOIN conditions c ON c.id = mc.condition_id "
+            "WHERE mc.member_id = :id ORDER BY c.slug"
+        ),
+        {"id": member_id},
+    ).scalars().all()
+    location = OwnLocation(row[4], row[5], row[6], row[7]) if row[8] else None
+    return Profile(member_id, row[0], row[1], row[2], row[3], tuple(slugs), location)
+
+
+def update_profile(session: Session, member_id: int, *, role: str, visibility: str,
+                   contactable: bool, condition_slugs: list[str]) -> None:
+    """Store a member's role, visibility, contact choice and conditions."""
+    if role not in ROLES:
+        raise MemberInputError(f"Role must be one of {', '.join(ROLES)}.")
+    if visibility not in VISIBILITIES:
+        raise MemberInputError(f"Visibility must be one of {', '.join(VISIBILITIES)}.")
+    ids = sorted({condition_id(session, slug) for slug in condition_slugs})
+    session.execute(
+        text(
+            "UPDATE members SET role = :role, visibility = :visibility, "
+            "contactable = :contactable, updated_at = now() WHERE id = :id"
+        ),
+        {"role": role, "visibility": visibility, "contactable": contactable, "id": member_id},
+    )
+    session.execute(
+        text("DELETE FROM member_conditions WHERE member_id = :id AND NOT "
+             "(condition_id = ANY(CAST(:ids AS smallint[])))"),
+        {"id": member_id, "ids": ids},
+    )
+    if ids:
+        session.execute(
+            text(
+                "INSERT INTO member_conditions (condition_id, member_id) "
+                "SELECT unnest(CAST(:ids AS smallint[])), :id ON CONFLICT DO NOTHING"
+            ),
+            {"id": member_id, "ids": ids},
+        )
+
+
+def parse_point(lat: Any, lng: Any) -> tuple[float, float]:
+    """Return (lat, lng) as floats; raise MemberInputError for non-numbers or out of range."""
+    values = []
+    for name, raw, limit in (("lat", lat, 90.0), ("lng", lng, 180.0)):
+        if isinstance(raw, bool):
+            raise MemberInputError(f"{name} must be a number.")
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise MemberInputError(f"{name} must be a number.") from None
+        if not math.isfinite(value) or not -limit <= value <= limit:
+            raise MemberInputError(f"{name} must be between {-limit:g} and {limit:g}.")
+        values.append(value)
+    return values[0], values[1]
+
+
+def set_location(session: Session, member_id: int, lat: float, lng: float, *,
+                 floor: int) -> None:
+    """Write a member's exact location and the public keys derived from it (one deriver)."""
+    lat, lng = parse_point(lat, lng)
+    keys = deriver_for(session, floor).derive(np.array([lat]), np.array([lng]))
+    session.execute(
+        text(
+            "INSERT INTO member_locations "
+            "(member_id, location, floor_cell, country_code, region_code, updated_at) "
+            "VALUES (:id, ST_SetSRID(ST_MakePoint(:lng, :lat), 4326)::geography, :cell, "
+            ":country, :region, now()) "
+            "ON CONFLICT (member_id) DO UPDATE SET location = excluded.location, "
+            "floor_cell = excluded.floor_cell, country_code = excluded.country_code, "
+            "region_code = excluded.region_code, updated_at = now()"
+        ),
+        {
+            "id": member_id, "lat": lat, "lng": lng, "cell": int(keys.floor_cells[0]),
+            "country": keys.country_codes[0], "region": keys.region_codes[0],
+        },
+    )
+    session.execute(text("UPDATE members SET updated_at = now() WHERE id = :id"),
+                    {"id": member_id})
+
+
+def set_location_to_place(session: Session, member_id: int, place_id: Any, *,
+                          floor: int) -> PlaceMatch:
+    """Put a member at a gazetteer place's centre; raise MemberInputError for an unknown one."""
+    place = place_by_id(session, place_id)
+    row = session.execute(
+        text("SELECT ST_Y(point), ST_X(point) FROM places WHERE id = :id"), {"id": place.id}
+    ).one()
+    set_location(session, member_id, row[0], row[1], floor=floor)
+    return place
+
+
+def _fold(value: str) -> str:
+    """Return ``value`` lower-cased without accents, as GeoNames' ascii names are."""
+    decomposed = unicodedata.normalize("NFKD", value)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).lower()
+
+
+def _country_names(session: Session, codes: set[str]) -> dict[str, str]:
+    rows = session.execute(
+        text("SELECT code, name FROM countries WHERE code = ANY(:codes)"), {"codes": list(codes)}
+    ).all()
+    return dict(rows)
+
+
+def _place_matches(session: Session, rows: list) -> list[PlaceMatch]:
+    names = _country_names(session, {row[2] for row in rows})
+    matches = []
+    for place_id, name, country_code, admin1 in rows:
+        country = names.get(country_code, country_code)
+        matches.append(PlaceMatch(place_id, name, country_code, country,
+                                  f"{country_code}.{admin1}", f"{name}, {country}"))
+    return matches
+
+
+def search_places(session: Session, query: str, limit: int = PLACE_RESULTS) -> list[PlaceMatch]:
+    """Return gazetteer places whose name starts with ``query``, most populous first."""
+    if len(query) > PLACE_QUERY_MAX:
+        raise MemberInputError(f"A place name has at most {PLACE_QUERY_MAX} characters.")
+    folded = _fold(query.strip())
+    if len(folded) < 2:
+        raise MemberInputError("Type at least two letters of a place name.")
+    pattern = folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    rows = session.execute(
+        text(
+            "SELECT id, name, country_code, admin1_code FROM places "
+            "WHERE lower(ascii_name) LIKE :pattern ORDER BY population DESC, id LIMIT :limit"
+        ),
+        {"pattern": pattern, "limit": limit},
+    ).all()
+    return _place_matches(session, rows)
+
+
+def place_by_id(session: Session, place_id: Any) -> PlaceMatch:
+    """Return the gazetteer place ``place_id``; raise MemberInputError for an unknown one."""
+    try:
+        wanted = int(place_id)
+    except (TypeError, ValueError):
+        raise MemberInputError("Unknown city: pick one from the list.") from None
+    rows = session.execute(
+        text("SELECT id, name, country_code, admin1_code FROM places WHERE id = :id"),
+        {"id": wanted},
+    ).all()
+    if not rows:
+        raise MemberInputError("Unknown city: pick one from the list.")
+    return _place_matches(session, rows)[0]
+
+
+def publish_timing(session: Session, interval_seconds: int,
+                   now: datetime | None = None) -> PublishTiming:
+    """Return when the map was last published and when a change now shows at the latest."""
+    last = session.execute(text("SELECT max(published_at) FROM publish_runs")).scalar_one()
+    now = now or datetime.now(UTC)
+    visible_by = now + timedelta(seconds=interval_seconds) if interval_seconds > 0 else None
+    return PublishTiming(last, interval_seconds, visible_by)
+
+
+def export(session: Session, member_id: int) -> dict[str, Any]:
+    """Return everything geomap holds about a member, ready for JSON."""
+    own = profile(session, member_id)
+    account = session.execute(
+        text("SELECT email, created_at, is_admin FROM accounts WHERE member_id = :id"),
+        {"id": member_id},
+    ).mappings().one_or_none()
+    member = session.execute(
+        text("SELECT joined_at, updated_at FROM members WHERE id = :id"), {"id": member_id}
+    ).mappings().one()
+    location = None
+    if own.location is not None:
+        keys = session.execute(
+            text("SELECT floor_cell, updated_at FROM member_locations WHERE member_id = :id"),
+            {"id": member_id},
+        ).one()
+        location = asdict(own.location) | {"floor_cell": str(keys[0]), "updated_at": keys[1]}
+    connections = session.execute(
+        text(
+            "SELECT c.id, CASE WHEN c.requester_id = :id THEN 'sent' ELSE 'received' END "
+            "AS direction, o.pseudonym AS other_member, c.status, c.message, c.created_at, "
+            "c.responded_at FROM connections c JOIN members o ON o.id = "
+            "CASE WHEN c.requester_id = :id THEN c.recipient_id ELSE c.requester_id END "
+            "WHERE :id IN (c.requester_id, c.recipient_id) ORDER BY c.id"
+        ),
+        {"id": member_id},
+    ).mappings().all()
+    messages = session.execute(
+        text(
+            "SELECT m.id, m.connection_id, s.pseudonym AS sender, r.pseudonym AS recipient, "
+            "m.body, m.created_at, m.read_at FROM messages m "
+            "JOIN members s ON s.id = m.sender_id JOIN members r ON r.id = m.recipient_id "
+            "WHERE :id IN (m.sender_id, m.recipient_id) ORDER BY m.id"
+        ),
+        {"id": member_id},
+    ).mappings().all()
+    blocks = session.execute(
+        text(
+            "SELECT o.pseudonym AS blocked_member, b.created_at FROM member_blocks b "
+            "JOIN members o ON o.id = b.blocked_id WHERE b.blocker_id = :id ORDER BY 1"
+        ),
+        {"id": member_id},
+    ).mappings().all()
+    reports = session.execute(
+        text("SELECT message_id, reason, created_at FROM message_reports "
+             "WHERE reporter_id = :id ORDER BY id"),
+        {"id": member_id},
+    ).mappings().all()
+    return _jsonable({
+        "account": dict(account) if account else None,
+        "member": {
+            "pseudonym": own.pseudonym, "role": own.role, "visibility": own.visibility,
+            "contactable": own.contactable, "conditions": list(own.conditions), **member,
+        },
+        "location": location,
+        "connections": [dict(row) for row in connections],
+        "messages": [dict(row) for row in messages],
+        "blocks": [dict(row) for row in blocks],
+        "reports": [dict(row) for row in reports],
+    })
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def delete_member(session: Session, member_id: int) -> None:
+    """Delete a member: account, location, conditions, connections and messages go too."""
+    session.execute(text("DELETE FROM accounts WHERE member_id = :id"), {"id": member_id})
+    session.execute(text("DELETE FROM members WHERE id = :id"), {"id": member_id})

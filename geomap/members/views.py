@@ -1,0 +1,311 @@
+"""Member pages: settings (join the map), nearby, connections and threads, my data."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user, logout_user
+
+from geomap.auth import member_required
+from geomap.database import db
+from geomap.members import nearby as nearby_queries
+from geomap.members import queries, social
+from geomap.members.errors import MemberConflictError, MemberInputError
+from geomap.members.forms import (
+    ROLE_LABELS,
+    ConfirmForm,
+    ConnectForm,
+    DeleteForm,
+    LocationForm,
+    MessageForm,
+    ProfileForm,
+    ReportForm,
+)
+
+bp = Blueprint("members", __name__)
+
+
+def _me() -> int:
+    return int(current_user.member_id)
+
+
+def _form_errors(form: Any) -> str:
+    return " ".join(f"{form[name].label.text}: {'; '.join(errs)}"
+                    for name, errs in form.errors.items())
+
+
+@bp.get("/settings")
+@member_required
+def settings() -> str:
+    """Show my conditions, role, visibility, contact choice and location."""
+    own = queries.profile(db.session, _me())
+    form = ProfileForm(data={"conditions": list(own.conditions), "role": own.role,
+                             "visibility": own.visibility, "contactable": own.contactable})
+    return _settings_page(own, form, LocationForm())
+
+
+def _settings_page(own: queries.Profile, form: ProfileForm, location_form: LocationForm,
+                   status: int = 200) -> Any:
+    choices = queries.conditions(db.session)
+    form.conditions.choices = [(c.slug, c.name) for c in choices]
+    timing = queries.publish_timing(db.session, current_app.config["GEOMAP_PUBLISH_INTERVAL"])
+    return render_template("members/settings.html", profile=own, form=form,
+                           location_form=location_form, timing=timing,
+                           role_labels=ROLE_LABELS), status
+
+
+@bp.post("/settings")
+@member_required
+def save_settings() -> Any:
+    """Save my conditions, role, visibility and contact choice."""
+    form = ProfileForm()
+    form.conditions.choices = [(c.slug, c.name) for c in queries.conditions(db.session)]
+    if not form.validate_on_submit():
+        flash(_form_errors(form) or "Please check the form.", "error")
+        return _settings_page(queries.profile(db.session, _me()), form, LocationForm(), 400)
+    try:
+        queries.update_profile(
+            db.session, _me(), role=form.role.data, visibility=form.visibility.data,
+            contactable=bool(form.contactable.data), condition_slugs=form.conditions.data or [],
+        )
+    except MemberInputError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("members.settings"))
+    db.session.commit()
+    flash("Saved. The map shows your change after the next publish.")
+    return redirect(url_for("members.settings"))
+
+
+@bp.post("/settings/location")
+@member_required
+def location() -> Any:
+    """Set my location from a picked city or a dropped pin."""
+    form = LocationForm()
+    if not form.validate_on_submit():
+        flash(_form_errors(form) or "Please check the form.", "error")
+        return redirect(url_for("members.settings"))
+    floor = current_app.config["GEOMAP_FLOOR_RESOLUTION"]
+    try:
+        if form.place_id.data:
+            place = queries.set_location_to_place(db.session, _me(), form.place_id.data,
+                                                  floor=floor)
+            message = f"Your location is now {place.label}."
+        elif form.lat.data or form.lng.data:
+            queries.set_location(db.session, _me(), form.lat.data, form.lng.data, floor=floor)
+            message = "Your location is now the pin you dropped."
+        elif form.city.data:
+            matches = queries.search_places(db.session, form.city.data, limit=1)
+            if not matches:
+                raise MemberInputError("Unknown city: pick one from the list.")
+            place = queries.set_location_to_place(db.session, _me(), matches[0].id, floor=floor)
+            message = f"Your location is now {place.label}."
+        else:
+            raise MemberInputError("Pick a city or drop a pin on the map.")
+    except MemberInputError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("members.settings"))
+    db.session.commit()
+    flash(message + " Only you see it; the map shows your area after the next publish.")
+    return redirect(url_for("members.settings"))
+
+
+@bp.get("/nearby")
+@member_required
+def nearby() -> Any:
+    """List members with a condition near me, by distance band."""
+    own = queries.profile(db.session, _me())
+    slug = request.args.get("condition") or (own.conditions[0] if own.conditions else "all")
+    choices = queries.conditions(db.session)
+    result, problem = None, None
+    try:
+        page = nearby_queries.parse_page(request.args.get("page"))
+        result = nearby_queries.nearby(
+            db.session, member_id=_me(), condition_slug=slug, page=page,
+            secret=current_app.config["SECRET_KEY"],
+            max_km=current_app.config["GEOMAP_NEARBY_MAX_KM"],
+        )
+        db.session.commit()  # place labels computed for new cells are kept
+    except (MemberInputError, MemberConflictError) as exc:
+        db.session.rollback()
+        problem = str(exc)
+    return render_template("members/nearby.html", result=result, problem=problem,
+                           slug=slug, choices=choices, role_labels=ROLE_LABELS,
+                           max_km=current_app.config["GEOMAP_NEARBY_MAX_KM"],
+                           has_location=own.location is not None), (400 if problem and
+                                                                     own.location else 200)
+
+
+@bp.route("/connect/<pseudonym>", methods=["GET", "POST"])
+@member_required
+def connect(pseudonym: str) -> Any:
+    """Send a connection request to a member."""
+    social.member_id_by_pseudonym(db.session, pseudonym)  # 404 for unknown members
+    form = ConnectForm()
+    if form.validate_on_submit():
+        try:
+            social.request_connection(db.session, _me(), pseudonym, form.message.data)
+        except (MemberInputError, MemberConflictError) as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+        else:
+            db.session.commit()
+            flash(f"Your request was sent to {pseudonym}.")
+            return redirect(url_for("members.connections"))
+    elif form.errors:
+        flash(_form_errors(form), "error")
+    return render_template("members/connect.html", pseudonym=pseudonym, form=form), (
+        400 if form.errors else 200)
+
+
+@bp.get("/connections")
+@member_required
+def connections() -> str:
+    """Show my requests, connections and blocks."""
+    items = social.connections(db.session, _me())
+    return render_template(
+        "members/connections.html",
+        incoming=[c for c in items if c.incoming and c.status == "pending"],
+        outgoing=[c for c in items if not c.incoming and c.status == "pending"],
+        accepted=[c for c in items if c.status == "accepted"],
+        blocked=social.blocked_members(db.session, _me()),
+        form=ConfirmForm(),
+    )
+
+
+@bp.post("/connections/<int:connection_id>/<any(accept, decline):answer>")
+@member_required
+def respond(connection_id: int, answer: str) -> Response:
+    """Accept or decline a request sent to me."""
+    if not ConfirmForm().validate_on_submit():
+        abort(400, description="The form has expired; please try again.")
+    try:
+        social.respond(db.session, _me(), connection_id, accept=answer == "accept")
+    except MemberConflictError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("members.connections"))
+    db.session.commit()
+    if answer == "accept":
+        flash("Accepted: you can now write to each other.")
+        return redirect(url_for("members.thread", connection_id=connection_id))
+    flash("Declined.")
+    return redirect(url_for("members.connections"))
+
+
+@bp.route("/connections/<int:connection_id>", methods=["GET", "POST"])
+@member_required
+def thread(connection_id: int) -> Any:
+    """Show a conversation and write in it."""
+    form = MessageForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            social.send_message(db.session, _me(), connection_id, form.body.data)
+        except (MemberInputError, MemberConflictError) as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+            status = 400
+        else:
+            db.session.commit()
+            return redirect(url_for("members.thread", connection_id=connection_id))
+    elif form.errors and request.method == "POST":
+        flash(_form_errors(form), "error")
+        status = 400
+    conversation = social.thread(db.session, _me(), connection_id)
+    db.session.commit()  # read receipts
+    return render_template("members/thread.html", thread=conversation, form=MessageForm(),
+                           action_form=ConfirmForm(), report_form=ReportForm()), status
+
+
+@bp.post("/members/<pseudonym>/<any(block, unblock):action>")
+@member_required
+def block(pseudonym: str, action: str) -> Response:
+    """Block or unblock a member."""
+    if not ConfirmForm().validate_on_submit():
+        abort(400, description="The form has expired; please try again.")
+    try:
+        if action == "block":
+            social.block(db.session, _me(), pseudonym)
+        else:
+            social.unblock(db.session, _me(), pseudonym)
+    except MemberInputError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("members.connections"))
+    db.session.commit()
+    flash(f"{pseudonym} is blocked." if action == "block" else f"{pseudonym} is unblocked.")
+    return redirect(url_for("members.connections"))
+
+
+@bp.post("/messages/<int:message_id>/report")
+@member_required
+def report(message_id: int) -> Response:
+    """Report a message to the moderators."""
+    form = ReportForm()
+    if not form.validate_on_submit():
+        abort(400, description=_form_errors(form) or "The form has expired.")
+    social.report_message(db.session, _me(), message_id, form.reason.data)
+    db.session.commit()
+    flash("Thank you: the message was reported to the moderators.")
+    return redirect(request.referrer if _same_site(request.referrer)
+                    else url_for("members.connections"))
+
+
+def _same_site(url: str | None) -> bool:
+    return bool(url) and url.startswith(request.host_url)
+
+
+@bp.get("/my-data")
+@member_required
+def my_data() -> str:
+    """Offer the export of my data and the deletion of my account."""
+    return render_template("members/my_data.html", form=DeleteForm())
+
+
+@bp.get("/my-data/export.json")
+@member_required
+def export() -> Response:
+    """Download everything geomap holds about me as JSON."""
+    body = json.dumps(queries.export(db.session, _me()), indent=2, ensure_ascii=False)
+    response = Response(body, mimetype="application/json")
+    response.headers["Content-Disposition"] = "attachment; filename=geomap-my-data.json"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/my-data/delete")
+@member_required
+def delete_account() -> Any:
+    """Delete my account and everything about me."""
+    form = DeleteForm()
+    if not form.validate_on_submit() or form.confirm.data.strip() != "DELETE":
+        flash("Type DELETE to confirm.", "error")
+        return render_template("members/my_data.html", form=form), 400
+    queries.delete_member(db.session, _me())
+    db.session.commit()
+    logout_user()
+    flash("Your account and all your data are deleted. The map reflects it after the "
+          "next publish.")
+    return redirect(url_for("pages.index"))
+
+
+@bp.app_context_processor
+def _unread_in_header() -> dict:
+    member_id = getattr(current_user, "member_id", None)
+    if member_id is None:
+        return {"unread": None}
+    return {"unread": social.unread_counts(db.session, int(member_id))}

@@ -1,0 +1,208 @@
+"""The members API and pages over a real PostGIS: join, search places, errors, limits."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import text
+
+from geomap import create_app
+from tests.conftest import app_config, sessions_on
+from tests.members_helpers import add_member, csrf_token, sign_in
+
+
+@pytest.fixture
+def connection(community_engine):
+    """A connection on the demo community in a transaction rolled back afterwards."""
+    conn = community_engine.connect()
+    transaction = conn.begin()
+    yield conn
+    transaction.rollback()
+    conn.close()
+
+
+@pytest.fixture
+def session(connection):
+    """A session inside the rolled-back transaction."""
+    factory = sessions_on(connection)
+    with factory() as s:
+        yield s
+
+
+def make_app(connection, tmp_path, **overrides):
+    """The app over the rolled-back transaction."""
+    return create_app(app_config(tmp_path, GEOMAP_SESSIONS=sessions_on(connection),
+                                 **overrides))
+
+
+@pytest.fixture
+def member_app(connection, tmp_path):
+    """The app with CSRF off (tests of behaviour, not of CSRF)."""
+    return make_app(connection, tmp_path, WTF_CSRF_ENABLED=False)
+
+
+@pytest.fixture
+def hamburg_member(session):
+    """A member in Hamburg with ALL."""
+    return add_member(session, "hamburg-heron", lat=53.55, lng=10.0)
+
+
+def test_places_type_ahead_returns_names_with_country_and_region(member_app, session,
+                                                                  hamburg_member) -> None:
+    session.commit()
+    client = member_app.test_client()
+    sign_in(client, hamburg_member[0])
+    response = client.get("/api/v1/places?q=hambu")
+    assert response.status_code == 200
+    places = response.get_json()["places"]
+    assert places[0]["name"] == "Hamburg" and places[0]["country"] == "Germany"
+    assert places[0]["region_code"].startswith("DE.")
+    assert set(places[0]) == {"id", "name", "country_code", "country", "region_code", "label"}
+    assert client.get("/api/v1/places?q=l%C3%BCbeck").get_json()["places"][0]["name"] == "Lübeck"
+
+
+@pytest.mark.parametrize("body,message", [
+    ({"lat": 91, "lng": 0}, "lat must be between"),
+    ({"lat": 10, "lng": -181}, "lng must be between"),
+    ({"lat": "ten", "lng": 0}, "lat must be a number"),
+    ({"lat": "nan", "lng": 0}, "lat must be between"),
+    ({"lat": True, "lng": 0}, "lat must be a number"),
+    ({"lat": 10}, "lng must be a number"),
+    ({"place_id": 999999999}, "Unknown city"),
+    ({"place_id": "x"}, "Unknown city"),
+    ({}, "Send lat and lng"),
+])
+def test_bad_locations_get_a_json_400(member_app, session, hamburg_member, body,
+                                      message) -> None:
+    session.commit()
+    client = member_app.test_client()
+    sign_in(client, hamburg_member[0])
+    response = client.put("/api/v1/me/location", json=body)
+    assert response.status_code == 400
+    assert message in response.get_json()["error"]["message"]
+
+
+@pytest.mark.parametrize("url,message", [
+    ("/api/v1/nearby?condition=nope", "no condition"),
+    ("/api/v1/nearby", "condition"),
+    ("/api/v1/nearby?condition=all&page=0", "page"),
+    ("/api/v1/nearby?condition=all&page=abc", "page"),
+    ("/api/v1/places?q=" + "x" * 101, "at most 100"),
+    ("/api/v1/places?q=a", "two letters"),
+])
+def test_bad_queries_get_a_json_400(member_app, session, hamburg_member, url, message) -> None:
+    session.commit()
+    client = member_app.test_client()
+    sign_in(client, hamburg_member[0])
+    response = client.get(url)
+    assert response.status_code == 400
+    assert message in response.get_json()["error"]["message"]
+
+
+def test_text_too_long_is_a_json_400(member_app, session, hamburg_member) -> None:
+    add_member(session, "quiet-lark", lat=53.6, lng=10.1)
+    session.commit()
+    client = member_app.test_client()
+    sign_in(client, hamburg_member[0])
+    response = client.post("/api/v1/connections", json={"to": "quiet-lark", "message": "x" * 501})
+    assert response.status_code == 400
+    assert "too long" in response.get_json()["error"]["message"]
+
+
+def test_anonymous_api_callers_get_401(member_app) -> None:
+    client = member_app.test_client()
+    for url in ("/api/v1/nearby?condition=all", "/api/v1/places?q=ham", "/api/v1/me/export",
+                "/api/v1/me/location"):
+        response = client.get(url)
+        assert response.status_code == 401, url
+        assert response.get_json()["error"]["status"] == 401
+
+
+def test_missing_csrf_token_is_a_json_400(connection, tmp_path, session, hamburg_member) -> None:
+    session.commit()
+    app = make_app(connection, tmp_path)
+    client = app.test_client()
+    sign_in(client, hamburg_member[0])
+    response = client.put("/api/v1/me/location", json={"lat": 50, "lng": 8})
+    assert response.status_code == 400
+    assert "CSRF" in response.get_json()["error"]["message"]
+    token = csrf_token(client)
+    ok = client.put("/api/v1/me/location", json={"lat": 50, "lng": 8},
+                    headers={"X-CSRFToken": token})
+    assert ok.status_code == 200
+
+
+def test_nearby_without_location_is_409(member_app, session) -> None:
+    account_id, _ = add_member(session, "no-place-yet")
+    session.commit()
+    client = member_app.test_client()
+    sign_in(client, account_id)
+    response = client.get("/api/v1/nearby?condition=all")
+    assert response.status_code == 409
+
+
+def test_rate_limits_give_429_as_json(connection, tmp_path, session, hamburg_member) -> None:
+    session.commit()
+    app = make_app(connection, tmp_path, WTF_CSRF_ENABLED=False,
+                   GEOMAP_NEARBY_RATE_LIMIT="3 per minute",
+                   GEOMAP_LOCATION_RATE_LIMIT="2 per hour")
+    client = app.test_client()
+    sign_in(client, hamburg_member[0])
+    statuses = [client.get("/api/v1/nearby?condition=all").status_code for _ in range(3)]
+    assert statuses == [200, 200, 200]
+    # The page and the API share one budget.
+    assert client.get("/nearby?condition=all").status_code == 429
+    limited = client.get("/api/v1/nearby?condition=all")
+    assert limited.status_code == 429 and "Too many" in limited.get_json()["error"]["message"]
+    moves = [client.put("/api/v1/me/location", json={"lat": 50 + i, "lng": 8}).status_code
+             for i in range(3)]
+    assert moves == [200, 200, 429]
+    # Reading my location is no change and is not limited.
+    assert client.get("/api/v1/me/location").status_code == 200
+
+
+def test_join_from_the_settings_page(member_app, session) -> None:
+    account_id, member_id = add_member(session, "new-finch", conditions=())
+    session.commit()
+    client = member_app.test_client()
+    sign_in(client, account_id)
+    page = client.get("/settings").get_data(as_text=True)
+    assert "next publish" in page and "You have not set a location yet" in page
+    response = client.post("/settings/location", data={"city": "Hamburg"})
+    assert response.status_code == 302
+    response = client.post("/settings", data={"conditions": ["all", "cll"], "role": "carer",
+                                              "visibility": "map", "contactable": "y"})
+    assert response.status_code == 302
+    row = session.execute(text(
+        "SELECT m.role, ml.country_code, ml.region_code, ml.floor_cell, "
+        "array(SELECT c.slug FROM member_conditions mc JOIN conditions c ON c.id = "
+        "mc.condition_id WHERE mc.member_id = m.id ORDER BY 1) FROM members m "
+        "JOIN member_locations ml ON ml.member_id = m.id WHERE m.id = :id"),
+        {"id": member_id}).one()
+    assert row[0] == "carer" and row[1] == "DE" and row[2].startswith("DE.")
+    assert row[4] == ["all", "cll"]
+    page = client.get("/settings").get_data(as_text=True)
+    assert "only you see this" in page and "53.5" in page
+
+
+def test_export_holds_my_data_and_delete_removes_it(member_app, session, hamburg_member) -> None:
+    session.commit()
+    client = member_app.test_client()
+    sign_in(client, hamburg_member[0])
+    response = client.get("/my-data/export.json")
+    assert response.headers["Content-Disposition"].startswith("attachment")
+    data = json.loads(response.data)
+    assert data["account"]["email"] == "hamburg-heron@example.org"
+    assert data["member"]["pseudonym"] == "hamburg-heron"
+    assert data["location"]["lat"] == pytest.approx(53.55)
+    response = client.post("/my-data/delete", data={"confirm": "DELETE"})
+    assert response.status_code == 302
+    member_id = hamburg_member[1]
+    for table, column in (("members", "id"), ("member_locations", "member_id"),
+                          ("member_conditions", "member_id"), ("accounts", "member_id")):
+        count = session.execute(
+            text(f"SELECT count(*) FROM {table} WHERE {column} = :id"), {"id": member_id}
+        ).scalar_one()
+        assert count == 0, table
+    assert client.get("/api/v1/me/export").status_code == 401
