@@ -255,11 +255,16 @@ def place_by_id(session: Session, place_id: Any) -> PlaceMatch:
     return _place_matches(session, rows)[0]
 
 
+def utc_now() -> datetime:
+    """Return the current time in UTC (one place to read the clock)."""
+    return datetime.now(UTC)
+
+
 def publish_timing(session: Session, interval_seconds: int,
                    now: datetime | None = None) -> PublishTiming:
     """Return when the map was last published and when a change now shows at the latest."""
     last = session.execute(text("SELECT max(published_at) FROM publish_runs")).scalar_one()
-    now = now or datetime.now(UTC)
+    now = now or utc_now()
     visible_by = now + timedelta(seconds=interval_seconds) if interval_seconds > 0 else None
     return PublishTiming(last, interval_seconds, visible_by)
 

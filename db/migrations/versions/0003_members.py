@@ -98,13 +98,9 @@ def upgrade() -> None:
         sa.Column("label", sa.String(length=250), nullable=False),
         sa.PrimaryKeyConstraint("floor_cell", name=op.f("pk_cell_labels")),
     )
-    # Nearby filters by condition then floor cell: this index answers both.
-    op.create_index("ix_member_locations_cell_member", "member_locations",
-                    ["floor_cell", "member_id"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_member_locations_cell_member", table_name="member_locations")
     op.drop_table("cell_labels")
     op.drop_table("message_reports")
     op.drop_table("member_blocks")

@@ -1,0 +1,315 @@
+"""Nearby on a real PostGIS: who is listed, bands, keyed order, pages, and privacy.
+
+The privacy properties: moving any other member's exact point inside their floor cell
+changes no byte the observer can load (hypothesis), and an attacker who may put
+themselves anywhere and search without limit learns nothing finer than a floor cell.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import h3.api.basic_int as h3i
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import text
+
+from geomap import create_app
+from geomap.members import nearby as nearby_queries
+from geomap.members import queries, social
+from geomap.privacy import DISTANCE_BANDS, band_rings, cell_distance_km, distance_band, keyed_order
+from tests.conftest import FLOOR, app_config, sessions_on
+from tests.members_helpers import add_member, sign_in
+
+SECRET = "test-secret"
+FRANKFURT = (50.11, 8.68)
+BAND_LABELS = [label for _upper, label in DISTANCE_BANDS]
+
+
+@pytest.fixture
+def connection(community_engine):
+    """A connection on the demo community in a transaction rolled back afterwards."""
+    conn = community_engine.connect()
+    transaction = conn.begin()
+    yield conn
+    transaction.rollback()
+    conn.close()
+
+
+@pytest.fixture
+def session(connection):
+    """A session inside the rolled-back transaction."""
+    with sessions_on(connection)() as s:
+        yield s
+
+
+def unlimited_app(connection, tmp_path, **overrides):
+    """The app over the transaction, rate limits lifted and CSRF off."""
+    return create_app(app_config(tmp_path, GEOMAP_SESSIONS=sessions_on(connection),
+                                 RATELIMIT_ENABLED=False, WTF_CSRF_ENABLED=False,
+                                 **overrides))
+
+
+@pytest.fixture
+def observer(session):
+    """A member with ALL in Frankfurt: (account id, member id)."""
+    ids = add_member(session, "frankfurt-finch", lat=FRANKFURT[0], lng=FRANKFURT[1])
+    session.commit()
+    return ids
+
+
+def all_pages(session, member_id: int, slug: str = "all", max_km: float = 1000.0):
+    pages, page = [], 1
+    while True:
+        result = nearby_queries.nearby(session, member_id=member_id, condition_slug=slug,
+                                       page=page, secret=SECRET, max_km=max_km)
+        pages.append(result)
+        if not result.has_next:
+            return pages
+        page += 1
+
+
+def expected_listing(session, member_id: int, max_km: float = 1000.0) -> list[tuple]:
+    """What nearby must list, computed independently: (band, keyed order, member id)."""
+    own = session.execute(text("SELECT floor_cell FROM member_locations WHERE member_id = :id"),
+                          {"id": member_id}).scalar_one()
+    rows = session.execute(text(
+        "SELECT m.id, ml.floor_cell FROM members m JOIN member_locations ml "
+        "ON ml.member_id = m.id JOIN member_conditions mc ON mc.member_id = m.id "
+        "JOIN conditions c ON c.id = mc.condition_id AND c.slug = 'all' "
+        "WHERE m.visibility = 'map' AND m.contactable AND m.id <> :me "
+        "AND NOT EXISTS (SELECT 1 FROM member_blocks b WHERE (b.blocker_id = :me AND "
+        "b.blocked_id = m.id) OR (b.blocker_id = m.id AND b.blocked_id = :me))"),
+        {"me": member_id}).all()
+    out = []
+    for other, cell in rows:
+        km = cell_distance_km(own, cell)
+        if km < max_km:
+            out.append((BAND_LABELS.index(distance_band(km)), keyed_order(SECRET, member_id, other),
+                        other))
+    return sorted(out)
+
+
+def test_nearby_lists_opted_in_members_by_band_then_keyed_order(session, observer) -> None:
+    pages = all_pages(session, observer[1])
+    listed = [m for page in pages for m in page.members]
+    expected = expected_listing(session, observer[1])
+    names = dict(session.execute(text("SELECT id, pseudonym FROM members")).all())
+    assert [m.pseudonym for m in listed] == [names[e[2]] for e in expected]
+    assert [m.distance_band for m in listed] == [BAND_LABELS[e[0]] for e in expected]
+    assert len(pages) >= 2  # several pages, so page boundaries are exercised too
+    assert all(len(page.members) == nearby_queries.PAGE_SIZE for page in pages[:-1])
+    assert 0 < len(pages[-1].members) <= nearby_queries.PAGE_SIZE
+
+
+def test_hidden_country_only_not_contactable_and_blocked_members_are_not_listed(
+        session, observer) -> None:
+    for name, kwargs in (("hidden-hare", {"visibility": "hidden"}),
+                         ("country-crow", {"visibility": "country"}),
+                         ("silent-seal", {"contactable": False}),
+                         ("other-ill-owl", {"conditions": ("cll",)}),
+                         ("blocked-bee", {}), ("blocker-bat", {}), ("listed-lynx", {})):
+        add_member(session, name, lat=FRANKFURT[0] + 0.01, lng=FRANKFURT[1], **kwargs)
+    social.block(session, observer[1], "blocked-bee")
+    blocker = social.member_id_by_pseudonym(session, "blocker-bat")
+    social.block(session, blocker, "frankfurt-finch")
+    listed = {m.pseudonym for page in all_pages(session, observer[1]) for m in page.members}
+    assert "listed-lynx" in listed
+    assert not listed & {"hidden-hare", "country-crow", "silent-seal", "other-ill-owl",
+                         "blocked-bee", "blocker-bat", "frankfurt-finch"}
+
+
+def test_place_labels_come_from_the_cell_and_say_where_roughly(session, observer) -> None:
+    add_member(session, "local-lynx", lat=50.12, lng=8.69)
+    first = all_pages(session, observer[1])[0]
+    local = [m for m in first.members if m.pseudonym == "local-lynx"][0]
+    assert local.distance_band == "<25 km"
+    assert local.place == nearby_queries.label_for_cell(session, h3i.latlng_to_cell(50.12, 8.69,
+                                                                                    FLOOR))
+    assert "Frankfurt" in local.place and "Germany" in local.place
+
+
+def test_candidate_query_uses_the_floor_cell_index(fresh_db_url) -> None:
+    # At a realistic size (200,000 members over 19,441 cells, a third with ALL) the
+    # planner must reach member_locations through the floor cell index.
+    from sqlalchemy import create_engine
+
+    centre = h3i.latlng_to_cell(*FRANKFURT, FLOOR)
+    world = sorted(h3i.grid_disk(centre, 80))
+    engine = create_engine(fresh_db_url)
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO members (id, pseudonym, role, visibility, contactable) "
+            "SELECT i, 'm' || i, 'patient', CASE WHEN i % 10 = 0 THEN 'hidden' ELSE 'map' END, "
+            "i % 5 <> 0 FROM generate_series(1, 200000) i"))
+        conn.execute(text(
+            "INSERT INTO member_conditions (condition_id, member_id) "
+            "SELECT 1 + i % 3, i FROM generate_series(1, 200000) i"))
+        conn.execute(text(
+            "INSERT INTO member_locations (member_id, location, floor_cell) "
+            "SELECT i, ST_MakePoint(0, 0)::geography, (CAST(:cells AS bigint[]))[1 + i % :n] "
+            "FROM generate_series(1, 200000) i"), {"cells": world, "n": len(world)})
+        for table in ("members", "member_locations", "member_conditions", "member_blocks"):
+            conn.execute(text(f"ANALYZE {table}"))
+        for band in range(4):
+            cells = list(band_rings(centre, 1000.0)[band])
+            plan = "\n".join(conn.execute(
+                text("EXPLAIN " + nearby_queries._CANDIDATES.text),
+                {"condition": 1, "me": 1, "cells": cells}).scalars())
+            assert re.search(
+                r"Index (Only )?Scan (using|on) ix_member_locations_floor_cell", plan
+            ), plan
+    engine.dispose()
+
+
+def test_responses_hold_no_coordinates_or_email(connection, tmp_path, session, observer) -> None:
+    app = unlimited_app(connection, tmp_path)
+    client = app.test_client()
+    sign_in(client, observer[0])
+    body = client.get("/api/v1/nearby?condition=all").get_json()
+    assert set(body) == {"condition", "page", "page_size", "has_next", "members"}
+    for member in body["members"]:
+        assert set(member) == {"pseudonym", "role", "place", "distance_band"}
+    raw = client.get("/api/v1/nearby?condition=all").get_data(as_text=True)
+    assert "@" not in raw and not re.search(r"\d+\.\d{3,}", raw)
+
+
+# --- indistinguishability within a floor cell -------------------------------------
+
+def point_in_cell(cell: int, corner: int, a: float, b: float) -> tuple[float, float]:
+    """Return a point inside ``cell``: barycentric in the triangle centre–corner–next corner."""
+    centre = h3i.cell_to_latlng(cell)
+    ring = h3i.cell_to_boundary(cell)
+    p1, p2 = ring[corner % len(ring)], ring[(corner + 1) % len(ring)]
+    if a + b > 1:
+        a, b = 1 - a, 1 - b
+    a, b = a * 0.98, b * 0.98  # stay off the edges
+    lat = centre[0] + a * (p1[0] - centre[0]) + b * (p2[0] - centre[0])
+    lng = centre[1] + a * (p1[1] - centre[1]) + b * (p2[1] - centre[1])
+    return lat, lng
+
+
+def strip_csrf(html: str) -> str:
+    # CSRF tokens are signed with a timestamp: they change by the second, never with data.
+    return re.sub(r'<input[^>]*name="csrf_token"[^>]*>', "<csrf>", html)
+
+
+def observe(client, max_pages: int = 60) -> list[bytes]:
+    """Everything the observer can load about others: nearby (API and pages) and more."""
+    seen: list[bytes] = []
+    for page in range(1, max_pages + 1):
+        api = client.get(f"/api/v1/nearby?condition=all&page={page}")
+        html = client.get(f"/nearby?condition=all&page={page}")
+        assert api.status_code == 200 and html.status_code == 200
+        seen += [api.data, strip_csrf(html.get_data(as_text=True)).encode()]
+        if not api.get_json()["has_next"]:
+            break
+    for url in ("/connections", "/settings", "/api/v1/connections", "/api/v1/me/export",
+                "/api/v1/conditions/all/cells?zoom=6", "/conditions/all/map"):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        seen.append(strip_csrf(response.get_data(as_text=True)).encode())
+    return seen
+
+
+@pytest.fixture
+def victims(session, observer):
+    """Demo members with ALL listed for the observer, with their floor cells."""
+    listed = {m.pseudonym for page in all_pages(session, observer[1], max_km=300)
+              for m in page.members}
+    rows = session.execute(text(
+        "SELECT m.id, m.pseudonym, ml.floor_cell FROM members m JOIN member_locations ml "
+        "ON ml.member_id = m.id WHERE m.pseudonym = ANY(:names) ORDER BY m.id"),
+        {"names": sorted(listed)}).all()
+    return [(row[0], row[2]) for row in rows]
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_moving_a_member_inside_its_cell_changes_no_byte_the_observer_sees(
+        connection, tmp_path, session, observer, victims, monkeypatch, data) -> None:
+    # The settings page says when the next publish is due: a clock, not data.
+    monkeypatch.setattr(queries, "utc_now", lambda: datetime(2026, 11, 27, 12, 0, tzinfo=UTC))
+    app = unlimited_app(connection, tmp_path, GEOMAP_NEARBY_MAX_KM="300")
+    client = app.test_client()
+    sign_in(client, observer[0])
+    before = observe(client)
+    victim, cell = data.draw(st.sampled_from(victims), label="victim")
+    lat, lng = point_in_cell(cell, data.draw(st.integers(0, 5), label="corner"),
+                             data.draw(st.floats(0, 1), label="a"),
+                             data.draw(st.floats(0, 1), label="b"))
+    assert h3i.latlng_to_cell(lat, lng, FLOOR) == cell
+    queries.set_location(session, victim, lat, lng, floor=FLOOR)
+    session.commit()
+    assert observe(client) == before
+
+
+# --- the attacker ----------------------------------------------------------------
+
+def attacker_positions(target: tuple[float, float]) -> list[tuple[float, float]]:
+    """Points around a target just inside and outside every band boundary, on 4 bearings."""
+    out = [target]
+    for km in (3, 12, 24, 26, 49, 51, 99, 101, 249, 251):
+        for bearing in (0, 90, 180, 270):
+            out.append(offset(target, km, bearing))
+    return out
+
+
+def offset(point: tuple[float, float], km: float, bearing_deg: float) -> tuple[float, float]:
+    import math
+
+    lat, lng = map(math.radians, point)
+    d, b = km / 6371.0088, math.radians(bearing_deg)
+    lat2 = math.asin(math.sin(lat) * math.cos(d) + math.cos(lat) * math.sin(d) * math.cos(b))
+    lng2 = lng + math.atan2(math.sin(b) * math.sin(d) * math.cos(lat),
+                            math.cos(d) - math.sin(lat) * math.sin(lat2))
+    return math.degrees(lat2), (math.degrees(lng2) + 540) % 360 - 180
+
+
+def attack(client, positions) -> list[bytes]:
+    """Move the attacker to every position and read every nearby page at each."""
+    vector = []
+    for lat, lng in positions:
+        assert client.put("/api/v1/me/location", json={"lat": lat, "lng": lng}).status_code == 200
+        page = 1
+        while True:
+            response = client.get(f"/api/v1/nearby?condition=all&page={page}")
+            vector.append(response.data)
+            if not response.get_json()["has_next"]:
+                break
+            page += 1
+    return vector
+
+
+def test_an_attacker_cannot_place_a_victim_inside_its_floor_cell(connection, tmp_path,
+                                                                  session) -> None:
+    # A victim in a sparse place (Hohe Tauern), so the attacker sees them on few pages,
+    # and the order around them is not drowned out by a city.
+    victim_cell = h3i.latlng_to_cell(47.08, 12.69, FLOOR)
+    corner_a = point_in_cell(victim_cell, 0, 0.97, 0.0)
+    corner_b = point_in_cell(victim_cell, 3, 0.97, 0.0)
+    assert cell_distance_km(h3i.latlng_to_cell(*corner_a, FLOOR),
+                            h3i.latlng_to_cell(*corner_b, FLOOR)) == 0
+    _, victim = add_member(session, "alpine-ibex", lat=corner_a[0], lng=corner_a[1])
+    attacker_account, _ = add_member(session, "prying-magpie", lat=0.0, lng=0.0)
+    session.commit()
+    app = unlimited_app(connection, tmp_path, GEOMAP_NEARBY_MAX_KM="300")
+    client = app.test_client()
+    sign_in(client, attacker_account)
+    # The attacker aims at the two places the victim might be, and at the cell centre.
+    positions = (attacker_positions(corner_a) + attacker_positions(corner_b)
+                 + attacker_positions(h3i.cell_to_latlng(victim_cell)))
+    seen_at_a = attack(client, positions)
+    assert any(b"alpine-ibex" in body for body in seen_at_a)
+    queries.set_location(session, victim, corner_b[0], corner_b[1], floor=FLOOR)
+    session.commit()
+    seen_at_b = attack(client, positions)
+    assert seen_at_b == seen_at_a
+    # The same attack tells neighbouring cells apart: it is not blind, only coarse.
+    elsewhere = point_in_cell(h3i.grid_ring(victim_cell, 2)[0], 0, 0.1, 0.1)
+    queries.set_location(session, victim, elsewhere[0], elsewhere[1], floor=FLOOR)
+    session.commit()
+    assert attack(client, positions) != seen_at_a
