@@ -1,0 +1,151 @@
+"""The whole member journey in a real Chromium, against a real PostGIS.
+
+Sign up, join via the city type-ahead, count on the map after a publish, find a nearby
+member, send a request, accept, exchange messages, block, delete the account.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from geomap import create_app, demo
+from geomap.geo.derive import KeyDeriver
+from geomap.members_bulk import load_members
+from geomap.publish import publish
+from geomap.session import session_scope
+from tests.conftest import FLOOR, K, LiveServer, app_config
+
+
+@pytest.fixture
+def small_community_url(fresh_db_url: str) -> str:
+    """A writable database with 1,500 published demo members."""
+    engine = create_engine(fresh_db_url)
+    with session_scope(engine) as session:
+        deriver = KeyDeriver(session, FLOOR)
+        batch, prefixes = demo.generate(session, 1500, 11, on_land=deriver.on_land)
+        load_members(session, batch, deriver, pseudonym_prefix=prefixes)
+    with session_scope(engine) as session:
+        publish(session, k=K, floor=FLOOR)
+    engine.dispose()
+    return fresh_db_url
+
+
+def publish_now(url: str) -> None:
+    engine = create_engine(url)
+    with session_scope(engine) as session:
+        publish(session, k=K, floor=FLOOR)
+    engine.dispose()
+
+
+def sign_up(page, base: str, pseudonym: str) -> None:  # noqa: ANN001
+    page.goto(f"{base}/signup")
+    page.fill("#pseudonym", pseudonym)
+    page.fill("#email", f"{pseudonym}@example.org")
+    page.fill("#password", "correct horse battery")
+    page.fill("#confirm", "correct horse battery")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/settings")
+
+
+def join_via_city(page, typed: str, expected: str) -> None:  # noqa: ANN001
+    page.fill("#city-input", "")
+    page.type("#city-input", typed, delay=30)
+    option = page.locator(".city-option", has_text=expected).first
+    option.wait_for(timeout=10_000)
+    option.click()
+    page.click("#save-location")
+    page.wait_for_selector(f"text=Your location is now {expected}")
+    page.check("#profile-form input[value=all]")
+    page.check("#visibility-0")
+    page.check("#contactable")
+    page.click("#save-profile")
+    page.wait_for_selector("text=Saved.")
+
+
+def published_total(page, base: str) -> int:  # noqa: ANN001
+    page.goto(f"{base}/conditions/all/map")
+    return int(page.inner_text("#published-total").replace(",", ""))
+
+
+def test_member_journey(small_community_url, tmp_path, browser) -> None:
+    app = create_app(app_config(tmp_path, GEOMAP_DATABASE_URL=small_community_url))
+    ada_context = browser.new_context(viewport={"width": 1200, "height": 1000})
+    bo_context = browser.new_context(viewport={"width": 1200, "height": 1000})
+    requested: list[str] = []
+    for context in (ada_context, bo_context):
+        context.on("request", lambda request: requested.append(request.url))
+    ada, bo = ada_context.new_page(), bo_context.new_page()
+    with LiveServer(app) as server:
+        base = server.url
+        # Sign up and join the ALL map via the type-ahead.
+        sign_up(ada, base, "ada-otter")
+        assert "publish" in ada.inner_text("#publish-timing")
+        join_via_city(ada, "Hamb", "Hamburg, Germany")
+        assert "only you see this" in ada.inner_text("#own-location")
+        before = published_total(ada, base)
+        publish_now(small_community_url)
+        assert published_total(ada, base) == before + 1
+
+        # A second member joins nearby (the type-ahead folds accents: "Lübeck").
+        sign_up(bo, base, "bo-heron")
+        join_via_city(bo, "Lübe", "Lübeck, Germany")
+
+        # Ada finds Bo nearby and sends a request.
+        ada.goto(f"{base}/nearby?condition=all")
+        entry = ada.locator(".nearby-member", has_text="bo-heron")
+        entry.wait_for()
+        assert "km" in entry.inner_text()
+        entry.locator(".connect-link").click()
+        ada.fill("#message", "Hi Bo, I live near you. <b>not bold</b>")
+        ada.click("#connect-form button[type=submit]")
+        ada.wait_for_selector("text=Your request was sent to bo-heron.")
+
+        # Bo sees the request in the header and accepts it.
+        bo.goto(f"{base}/")
+        assert bo.inner_text("#unread-count") == "1"
+        bo.goto(f"{base}/connections")
+        assert "<b>not bold</b>" in bo.inner_text(".request-message")
+        bo.click(".accept-button")
+        bo.wait_for_selector("text=Accepted")
+        bo.fill("#body", "Hello Ada! Coffee in Hamburg?")
+        bo.click("#message-form button[type=submit]")
+        bo.wait_for_selector("text=Hello Ada! Coffee in Hamburg?")
+
+        # Ada reads and answers.
+        ada.goto(f"{base}/")
+        assert ada.inner_text("#unread-count") == "1"
+        ada.goto(f"{base}/connections")
+        ada.click(".thread-link")
+        ada.wait_for_selector("text=Hello Ada! Coffee in Hamburg?")
+        ada.fill("#body", "Gladly!")
+        ada.click("#message-form button[type=submit]")
+        ada.wait_for_selector(".message.mine >> text=Gladly!")
+        bo.reload()
+        bo.wait_for_selector("text=Gladly!")
+
+        # Ada blocks Bo: the thread closes for both.
+        ada.click(".block-button")
+        ada.wait_for_selector("text=bo-heron is blocked.")
+        bo.reload()
+        bo.wait_for_selector("#thread-closed")
+
+        # Ada deletes her account.
+        ada.goto(f"{base}/my-data")
+        ada.fill("#confirm", "DELETE")
+        ada.click("#delete-button")
+        ada.wait_for_selector("text=Your account and all your data are deleted")
+        assert ada.locator("text=Sign out").count() == 0
+        publish_now(small_community_url)
+        assert published_total(bo, base) == before + 1  # Bo joined, Ada left
+    engine = create_engine(small_community_url)
+    with engine.connect() as conn:
+        left = conn.execute(text("SELECT count(*) FROM members WHERE pseudonym = 'ada-otter'"))
+        assert left.scalar_one() == 0
+    engine.dispose()
+    ada_context.close()
+    bo_context.close()
+    hosts = {urlsplit(url).hostname for url in requested if not url.startswith("data:")}
+    assert hosts == {"127.0.0.1"}
