@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 
 from geomap import create_app
@@ -206,3 +208,53 @@ def test_export_holds_my_data_and_delete_removes_it(member_app, session, hamburg
         ).scalar_one()
         assert count == 0, table
     assert client.get("/api/v1/me/export").status_code == 401
+
+
+def test_huge_ids_and_nul_characters_are_4xx_not_500(member_app, session,
+                                                      hamburg_member) -> None:
+    session.commit()
+    client = member_app.test_client()
+    sign_in(client, hamburg_member[0])
+    big = "99999999999999999999999"
+    checks = [
+        client.get(f"/api/v1/connections/{big}/messages"),
+        client.get("/api/v1/connections/9223372036854775807/messages"),
+        client.put("/api/v1/me/location", json={"place_id": int(big)}),
+        client.put("/api/v1/me/location", json={"place_id": 1.5}),
+        client.put("/api/v1/me/location", json={"lat": 1e400, "lng": 0}),
+        client.put("/api/v1/me/location", data="not json", content_type="application/json"),
+        client.put("/api/v1/me/location", json=[1, 2]),
+        client.get("/api/v1/places?q=ham%00burg"),
+        client.get("/api/v1/nearby?condition=al%00l"),
+        client.get(f"/api/v1/nearby?condition=all&page={big}"),
+        client.post("/api/v1/connections", json={"to": "x\x00y", "message": "hi"}),
+        client.post("/api/v1/connections", json={"to": "x" * 5000}),
+        client.post("/api/v1/connections", json={"to": 5}),
+        client.post(f"/messages/{big}/report"),
+        client.get("/connect/" + "x" * 300),
+    ]
+    for response in checks:
+        assert 400 <= response.status_code < 500, (response.request.path, response.status_code)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=st.one_of(st.text(max_size=300), st.integers(), st.floats(), st.none(),
+                       st.booleans(), st.lists(st.integers(), max_size=3)))
+def test_the_api_never_answers_500_to_odd_input(member_app, session, hamburg_member,
+                                               value) -> None:
+    session.commit()
+    client = member_app.test_client()
+    sign_in(client, hamburg_member[0])
+    as_text = value if isinstance(value, str) else json.dumps(value)
+    responses = [
+        client.put("/api/v1/me/location", json={"lat": value, "lng": 10}),
+        client.put("/api/v1/me/location", json={"place_id": value}),
+        client.post("/api/v1/connections", json={"to": value, "message": value}),
+        client.post("/api/v1/connections/1/messages", json={"body": value}),
+        client.get("/api/v1/places", query_string={"q": as_text}),
+        client.get("/api/v1/nearby", query_string={"condition": as_text, "page": as_text}),
+    ]
+    for response in responses:
+        assert response.status_code < 500, (response.request.path, response.get_data())
+        assert response.is_json

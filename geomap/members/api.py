@@ -18,6 +18,7 @@ from geomap.members import nearby as nearby_queries
 from geomap.members import queries, social
 from geomap.members.errors import MemberInputError
 
+ID = "int(max=9223372036854775807)"  # a bigint: larger ids are a 404, not a 500
 bp = Blueprint("members_api", __name__, url_prefix="/api/v1")
 
 
@@ -117,7 +118,7 @@ def _summary(summary: social.ConnectionSummary) -> dict[str, Any]:
     return data
 
 
-@bp.route("/connections/<int:connection_id>/messages", methods=["GET", "POST"])
+@bp.route(f"/connections/<{ID}:connection_id>/messages", methods=["GET", "POST"])
 @member_required
 def messages(connection_id: int) -> Any:
     """Read (and mark read) or add to the messages of one of my connections."""

@@ -83,8 +83,17 @@ def conditions(session: Session) -> list[ConditionChoice]:
     return [ConditionChoice(*row) for row in rows]
 
 
+def clean_text(value: str, name: str) -> str:
+    """Return ``value``; raise MemberInputError if it holds characters no text may hold."""
+    if "\x00" in value:
+        raise MemberInputError(f"The {name} holds a NUL character.")
+    return value
+
+
 def condition_id(session: Session, slug: str) -> int:
     """Return the id of condition ``slug``; raise MemberInputError for an unknown one."""
+    if len(slug) > 64 or "\x00" in slug:
+        raise MemberInputError("There is no such condition.")
     found = session.execute(
         text("SELECT id FROM conditions WHERE slug = :slug"), {"slug": slug}
     ).scalar_one_or_none()
@@ -226,7 +235,7 @@ def search_places(session: Session, query: str, limit: int = PLACE_RESULTS) -> l
     """Return gazetteer places whose name starts with ``query``, most populous first."""
     if len(query) > PLACE_QUERY_MAX:
         raise MemberInputError(f"A place name has at most {PLACE_QUERY_MAX} characters.")
-    folded = _fold(query.strip())
+    folded = _fold(clean_text(query, "place name").strip())
     if len(folded) < 2:
         raise MemberInputError("Type at least two letters of a place name.")
     pattern = folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -244,8 +253,10 @@ def place_by_id(session: Session, place_id: Any) -> PlaceMatch:
     """Return the gazetteer place ``place_id``; raise MemberInputError for an unknown one."""
     try:
         wanted = int(place_id)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise MemberInputError("Unknown city: pick one from the list.") from None
+    if isinstance(place_id, bool | float) or not 0 < wanted < 2**31:
+        raise MemberInputError("Unknown city: pick one from the list.")
     rows = session.execute(
         text("SELECT id, name, country_code, admin1_code FROM places WHERE id = :id"),
         {"id": wanted},

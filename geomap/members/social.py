@@ -67,6 +67,8 @@ class UnreadCounts:
 
 def _text(value: str | None, name: str, limit: int, *, required: bool) -> str:
     cleaned = (value or "").strip()
+    if "\x00" in cleaned:
+        raise MemberInputError(f"The {name} holds a NUL character.")
     if required and not cleaned:
         raise MemberInputError(f"The {name} is empty.")
     if len(cleaned) > limit:
@@ -76,6 +78,8 @@ def _text(value: str | None, name: str, limit: int, *, required: bool) -> str:
 
 def member_id_by_pseudonym(session: Session, pseudonym: str) -> int:
     """Return the id of the member called ``pseudonym``; raise MemberNotFoundError otherwise."""
+    if len(pseudonym) > 64 or "\x00" in pseudonym:
+        raise MemberNotFoundError("There is no such member.")
     found = session.execute(
         text("SELECT id FROM members WHERE pseudonym = :p"), {"p": pseudonym}
     ).scalar_one_or_none()

@@ -34,6 +34,7 @@ from geomap.members.forms import (
     ReportForm,
 )
 
+ID = "int(max=9223372036854775807)"  # a bigint: larger ids are a 404, not a 500
 bp = Blueprint("members", __name__)
 
 
@@ -186,7 +187,7 @@ def connections() -> str:
     )
 
 
-@bp.post("/connections/<int:connection_id>/<any(accept, decline):answer>")
+@bp.post(f"/connections/<{ID}:connection_id>/<any(accept, decline):answer>")
 @member_required
 def respond(connection_id: int, answer: str) -> Response:
     """Accept or decline a request sent to me."""
@@ -206,7 +207,7 @@ def respond(connection_id: int, answer: str) -> Response:
     return redirect(url_for("members.connections"))
 
 
-@bp.route("/connections/<int:connection_id>", methods=["GET", "POST"])
+@bp.route(f"/connections/<{ID}:connection_id>", methods=["GET", "POST"])
 @member_required
 def thread(connection_id: int) -> Any:
     """Show a conversation and write in it."""
@@ -251,7 +252,7 @@ def block(pseudonym: str, action: str) -> Response:
     return redirect(url_for("members.connections"))
 
 
-@bp.post("/messages/<int:message_id>/report")
+@bp.post(f"/messages/<{ID}:message_id>/report")
 @member_required
 def report(message_id: int) -> Response:
     """Report a message to the moderators."""

@@ -1,0 +1,190 @@
+"""Nearby search at scale: p95 in the database and over HTTP.
+
+Run against a database with many members, e.g. the embedded one after
+``geomap demo --members 1000000``::
+
+    GEOMAP_DATA_DIR=var GEOMAP_DB_PORT=54350 .venv/bin/python bench/nearby.py
+
+Observers are members with ALL on the map, drawn with a fixed seed. "Database" is the
+time spent executing SQL per search (summed over the statements one search runs);
+"search" adds the Python around it (keyed order, labels); "HTTP" is a signed-in GET of
+``/api/v1/nearby`` against the app served on 127.0.0.1 (werkzeug, threaded), with rate
+limits lifted. Band rings are cached per floor cell in each process; the first search
+from a cell pays for them, reported separately as "cold".
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.cookiejar
+import os
+import re
+import statistics
+import threading
+import time
+import urllib.parse
+import urllib.request
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.orm import Session
+from werkzeug.serving import make_server
+
+from geomap import create_app
+from geomap.config import load_settings, secret_key
+from geomap.embedded_pg import database_url
+from geomap.members import nearby as nearby_queries
+from geomap.privacy import band_rings
+
+PASSWORD = "bench password 1234"  # noqa: S105 (bench accounts in a bench database)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Return the q-th percentile (0-100) of ``values``."""
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary(name: str, values_ms: list[float]) -> str:
+    """Return one line of figures in milliseconds."""
+    return (f"{name:<28} n={len(values_ms):<5} p50={statistics.median(values_ms):7.2f} ms  "
+            f"p95={percentile(values_ms, 95):7.2f} ms  max={max(values_ms):7.2f} ms")
+
+
+def pick_observers(session: Session, count: int, seed: float) -> list[tuple[int, int]]:
+    """Return (member id, floor cell) of ``count`` members with ALL, drawn with a seed."""
+    session.execute(text("SELECT setseed(:seed)"), {"seed": seed})
+    rows = session.execute(text(
+        "SELECT m.id, ml.floor_cell FROM members m "
+        "JOIN member_locations ml ON ml.member_id = m.id "
+        "JOIN member_conditions mc ON mc.member_id = m.id "
+        "JOIN conditions c ON c.id = mc.condition_id AND c.slug = 'all' "
+        "WHERE m.visibility = 'map' ORDER BY random() LIMIT :n"), {"n": count}).all()
+    return [(int(r[0]), int(r[1])) for r in rows]
+
+
+def bench_database(engine, secret: str, max_km: float, observers, pages: int) -> None:
+    """Time nearby searches through the query function, SQL time measured separately."""
+    sql_ms = [0.0]
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _start(conn, cursor, statement, params, context, executemany):  # noqa: ANN001
+        conn.info["t0"] = time.perf_counter()
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _stop(conn, cursor, statement, params, context, executemany):  # noqa: ANN001
+        sql_ms[0] += (time.perf_counter() - conn.info["t0"]) * 1000
+
+    cold = []
+    for _member, cell in observers:
+        started = time.perf_counter()
+        band_rings(cell, max_km)
+        cold.append((time.perf_counter() - started) * 1000)
+    db_times, search_times, listed = [], [], []
+    with Session(engine) as session:
+        # One untimed pass fills the place labels of every cell shown (cached in the DB).
+        for member, _cell in observers:
+            for page in range(1, pages + 1):
+                nearby_queries.nearby(session, member_id=member, condition_slug="all",
+                                      page=page, secret=secret, max_km=max_km)
+        session.commit()
+        for member, _cell in observers:
+            for page in range(1, pages + 1):
+                sql_ms[0] = 0.0
+                started = time.perf_counter()
+                result = nearby_queries.nearby(session, member_id=member, condition_slug="all",
+                                               page=page, secret=secret, max_km=max_km)
+                search_times.append((time.perf_counter() - started) * 1000)
+                db_times.append(sql_ms[0])
+                listed.append(len(result.members))
+            session.rollback()
+    print(summary("band rings (cold, per cell)", cold))
+    print(summary("database per search", db_times))
+    print(summary("search (db + python)", search_times))
+    print(f"{'members listed per page':<28} mean={statistics.mean(listed):.1f}")
+    event.remove(engine, "before_cursor_execute", _start)
+    event.remove(engine, "after_cursor_execute", _stop)
+
+
+def ensure_accounts(engine, observers) -> None:
+    """Give each observer a bench account (idempotent)."""
+    from werkzeug.security import generate_password_hash
+
+    password_hash = generate_password_hash(PASSWORD)
+    with engine.begin() as conn:
+        for member, _cell in observers:
+            conn.execute(text(
+                "INSERT INTO accounts (email, password_hash, member_id, is_admin) "
+                "VALUES (:email, :hash, :member, false) ON CONFLICT DO NOTHING"),
+                {"email": f"bench-{member}@example.invalid", "hash": password_hash,
+                 "member": member})
+
+
+def signed_in_opener(base: str, member: int) -> urllib.request.OpenerDirector:
+    """Return a URL opener holding a signed-in session cookie."""
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    html = opener.open(f"{base}/login").read().decode()
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
+    data = urllib.parse.urlencode({"csrf_token": token, "email": f"bench-{member}@example.invalid",
+                                   "password": PASSWORD}).encode()
+    opener.open(f"{base}/login", data=data).read()
+    return opener
+
+
+def bench_http(settings: dict, observers, pages: int, rounds: int) -> None:
+    """Time signed-in GETs of /api/v1/nearby over HTTP on 127.0.0.1."""
+    app = create_app(settings | {"RATELIMIT_ENABLED": False})
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        openers = [(member, signed_in_opener(base, member)) for member, _cell in observers]
+        for _member, opener in openers:  # warm: band rings, connections
+            opener.open(f"{base}/api/v1/nearby?condition=all&page=1").read()
+        times = []
+        for _round in range(rounds):
+            for _member, opener in openers:
+                for page in range(1, pages + 1):
+                    started = time.perf_counter()
+                    with opener.open(f"{base}/api/v1/nearby?condition=all&page={page}") as r:
+                        r.read()
+                    times.append((time.perf_counter() - started) * 1000)
+        print(summary("HTTP GET /api/v1/nearby", times))
+    finally:
+        server.shutdown()
+
+
+def main() -> None:
+    """Run the nearby benchmark and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--observers", type=int, default=200)
+    parser.add_argument("--pages", type=int, default=3)
+    parser.add_argument("--http-observers", type=int, default=50)
+    parser.add_argument("--http-rounds", type=int, default=4)
+    parser.add_argument("--seed", type=float, default=0.42)
+    args = parser.parse_args()
+
+    settings = load_settings(os.environ)
+    engine = create_engine(database_url(settings))
+    max_km = float(settings["GEOMAP_NEARBY_MAX_KM"])
+    with Session(engine) as session:
+        members = session.execute(text("SELECT count(*) FROM members")).scalar_one()
+        with_all = session.execute(text(
+            "SELECT count(*) FROM member_conditions mc JOIN conditions c "
+            "ON c.id = mc.condition_id WHERE c.slug = 'all'")).scalar_one()
+        observers = pick_observers(session, args.observers, args.seed)
+    print(f"members: {members:,}  with ALL: {with_all:,}  observers: {len(observers)}  "
+          f"pages each: {args.pages}  max km: {max_km:g}")
+    bench_database(engine, secret_key(settings), max_km, observers, args.pages)
+    http_observers = observers[: args.http_observers]
+    ensure_accounts(engine, http_observers)
+    environment = {k: v for k, v in os.environ.items() if k.startswith("GEOMAP_")}
+    bench_http(environment | {"GEOMAP_SECRET_KEY": secret_key(settings)},
+               http_observers, args.pages, args.http_rounds)
+    engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
