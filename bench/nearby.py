@@ -116,7 +116,7 @@ def ensure_accounts(engine, observers) -> None:
             conn.execute(text(
                 "INSERT INTO accounts (email, password_hash, member_id, is_admin) "
                 "VALUES (:email, :hash, :member, false) ON CONFLICT DO NOTHING"),
-                {"email": f"bench-{member}@example.invalid", "hash": password_hash,
+                {"email": f"bench-{member}@bench.example.org", "hash": password_hash,
                  "member": member})
 
 
@@ -126,7 +126,8 @@ def signed_in_opener(base: str, member: int) -> urllib.request.OpenerDirector:
         urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
     html = opener.open(f"{base}/login").read().decode()
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
-    data = urllib.parse.urlencode({"csrf_token": token, "email": f"bench-{member}@example.invalid",
+    email = f"bench-{member}@bench.example.org"
+    data = urllib.parse.urlencode({"csrf_token": token, "email": email,
                                    "password": PASSWORD}).encode()
     opener.open(f"{base}/login", data=data).read()
     return opener

@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geomap.geo.reference import raw_connection
+from geomap.members.nearby_index import refresh_nearby_members
 from geomap.privacy import rollup
 
 PUBLISH_LOCK = 0x6765_6F6D  # "geom"
@@ -120,6 +121,7 @@ def publish(session: Session, *, k: int, floor: int, now: datetime | None = None
             ),
             totals,
         )
+    refresh_nearby_members(session)  # brings bulk imports into nearby searches too
     seconds = time.perf_counter() - started
     session.execute(
         text(

@@ -15,10 +15,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from geomap import create_app
 from geomap.members import nearby as nearby_queries
 from geomap.members import queries, social
+from geomap.members.nearby_index import refresh_nearby_members
 from geomap.privacy import DISTANCE_BANDS, band_rings, cell_distance_km, distance_band, keyed_order
 from tests.conftest import FLOOR, app_config, sessions_on
 from tests.members_helpers import add_member, sign_in
@@ -133,7 +135,7 @@ def test_place_labels_come_from_the_cell_and_say_where_roughly(session, observer
 
 def test_candidate_query_uses_the_floor_cell_index(fresh_db_url) -> None:
     # At a realistic size (200,000 members over 19,441 cells, a third with ALL) the
-    # planner must reach member_locations through the floor cell index.
+    # planner must answer from the nearby index's key (condition, floor cell, member).
     from sqlalchemy import create_engine
 
     centre = h3i.latlng_to_cell(*FRANKFURT, FLOOR)
@@ -151,7 +153,8 @@ def test_candidate_query_uses_the_floor_cell_index(fresh_db_url) -> None:
             "INSERT INTO member_locations (member_id, location, floor_cell) "
             "SELECT i, ST_MakePoint(0, 0)::geography, (CAST(:cells AS bigint[]))[1 + i % :n] "
             "FROM generate_series(1, 200000) i"), {"cells": world, "n": len(world)})
-        for table in ("members", "member_locations", "member_conditions", "member_blocks"):
+        refresh_nearby_members(Session(bind=conn))
+        for table in ("nearby_members", "member_blocks"):
             conn.execute(text(f"ANALYZE {table}"))
         for band in range(4):
             cells = list(band_rings(centre, 1000.0)[band])
@@ -159,7 +162,7 @@ def test_candidate_query_uses_the_floor_cell_index(fresh_db_url) -> None:
                 text("EXPLAIN " + nearby_queries._CANDIDATES.text),
                 {"condition": 1, "me": 1, "cells": cells}).scalars())
             assert re.search(
-                r"Index (Only )?Scan (using|on) ix_member_locations_floor_cell", plan
+                r"Index (Only )?Scan (using|on) pk_nearby_members", plan
             ), plan
     engine.dispose()
 

@@ -1,7 +1,7 @@
 """Tables of the members area: connections, messages, blocks, reports and cell labels.
 
-Nothing here holds a location: the only location-derived table, ``cell_labels``, is
-keyed by floor cell and computed from the cell's centre, so it is public by nature.
+Nothing here holds an exact location: ``nearby_members`` and ``cell_labels`` are keyed
+by floor cell, and a cell's label is computed from the cell's centre.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    SmallInteger,
     String,
     Text,
     func,
@@ -110,6 +111,24 @@ class Report(Base):
     )
     reason: Mapped[str] = mapped_column(String(REPORT_MAX), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class NearbyMember(Base):
+    """Who nearby may list: members on the map and contactable, per condition and floor cell.
+
+    Derived from the member tables (floor cells only, no points): kept in step by every
+    change a member makes through geomap.members, and rebuilt by each publish (which
+    brings in bulk imports). Its primary key answers a nearby search by index alone.
+    """
+
+    __tablename__ = "nearby_members"
+    __table_args__ = (Index("ix_nearby_members_member", "member_id"),)
+
+    condition_id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    floor_cell: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    member_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True
+    )
 
 
 class CellLabel(Base):

@@ -24,14 +24,15 @@ MAX_PAGE = 500
 _PLACE_BOX_DEG = 0.25  # most populous place within this box around the cell centre
 _NEAR_DEG = 1.5  # else the nearest place this close
 
+# Who may be listed: on the map and contactable, with the condition (nearby_members
+# holds exactly those), minus blocks either way. Answered from the primary key.
 _CANDIDATES = text(
-    "SELECT ml.member_id, ml.floor_cell FROM member_locations ml "
-    "JOIN member_conditions mc ON mc.member_id = ml.member_id AND mc.condition_id = :condition "
-    "JOIN members m ON m.id = ml.member_id AND m.visibility = 'map' AND m.contactable "
-    "WHERE ml.floor_cell = ANY(CAST(:cells AS bigint[])) AND ml.member_id <> :me "
+    "SELECT n.member_id, n.floor_cell FROM nearby_members n "
+    "WHERE n.condition_id = :condition AND n.floor_cell = ANY(CAST(:cells AS bigint[])) "
+    "AND n.member_id <> :me "
     "AND NOT EXISTS (SELECT 1 FROM member_blocks b WHERE "
-    "(b.blocker_id = :me AND b.blocked_id = ml.member_id) OR "
-    "(b.blocker_id = ml.member_id AND b.blocked_id = :me))"
+    "(b.blocker_id = :me AND b.blocked_id = n.member_id) OR "
+    "(b.blocker_id = n.member_id AND b.blocked_id = :me))"
 )
 
 

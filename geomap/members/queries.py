@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from geomap.geo.derive import deriver_for
 from geomap.members.errors import MemberInputError, MemberNotFoundError
+from geomap.members.nearby_index import sync_member
 from geomap.models import ROLES, VISIBILITIES
 
 PLACE_QUERY_MAX = 100
@@ -155,6 +156,7 @@ def update_profile(session: Session, member_id: int, *, role: str, visibility: s
             ),
             {"id": member_id, "ids": ids},
         )
+    sync_member(session, member_id)
 
 
 def parse_point(lat: Any, lng: Any) -> tuple[float, float]:
@@ -195,6 +197,7 @@ def set_location(session: Session, member_id: int, lat: float, lng: float, *,
     )
     session.execute(text("UPDATE members SET updated_at = now() WHERE id = :id"),
                     {"id": member_id})
+    sync_member(session, member_id)
 
 
 def set_location_to_place(session: Session, member_id: int, place_id: Any, *,

@@ -4,8 +4,9 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-26 23:00:00
 
-Connections between members, their messages, blocks, reports of messages, and the
-place label of each floor cell (computed from the cell centre, cached).
+Connections between members, their messages, blocks, reports of messages, the nearby
+index (condition, floor cell, member) and the place label of each floor cell (computed
+from the cell centre, cached).
 """
 
 import sqlalchemy as sa
@@ -93,6 +94,23 @@ def upgrade() -> None:
     op.create_index(op.f("ix_message_reports_message_id"), "message_reports", ["message_id"])
     op.create_index(op.f("ix_message_reports_reporter_id"), "message_reports", ["reporter_id"])
     op.create_table(
+        "nearby_members",
+        sa.Column("condition_id", sa.SmallInteger(), nullable=False),
+        sa.Column("floor_cell", sa.BigInteger(), nullable=False),
+        sa.Column("member_id", sa.BigInteger(), nullable=False),
+        _member_fk("member_id", "nearby_members"),
+        sa.PrimaryKeyConstraint("condition_id", "floor_cell", "member_id",
+                                name=op.f("pk_nearby_members")),
+    )
+    op.create_index("ix_nearby_members_member", "nearby_members", ["member_id"])
+    op.execute(
+        "INSERT INTO nearby_members (condition_id, floor_cell, member_id) "
+        "SELECT mc.condition_id, ml.floor_cell, m.id FROM members m "
+        "JOIN member_locations ml ON ml.member_id = m.id "
+        "JOIN member_conditions mc ON mc.member_id = m.id "
+        "WHERE m.visibility = 'map' AND m.contactable"
+    )
+    op.create_table(
         "cell_labels",
         sa.Column("floor_cell", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("label", sa.String(length=250), nullable=False),
@@ -102,6 +120,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("cell_labels")
+    op.drop_table("nearby_members")
     op.drop_table("message_reports")
     op.drop_table("member_blocks")
     op.drop_table("messages")

@@ -1,0 +1,49 @@
+"""The nearby index: who nearby may list, per condition and floor cell.
+
+``nearby_members`` holds (condition, floor cell, member) for members on the map and
+contactable. Every change a member makes through :mod:`geomap.members.queries` brings
+their rows in step at once; each publish rebuilds the table, which brings in bulk
+imports. Floor cells only: no exact point is copied.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+_LISTABLE = (
+    "SELECT mc.condition_id, ml.floor_cell, m.id FROM members m "
+    "JOIN member_locations ml ON ml.member_id = m.id "
+    "JOIN member_conditions mc ON mc.member_id = m.id "
+    "WHERE m.visibility = 'map' AND m.contactable"
+)
+
+
+def sync_member(session: Session, member_id: int) -> None:
+    """Bring one member's nearby_members rows in step with their profile and location."""
+    session.execute(text("DELETE FROM nearby_members WHERE member_id = :id"), {"id": member_id})
+    session.execute(
+        text(f"INSERT INTO nearby_members (condition_id, floor_cell, member_id) "
+             f"{_LISTABLE} AND m.id = :id"),
+        {"id": member_id},
+    )
+
+
+def refresh_nearby_members(session: Session) -> None:
+    """Rebuild nearby_members from the member tables (run by publish; brings in imports).
+
+    Only the difference is written, so searches running meanwhile keep their rows.
+    """
+    session.execute(text(
+        "CREATE TEMPORARY TABLE nearby_wanted ON COMMIT DROP AS " + _LISTABLE
+    ))
+    session.execute(text(
+        "DELETE FROM nearby_members n WHERE NOT EXISTS (SELECT 1 FROM nearby_wanted w "
+        "WHERE w.condition_id = n.condition_id AND w.floor_cell = n.floor_cell "
+        "AND w.id = n.member_id)"
+    ))
+    session.execute(text(
+        "INSERT INTO nearby_members (condition_id, floor_cell, member_id) "
+        "SELECT condition_id, floor_cell, id FROM nearby_wanted ON CONFLICT DO NOTHING"
+    ))
+    session.execute(text("DROP TABLE nearby_wanted"))
