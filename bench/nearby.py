@@ -27,7 +27,7 @@ import urllib.request
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.orm import Session
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from geomap import create_app
 from geomap.config import load_settings, secret_key
@@ -115,7 +115,8 @@ def ensure_accounts(engine, observers) -> None:
         for member, _cell in observers:
             conn.execute(text(
                 "INSERT INTO accounts (email, password_hash, member_id, is_admin) "
-                "VALUES (:email, :hash, :member, false) ON CONFLICT DO NOTHING"),
+                "VALUES (:email, :hash, :member, false) ON CONFLICT (member_id) DO UPDATE "
+                "SET email = excluded.email, password_hash = excluded.password_hash"),
                 {"email": f"bench-{member}@bench.example.org", "hash": password_hash,
                  "member": member})
 
@@ -133,10 +134,17 @@ def signed_in_opener(base: str, member: int) -> urllib.request.OpenerDirector:
     return opener
 
 
+class _QuietHandler(WSGIRequestHandler):
+    """Werkzeug's request handler without the access log."""
+
+    def log_request(self, *args: object, **kwargs: object) -> None:
+        """Log nothing."""
+
+
 def bench_http(settings: dict, observers, pages: int, rounds: int) -> None:
     """Time signed-in GETs of /api/v1/nearby over HTTP on 127.0.0.1."""
     app = create_app(settings | {"RATELIMIT_ENABLED": False})
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{server.server_port}"

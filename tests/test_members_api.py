@@ -258,3 +258,15 @@ def test_the_api_never_answers_500_to_odd_input(member_app, session, hamburg_mem
     for response in responses:
         assert response.status_code < 500, (response.request.path, response.get_data())
         assert response.is_json
+
+
+def test_the_location_api_never_returns_the_exact_point(member_app, session,
+                                                        hamburg_member) -> None:
+    session.commit()
+    client = member_app.test_client()
+    sign_in(client, hamburg_member[0])
+    for response in (client.get("/api/v1/me/location"),
+                     client.put("/api/v1/me/location", json={"lat": 53.5511, "lng": 9.9937})):
+        body = response.get_json()
+        assert body["location_set"] is True and body["country_code"] == "DE"
+        assert "53.5" not in response.get_data(as_text=True)

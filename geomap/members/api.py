@@ -69,7 +69,10 @@ def nearby() -> Response:
 @bp.route("/me/location", methods=["GET", "PUT"])
 @member_required
 def location() -> Response:
-    """Read (owner only) or set my location: ``{"lat", "lng"}`` or ``{"place_id"}``."""
+    """Set my location (``{"lat", "lng"}`` or ``{"place_id"}``) or say whether it is set.
+
+    The answer never holds the exact point: members see it on their settings page only.
+    """
     if request.method == "PUT":
         body = _json_body()
         floor = current_app.config["GEOMAP_FLOOR_RESOLUTION"]
@@ -84,7 +87,8 @@ def location() -> Response:
     own = queries.profile(db.session, _me())
     timing = queries.publish_timing(db.session, current_app.config["GEOMAP_PUBLISH_INTERVAL"])
     return jsonify(
-        location=asdict(own.location) if own.location else None,
+        location_set=own.location is not None,
+        country_code=own.location.country_code if own.location else None,
         visible_on_map_by=timing.visible_by.isoformat() if timing.visible_by else None,
     )
 

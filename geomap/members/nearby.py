@@ -16,7 +16,6 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geomap.members.errors import MemberConflictError, MemberInputError
-from geomap.members.queries import condition_id
 from geomap.privacy import DISTANCE_BANDS, band_rings, keyed_order
 
 PAGE_SIZE = 20
@@ -76,11 +75,27 @@ def observer_cell(session: Session, member_id: int) -> int:
     return int(cell)
 
 
+def _search_keys(session: Session, member_id: int, condition_slug: str) -> tuple[int, int]:
+    """Return (condition id, observer's floor cell) in one round trip."""
+    if len(condition_slug) > 64 or "\x00" in condition_slug:
+        raise MemberInputError("There is no such condition.")
+    condition, cell = session.execute(
+        text("SELECT (SELECT id FROM conditions WHERE slug = :slug), "
+             "(SELECT floor_cell FROM member_locations WHERE member_id = :id)"),
+        {"slug": condition_slug, "id": member_id},
+    ).one()
+    if condition is None:
+        raise MemberInputError(f"There is no condition {condition_slug!r}.")
+    if cell is None:
+        raise MemberConflictError("Set your location in your settings first.")
+    return int(condition), int(cell)
+
+
 def nearby(session: Session, *, member_id: int, condition_slug: str, page: int,
            secret: str, max_km: float, page_size: int = PAGE_SIZE) -> NearbyPage:
     """Return page ``page`` (from 1) of members with the condition near ``member_id``."""
-    condition = condition_id(session, condition_slug)
-    rings = band_rings(observer_cell(session, member_id), float(max_km))
+    condition, cell = _search_keys(session, member_id, condition_slug)
+    rings = band_rings(cell, float(max_km))
     params = {"condition": condition, "me": member_id}
     start, end = (page - 1) * page_size, page * page_size
     seen = 0
@@ -106,29 +121,39 @@ def nearby(session: Session, *, member_id: int, condition_slug: str, page: int,
 
 
 def _any_candidate(session: Session, rings: tuple[tuple[int, ...], ...], params: dict) -> bool:
-    cells = [cell for ring in rings for cell in ring]
-    found = session.execute(
-        text(f"SELECT EXISTS ({_CANDIDATES.text})"), params | {"cells": cells}
-    ).scalar_one()
-    return bool(found)
+    """Return whether any band of ``rings`` lists someone, asking band by band (nearest first)."""
+    exists = text(f"SELECT EXISTS ({_CANDIDATES.text})")
+    return any(
+        session.execute(exists, params | {"cells": list(cells)}).scalar_one()
+        for cells in rings if cells
+    )
 
 
 def _describe(session: Session, picked: list[tuple[int, int, int]]) -> tuple[NearbyMember, ...]:
     if not picked:
         return ()
-    ids = [member for _band, member, _cell in picked]
-    members = {
-        row[0]: (row[1], row[2])
-        for row in session.execute(
-            text("SELECT id, pseudonym, role FROM members WHERE id = ANY(:ids)"), {"ids": ids}
-        ).all()
-    }
-    labels = cell_labels(session, sorted({cell for _band, _member, cell in picked}))
+    rows = session.execute(
+        text("SELECT p.id, m.pseudonym, m.role, l.label FROM unnest(CAST(:ids AS bigint[]), "
+             "CAST(:cells AS bigint[])) AS p(id, cell) JOIN members m ON m.id = p.id "
+             "LEFT JOIN cell_labels l ON l.floor_cell = p.cell"),
+        {"ids": [member for _b, member, _c in picked], "cells": [cell for _b, _m, cell in picked]},
+    ).all()
+    members = {row[0]: (row[1], row[2]) for row in rows}
+    labels = {cell: row[3] for (_b, _m, cell), row in zip(picked, _in_order(rows, picked),
+                                                        strict=True) if row[3] is not None}
+    missing = sorted({cell for _b, _m, cell in picked} - labels.keys())
+    if missing:
+        labels |= cell_labels(session, missing)
     return tuple(
         NearbyMember(members[member][0], members[member][1], labels[cell],
                      DISTANCE_BANDS[band][1])
         for band, member, cell in picked
     )
+
+
+def _in_order(rows: list, picked: list[tuple[int, int, int]]) -> list:
+    by_id = {row[0]: row for row in rows}
+    return [by_id[member] for _b, member, _c in picked]
 
 
 def cell_labels(session: Session, cells: list[int]) -> dict[int, str]:
