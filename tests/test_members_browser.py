@@ -149,3 +149,21 @@ def test_member_journey(small_community_url, tmp_path, browser) -> None:
     bo_context.close()
     hosts = {urlsplit(url).hostname for url in requested if not url.startswith("data:")}
     assert hosts == {"127.0.0.1"}
+
+
+def test_join_by_dropping_a_pin(small_community_url, tmp_path, page) -> None:
+    app = create_app(app_config(tmp_path, GEOMAP_DATABASE_URL=small_community_url))
+    with LiveServer(app) as server:
+        sign_up(page, server.url, "pin-dropper")
+        page.wait_for_selector("#pin-map .leaflet-overlay-pane path", timeout=15_000)
+        page.evaluate("document.getElementById('pin-map').scrollIntoView()")
+        box = page.locator("#pin-map").bounding_box()
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        assert "Pin dropped at" in page.inner_text("#location-choice")
+        page.click("#save-location")
+        page.wait_for_selector("text=Your location is now the pin you dropped.")
+        assert "only you see this" in page.inner_text("#own-location")
+        page.screenshot(path="/tmp/members_settings.png", full_page=True)
+    hosts = {urlsplit(url).hostname for url in page.requested_urls
+             if not url.startswith("data:")}
+    assert hosts == {"127.0.0.1"}

@@ -61,15 +61,17 @@
       .then(function (topo) {
         if (topo && window.topojson) {
           var land = topojson.feature(topo, topo.objects.land);
-          L.geoJSON(land, {style: {color: "#8a7f8f", weight: 1, fillColor: "#efeae2", fillOpacity: 1}}).addTo(map);
+          L.geoJSON(land, {interactive: false,
+                           style: {color: "#8a7f8f", weight: 1, fillColor: "#efeae2", fillOpacity: 1}})
+            .addTo(map).bringToBack();
         }
       });
-    if (start) { L.circleMarker(start, {radius: 6, color: "#7a2a6e"}).addTo(map); }
+    if (start) { L.circleMarker(start, {radius: 7, color: "#7a2a6e", fillOpacity: 0.6}).addTo(map); }
     map.on("click", function (event) {
       var p = event.latlng.wrap();
       lat.value = p.lat.toFixed(6); lng.value = p.lng.toFixed(6);
       placeId.value = ""; input.value = "";
-      if (marker) { marker.setLatLng(p); } else { marker = L.circleMarker(p, {radius: 7, color: "#2b2530"}).addTo(map); }
+      if (marker) { marker.setLatLng(p); } else { marker = L.circleMarker(p, {radius: 7, color: "#2b2530", fillOpacity: 0.6}).addTo(map); }
       choice.textContent = "Pin dropped at " + p.lat.toFixed(4) + ", " + p.lng.toFixed(4);
     });
   }
