@@ -23,12 +23,14 @@ bp = Blueprint("members_api", __name__, url_prefix="/api/v1")
 
 
 def _me() -> int:
+    """Return the signed-in member's id."""
     from flask_login import current_user
 
     return int(current_user.member_id)
 
 
 def _json_body() -> dict[str, Any]:
+    """Return the request's JSON object; raise MemberInputError otherwise."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise MemberInputError("Send a JSON object (Content-Type: application/json).")
@@ -117,6 +119,7 @@ def connections() -> Response:
 
 
 def _summary(summary: social.ConnectionSummary) -> dict[str, Any]:
+    """Return a connection summary ready for JSON."""
     data = asdict(summary)
     data["created_at"] = summary.created_at.isoformat()
     return data

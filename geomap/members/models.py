@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     func,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -36,8 +37,9 @@ class Connection(Base):
     __table_args__ = (
         CheckConstraint(f"status IN {CONNECTION_STATUSES!r}", name="status"),
         CheckConstraint("requester_id <> recipient_id", name="not_self"),
-        Index("uq_connections_pair", func.least("requester_id", "recipient_id"),
-              func.greatest("requester_id", "recipient_id"), unique=True),
+        # One connection per pair of members, whoever asked.
+        Index("uq_connections_pair", text("least(requester_id, recipient_id)"),
+              text("greatest(requester_id, recipient_id)"), unique=True),
         Index("ix_connections_recipient", "recipient_id", "status"),
         Index("ix_connections_requester", "requester_id", "status"),
     )

@@ -65,16 +65,6 @@ def parse_page(raw: str | None) -> int:
     return int(raw)
 
 
-def observer_cell(session: Session, member_id: int) -> int:
-    """Return the observer's floor cell; raise MemberConflictError when they have no location."""
-    cell = session.execute(
-        text("SELECT floor_cell FROM member_locations WHERE member_id = :id"), {"id": member_id}
-    ).scalar_one_or_none()
-    if cell is None:
-        raise MemberConflictError("Set your location in your settings first.")
-    return int(cell)
-
-
 def _search_keys(session: Session, member_id: int, condition_slug: str) -> tuple[int, int]:
     """Return (condition id, observer's floor cell) in one round trip."""
     if len(condition_slug) > 64 or "\x00" in condition_slug:
@@ -130,17 +120,17 @@ def _any_candidate(session: Session, rings: tuple[tuple[int, ...], ...], params:
 
 
 def _describe(session: Session, picked: list[tuple[int, int, int]]) -> tuple[NearbyMember, ...]:
+    """Return the picked (band, member, cell) as members others may see, in one round trip."""
     if not picked:
         return ()
     rows = session.execute(
-        text("SELECT p.id, m.pseudonym, m.role, l.label FROM unnest(CAST(:ids AS bigint[]), "
-             "CAST(:cells AS bigint[])) AS p(id, cell) JOIN members m ON m.id = p.id "
-             "LEFT JOIN cell_labels l ON l.floor_cell = p.cell"),
+        text("SELECT p.id, m.pseudonym, m.role, p.cell, l.label FROM unnest("
+             "CAST(:ids AS bigint[]), CAST(:cells AS bigint[])) AS p(id, cell) "
+             "JOIN members m ON m.id = p.id LEFT JOIN cell_labels l ON l.floor_cell = p.cell"),
         {"ids": [member for _b, member, _c in picked], "cells": [cell for _b, _m, cell in picked]},
     ).all()
     members = {row[0]: (row[1], row[2]) for row in rows}
-    labels = {cell: row[3] for (_b, _m, cell), row in zip(picked, _in_order(rows, picked),
-                                                        strict=True) if row[3] is not None}
+    labels = {row[3]: row[4] for row in rows if row[4] is not None}
     missing = sorted({cell for _b, _m, cell in picked} - labels.keys())
     if missing:
         labels |= cell_labels(session, missing)
@@ -149,11 +139,6 @@ def _describe(session: Session, picked: list[tuple[int, int, int]]) -> tuple[Nea
                      DISTANCE_BANDS[band][1])
         for band, member, cell in picked
     )
-
-
-def _in_order(rows: list, picked: list[tuple[int, int, int]]) -> list:
-    by_id = {row[0]: row for row in rows}
-    return [by_id[member] for _b, member, _c in picked]
 
 
 def cell_labels(session: Session, cells: list[int]) -> dict[int, str]:

@@ -218,6 +218,7 @@ def _fold(value: str) -> str:
 
 
 def _country_names(session: Session, codes: set[str]) -> dict[str, str]:
+    """Return the names of countries by code."""
     rows = session.execute(
         text("SELECT code, name FROM countries WHERE code = ANY(:codes)"), {"codes": list(codes)}
     ).all()
@@ -225,6 +226,7 @@ def _country_names(session: Session, codes: set[str]) -> dict[str, str]:
 
 
 def _place_matches(session: Session, rows: list) -> list[PlaceMatch]:
+    """Return gazetteer rows as place matches with country names."""
     names = _country_names(session, {row[2] for row in rows})
     matches = []
     for place_id, name, country_code, admin1 in rows:
@@ -346,6 +348,7 @@ def export(session: Session, member_id: int) -> dict[str, Any]:
 
 
 def _jsonable(value: Any) -> Any:
+    """Return ``value`` with datetimes as ISO strings, recursively."""
     if isinstance(value, dict):
         return {key: _jsonable(item) for key, item in value.items()}
     if isinstance(value, list | tuple):

@@ -66,6 +66,7 @@ class UnreadCounts:
 
 
 def _text(value: str | None, name: str, limit: int, *, required: bool) -> str:
+    """Return member text trimmed; raise MemberInputError if empty (when required) or long."""
     cleaned = (value or "").strip()
     if "\x00" in cleaned:
         raise MemberInputError(f"The {name} holds a NUL character.")

@@ -39,10 +39,12 @@ bp = Blueprint("members", __name__)
 
 
 def _me() -> int:
+    """Return the signed-in member's id."""
     return int(current_user.member_id)
 
 
 def _form_errors(form: Any) -> str:
+    """Return a form's errors as one readable sentence."""
     return " ".join(f"{form[name].label.text}: {'; '.join(errs)}"
                     for name, errs in form.errors.items())
 
@@ -59,6 +61,7 @@ def settings() -> str:
 
 def _settings_page(own: queries.Profile, form: ProfileForm, location_form: LocationForm,
                    status: int = 200) -> Any:
+    """Render the settings page with both forms and the publish timing."""
     choices = queries.conditions(db.session)
     form.conditions.choices = [(c.slug, c.name) for c in choices]
     timing = queries.publish_timing(db.session, current_app.config["GEOMAP_PUBLISH_INTERVAL"])
@@ -267,6 +270,7 @@ def report(message_id: int) -> Response:
 
 
 def _same_site(url: str | None) -> bool:
+    """Return whether ``url`` points into this site."""
     return bool(url) and url.startswith(request.host_url)
 
 
@@ -306,6 +310,7 @@ def delete_account() -> Any:
 
 @bp.app_context_processor
 def _unread_in_header() -> dict:
+    """Give templates the signed-in member's unread counts."""
     member_id = getattr(current_user, "member_id", None)
     if member_id is None:
         return {"unread": None}
