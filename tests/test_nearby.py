@@ -316,3 +316,25 @@ def test_an_attacker_cannot_place_a_victim_inside_its_floor_cell(connection, tmp
     queries.set_location(session, victim, elsewhere[0], elsewhere[1], floor=FLOOR)
     session.commit()
     assert attack(client, positions) != seen_at_a
+
+
+def test_changes_made_around_geomap_members_reach_nearby_at_the_next_publish(
+        session, observer) -> None:
+    from geomap.publish import publish
+    from tests.conftest import K
+
+    add_member(session, "imported-later", lat=50.2, lng=8.7)
+    listed = {m.pseudonym for p in all_pages(session, observer[1]) for m in p.members}
+    assert "imported-later" in listed
+    # A bulk path (an import, an admin tool) writes the member tables directly...
+    session.execute(text("UPDATE members SET visibility = 'hidden' "
+                         "WHERE pseudonym = 'imported-later'"))
+    # ...and the publish brings the nearby index in step, like the map.
+    publish(session, k=K, floor=FLOOR)
+    listed = {m.pseudonym for p in all_pages(session, observer[1]) for m in p.members}
+    assert "imported-later" not in listed
+    assert [m.pseudonym for p in all_pages(session, observer[1]) for m in p.members] == [
+        name for name in (
+            dict(session.execute(text("SELECT id, pseudonym FROM members")).all())[e[2]]
+            for e in expected_listing(session, observer[1]))
+    ]

@@ -32,18 +32,23 @@ def sync_member(session: Session, member_id: int) -> None:
 def refresh_nearby_members(session: Session) -> None:
     """Rebuild nearby_members from the member tables (run by publish; brings in imports).
 
-    Only the difference is written, so searches running meanwhile keep their rows.
+    Only the difference is written (set differences in memory), so searches running
+    meanwhile keep their rows and an unchanged community costs no writes.
     """
+    session.execute(text("SET LOCAL work_mem = '256MB'"))
     session.execute(text(
         "CREATE TEMPORARY TABLE nearby_wanted ON COMMIT DROP AS " + _LISTABLE
     ))
     session.execute(text(
-        "DELETE FROM nearby_members n WHERE NOT EXISTS (SELECT 1 FROM nearby_wanted w "
-        "WHERE w.condition_id = n.condition_id AND w.floor_cell = n.floor_cell "
-        "AND w.id = n.member_id)"
+        "DELETE FROM nearby_members n USING ("
+        "SELECT condition_id, floor_cell, member_id FROM nearby_members "
+        "EXCEPT SELECT condition_id, floor_cell, id FROM nearby_wanted) gone "
+        "WHERE n.condition_id = gone.condition_id AND n.floor_cell = gone.floor_cell "
+        "AND n.member_id = gone.member_id"
     ))
     session.execute(text(
         "INSERT INTO nearby_members (condition_id, floor_cell, member_id) "
-        "SELECT condition_id, floor_cell, id FROM nearby_wanted ON CONFLICT DO NOTHING"
+        "SELECT condition_id, floor_cell, id FROM nearby_wanted "
+        "EXCEPT SELECT condition_id, floor_cell, member_id FROM nearby_members"
     ))
     session.execute(text("DROP TABLE nearby_wanted"))
