@@ -21,7 +21,7 @@ from geomap import create_app
 from geomap.members import nearby as nearby_queries
 from geomap.members import queries, social
 from geomap.members.nearby_index import refresh_nearby_members
-from geomap.privacy import DISTANCE_BANDS, band_rings, cell_distance_km, distance_band, keyed_order
+from geomap.privacy import DISTANCE_BANDS, cell_distance_km, distance_band, keyed_order
 from tests.conftest import FLOOR, app_config, sessions_on
 from tests.members_helpers import add_member, sign_in
 
@@ -157,14 +157,48 @@ def test_candidate_query_uses_the_floor_cell_index(fresh_db_url) -> None:
         for table in ("nearby_members", "member_blocks"):
             conn.execute(text(f"ANALYZE {table}"))
         for band in range(4):
-            cells = list(band_rings(centre, 1000.0)[band])
+            runs = nearby_queries.band_runs(centre, 1000.0)[band]
             plan = "\n".join(conn.execute(
                 text("EXPLAIN " + nearby_queries._CANDIDATES.text),
-                {"condition": 1, "me": 1, "cells": cells}).scalars())
+                {"condition": 1, "me": 1, "lo": [r[0] for r in runs],
+                 "hi": [r[1] for r in runs]}).scalars())
             assert re.search(
                 r"Index (Only )?Scan (using|on) pk_nearby_members", plan
             ), plan
     engine.dispose()
+
+
+@settings(max_examples=15, deadline=None)
+@given(lat=st.floats(-85, 85), lng=st.floats(-180, 180))
+def test_band_rings_match_the_bands_of_every_cell_centre(lat, lng) -> None:
+    from geomap.privacy import band_rings
+
+    centre = h3i.latlng_to_cell(lat, lng, FLOOR)
+    rings = band_rings(centre, 300.0)
+    expected: list[list[int]] = [[] for _ in DISTANCE_BANDS]
+    for cell in h3i.grid_disk(centre, 40):
+        km = cell_distance_km(centre, cell)
+        if km < 300.0:
+            expected[BAND_LABELS.index(distance_band(km))].append(cell)
+    assert [sorted(ring) for ring in expected] == [list(ring) for ring in rings]
+
+
+@settings(max_examples=60, deadline=None)
+@given(lat=st.floats(-89, 89), lng=st.floats(-180, 180), k=st.integers(0, 12),
+       resolution=st.sampled_from([3, 5]))
+def test_cell_runs_cover_exactly_the_cells(lat, lng, k, resolution) -> None:
+    cells = tuple(h3i.grid_disk(h3i.latlng_to_cell(lat, lng, resolution), k))
+    runs = nearby_queries.cell_runs(cells)
+    covered = []
+    for first, last in runs:
+        cell = first
+        while cell <= last:
+            covered.append(cell)
+            cell = nearby_queries.next_cell(cell)
+        assert cell > last
+    assert sorted(covered) == sorted(set(cells))
+    # A pentagon's missing children and unused digits are the only integers in between.
+    assert all(h3i.is_valid_cell(c) for c in covered)
 
 
 def test_responses_hold_no_coordinates_or_email(connection, tmp_path, session, observer) -> None:
