@@ -201,6 +201,8 @@ def main() -> None:
           f"pages each: {args.pages}  max km: {max_km:g}")
     bench_database(engine, secret_key(settings), max_km, observers, args.pages)
     http_observers = observers[: args.http_observers]
+    if not http_observers:
+        return
     ensure_accounts(engine, http_observers)
     environment = {k: v for k, v in os.environ.items() if k.startswith("GEOMAP_")}
     bench_http(environment | {"GEOMAP_SECRET_KEY": secret_key(settings)},

@@ -28,10 +28,13 @@ _NEAR_DEG = 1.5  # else the nearest place this close
 # holds exactly those), minus blocks either way. Answered from the primary key.
 # A band's cells go in as runs of consecutive H3 indexes (see cell_runs): one index
 # range scan per run instead of one probe per cell.
+# LATERAL with OFFSET 0 (which keeps the subquery from being flattened) makes it one
+# index range scan per run, whatever the planner guesses about the unnest.
 _CANDIDATES = text(
     "SELECT n.member_id, n.floor_cell FROM unnest(CAST(:lo AS bigint[]), "
-    "CAST(:hi AS bigint[])) AS r(lo, hi) JOIN nearby_members n "
-    "ON n.condition_id = :condition AND n.floor_cell BETWEEN r.lo AND r.hi "
+    "CAST(:hi AS bigint[])) AS r(lo, hi) CROSS JOIN LATERAL (SELECT m.member_id, "
+    "m.floor_cell FROM nearby_members m WHERE m.condition_id = :condition "
+    "AND m.floor_cell BETWEEN r.lo AND r.hi OFFSET 0) AS n "
     "WHERE n.member_id <> :me "
     "AND NOT EXISTS (SELECT 1 FROM member_blocks b WHERE "
     "(b.blocker_id = :me AND b.blocked_id = n.member_id) OR "
