@@ -164,7 +164,7 @@ SETTINGS: tuple[Setting, ...] = (
         _parse_rate_limit,
         "30 per minute",
         "Nearby searches a member may make (page and API together), e.g. `30 per minute`; "
-        "`;` separates several limits.",
+        "`;` separates several limits. Counted in memory, per web worker process.",
     ),
     Setting(
         "GEOMAP_LOCATION_RATE_LIMIT",
