@@ -35,7 +35,7 @@ class _CellsCache:
         now = time.monotonic()
         checked, version = self._version
         if now - checked > _VERSION_TTL:
-            version = published.publish_state(db.session).version
+            version = published.publish_state(db.public_session).version
             self._version = (now, version)
         return version
 
@@ -64,7 +64,7 @@ def cells_cache() -> _CellsCache:
 
 
 def _condition_or_404(slug: str) -> published.ConditionSummary:
-    condition = published.condition(db.session, slug)
+    condition = published.condition(db.public_session, slug)
     if condition is None:
         abort(404, description=f"There is no condition {slug!r}.")
     return condition
@@ -83,7 +83,7 @@ def conditions() -> Response:
                 "map_url": url_for("pages.condition_map", slug=c.slug, _external=True),
                 "cells_url": url_for("api.cells", slug=c.slug, _external=True),
             }
-            for c in published.conditions(db.session)
+            for c in published.conditions(db.public_session)
         ]
     )
 
@@ -114,7 +114,7 @@ def cells(slug: str) -> Response:
 def _render_cells(slug: str, zoom: int, resolution: int, boxes: tuple | None,
                   version: int) -> tuple[bytes, str]:
     condition = _condition_or_404(slug)
-    session = db.session
+    session = db.public_session
     rows = published.cells(session, condition.id, resolution, list(boxes) if boxes else None)
     total = published.published_total(session, condition.id, resolution)
     features = [
@@ -144,8 +144,8 @@ def _render_cells(slug: str, zoom: int, resolution: int, boxes: tuple | None,
 
 def healthz() -> Response:
     """Say whether the service and its database answer."""
-    db.session.execute(text("SELECT 1"))
-    state = published.publish_state(db.session)
+    db.public_session.execute(text("SELECT 1"))
+    state = published.publish_state(db.public_session)
     return jsonify(
         status="ok",
         publish_version=state.version,
