@@ -199,13 +199,15 @@ def demo(ctx: Context, count: int, seed: int, if_empty: bool, no_publish: bool) 
 
 
 @main.command()
+@click.option("--full", is_flag=True,
+              help="Recompute everything, not only what changed since the last publish.")
 @pass_context
-def publish(ctx: Context) -> None:
-    """Rebuild the published, k-anonymous aggregates now."""
-    _publish(ctx)
+def publish(ctx: Context, full: bool) -> None:
+    """Publish the k-anonymous aggregates now (incremental when possible)."""
+    _publish(ctx, full=full)
 
 
-def _publish(ctx: Context) -> None:
+def _publish(ctx: Context, *, full: bool = False) -> None:
     from sqlalchemy import text
 
     from geomap.publish import publish as run_publish
@@ -218,10 +220,12 @@ def _publish(ctx: Context) -> None:
                 session,
                 k=ctx.settings["GEOMAP_K"],
                 floor=ctx.settings["GEOMAP_FLOOR_RESOLUTION"],
+                full=full,
                 progress=bar.update,
             )
     click.echo(
-        f"Published version {summary.version}: {summary.published_cells:,} markers from "
+        f"Published version {summary.version} ({summary.kind}, {summary.rows_written:,} rows "
+        f"written): {summary.published_cells:,} markers from "
         f"{summary.members_on_map:,} memberships on the map in {summary.seconds:.1f} s."
     )
 

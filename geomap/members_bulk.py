@@ -72,6 +72,9 @@ def load_members(session: Session, batch: MemberBatch, deriver: KeyDeriver,
     if progress:
         progress(int(n * 0.25))
     session.execute(text("LOCK TABLE members IN SHARE ROW EXCLUSIVE MODE"))
+    # The dirty-cell triggers would join a million-row transition table; the loader
+    # knows its (condition, floor cell) pairs already and records them itself.
+    session.execute(text("SELECT set_config('geomap.track_dirty', 'off', true)"))
     last = session.execute(
         text("SELECT setval('members_id_seq', nextval('members_id_seq') + :n - 1)"), {"n": n}
     ).scalar_one()
@@ -118,5 +121,30 @@ def load_members(session: Session, batch: MemberBatch, deriver: KeyDeriver,
         "FROM STDIN",
         location_lines, progress, 0.35,
     )
+    session.execute(text("SELECT set_config('geomap.track_dirty', 'on', true)"))
+    mark_dirty(session, keys.floor_cells, batch.conditions,
+               np.asarray(batch.visibilities, dtype=object) == "map")
     return ids
+
+
+def mark_dirty(session: Session, cells: np.ndarray, conditions: Sequence[Sequence[int]],
+               on_map: np.ndarray) -> None:
+    """Record the (condition, floor cell) pairs of members on the map for the next publish."""
+    per_member = np.fromiter((len(c) for c in conditions), dtype=np.int64, count=len(cells))
+    keep = np.repeat(on_map, per_member)
+    flat = np.fromiter((c for cs in conditions for c in cs), dtype=np.int64,
+                       count=int(per_member.sum()))
+    pairs = np.unique(
+        np.column_stack((flat, np.repeat(cells, per_member)))[keep].reshape(-1, 2), axis=0
+    )
+    if len(pairs) == 0:
+        return
+    session.execute(
+        text(
+            "INSERT INTO publish_dirty (condition_id, floor_cell) "
+            "SELECT * FROM unnest(CAST(:conditions AS smallint[]), CAST(:cells AS bigint[])) "
+            "ON CONFLICT DO NOTHING"
+        ),
+        {"conditions": pairs[:, 0].tolist(), "cells": pairs[:, 1].tolist()},
+    )
 
