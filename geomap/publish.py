@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain
 
 import h3.api.basic_int as h3i
 import numpy as np
@@ -79,10 +80,16 @@ def floor_counts(session: Session, condition_ids: Iterable[int] | None = None
     return _split_by_condition(rows)
 
 
+def _int_table(rows: list, columns: int) -> np.ndarray:
+    """Return result rows of integers as an (n, columns) int64 array (fast path)."""
+    flat = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=len(rows) * columns)
+    return flat.reshape(-1, columns)
+
+
 def _split_by_condition(rows: list) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     if not rows:
         return {}
-    table = np.array(rows, dtype=np.int64)
+    table = _int_table(rows, 3)
     bounds = np.flatnonzero(np.diff(table[:, 0])) + 1
     return {
         int(part[0, 0]): (part[:, 1], part[:, 2])
@@ -250,7 +257,7 @@ def _publish_incremental(session: Session, condition_ids: list[int],
                  "WHERE condition_id = :c ORDER BY floor_cell"),
             {"c": condition_id},
         ).all()
-        table = np.array(stored, dtype=np.int64).reshape(-1, 2)
+        table = _int_table(stored, 2)
         cells, cell_counts = table[:, 0], table[:, 1]
         if condition_id in whole:
             bases = np.arange(122, dtype=np.int64)
