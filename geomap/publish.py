@@ -36,6 +36,8 @@ from geomap.privacy import rollup
 
 PUBLISH_LOCK = 0x6765_6F6D  # "geom"
 WHOLE_CONDITION = 0  # a publish_dirty floor_cell that marks every cell of the condition
+# Past this many dirty cells, recounting the whole condition is cheaper than per cell.
+WHOLE_CONDITION_CELLS = 5_000
 
 ExtraPublisher = Callable[[Session, int, int, int], None]
 # Called as f(session, version, k, floor) after the cells of every publish, in its
@@ -207,7 +209,10 @@ def _publish_incremental(session: Session, condition_ids: list[int],
                          dirty: dict[int, np.ndarray], k: int, floor: int,
                          progress: Callable[[int], None] | None) -> int:
     """Recount the dirty cells, re-roll their base cells, write changed rows only."""
-    whole = [cid for cid, cells in dirty.items() if WHOLE_CONDITION in cells]
+    whole = [
+        cid for cid, cells in dirty.items()
+        if WHOLE_CONDITION in cells or len(cells) > WHOLE_CONDITION_CELLS
+    ]
     partial = {cid: cells for cid, cells in dirty.items() if cid not in whole}
     if whole:
         session.execute(
