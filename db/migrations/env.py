@@ -4,7 +4,7 @@ from alembic import context
 from geoalchemy2 import alembic_helpers
 from sqlalchemy import engine_from_config, pool
 
-from geomap import models  # noqa: F401  (registers the tables on Base.metadata)
+from geomap import models, publish_models  # noqa: F401  (registers the tables)
 from geomap.auth import models as auth_models  # noqa: F401
 from geomap.database import Base
 

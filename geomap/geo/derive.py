@@ -99,23 +99,34 @@ class KeyDeriver:
             near_point, near_part = self._country_tree.query_nearest(
                 sub, max_distance=max_deg / np.cos(np.radians(75.0)), all_matches=False
             )
-            for p, part in zip(near_point, near_part, strict=True):
-                km = _haversine_to_geometry(lats[missing[p]], lngs[missing[p]], self._parts[part])
-                if km <= COAST_FALLBACK_KM:
-                    codes[missing[p]] = self._part_codes[part]
+            if len(near_point):
+                lines = shapely.shortest_line(sub[near_point], self._parts[near_part])
+                ends = shapely.get_coordinates(lines).reshape(-1, 2, 2)
+                km = _haversine_km(ends[:, 0, 1], ends[:, 0, 0], ends[:, 1, 1], ends[:, 1, 0])
+                close = km <= COAST_FALLBACK_KM
+                codes[missing[near_point[close]]] = self._part_codes[near_part[close]]
         return codes
 
     def _regions_of(self, lats: np.ndarray, lngs: np.ndarray, countries: np.ndarray) -> np.ndarray:
         regions = np.full(len(lats), None, dtype=object)
-        vectors = _unit_vectors(lats, lngs)
-        for country in set(countries[~pd_isnull(countries)]):
-            tree_and_codes = self._regions.get(country)
+        known = np.flatnonzero(~pd_isnull(countries))
+        if len(known) == 0:
+            return regions
+        vectors = _unit_vectors(lats[known], lngs[known])
+        # Group the points by country once (sorting), then one tree query per country.
+        codes = countries[known].astype(str)
+        order = np.argsort(codes, kind="stable")
+        sorted_codes = codes[order]
+        starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
+        ends = np.r_[starts[1:], len(order)]
+        for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+            tree_and_codes = self._regions.get(sorted_codes[start])
             if tree_and_codes is None:
                 continue
             tree, admin1 = tree_and_codes
-            rows = np.flatnonzero(countries == country)
+            rows = order[start:end]
             _dist, nearest = tree.query(vectors[rows])
-            regions[rows] = admin1[nearest]
+            regions[known[rows]] = admin1[nearest]
         return regions
 
 
@@ -124,15 +135,14 @@ def pd_isnull(values: np.ndarray) -> np.ndarray:
     return np.frompyfunc(lambda v: v is None, 1, 1)(values).astype(bool)
 
 
-def _haversine_to_geometry(lat: float, lng: float, geometry: shapely.Geometry) -> float:
-    nearest = shapely.shortest_line(shapely.Point(lng, lat), geometry)
-    (lng1, lat1), (lng2, lat2) = shapely.get_coordinates(nearest)
+def _haversine_km(lat1: np.ndarray, lng1: np.ndarray, lat2: np.ndarray,
+                  lng2: np.ndarray) -> np.ndarray:
     phi1, phi2 = np.radians(lat1), np.radians(lat2)
     a = (
         np.sin((phi2 - phi1) / 2) ** 2
         + np.cos(phi1) * np.cos(phi2) * np.sin(np.radians(lng2 - lng1) / 2) ** 2
     )
-    return float(2 * _EARTH_KM * np.arcsin(np.sqrt(a)))
+    return 2 * _EARTH_KM * np.arcsin(np.sqrt(a))
 
 
 _cache: dict[tuple[str, int], KeyDeriver] = {}
