@@ -47,7 +47,7 @@ class CountryRow:
 class RegionReport:
     """Every country's and region's count for a condition (or all), and monthly joins."""
 
-    condition: str  # a slug or 'all'
+    condition: str  # a condition's slug, or 'every'
     total: int
     by_role: dict[str, int]
     countries: list[CountryRow]

@@ -23,13 +23,15 @@ from geomap.web.choropleth import country_choropleth
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
+# Every condition at once. Not "all": that is the slug of acute lymphocytic leukemia.
+EVERY_CONDITION = "every"
 
 
 def _report() -> RegionReport:
     """Return the report the query string asks for (condition, optional country)."""
-    slug = request.args.get("condition", "all") or "all"
+    slug = request.args.get("condition") or EVERY_CONDITION
     condition_id = None
-    if slug != "all":
+    if slug != EVERY_CONDITION:
         condition = published.condition(db.session, slug)
         if condition is None:
             abort(404, description=f"There is no condition {slug!r}.")
@@ -64,6 +66,7 @@ def regions() -> Response:
                 roles=ROLES,
                 conditions=published.conditions(db.session),
                 country=request.args.get("country", "").upper(),
+                every=EVERY_CONDITION,
                 choropleth=choropleth,
                 peak=peak,
             )
