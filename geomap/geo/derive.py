@@ -193,13 +193,13 @@ _cache_lock = threading.Lock()
 def deriver_for(session: Session, floor: int) -> KeyDeriver:
     """Return a process-wide :class:`KeyDeriver` for this database and floor."""
     # Region polygons may be (re)loaded by another process: their ids are part of the key.
-    polygons = session.execute(
-        text(
-            "SELECT CASE WHEN to_regclass('region_parts') IS NULL THEN '' ELSE "
-            "(SELECT count(*) || ':' || coalesce(max(id), 0) FROM region_parts) END"
-        )
-    ).scalar_one()
-    key = (session.get_bind().url.render_as_string(hide_password=True), floor, polygons)
+    polygons = ""
+    if session.execute(text("SELECT to_regclass('region_parts') IS NOT NULL")).scalar():
+        polygons = session.execute(
+            text("SELECT count(*) || ':' || coalesce(max(id), 0) FROM region_parts")
+        ).scalar_one()
+    url = session.get_bind().engine.url.render_as_string(hide_password=True)
+    key = (url, floor, polygons)
     with _cache_lock:
         if key not in _cache:
             _cache[key] = KeyDeriver(session, floor)
