@@ -58,7 +58,7 @@ def fill(url: str, members: int, settings: dict) -> None:
         n = min(CHUNK, members - have)
         with session_scope(engine) as session:
             deriver = KeyDeriver(session, settings["GEOMAP_FLOOR_RESOLUTION"])
-            batch, prefixes = generate(session, n, seed)
+            batch, prefixes = generate(session, n, seed, on_land=deriver.on_land)
             load_members(session, batch, deriver, pseudonym_prefix=prefixes)
         have += n
         seed += 1

@@ -119,7 +119,7 @@ def regions(slug: str) -> Response:
         abort(400, description="level must be 'country' or 'admin1'.")
     condition = _condition_or_404(slug)
     version = cells_cache().version()
-    rows = published.region_counts(db.session, condition.id, level)
+    rows = published.region_counts(db.public_session, condition.id, level)
     response = jsonify(
         condition=condition.slug,
         level=level,

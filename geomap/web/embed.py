@@ -59,14 +59,14 @@ def embed_url(slug: str, options: EmbedOptions | None = None) -> str:
 @stateless
 def embedded_map(slug: str) -> Response:
     """Show a condition's world map without site chrome, filling its frame."""
-    condition = published.condition(db.session, slug)
+    condition = published.condition(db.public_session, slug)
     if condition is None:
         return _embed_error(404, f"There is no condition {slug!r}.")
     try:
         options = parse_embed_options(request.args, _tiles_enabled())
     except EmbedOptionError as exc:
         return _embed_error(400, str(exc))
-    version = published.publish_state(db.session).version
+    version = published.publish_state(db.public_session).version
     config = current_app.config
     fingerprint = "|".join(
         (EMBED_REVISION, str(version), slug, options.query_string(_tiles_enabled()),
@@ -104,7 +104,7 @@ def _embed_error(status: int, message: str) -> Response:
 @bp.get("/embed")
 def editor() -> str:
     """Let a site editor pick a condition and a size and copy the iframe snippet."""
-    conditions = published.conditions(db.session)
+    conditions = published.conditions(db.public_session)
     if not conditions:
         abort(404, description="There are no conditions to embed yet.")
     slug = request.args.get("condition") or conditions[0].slug
@@ -146,7 +146,7 @@ def _map_of_url(url: str) -> tuple[published.ConditionSummary, EmbedOptions]:
         abort(404, description="That URL is not a map on this site.")
     if endpoint not in MAP_ENDPOINTS:
         abort(404, description="That URL is not a map on this site.")
-    condition = published.condition(db.session, args["slug"])
+    condition = published.condition(db.public_session, args["slug"])
     if condition is None:
         abort(404, description=f"There is no condition {args['slug']!r}.")
     query = dict(parse_qsl(parts.query)) if endpoint == "embed.map" else {}

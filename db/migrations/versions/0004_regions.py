@@ -55,6 +55,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("condition_id", "level", "code",
                                 name=op.f("pk_published_regions")),
     )
+    # The public read path's role may read the published region counts (and no more).
+    op.execute(
+        "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'geomap_public') "
+        "THEN GRANT SELECT ON published_regions TO geomap_public; END IF; END $$"
+    )
 
 
 def downgrade() -> None:
