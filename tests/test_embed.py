@@ -178,3 +178,24 @@ def test_oembed_error_codes(client) -> None:
     assert client.get("/oembed", query_string={"url": url, "format": "xml"}).status_code == 501
     assert client.get("/oembed").status_code == 400
     assert client.get("/oembed", query_string={"url": url, "maxwidth": "wide"}).status_code == 400
+
+
+def test_embed_etag_follows_the_publish_version(community_engine, tmp_path) -> None:
+    from geomap.publish import publish
+    from tests.conftest import FLOOR, K, sessions_on
+
+    connection = community_engine.connect()
+    transaction = connection.begin()
+    try:
+        sessions = sessions_on(connection)
+        client = create_app(app_config(tmp_path, GEOMAP_SESSIONS=sessions)).test_client()
+        before = client.get(EMBED).headers["ETag"]
+        assert client.get(EMBED).headers["ETag"] == before  # same question, same answer
+        with sessions() as session:
+            publish(session, k=K, floor=FLOOR)
+            session.commit()
+        after = client.get(EMBED, headers={"If-None-Match": before})
+        assert after.status_code == 200 and after.headers["ETag"] != before
+    finally:
+        transaction.rollback()
+        connection.close()

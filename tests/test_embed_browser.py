@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -85,3 +86,20 @@ def test_a_non_embed_route_in_a_frame_is_refused(live_server, partner, page) -> 
     framed = page.locator("#framed-map-page").element_handle().content_frame()
     assert framed is None or framed.locator(".site-header").count() == 0
     assert any("frame-ancestors" in text or "Refused" in text for text in console), console
+
+
+def test_editor_updates_snippet_and_preview(live_server, page) -> None:
+    expect = pytest.importorskip("playwright.sync_api").expect
+    page.goto(f"{live_server.url}/embed")
+    page.select_option("#embed-condition", "cll")
+    page.select_option("#embed-size", "small")
+    snippet_box = page.locator("#embed-snippet")
+    expect(snippet_box).to_have_value(re.compile(r'/embed/conditions/cll/map".* width="400"'))
+    snippet = page.input_value("#embed-snippet")
+    assert 'height="300"' in snippet and snippet.startswith("<iframe ")
+    preview = page.locator("#embed-preview iframe")
+    assert preview.get_attribute("src").endswith("/embed/conditions/cll/map")
+    frame = preview.element_handle().content_frame()
+    frame.wait_for_selector(".geomap-map", timeout=15_000)
+    page.click("#embed-copy")
+    expect(page.locator("#embed-copied")).to_have_text(re.compile(r"\S"))
