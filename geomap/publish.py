@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from geomap.geo.reference import raw_connection
 from geomap.privacy import rollup
-from geomap.regions.publish import publish_regions
+from geomap.regions.publish import publish_region_counts
 
 PUBLISH_LOCK = 0x6765_6F6D  # "geom"
 
@@ -111,7 +111,7 @@ def publish(session: Session, *, k: int, floor: int, now: datetime | None = None
     ) as copy:
         if cell_lines:
             copy.write(("\n".join(cell_lines) + "\n").encode())
-    publish_regions(session, counts, k=k, floor=floor, version=version)
+    publish_region_counts(session, counts, k=k, floor=floor, version=version)
     session.execute(text("DELETE FROM published_totals"))
     if totals:
         session.execute(

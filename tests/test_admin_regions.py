@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections import Counter
 from collections.abc import Iterator
 
@@ -84,7 +85,7 @@ def test_admins_get_the_counts(admin_client, url: str) -> None:
 def test_every_admin_route_is_declared_with_admin_required(accounts_app) -> None:
     app, _, _ = accounts_app
     admin_rules = [rule for rule in app.url_map.iter_rules() if rule.endpoint.startswith("admin.")]
-    assert {rule.rule for rule in admin_rules} == set(ADMIN_URLS)
+    assert {rule.rule for rule in admin_rules} == {*ADMIN_URLS, "/admin/regions/refresh"}
     for rule in admin_rules:
         view = app.view_functions[rule.endpoint]
         assert view.__code__.co_name == "wrapped"  # admin_required's wrapper
@@ -162,3 +163,19 @@ def test_country_filter_and_bad_parameters(admin_client) -> None:
     assert [c["code"] for c in report["countries"]] == ["DE"]
     assert admin_client.get("/admin/regions?country=Germany").status_code == 400
     assert admin_client.get("/admin/regions?condition=no-such").status_code == 404
+
+
+def test_count_now_recounts_and_needs_an_admin(admin_client, member_client, accounts_app) -> None:
+    _, _, connection = accounts_app
+    html = admin_client.get("/admin/regions?condition=cll").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    before = connection.execute(text("SELECT refreshed_at FROM admin_counts_refresh")).scalar()
+    response = admin_client.post("/admin/regions/refresh",
+                                 data={"csrf_token": token, "condition": "cll"})
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/admin/regions?condition=cll"
+    after = connection.execute(text("SELECT refreshed_at FROM admin_counts_refresh")).scalar()
+    assert after > before
+    assert member_client.post("/admin/regions/refresh",
+                              data={"csrf_token": token}).status_code in (400, 403)
+    assert admin_client.post("/admin/regions/refresh").status_code == 400  # no CSRF token

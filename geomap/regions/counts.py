@@ -1,20 +1,23 @@
 """Exact member counts per country and first-level region, for admins only.
 
 Admin counts use the country and region of each member's exact point (derived when
-it was written); they are exact, never published, and never show a point. One scan
-of the member tables gives the per-region, per-role counts and the monthly joins
-(grouping sets).
+it was written); they are exact, never published, and never show a point. Counting
+a million members takes seconds, so :func:`refresh_admin_counts` snapshots them per
+condition, country, region, role and month (with every publish, or when an admin
+asks), and the admin pages read the snapshot.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime
+from time import perf_counter
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geomap.models import ROLES
+from geomap.regions.models import EVERY_CONDITION_ID
 from geomap.regions.names import country_name, country_numeric, region_names
 
 MONTHS = 24
@@ -48,6 +51,7 @@ class RegionReport:
     """Every country's and region's count for a condition (or all), and monthly joins."""
 
     condition: str  # a condition's slug, or 'every'
+    counted_at: datetime | None  # when the snapshot was taken; None: never
     total: int
     by_role: dict[str, int]
     countries: list[CountryRow]
@@ -64,48 +68,101 @@ def month_starts(today: date, months: int = MONTHS) -> list[date]:
     return starts[::-1]
 
 
+def refresh_admin_counts(session: Session, now: datetime | None = None) -> float:
+    """Recount every member per condition, country, region, role and month; return seconds.
+
+    Two scans of the member tables: one per condition (through member_conditions),
+    one counting every member once (condition 0). '' stands for no country or region.
+    """
+    started = perf_counter()
+    month = "date_trunc('month', m.joined_at AT TIME ZONE 'UTC')::date"
+    columns = (
+        "coalesce(ml.country_code, '') AS country, coalesce(ml.region_code, '') AS region, "
+        f"m.role AS role, {month} AS month, count(*) AS n, GROUPING(m.role) AS by_month"
+    )
+    joined = "FROM member_locations ml JOIN members m ON m.id = ml.member_id"
+    session.execute(
+        text(
+            "CREATE TEMP TABLE admin_counts_scan ON COMMIT DROP AS "
+            f"SELECT mc.condition_id AS condition_id, {columns} {joined} "
+            "JOIN member_conditions mc ON mc.member_id = ml.member_id "
+            "GROUP BY GROUPING SETS ("
+            "(mc.condition_id, ml.country_code, ml.region_code, m.role), "
+            f"(mc.condition_id, ml.country_code, {month})) "
+            f"UNION ALL SELECT {EVERY_CONDITION_ID}, {columns} {joined} "
+            "GROUP BY GROUPING SETS ((ml.country_code, ml.region_code, m.role), "
+            f"(ml.country_code, {month}))"
+        )
+    )
+    session.execute(text("DELETE FROM admin_region_counts"))
+    session.execute(text("DELETE FROM admin_monthly_joins"))
+    session.execute(
+        text(
+            "INSERT INTO admin_region_counts (condition_id, country_code, region_code, role, "
+            "count) SELECT condition_id, country, region, role, n FROM admin_counts_scan "
+            "WHERE by_month = 0"
+        )
+    )
+    session.execute(
+        text(
+            "INSERT INTO admin_monthly_joins (condition_id, country_code, month, count) "
+            "SELECT condition_id, country, month, n FROM admin_counts_scan WHERE by_month = 1"
+        )
+    )
+    session.execute(text("DROP TABLE admin_counts_scan"))
+    seconds = perf_counter() - started
+    session.execute(
+        text(
+            "INSERT INTO admin_counts_refresh (id, refreshed_at, seconds) "
+            "VALUES (true, :now, :seconds) ON CONFLICT (id) DO UPDATE "
+            "SET refreshed_at = EXCLUDED.refreshed_at, seconds = EXCLUDED.seconds"
+        ),
+        {"now": now or datetime.now(UTC), "seconds": seconds},
+    )
+    return seconds
+
+
 def region_report(session: Session, condition_id: int | None, condition: str,
                   country: str | None = None, today: date | None = None) -> RegionReport:
     """Return the exact counts per country and region of members with a location.
 
-    ``condition_id`` None counts every member once, whatever their conditions;
-    ``country`` limits the report to one country.
+    Read from the latest snapshot (:func:`refresh_admin_counts`). ``condition_id``
+    None counts every member once, whatever their conditions; ``country`` limits
+    the report to one country.
     """
     today = today or datetime.now(UTC).date()
     months = month_starts(today)
-    where = ["true"]
-    params: dict[str, object] = {"since": datetime.combine(months[0], time(), UTC)}
-    if condition_id is not None:
-        where.append(
-            "EXISTS (SELECT 1 FROM member_conditions mc WHERE mc.member_id = ml.member_id "
-            "AND mc.condition_id = :condition)"
-        )
-        params["condition"] = condition_id
-    if country is not None:
-        where.append("ml.country_code = :country")
-        params["country"] = country
-    month = (
-        "CASE WHEN m.joined_at >= :since THEN "
-        "to_char(m.joined_at AT TIME ZONE 'UTC', 'YYYY-MM') END"
-    )
+    params: dict[str, object] = {
+        "condition": EVERY_CONDITION_ID if condition_id is None else condition_id,
+        "since": months[0],
+        "country": country,
+    }
+    only_country = " AND country_code = :country" if country is not None else ""
     rows = session.execute(
         text(
-            f"SELECT ml.country_code, ml.region_code, m.role, {month}, count(*), "
-            "GROUPING(ml.country_code) "
-            "FROM member_locations ml JOIN members m ON m.id = ml.member_id "
-            f"WHERE {' AND '.join(where)} "
-            f"GROUP BY GROUPING SETS ((ml.country_code, ml.region_code, m.role), ({month}))"
+            "SELECT country_code, region_code, role, count FROM admin_region_counts "
+            f"WHERE condition_id = :condition{only_country}"
         ),
         params,
     ).all()
     monthly = {start.strftime("%Y-%m"): 0 for start in months}
+    for month, count in session.execute(
+        text(
+            "SELECT month, sum(count) FROM admin_monthly_joins WHERE condition_id = :condition "
+            f"AND month >= :since{only_country} GROUP BY month"
+        ),
+        params,
+    ).all():
+        key = month.strftime("%Y-%m")
+        if key in monthly:
+            monthly[key] += int(count)
+    counted_at = session.execute(
+        text("SELECT refreshed_at FROM admin_counts_refresh")
+    ).scalar_one_or_none()
     countries: dict[str | None, CountryRow] = {}
     regions: dict[tuple[str | None, str | None], RegionRow] = {}
-    for country_code, region_code, role, month, count, by_month in rows:
-        if by_month:
-            if month in monthly:
-                monthly[month] += count
-            continue
+    for country_code, region_code, role, count in rows:
+        country_code, region_code = country_code or None, region_code or None
         country_row = countries.get(country_code)
         if country_row is None:
             country_row = countries[country_code] = CountryRow(
@@ -133,6 +190,7 @@ def region_report(session: Session, condition_id: int | None, condition: str,
             by_role[role] += count
     return RegionReport(
         condition=condition,
+        counted_at=counted_at,
         total=sum(row.total for row in ordered),
         by_role=by_role,
         countries=ordered,

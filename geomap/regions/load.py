@@ -111,6 +111,7 @@ def load_regions(session: Session, path: Path, *, level: str, code_field: str,
     countries = session.execute(
         text("SELECT DISTINCT coalesce(country_code, '??') FROM region_features ORDER BY 1")
     ).scalars().all()
+    session.execute(text("DROP TABLE region_features"))
     session.execute(text("ANALYZE region_parts"))
     # Published region counts depend on the polygons: let the next scheduled publish run.
     session.execute(text("UPDATE data_changes SET changed_at = clock_timestamp()"))
@@ -176,4 +177,5 @@ def reassign_regions(session: Session, deriver: KeyDeriver,
         last_id = ids[-1]
         if progress:
             progress(len(rows))
+    session.execute(text("DROP TABLE region_updates"))
     return ReassignSummary(members=members, changed=changed)

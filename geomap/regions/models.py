@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
+
 from geoalchemy2 import Geometry, WKBElement
-from sqlalchemy import CheckConstraint, Index, Integer, SmallInteger, String
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from geomap.database import Base
@@ -55,3 +67,44 @@ class PublishedRegion(Base):
     name: Mapped[str] = mapped_column(String(200))
     count: Mapped[int | None] = mapped_column(Integer)
     version: Mapped[int] = mapped_column(Integer)
+
+
+EVERY_CONDITION_ID = 0  # admin snapshots: every member once, whatever their conditions
+
+
+class AdminRegionCount(Base):
+    """Admins only: exact members per condition, country, region and role, at a refresh.
+
+    ``condition_id`` 0 counts every member once; '' stands for no country or region.
+    The public role has no grant on this table.
+    """
+
+    __tablename__ = "admin_region_counts"
+
+    condition_id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    country_code: Mapped[str] = mapped_column(String(2), primary_key=True)
+    region_code: Mapped[str] = mapped_column(String(24), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+
+
+class AdminMonthlyJoin(Base):
+    """Admins only: members who joined per condition, country and month, at a refresh."""
+
+    __tablename__ = "admin_monthly_joins"
+
+    condition_id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    country_code: Mapped[str] = mapped_column(String(2), primary_key=True)
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+
+
+class AdminCountsRefresh(Base):
+    """When the admin count snapshots were last refreshed (one row)."""
+
+    __tablename__ = "admin_counts_refresh"
+    __table_args__ = (CheckConstraint("id", name="single_row"),)
+
+    id: Mapped[bool] = mapped_column(Boolean, primary_key=True, default=True)
+    refreshed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    seconds: Mapped[float] = mapped_column(Float)

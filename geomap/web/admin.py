@@ -11,13 +11,28 @@ import io
 import re
 from dataclasses import asdict
 
-from flask import Blueprint, Response, abort, jsonify, render_template, request
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
 from geomap import published
 from geomap.auth import admin_required
 from geomap.database import db
 from geomap.models import ROLES
-from geomap.regions.counts import RegionReport, region_report, report_rows
+from geomap.regions.counts import (
+    RegionReport,
+    refresh_admin_counts,
+    region_report,
+    report_rows,
+)
 from geomap.web.choropleth import country_choropleth
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -105,4 +120,18 @@ def _csv_safe(value: object) -> object:
 def regions_json() -> Response:
     """Return the counts per country and region as JSON."""
     report = _report()
-    return _no_store(jsonify(asdict(report)))
+    body = asdict(report)
+    body["counted_at"] = report.counted_at.isoformat() if report.counted_at else None
+    return _no_store(jsonify(body))
+
+
+@bp.post("/regions/refresh")
+@admin_required
+def refresh_regions() -> Response:
+    """Recount the members now instead of waiting for the next publish."""
+    session = db.session
+    seconds = refresh_admin_counts(session)
+    session.commit()
+    flash(f"Counted again in {seconds:.1f} s.")
+    condition = request.form.get("condition") or EVERY_CONDITION
+    return redirect(url_for("admin.regions", condition=condition))

@@ -4,8 +4,9 @@ Revision ID: 0004
 Revises: 0002
 Create Date: 2026-11-26 23:00:00
 
-First-level region polygons (loaded by operators, subdivided for containment) and
-published region counts (floor-cell centres, small counts suppressed).
+First-level region polygons (loaded by operators, subdivided for containment),
+published region counts (floor-cell centres, small counts suppressed) and admin-only
+snapshots of exact counts per region, role and month.
 """
 
 import sqlalchemy as sa
@@ -55,6 +56,34 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("condition_id", "level", "code",
                                 name=op.f("pk_published_regions")),
     )
+    # Admin-only snapshots of exact counts (refreshed with each publish); no public grant.
+    op.create_table(
+        "admin_region_counts",
+        sa.Column("condition_id", sa.SmallInteger(), nullable=False),
+        sa.Column("country_code", sa.String(length=2), nullable=False),
+        sa.Column("region_code", sa.String(length=24), nullable=False),
+        sa.Column("role", sa.String(length=16), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("condition_id", "country_code", "region_code", "role",
+                                name=op.f("pk_admin_region_counts")),
+    )
+    op.create_table(
+        "admin_monthly_joins",
+        sa.Column("condition_id", sa.SmallInteger(), nullable=False),
+        sa.Column("country_code", sa.String(length=2), nullable=False),
+        sa.Column("month", sa.Date(), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("condition_id", "country_code", "month",
+                                name=op.f("pk_admin_monthly_joins")),
+    )
+    op.create_table(
+        "admin_counts_refresh",
+        sa.Column("id", sa.Boolean(), nullable=False),
+        sa.Column("refreshed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("seconds", sa.Float(), nullable=False),
+        sa.CheckConstraint("id", name=op.f("ck_admin_counts_refresh_single_row")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_admin_counts_refresh")),
+    )
     # The public read path's role may read the published region counts (and no more).
     op.execute(
         "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'geomap_public') "
@@ -63,6 +92,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("admin_counts_refresh")
+    op.drop_table("admin_monthly_joins")
+    op.drop_table("admin_region_counts")
     op.drop_table("published_regions")
     op.drop_geospatial_index("ix_region_parts_geom", table_name="region_parts",
                              postgresql_using="gist", column_name="geom")
