@@ -110,6 +110,19 @@ def refresh_admin_counts(session: Session, now: datetime | None = None) -> float
         )
     )
     session.execute(text("DROP TABLE admin_counts_scan"))
+    # Names are looked up once here, not on every page view.
+    codes = session.execute(
+        text("SELECT DISTINCT region_code FROM admin_region_counts WHERE region_code <> ''")
+    ).scalars().all()
+    names = region_names(session, codes)
+    session.execute(
+        text(
+            "UPDATE admin_region_counts a SET region_name = v.name "
+            "FROM unnest(CAST(:codes AS text[]), CAST(:names AS text[])) AS v(code, name) "
+            "WHERE a.region_code = v.code"
+        ),
+        {"codes": list(names), "names": list(names.values())},
+    )
     seconds = perf_counter() - started
     session.execute(
         text(
@@ -140,7 +153,8 @@ def region_report(session: Session, condition_id: int | None, condition: str,
     only_country = " AND country_code = :country" if country is not None else ""
     rows = session.execute(
         text(
-            "SELECT country_code, region_code, role, count FROM admin_region_counts "
+            "SELECT country_code, region_code, role, count, region_name "
+            "FROM admin_region_counts "
             f"WHERE condition_id = :condition{only_country}"
         ),
         params,
@@ -161,7 +175,7 @@ def region_report(session: Session, condition_id: int | None, condition: str,
     ).scalar_one_or_none()
     countries: dict[str | None, CountryRow] = {}
     regions: dict[tuple[str | None, str | None], RegionRow] = {}
-    for country_code, region_code, role, count in rows:
+    for country_code, region_code, role, count, region_name in rows:
         country_code, region_code = country_code or None, region_code or None
         country_row = countries.get(country_code)
         if country_row is None:
@@ -171,16 +185,14 @@ def region_report(session: Session, condition_id: int | None, condition: str,
             )
         region_row = regions.get((country_code, region_code))
         if region_row is None:
-            region_row = regions[(country_code, region_code)] = RegionRow(region_code, NO_REGION)
+            region_row = regions[(country_code, region_code)] = RegionRow(
+                region_code, (region_name or region_code) if region_code else NO_REGION
+            )
             country_row.regions.append(region_row)
         country_row.total += count
         country_row.by_role[role] += count
         region_row.total += count
         region_row.by_role[role] += count
-    names = region_names(session, {code for _, code in regions if code})
-    for (_, code), region_row in regions.items():
-        if code:
-            region_row.name = names.get(code, code)
     ordered = sorted(countries.values(), key=lambda row: (-row.total, row.name))
     for country_row in ordered:
         country_row.regions.sort(key=lambda row: (-row.total, row.name))

@@ -86,6 +86,7 @@ class AdminRegionCount(Base):
     region_code: Mapped[str] = mapped_column(String(24), primary_key=True)
     role: Mapped[str] = mapped_column(String(16), primary_key=True)
     count: Mapped[int] = mapped_column(Integer)
+    region_name: Mapped[str | None] = mapped_column(String(200))  # named at refresh
 
 
 class AdminMonthlyJoin(Base):

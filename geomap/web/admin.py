@@ -59,6 +59,12 @@ def _report() -> RegionReport:
     return region_report(db.session, condition_id, slug, country)
 
 
+@bp.app_template_filter("thousands")
+def thousands(number: int) -> str:
+    """Format a count with thousands separators (12,345)."""
+    return f"{number:,}"
+
+
 def _no_store(response: Response) -> Response:
     response.headers["Cache-Control"] = "private, no-store"
     return response

@@ -64,6 +64,7 @@ def upgrade() -> None:
         sa.Column("region_code", sa.String(length=24), nullable=False),
         sa.Column("role", sa.String(length=16), nullable=False),
         sa.Column("count", sa.Integer(), nullable=False),
+        sa.Column("region_name", sa.String(length=200), nullable=True),
         sa.PrimaryKeyConstraint("condition_id", "country_code", "region_code", "role",
                                 name=op.f("pk_admin_region_counts")),
     )
