@@ -211,3 +211,19 @@ def test_regions_load_refuses_a_file_without_the_code_field(fresh_db_url, tmp_pa
              "PATH": "/usr/bin:/bin"},
         capture_output=True, text=True, check=False)
     assert result.returncode != 0 and "no 'id' property" in result.stderr
+
+
+@pytest.mark.parametrize("table", ["admin_region_counts", "admin_monthly_joins", "regions"])
+def test_public_role_cannot_read_admin_counts(community_url: str, table: str) -> None:
+    from sqlalchemy.exc import ProgrammingError
+
+    from geomap.database import make_public_engine
+
+    engine = make_public_engine(community_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM published_regions")).scalar() > 0
+            with pytest.raises(ProgrammingError, match="permission denied"):
+                conn.execute(text(f"SELECT * FROM {table} LIMIT 1"))
+    finally:
+        engine.dispose()
