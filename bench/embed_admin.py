@@ -106,6 +106,7 @@ def first_markers_ms(app, repeat: int) -> dict[str, float] | None:  # noqa: ANN0
     times: dict[str, list[float]] = {"cold": [], "warm": []}
 
     def timed(context) -> float:  # noqa: ANN001
+        """Return ms from navigation to the first marker in a new page of ``context``."""
         page = context.new_page()
         started = time.perf_counter()
         page.goto(url, wait_until="commit")

@@ -126,6 +126,7 @@ class KeyDeriver:
         return codes
 
     def _regions_of(self, lats: np.ndarray, lngs: np.ndarray, countries: np.ndarray) -> np.ndarray:
+        """Return the region of each point: polygon containment or nearest gazetteer place."""
         regions = np.full(len(lats), None, dtype=object)
         vectors = _unit_vectors(lats, lngs)
         with_polygons = self.countries_with_polygons

@@ -31,6 +31,7 @@ def country_name(code: str | None) -> str:
 
 @lru_cache(maxsize=1)
 def _numeric_codes() -> dict[str, str]:
+    """Return ISO numeric codes by alpha-2 code."""
     return {country.alpha_2: country.numeric for country in pycountry.countries}
 
 

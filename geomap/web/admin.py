@@ -66,6 +66,7 @@ def thousands(number: int) -> str:
 
 
 def _no_store(response: Response) -> Response:
+    """Keep exact counts out of shared and browser caches."""
     response.headers["Cache-Control"] = "private, no-store"
     return response
 
@@ -116,6 +117,7 @@ def regions_csv() -> Response:
 
 
 def _csv_safe(value: object) -> object:
+    """Quote a text cell that a spreadsheet would read as a formula."""
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + value
     return value

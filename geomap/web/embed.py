@@ -37,14 +37,17 @@ MAP_ENDPOINTS = ("pages.condition_map", "embed.map")
 
 
 def _tiles_enabled() -> bool:
+    """Return whether the operator turned a tile server on."""
     return tile_url(current_app.config["GEOMAP_TILES"]) is not None
 
 
 def _frame_ancestors() -> str:
+    """Return the CSP frame-ancestors sources for embeds (GEOMAP_FRAME_ANCESTORS)."""
     return " ".join(current_app.config["GEOMAP_FRAME_ANCESTORS"]) or "'none'"
 
 
 def _embed_headers(response: Response) -> Response:
+    """Let the configured origins frame ``response`` (the default CSP denies framing)."""
     response.headers["Content-Security-Policy"] = content_security_policy(_frame_ancestors())
     return response
 

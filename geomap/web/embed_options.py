@@ -58,10 +58,12 @@ class EmbedOptions:
 
 
 def _number(value: float) -> str:
+    """Return ``value`` with at most five decimals and no trailing zeros."""
     return f"{value:.5f}".rstrip("0").rstrip(".")
 
 
 def _int_in(args: Mapping[str, str], name: str, low: int, high: int) -> int | None:
+    """Return the whole number ``args[name]`` within low..high, None if absent."""
     raw = args.get(name)
     if raw is None or raw == "":
         return None
@@ -75,6 +77,7 @@ def _int_in(args: Mapping[str, str], name: str, low: int, high: int) -> int | No
 
 
 def _float_in(args: Mapping[str, str], name: str, low: float, high: float) -> float | None:
+    """Return the finite number ``args[name]`` within low..high, None if absent."""
     raw = args.get(name)
     if raw is None or raw == "":
         return None
