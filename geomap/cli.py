@@ -277,6 +277,62 @@ def _publish(ctx: Context, *, full: bool = False) -> None:
     )
 
 
+# --- regions ---------------------------------------------------------------------
+
+
+@main.group()
+def regions() -> None:
+    """First-level region polygons (operator-supplied) and members' regions."""
+
+
+@regions.command("load")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--level", type=click.Choice(["admin1"]), default="admin1", show_default=True,
+              help="Administrative level of the polygons.")
+@click.option("--code-field", required=True,
+              help="Feature property holding the region code (e.g. iso_3166_2).")
+@click.option("--name-field", default=None, help="Feature property holding the region name.")
+@pass_context
+def regions_load(ctx: Context, file: str, level: str, code_field: str,
+                 name_field: str | None) -> None:
+    """Load region polygons from a GeoJSON file (replacing regions with the same codes)."""
+    from pathlib import Path
+
+    from geomap.regions.load import RegionFileError, load_regions
+    from geomap.session import session_scope
+
+    try:
+        with session_scope(ctx.engine) as session:
+            summary = load_regions(session, Path(file), level=level, code_field=code_field,
+                                   name_field=name_field)
+    except RegionFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"Loaded {summary.regions} regions ({summary.parts:,} parts) in "
+        f"{', '.join(summary.countries)}. Run `geomap regions reassign` to update members, "
+        "then `geomap publish`."
+    )
+
+
+@regions.command("reassign")
+@pass_context
+def regions_reassign(ctx: Context) -> None:
+    """Derive every member's country and region again (after loading polygons)."""
+    from geomap.geo.derive import KeyDeriver
+    from geomap.regions.load import members_to_reassign, reassign_regions
+    from geomap.session import session_scope
+
+    started = time.perf_counter()
+    with session_scope(ctx.engine) as session:
+        deriver = KeyDeriver(session, ctx.settings["GEOMAP_FLOOR_RESOLUTION"])
+        with click.progressbar(length=members_to_reassign(session), label="Members") as bar:
+            summary = reassign_regions(session, deriver, progress=bar.update)
+    click.echo(
+        f"Checked {summary.members:,} members in {time.perf_counter() - started:.1f} s: "
+        f"{summary.changed:,} changed country or region. Run `geomap publish` to publish."
+    )
+
+
 # --- admins ----------------------------------------------------------------------
 
 

@@ -160,3 +160,20 @@ def keyed_order(secret: bytes | str, *parts: object) -> str:
 def sorted_keyed(secret: bytes | str, items: Iterable[tuple[object, ...]]) -> list:
     """Return ``items`` sorted by :func:`keyed_order` of each item's parts."""
     return sorted(items, key=lambda item: keyed_order(secret, *item))
+
+
+def suppressed_parts(parts: Mapping[str, int], k: int) -> dict[str, int | None]:
+    """Return the publishable count of each part of a whole (None: suppressed).
+
+    Used for region counts within a country and country counts within the world:
+    a part below k is suppressed, and so are the smallest remaining parts (ties by
+    key) until what is hidden is 0 or at least k, so that the whole minus the shown
+    parts never reveals a group of 1 to k-1 members either.
+    """
+    shown = {key: count for key, count in parts.items() if count >= k}
+    hidden = sum(count for count in parts.values() if count > 0) - sum(shown.values())
+    for key in sorted(shown, key=lambda key: (shown[key], key)):
+        if hidden == 0 or hidden >= k:
+            break
+        hidden += shown.pop(key)
+    return {key: shown.get(key) for key, count in sorted(parts.items()) if count > 0}

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from geomap.geo.reference import raw_connection
 from geomap.privacy import rollup
+from geomap.regions.publish import publish_region_counts
 
 PUBLISH_LOCK = 0x6765_6F6D  # "geom"
 WHOLE_CONDITION = 0  # a publish_dirty floor_cell that marks every cell of the condition
@@ -80,6 +81,24 @@ def floor_counts(session: Session, condition_ids: Iterable[int] | None = None
         params["ids"] = list(condition_ids)
     rows = session.execute(text(query + "GROUP BY 1, 2 ORDER BY 1, 2"), params).all()
     return _split_by_condition(rows)
+
+
+def published_floor_counts(session: Session) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Return the floor counts the current publish was made from (publish_floor_counts)."""
+    rows = session.execute(
+        text("SELECT condition_id, floor_cell, members FROM publish_floor_counts "
+             "ORDER BY 1, 2")
+    ).all()
+    return _split_by_condition(rows)
+
+
+def _publish_regions(session: Session, version: int, k: int, floor: int) -> None:
+    """Publish region counts (public, suppressed) from the same floor counts as the cells."""
+    publish_region_counts(session, published_floor_counts(session), k=k, floor=floor,
+                          version=version)
+
+
+EXTRA_PUBLISHERS.append(_publish_regions)
 
 
 def _int_table(rows: list, columns: int) -> np.ndarray:

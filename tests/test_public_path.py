@@ -32,12 +32,13 @@ def test_public_role_reads_published_aggregates(community_url: str) -> None:
     try:
         with engine.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM published_cells")).scalar() > 0
+            assert conn.execute(text("SELECT count(*) FROM published_regions")).scalar() > 0
     finally:
         engine.dispose()
 
 
 def test_public_views_use_only_the_public_session() -> None:
-    for module in ("web/pages.py", "web/api.py"):
+    for module in ("web/pages.py", "web/api.py", "web/embed.py"):
         tree = ast.parse((PACKAGE / module).read_text())
         attributes = {
             node.attr for node in ast.walk(tree)

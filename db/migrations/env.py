@@ -7,6 +7,7 @@ from sqlalchemy import engine_from_config, pool
 from geomap import models, publish_models  # noqa: F401  (registers the tables)
 from geomap.auth import models as auth_models  # noqa: F401
 from geomap.database import Base
+from geomap.regions import models as region_models  # noqa: F401
 
 config = context.config
 target_metadata = Base.metadata

@@ -111,6 +111,33 @@ def cells(slug: str) -> Response:
     return response.make_conditional(request)
 
 
+@bp.get("/conditions/<slug>/regions")
+def regions(slug: str) -> Response:
+    """Return the published counts per country or first-level region of a condition."""
+    level = request.args.get("level", "country")
+    if level not in ("country", "admin1"):
+        abort(400, description="level must be 'country' or 'admin1'.")
+    condition = _condition_or_404(slug)
+    version = cells_cache().version()
+    rows = published.region_counts(db.public_session, condition.id, level)
+    response = jsonify(
+        condition=condition.slug,
+        level=level,
+        k=current_app.config["GEOMAP_K"],
+        publish_version=version,
+        note="Counts are by the centre of each member's coarse area; counts below k are "
+             "suppressed.",
+        regions=[
+            {"code": row.code, "name": row.name, "country_code": row.country_code}
+            | ({"count": None, "suppressed": True} if row.count is None
+               else {"count": row.count, "suppressed": False})
+            for row in rows
+        ],
+    )
+    response.headers["Cache-Control"] = "public, max-age=60"
+    return response
+
+
 def _render_cells(slug: str, zoom: int, resolution: int, boxes: tuple | None,
                   version: int) -> tuple[bytes, str]:
     condition = _condition_or_404(slug)

@@ -1,7 +1,7 @@
 """incremental publish
 
-Revision ID: 0004
-Revises: 0001
+Revision ID: 0005
+Revises: 0004
 
 Dirty floor cells kept by triggers, the floor counts of the last publish and per-condition
 publish parameters, so that a publish recomputes only what changed.
@@ -14,8 +14,8 @@ from alembic import op
 
 SQL = Path(__file__).resolve().parents[2] / "sql"
 
-revision = "0004"
-down_revision = "0001"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
