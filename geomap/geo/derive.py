@@ -177,7 +177,7 @@ class KeyDeriver:
             for part in candidates.tolist():
                 if self._polygon_countries[part] != countries[row]:
                     continue
-                km = _haversine_to_geometry(lats[row], lngs[row], self._polygons[part])
+                km = _km_to_geometry(points[row], self._polygons[part])
                 if km <= COAST_FALLBACK_KM and (best is None or km < best[0]):
                     best = (km, self._polygon_codes[part])
             if best is not None:
@@ -188,6 +188,12 @@ class KeyDeriver:
 def pd_isnull(values: np.ndarray) -> np.ndarray:
     """Return a boolean mask of the None entries of an object array."""
     return np.frompyfunc(lambda v: v is None, 1, 1)(values).astype(bool)
+
+
+def _km_to_geometry(point: shapely.Geometry, geometry: shapely.Geometry) -> float:
+    """Return the great-circle km from ``point`` to the nearest point of ``geometry``."""
+    (lng1, lat1), (lng2, lat2) = shapely.get_coordinates(shapely.shortest_line(point, geometry))
+    return float(_haversine_km(np.array(lat1), np.array(lng1), np.array(lat2), np.array(lng2)))
 
 
 def _haversine_km(lat1: np.ndarray, lng1: np.ndarray, lat2: np.ndarray,
