@@ -17,7 +17,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from geomap.auth import views as auth_views
     from geomap.database import db
     from geomap.embedded_pg import database_url
-    from geomap.web import api, errors, pages, security
+    from geomap.web import admin, api, embed, errors, pages, security
 
     app = Flask(
         __name__,
@@ -47,6 +47,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(auth_views.bp)
+    app.register_blueprint(embed.bp)
+    app.register_blueprint(admin.bp)
     members.init_app(app)
 
     @app.context_processor

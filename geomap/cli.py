@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -198,14 +199,62 @@ def demo(ctx: Context, count: int, seed: int, if_empty: bool, no_publish: bool) 
         _publish(ctx)
 
 
-@main.command()
+@main.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["csv", "geojson"]),
+              help="File format (default: by extension; .geojson/.json is GeoJSON).")
+@click.option("--all-or-nothing", is_flag=True, help="Import nothing if any row is bad.")
+@click.option("--no-publish", is_flag=True, help="Skip the publish that follows.")
 @pass_context
-def publish(ctx: Context) -> None:
-    """Rebuild the published, k-anonymous aggregates now."""
-    _publish(ctx)
+def import_members(ctx: Context, path: Path, fmt: str | None, all_or_nothing: bool,
+                   no_publish: bool) -> None:
+    """Import members from a CSV or GeoJSON file (columns: see the README)."""
+    from geomap import importer
+    from geomap.geo.derive import deriver_for
+    from geomap.session import session_scope
+
+    started = time.perf_counter()
+    try:
+        records = importer.read_records(path, fmt)
+    except (importer.ImportFileError, UnicodeDecodeError) as exc:
+        raise click.ClickException(f"{path}: {exc}") from None
+    with session_scope(ctx.engine) as session:
+        validated = importer.validate(session, records)
+        for line in importer.iter_errors(validated.errors):
+            click.echo(f"{path}: {line}", err=True)
+        if all_or_nothing and validated.errors:
+            imported = 0
+        else:
+            deriver = deriver_for(session, ctx.settings["GEOMAP_FLOOR_RESOLUTION"])
+            with click.progressbar(length=len(validated.batch), label="Importing") as bar:
+                imported = importer.import_members(session, validated, deriver,
+                                                   progress=bar.update)
+    seconds = time.perf_counter() - started
+    rejected = len(validated.errors)
+    if all_or_nothing and rejected:
+        click.echo(f"Nothing imported: {rejected:,} of {validated.rows:,} rows are bad "
+                   "(--all-or-nothing).")
+        sys.exit(1)
+    click.echo(
+        f"Imported {imported:,} of {validated.rows:,} rows ({rejected:,} rejected) in "
+        f"{seconds:.1f} s ({imported / max(seconds, 1e-9):,.0f} members/s)."
+    )
+    if imported and not no_publish:
+        _publish(ctx)
+    if rejected:
+        sys.exit(1)
 
 
-def _publish(ctx: Context) -> None:
+@main.command()
+@click.option("--full", is_flag=True,
+              help="Recompute everything, not only what changed since the last publish.")
+@pass_context
+def publish(ctx: Context, full: bool) -> None:
+    """Publish the k-anonymous aggregates now (incremental when possible)."""
+    _publish(ctx, full=full)
+
+
+def _publish(ctx: Context, *, full: bool = False) -> None:
     from sqlalchemy import text
 
     from geomap.publish import publish as run_publish
@@ -218,11 +267,69 @@ def _publish(ctx: Context) -> None:
                 session,
                 k=ctx.settings["GEOMAP_K"],
                 floor=ctx.settings["GEOMAP_FLOOR_RESOLUTION"],
+                full=full,
                 progress=bar.update,
             )
     click.echo(
-        f"Published version {summary.version}: {summary.published_cells:,} markers from "
+        f"Published version {summary.version} ({summary.kind}, {summary.rows_written:,} rows "
+        f"written): {summary.published_cells:,} markers from "
         f"{summary.members_on_map:,} memberships on the map in {summary.seconds:.1f} s."
+    )
+
+
+# --- regions ---------------------------------------------------------------------
+
+
+@main.group()
+def regions() -> None:
+    """First-level region polygons (operator-supplied) and members' regions."""
+
+
+@regions.command("load")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--level", type=click.Choice(["admin1"]), default="admin1", show_default=True,
+              help="Administrative level of the polygons.")
+@click.option("--code-field", required=True,
+              help="Feature property holding the region code (e.g. iso_3166_2).")
+@click.option("--name-field", default=None, help="Feature property holding the region name.")
+@pass_context
+def regions_load(ctx: Context, file: str, level: str, code_field: str,
+                 name_field: str | None) -> None:
+    """Load region polygons from a GeoJSON file (replacing regions with the same codes)."""
+    from pathlib import Path
+
+    from geomap.regions.load import RegionFileError, load_regions
+    from geomap.session import session_scope
+
+    try:
+        with session_scope(ctx.engine) as session:
+            summary = load_regions(session, Path(file), level=level, code_field=code_field,
+                                   name_field=name_field)
+    except RegionFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"Loaded {summary.regions} regions ({summary.parts:,} parts) in "
+        f"{', '.join(summary.countries)}. Run `geomap regions reassign` to update members, "
+        "then `geomap publish`."
+    )
+
+
+@regions.command("reassign")
+@pass_context
+def regions_reassign(ctx: Context) -> None:
+    """Derive every member's country and region again (after loading polygons)."""
+    from geomap.geo.derive import KeyDeriver
+    from geomap.regions.load import members_to_reassign, reassign_regions
+    from geomap.session import session_scope
+
+    started = time.perf_counter()
+    with session_scope(ctx.engine) as session:
+        deriver = KeyDeriver(session, ctx.settings["GEOMAP_FLOOR_RESOLUTION"])
+        with click.progressbar(length=members_to_reassign(session), label="Members") as bar:
+            summary = reassign_regions(session, deriver, progress=bar.update)
+    click.echo(
+        f"Checked {summary.members:,} members in {time.perf_counter() - started:.1f} s: "
+        f"{summary.changed:,} changed country or region. Run `geomap publish` to publish."
     )
 
 

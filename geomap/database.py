@@ -7,10 +7,11 @@ request gets one session, closed at teardown.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Flask, current_app, g
-from sqlalchemy import MetaData, create_engine
+from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -21,6 +22,11 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+PUBLIC_ROLE = "geomap_public"
+
+log = logging.getLogger(__name__)
 
 
 class Base(DeclarativeBase):
@@ -36,20 +42,48 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **options)
 
 
+def make_public_engine(url: str, **kwargs: Any) -> Engine:
+    """Return an engine whose connections run as the read-only public role.
+
+    The role may read published aggregates only (db/sql/public_role.sql). Where the
+    database has no such role (a server on which geomap could not create it), the
+    main role is used and a warning is logged once per connection.
+    """
+    engine = make_engine(url, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _set_role(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"SET ROLE {PUBLIC_ROLE}")
+        except Exception:  # a raw psycopg error: SQLAlchemy has not wrapped it yet
+            dbapi_connection.rollback()
+            log.warning("role %s is missing; public reads use the main role", PUBLIC_ROLE)
+        else:
+            dbapi_connection.commit()
+        finally:
+            cursor.close()
+
+    return engine
+
+
 class Database:
-    """Hands out the current app's sessions."""
+    """Hands out the current app's sessions: full ones, and public read-only ones."""
 
     def init_app(self, app: Flask) -> None:
-        """Give ``app`` a session factory and close each request's session at teardown.
+        """Give ``app`` its session factories and close each request's sessions at teardown.
 
         Tests may pass ``GEOMAP_SESSIONS`` (a sessionmaker bound to a connection in a
-        transaction they roll back) instead of a URL.
+        transaction they roll back) instead of a URL; public reads then share it.
         """
         sessions = app.config.get("GEOMAP_SESSIONS")
+        public = sessions
         if sessions is None:
-            engine = make_engine(app.config["GEOMAP_DATABASE_URL_RESOLVED"])
-            sessions = sessionmaker(engine, expire_on_commit=False)
+            url = app.config["GEOMAP_DATABASE_URL_RESOLVED"]
+            sessions = sessionmaker(make_engine(url), expire_on_commit=False)
+            public = sessionmaker(make_public_engine(url), expire_on_commit=False)
         app.extensions["geomap.sessions"] = sessions
+        app.extensions["geomap.public_sessions"] = public
         app.teardown_appcontext(self._close_session)
 
     @property
@@ -59,14 +93,26 @@ class Database:
             g.db_session = self.new_session()
         return g.db_session
 
+    @property
+    def public_session(self) -> Session:
+        """Return the current app context's session as the read-only public role.
+
+        Public pages, embeds and the public API read through this session only: it
+        cannot see member tables (tests/test_public_path.py).
+        """
+        if "db_public_session" not in g:
+            g.db_public_session = current_app.extensions["geomap.public_sessions"]()
+        return g.db_public_session
+
     def new_session(self) -> Session:
         """Return a new session of the current app, outside the request's."""
         return current_app.extensions["geomap.sessions"]()
 
     def _close_session(self, _exc: BaseException | None) -> None:
-        session = g.pop("db_session", None)
-        if session is not None:
-            session.close()
+        for key in ("db_session", "db_public_session"):
+            session = g.pop(key, None)
+            if session is not None:
+                session.close()
 
 
 db = Database()

@@ -163,6 +163,23 @@ def sorted_keyed(secret: bytes | str, items: Iterable[tuple[object, ...]]) -> li
     return sorted(items, key=lambda item: keyed_order(secret, *item))
 
 
+def suppressed_parts(parts: Mapping[str, int], k: int) -> dict[str, int | None]:
+    """Return the publishable count of each part of a whole (None: suppressed).
+
+    Used for region counts within a country and country counts within the world:
+    a part below k is suppressed, and so are the smallest remaining parts (ties by
+    key) until what is hidden is 0 or at least k, so that the whole minus the shown
+    parts never reveals a group of 1 to k-1 members either.
+    """
+    shown = {key: count for key, count in parts.items() if count >= k}
+    hidden = sum(count for count in parts.values() if count > 0) - sum(shown.values())
+    for key in sorted(shown, key=lambda key: (shown[key], key)):
+        if hidden == 0 or hidden >= k:
+            break
+        hidden += shown.pop(key)
+    return {key: shown.get(key) for key, count in sorted(parts.items()) if count > 0}
+
+
 def _ring_steps(max_km: float, resolution: int) -> int:
     """Return a grid_disk radius that surely covers every cell centre within ``max_km``."""
     # Neighbouring centres are about 1.5 edges apart on average; 0.6 of that is a

@@ -13,7 +13,9 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-PUBLIC_TABLES = frozenset({"conditions", "published_cells", "published_totals", "publish_runs"})
+PUBLIC_TABLES = frozenset(
+    {"conditions", "published_cells", "published_totals", "publish_runs", "published_regions"}
+)
 
 
 @dataclass(frozen=True)
@@ -113,3 +115,25 @@ def cells(session: Session, condition_id: int, resolution: int,
         query += " AND (" + " OR ".join(clauses or ["false"]) + ")"
     query += " ORDER BY cell"
     return [PublishedCell(*row) for row in session.execute(text(query), params).all()]
+
+
+@dataclass(frozen=True)
+class PublishedRegionCount:
+    """A published country or region count; ``count`` is None where it is suppressed."""
+
+    code: str
+    name: str
+    country_code: str
+    count: int | None
+
+
+def region_counts(session: Session, condition_id: int, level: str) -> list[PublishedRegionCount]:
+    """Return the published counts per country or first-level region of a condition."""
+    rows = session.execute(
+        text(
+            "SELECT code, name, country_code, count FROM published_regions "
+            "WHERE condition_id = :c AND level = :level ORDER BY country_code, code"
+        ),
+        {"c": condition_id, "level": level},
+    ).all()
+    return [PublishedRegionCount(*row) for row in rows]

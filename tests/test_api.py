@@ -128,3 +128,20 @@ def test_every_page_denies_framing(client) -> None:
         response = client.get(url)
         assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
         assert response.headers["X-Frame-Options"] == "DENY"
+
+
+def test_tiles_are_opt_in_with_attribution(community_url, tmp_path) -> None:
+    from geomap import create_app
+    from tests.conftest import app_config
+
+    off = create_app(app_config(tmp_path, GEOMAP_DATABASE_URL=community_url)).test_client()
+    page = off.get("/conditions/all/map")
+    assert "tile.openstreetmap.org" not in page.get_data(as_text=True)
+    assert "openstreetmap" not in page.headers["Content-Security-Policy"]
+
+    osm = create_app(app_config(tmp_path, GEOMAP_DATABASE_URL=community_url,
+                                GEOMAP_TILES="osm")).test_client()
+    page = osm.get("/conditions/all/map")
+    html = page.get_data(as_text=True)
+    assert "tile.openstreetmap.org" in html and "OpenStreetMap" in html
+    assert "https://tile.openstreetmap.org" in page.headers["Content-Security-Policy"]

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Flask, abort, request
+from flask import Flask, abort, g, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
@@ -78,8 +78,25 @@ def member_required(view: F) -> F:
     return wrapped  # type: ignore[return-value]
 
 
+def stateless(view: F) -> F:
+    """Serve ``view`` without sessions: no Set-Cookie and no ``Vary: Cookie`` (embeds)."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        g.geomap_stateless = True
+        return view(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
+
+
 class _SessionInterface(SecureCookieSessionInterface):
     """Flask's signed-cookie sessions, marked Secure whenever served over HTTPS."""
+
+    def save_session(self, app: Flask, session: Any, response: Any) -> None:
+        """Save the session, except on stateless (embed) responses."""
+        if g.get("geomap_stateless"):
+            return
+        super().save_session(app, session, response)
 
     def get_cookie_secure(self, app: Flask) -> bool:
         """Return True for HTTPS requests (behind a proxy: with ProxyFix in front)."""

@@ -3,8 +3,11 @@
 One implementation serves every write path (a member's location change, bulk import,
 demo data): it takes arrays of points and works vectorised. Country is by polygon
 containment (Natural Earth, subdivided for speed); a point within ~10 km off a coast
-falls back to the nearest country. The first-level region is the admin1 code of the
-nearest gazetteer place in the same country (``CC.admin1``, GeoNames style).
+falls back to the nearest country. The first-level region is, in a country whose
+region polygons an operator loaded (``geomap regions load``), the polygon containing
+the point (or the nearest one of that country within ~10 km, off a coast); elsewhere
+the admin1 code of the nearest gazetteer place in the same country (``CC.admin1``,
+GeoNames style).
 """
 
 from __future__ import annotations
@@ -69,6 +72,23 @@ class KeyDeriver:
                 np.array([e[1] for e in entries]), np.array([e[2] for e in entries])
             )
             self._regions[country] = (cKDTree(vectors), admin1)
+        self._load_region_polygons(session)
+
+    def _load_region_polygons(self, session: Session) -> None:
+        """Load the subdivided admin1 polygons, if an operator loaded any."""
+        loaded = session.execute(text("SELECT to_regclass('region_parts') IS NOT NULL")).scalar()
+        rows = session.execute(
+            text(
+                "SELECT r.country_code, r.code, ST_AsBinary(p.geom) FROM region_parts p "
+                "JOIN regions r ON r.level = p.level AND r.code = p.code "
+                "WHERE p.level = 'admin1' AND r.country_code IS NOT NULL ORDER BY p.id"
+            )
+        ).all() if loaded else []
+        self._polygon_countries = np.array([row[0] for row in rows], dtype=object)
+        self._polygon_codes = np.array([row[1] for row in rows], dtype=object)
+        self._polygons = shapely.from_wkb([bytes(row[2]) for row in rows])
+        self._polygon_tree = shapely.STRtree(self._polygons)
+        self.countries_with_polygons = frozenset(self._polygon_countries.tolist())
 
     def derive(self, lats: np.ndarray, lngs: np.ndarray) -> DerivedKeys:
         """Return the floor cell, country and region of each point."""
@@ -99,24 +119,70 @@ class KeyDeriver:
             near_point, near_part = self._country_tree.query_nearest(
                 sub, max_distance=max_deg / np.cos(np.radians(75.0)), all_matches=False
             )
-            for p, part in zip(near_point, near_part, strict=True):
-                km = _haversine_to_geometry(lats[missing[p]], lngs[missing[p]], self._parts[part])
-                if km <= COAST_FALLBACK_KM:
-                    codes[missing[p]] = self._part_codes[part]
+            if len(near_point):
+                lines = shapely.shortest_line(sub[near_point], self._parts[near_part])
+                ends = shapely.get_coordinates(lines).reshape(-1, 2, 2)
+                km = _haversine_km(ends[:, 0, 1], ends[:, 0, 0], ends[:, 1, 1], ends[:, 1, 0])
+                close = km <= COAST_FALLBACK_KM
+                codes[missing[near_point[close]]] = self._part_codes[near_part[close]]
         return codes
 
     def _regions_of(self, lats: np.ndarray, lngs: np.ndarray, countries: np.ndarray) -> np.ndarray:
+        """Return the region of each point: polygon containment or nearest gazetteer place."""
         regions = np.full(len(lats), None, dtype=object)
-        vectors = _unit_vectors(lats, lngs)
-        for country in set(countries[~pd_isnull(countries)]):
-            tree_and_codes = self._regions.get(country)
+        by_polygon = np.zeros(len(countries), dtype=bool)
+        with_polygons = self.countries_with_polygons
+        if with_polygons:
+            by_polygon = np.fromiter((c in with_polygons for c in countries), bool,
+                                     len(countries))
+            if by_polygon.any():
+                rows = np.flatnonzero(by_polygon)
+                regions[rows] = self._contained_regions(lats[rows], lngs[rows], countries[rows])
+        known = np.flatnonzero(~pd_isnull(countries) & ~by_polygon)
+        if len(known) == 0:
+            return regions
+        vectors = _unit_vectors(lats[known], lngs[known])
+        # Group the points by country once (sorting), then one tree query per country.
+        codes = countries[known].astype(str)
+        order = np.argsort(codes, kind="stable")
+        sorted_codes = codes[order]
+        starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
+        ends = np.r_[starts[1:], len(order)]
+        for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+            tree_and_codes = self._regions.get(sorted_codes[start])
             if tree_and_codes is None:
                 continue
             tree, admin1 = tree_and_codes
-            rows = np.flatnonzero(countries == country)
+            rows = order[start:end]
             _dist, nearest = tree.query(vectors[rows])
-            regions[rows] = admin1[nearest]
+            regions[known[rows]] = admin1[nearest]
         return regions
+
+    def _contained_regions(self, lats: np.ndarray, lngs: np.ndarray,
+                           countries: np.ndarray) -> np.ndarray:
+        """Return the loaded polygon of each point's own country that contains it."""
+        points = shapely.points(lngs, lats)
+        codes = np.full(len(points), None, dtype=object)
+        point_idx, part_idx = self._polygon_tree.query(points, predicate="intersects")
+        same = self._polygon_countries[part_idx] == countries[point_idx]
+        codes[point_idx[same]] = self._polygon_codes[part_idx[same]]
+        missing = np.flatnonzero(pd_isnull(codes))
+        for row in missing.tolist():
+            # Off a coast (or in a gap between two polygons): the nearest polygon of the
+            # same country within ~10 km.
+            candidates = self._polygon_tree.query(
+                points[row].buffer(COAST_FALLBACK_KM / 111.32 / np.cos(np.radians(75.0)))
+            )
+            best: tuple[float, str] | None = None
+            for part in candidates.tolist():
+                if self._polygon_countries[part] != countries[row]:
+                    continue
+                km = _km_to_geometry(points[row], self._polygons[part])
+                if km <= COAST_FALLBACK_KM and (best is None or km < best[0]):
+                    best = (km, self._polygon_codes[part])
+            if best is not None:
+                codes[row] = best[1]
+        return codes
 
 
 def pd_isnull(values: np.ndarray) -> np.ndarray:
@@ -124,26 +190,36 @@ def pd_isnull(values: np.ndarray) -> np.ndarray:
     return np.frompyfunc(lambda v: v is None, 1, 1)(values).astype(bool)
 
 
-def _haversine_to_geometry(lat: float, lng: float, geometry: shapely.Geometry) -> float:
-    nearest = shapely.shortest_line(shapely.Point(lng, lat), geometry)
-    (lng1, lat1), (lng2, lat2) = shapely.get_coordinates(nearest)
+def _km_to_geometry(point: shapely.Geometry, geometry: shapely.Geometry) -> float:
+    """Return the great-circle km from ``point`` to the nearest point of ``geometry``."""
+    (lng1, lat1), (lng2, lat2) = shapely.get_coordinates(shapely.shortest_line(point, geometry))
+    return float(_haversine_km(np.array(lat1), np.array(lng1), np.array(lat2), np.array(lng2)))
+
+
+def _haversine_km(lat1: np.ndarray, lng1: np.ndarray, lat2: np.ndarray,
+                  lng2: np.ndarray) -> np.ndarray:
     phi1, phi2 = np.radians(lat1), np.radians(lat2)
     a = (
         np.sin((phi2 - phi1) / 2) ** 2
         + np.cos(phi1) * np.cos(phi2) * np.sin(np.radians(lng2 - lng1) / 2) ** 2
     )
-    return float(2 * _EARTH_KM * np.arcsin(np.sqrt(a)))
+    return 2 * _EARTH_KM * np.arcsin(np.sqrt(a))
 
 
-_cache: dict[tuple[str, int], KeyDeriver] = {}
+_cache: dict[tuple[str, int, str], KeyDeriver] = {}
 _cache_lock = threading.Lock()
 
 
 def deriver_for(session: Session, floor: int) -> KeyDeriver:
     """Return a process-wide :class:`KeyDeriver` for this database and floor."""
-    bind = session.get_bind()
-    engine = getattr(bind, "engine", bind)  # a session may be bound to a connection
-    key = (engine.url.render_as_string(hide_password=True), floor)
+    # Region polygons may be (re)loaded by another process: their ids are part of the key.
+    polygons = ""
+    if session.execute(text("SELECT to_regclass('region_parts') IS NOT NULL")).scalar():
+        polygons = session.execute(
+            text("SELECT count(*) || ':' || coalesce(max(id), 0) FROM region_parts")
+        ).scalar_one()
+    url = session.get_bind().engine.url.render_as_string(hide_password=True)
+    key = (url, floor, polygons)
     with _cache_lock:
         if key not in _cache:
             _cache[key] = KeyDeriver(session, floor)

@@ -35,7 +35,7 @@ class _CellsCache:
         now = time.monotonic()
         checked, version = self._version
         if now - checked > _VERSION_TTL:
-            version = published.publish_state(db.session).version
+            version = published.publish_state(db.public_session).version
             self._version = (now, version)
         return version
 
@@ -64,7 +64,7 @@ def cells_cache() -> _CellsCache:
 
 
 def _condition_or_404(slug: str) -> published.ConditionSummary:
-    condition = published.condition(db.session, slug)
+    condition = published.condition(db.public_session, slug)
     if condition is None:
         abort(404, description=f"There is no condition {slug!r}.")
     return condition
@@ -83,7 +83,7 @@ def conditions() -> Response:
                 "map_url": url_for("pages.condition_map", slug=c.slug, _external=True),
                 "cells_url": url_for("api.cells", slug=c.slug, _external=True),
             }
-            for c in published.conditions(db.session)
+            for c in published.conditions(db.public_session)
         ]
     )
 
@@ -111,10 +111,37 @@ def cells(slug: str) -> Response:
     return response.make_conditional(request)
 
 
+@bp.get("/conditions/<slug>/regions")
+def regions(slug: str) -> Response:
+    """Return the published counts per country or first-level region of a condition."""
+    level = request.args.get("level", "country")
+    if level not in ("country", "admin1"):
+        abort(400, description="level must be 'country' or 'admin1'.")
+    condition = _condition_or_404(slug)
+    version = cells_cache().version()
+    rows = published.region_counts(db.public_session, condition.id, level)
+    response = jsonify(
+        condition=condition.slug,
+        level=level,
+        k=current_app.config["GEOMAP_K"],
+        publish_version=version,
+        note="Counts are by the centre of each member's coarse area; counts below k are "
+             "suppressed.",
+        regions=[
+            {"code": row.code, "name": row.name, "country_code": row.country_code}
+            | ({"count": None, "suppressed": True} if row.count is None
+               else {"count": row.count, "suppressed": False})
+            for row in rows
+        ],
+    )
+    response.headers["Cache-Control"] = "public, max-age=60"
+    return response
+
+
 def _render_cells(slug: str, zoom: int, resolution: int, boxes: tuple | None,
                   version: int) -> tuple[bytes, str]:
     condition = _condition_or_404(slug)
-    session = db.session
+    session = db.public_session
     rows = published.cells(session, condition.id, resolution, list(boxes) if boxes else None)
     total = published.published_total(session, condition.id, resolution)
     features = [
@@ -144,8 +171,8 @@ def _render_cells(slug: str, zoom: int, resolution: int, boxes: tuple | None,
 
 def healthz() -> Response:
     """Say whether the service and its database answer."""
-    db.session.execute(text("SELECT 1"))
-    state = published.publish_state(db.session)
+    db.public_session.execute(text("SELECT 1"))
+    state = published.publish_state(db.public_session)
     return jsonify(
         status="ok",
         publish_version=state.version,

@@ -18,15 +18,15 @@ def index() -> str:
     """List the conditions and how many members each map shows."""
     return render_template(
         "index.html",
-        conditions=published.conditions(db.session),
-        state=published.publish_state(db.session),
+        conditions=published.conditions(db.public_session),
+        state=published.publish_state(db.public_session),
     )
 
 
 @bp.get("/conditions/<slug>/map")
 def condition_map(slug: str) -> str:
     """Show the world map of one condition."""
-    condition = published.condition(db.session, slug)
+    condition = published.condition(db.public_session, slug)
     if condition is None:
         abort(404, description=f"There is no condition {slug!r}. See the list of conditions.")
     config = current_app.config
@@ -40,7 +40,7 @@ def condition_map(slug: str) -> str:
     return render_template(
         "map.html",
         condition=condition,
-        state=published.publish_state(db.session),
+        state=published.publish_state(db.public_session),
         map=parts,
         k=config["GEOMAP_K"],
     )

@@ -77,12 +77,16 @@
     }
   }
 
-  function loadOutlines(map, url) {
+  // Drawing the outlines takes the main thread for a few hundred ms: the file is
+  // fetched at once but drawn only after the first markers (``markersShown``), so
+  // markers appear first. Resolves when the outlines are drawn (or failed).
+  function loadOutlines(map, url, markersShown) {
     map.createPane("outlines");
     map.getPane("outlines").style.zIndex = 250;
-    fetch(url)
-      .then(function (r) { return r.json(); })
-      .then(function (topo) {
+    var topology = fetch(url).then(function (r) { return r.json(); });
+    return Promise.all([topology, markersShown])
+      .then(function (results) {
+        var topo = results[0];
         var countries = topojson.feature(topo, topo.objects.countries);
         countries.features.forEach(function (f) {
           if (f.geometry) unwrapGeometry(f.geometry);
@@ -92,15 +96,19 @@
           interactive: false,
           style: { color: "#a9a294", weight: 0.7, fillColor: "#f7f4ec", fillOpacity: 1 },
         }).addTo(map);
-      });
+      })
+      .catch(function () {});
   }
 
   geomap.attach = function (map, cluster, options) {
     var container = map.getContainer();
     container.classList.add("geomap-map");
+    var firstMarkersShown;
+    var markersShown = new Promise(function (resolve) { firstMarkersShown = resolve; });
+    var outlinesDrawn = Promise.resolve();
     if (options.outlines) {
       container.classList.add("geomap-no-tiles");
-      loadOutlines(map, options.countriesUrl);
+      outlinesDrawn = loadOutlines(map, options.countriesUrl, markersShown);
     }
     map.attributionControl.addAttribution(
       "Places &copy; GeoNames (CC BY 4.0) &middot; Outlines: Natural Earth"
@@ -134,11 +142,16 @@
           });
           cluster.clearLayers();
           cluster.addLayers(markers);
-          container.dataset.publishedTotal = collection.properties.total;
-          container.dataset.loadedZoom = zoom;
-          container.dispatchEvent(new CustomEvent("geomap:loaded"));
+          firstMarkersShown();
+          // "loaded" means markers and outlines, so tests and pages can rely on both.
+          return outlinesDrawn.then(function () {
+            container.dataset.publishedTotal = collection.properties.total;
+            container.dataset.loadedZoom = zoom;
+            container.dispatchEvent(new CustomEvent("geomap:loaded"));
+          });
         })
         .catch(function (err) {
+          firstMarkersShown();
           if (err.name !== "AbortError") {
             lastKey = null;
             container.dataset.error = String(err.message);

@@ -132,6 +132,7 @@ def upgrade() -> None:
     op.create_index('ix_member_locations_region', 'member_locations', ['country_code', 'region_code'], unique=False)
     op.execute("CREATE INDEX ix_places_prefix ON places (lower(ascii_name) text_pattern_ops)")
     op.execute((SQL / "change_tracking.sql").read_text())
+    op.execute((SQL / "public_role.sql").read_text())
     conditions = sa.table(
         "conditions",
         sa.column("id", sa.SmallInteger),

@@ -1,0 +1,1 @@
+"""Countries and first-level regions: polygons, derivation, admin counts, published counts."""

@@ -1,0 +1,82 @@
+"""Publishing region counts: countries and first-level regions of floor-cell centres.
+
+Public region counts are a function of floor cells only (DESIGN.md): a member is
+counted in the country and region that contain the centre of their floor cell, so a
+member near a border may be counted on the other side. Every count is suppressed
+below k, with complementary suppression so a country's count minus its shown regions
+never reveals a small group either (:func:`geomap.privacy.suppressed_parts`).
+The admins' exact counts are snapshotted in the same step
+(:func:`geomap.regions.counts.refresh_admin_counts`), never published.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import h3.api.basic_int as h3i
+import numpy as np
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from geomap.geo.derive import deriver_for
+from geomap.privacy import suppressed_parts
+from geomap.regions.counts import refresh_admin_counts
+from geomap.regions.names import country_name, region_names
+
+
+def publish_region_counts(session: Session,
+                          floor_counts: dict[int, tuple[np.ndarray, np.ndarray]],
+                          *, k: int, floor: int, version: int) -> None:
+    """Refresh the region counts a publish makes: public (published) and admin (exact)."""
+    publish_regions(session, floor_counts, k=k, floor=floor, version=version)
+    refresh_admin_counts(session)
+
+
+def publish_regions(session: Session, floor_counts: dict[int, tuple[np.ndarray, np.ndarray]],
+                    *, k: int, floor: int, version: int) -> int:
+    """Replace the published region counts from counts per floor cell; return the rows."""
+    all_cells = np.unique(
+        np.concatenate([cells for cells, _ in floor_counts.values()])
+        if floor_counts else np.zeros(0, np.int64)
+    )
+    centres = [h3i.cell_to_latlng(int(cell)) for cell in all_cells.tolist()]
+    keys = deriver_for(session, floor).derive(
+        np.array([lat for lat, _ in centres], dtype=np.float64),
+        np.array([lng for _, lng in centres], dtype=np.float64),
+    )
+    place_of = dict(zip(all_cells.tolist(),
+                        zip(keys.country_codes.tolist(), keys.region_codes.tolist(), strict=True),
+                        strict=True))
+    rows: list[dict] = []
+    names = region_names(session, {code for code in keys.region_codes.tolist() if code})
+    for condition_id, (cells, counts) in sorted(floor_counts.items()):
+        by_country: dict[str, int] = defaultdict(int)
+        by_region: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for cell, count in zip(cells.tolist(), counts.tolist(), strict=True):
+            country, region = place_of[cell]
+            if country is None:
+                continue
+            by_country[country] += count
+            # Members whose centre has no region stay in the country's hidden remainder.
+            by_region[country][region or ""] += count
+        for code, count in suppressed_parts(by_country, k).items():
+            rows.append(dict(condition_id=condition_id, level="country", code=code,
+                             country_code=code, name=country_name(code), count=count,
+                             version=version))
+        for country, regions in sorted(by_region.items()):
+            for code, count in suppressed_parts(regions, k).items():
+                if code:
+                    rows.append(dict(condition_id=condition_id, level="admin1", code=code,
+                                     country_code=country, name=names.get(code, code),
+                                     count=count, version=version))
+    session.execute(text("DELETE FROM published_regions"))
+    if rows:
+        session.execute(
+            text(
+                "INSERT INTO published_regions "
+                "(condition_id, level, code, country_code, name, count, version) "
+                "VALUES (:condition_id, :level, :code, :country_code, :name, :count, :version)"
+            ),
+            rows,
+        )
+    return len(rows)

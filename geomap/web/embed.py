@@ -1,0 +1,191 @@
+"""Embedding the world map: the embed page, the editor that makes snippets, oEmbed 1.0.
+
+Embed pages carry no site chrome and set no cookie (they never touch the session),
+load nothing from another host unless the operator turned tiles on, are cacheable
+(an ETag from the publish version and the options), and may be framed by the
+origins in ``GEOMAP_FRAME_ANCESTORS``; every other route keeps denying framing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from urllib.parse import parse_qsl, urlsplit
+
+from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
+from flask import url_for as flask_url_for
+from werkzeug.exceptions import HTTPException
+
+from geomap import published
+from geomap.auth import stateless
+from geomap.database import db
+from geomap.web.embed_options import (
+    SIZES,
+    EmbedOptionError,
+    EmbedOptions,
+    iframe_snippet,
+    parse_embed_options,
+    parse_size,
+)
+from geomap.web.maps import world_map
+from geomap.web.security import content_security_policy, tile_url
+
+bp = Blueprint("embed", __name__)
+
+EMBED_REVISION = "1"  # bump when the embed page's markup changes
+EMBED_MAX_AGE = 300  # seconds browsers and proxies may reuse an embed page
+MAP_ENDPOINTS = ("pages.condition_map", "embed.map")
+
+
+def _tiles_enabled() -> bool:
+    """Return whether the operator turned a tile server on."""
+    return tile_url(current_app.config["GEOMAP_TILES"]) is not None
+
+
+def _frame_ancestors() -> str:
+    """Return the CSP frame-ancestors sources for embeds (GEOMAP_FRAME_ANCESTORS)."""
+    return " ".join(current_app.config["GEOMAP_FRAME_ANCESTORS"]) or "'none'"
+
+
+def _embed_headers(response: Response) -> Response:
+    """Let the configured origins frame ``response`` (the default CSP denies framing)."""
+    response.headers["Content-Security-Policy"] = content_security_policy(_frame_ancestors())
+    return response
+
+
+def embed_url(slug: str, options: EmbedOptions | None = None) -> str:
+    """Return the absolute URL of a condition's embedded map with ``options``."""
+    query = (options or EmbedOptions()).query(_tiles_enabled())
+    return flask_url_for("embed.map", slug=slug, _external=True, **query)
+
+
+@bp.get("/embed/conditions/<slug>/map", endpoint="map")
+@stateless
+def embedded_map(slug: str) -> Response:
+    """Show a condition's world map without site chrome, filling its frame."""
+    condition = published.condition(db.public_session, slug)
+    if condition is None:
+        return _embed_error(404, f"There is no condition {slug!r}.")
+    try:
+        options = parse_embed_options(request.args, _tiles_enabled())
+    except EmbedOptionError as exc:
+        return _embed_error(400, str(exc))
+    version = published.publish_state(db.public_session).version
+    config = current_app.config
+    fingerprint = "|".join(
+        (EMBED_REVISION, str(version), slug, options.query_string(_tiles_enabled()),
+         config["GEOMAP_TILES"], _frame_ancestors(), request.host)
+    )
+    etag = hashlib.sha256(fingerprint.encode()).hexdigest()[:32]
+    if request.if_none_match.contains(etag):
+        response = Response(status=304)
+    else:
+        parts = world_map(
+            slug=slug,
+            tiles=config["GEOMAP_TILES"] if options.tiles else "off",
+            tiles_attribution=config["GEOMAP_TILES_ATTRIBUTION"],
+            center=(options.lat, options.lng),
+            zoom=options.zoom,
+            height=f"{options.height}px" if options.height else "100%",
+        )
+        response = Response(
+            render_template("embed/map.html", condition=condition, map=parts, options=options,
+                            k=config["GEOMAP_K"])
+        )
+    response.set_etag(etag)
+    response.headers["Cache-Control"] = f"public, max-age={EMBED_MAX_AGE}"
+    return _embed_headers(response)
+
+
+def _embed_error(status: int, message: str) -> Response:
+    """Return a small, frameable error page (the editor's preview shows it)."""
+    response = Response(render_template("embed/error.html", status=status, message=message),
+                        status=status)
+    response.headers["Cache-Control"] = "no-cache"
+    return _embed_headers(response)
+
+
+@bp.get("/embed")
+def editor() -> str:
+    """Let a site editor pick a condition and a size and copy the iframe snippet."""
+    conditions = published.conditions(db.public_session)
+    if not conditions:
+        abort(404, description="There are no conditions to embed yet.")
+    slug = request.args.get("condition") or conditions[0].slug
+    chosen = next((c for c in conditions if c.slug == slug), None)
+    if chosen is None:
+        abort(400, description=f"There is no condition {slug!r}.")
+    size = request.args.get("size", "medium")
+    try:
+        if size in SIZES:
+            width, height = SIZES[size]
+        else:
+            width, height = parse_size(request.args, "width", "height")
+            size = "custom"
+    except EmbedOptionError as exc:
+        abort(400, description=str(exc))
+    src = embed_url(chosen.slug)
+    return render_template(
+        "embed/editor.html",
+        conditions=conditions,
+        chosen=chosen,
+        size=size,
+        sizes=SIZES,
+        width=width,
+        height=height,
+        src=src,
+        snippet=iframe_snippet(src, width, height, f"{chosen.name} world map"),
+    )
+
+
+def _map_of_url(url: str) -> tuple[published.ConditionSummary, EmbedOptions]:
+    """Return the condition and embed options of one of our map URLs, or abort 404."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or parts.netloc != request.host:
+        abort(404, description="That URL is not a map on this site.")
+    adapter = current_app.url_map.bind(request.host, url_scheme=parts.scheme)
+    try:
+        endpoint, args = adapter.match(parts.path, method="GET")
+    except HTTPException:
+        abort(404, description="That URL is not a map on this site.")
+    if endpoint not in MAP_ENDPOINTS:
+        abort(404, description="That URL is not a map on this site.")
+    condition = published.condition(db.public_session, args["slug"])
+    if condition is None:
+        abort(404, description=f"There is no condition {args['slug']!r}.")
+    query = dict(parse_qsl(parts.query)) if endpoint == "embed.map" else {}
+    try:
+        options = parse_embed_options(query, _tiles_enabled())
+    except EmbedOptionError as exc:
+        abort(400, description=str(exc))
+    return condition, options
+
+
+@bp.get("/oembed")
+@stateless
+def oembed() -> Response:
+    """Answer oEmbed 1.0 for a map or embed URL: a rich response with the iframe."""
+    url = request.args.get("url")
+    if not url:
+        abort(400, description="url is required: the address of a map on this site.")
+    if request.args.get("format", "json") != "json":
+        abort(501, description="Only format=json is supported.")
+    condition, options = _map_of_url(url)
+    try:
+        width, height = parse_size(request.args, "maxwidth", "maxheight")
+    except EmbedOptionError as exc:
+        abort(400, description=str(exc))
+    title = f"{condition.name} world map"
+    response = jsonify(
+        type="rich",
+        version="1.0",
+        title=title,
+        provider_name="geomap",
+        provider_url=flask_url_for("pages.index", _external=True),
+        cache_age=EMBED_MAX_AGE,
+        html=str(iframe_snippet(embed_url(condition.slug, options), width, height, title)),
+        width=width,
+        height=height,
+    )
+    response.headers["Cache-Control"] = f"public, max-age={EMBED_MAX_AGE}"
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response

@@ -1,0 +1,131 @@
+"""The options an embedded map takes from its query string, and the iframe snippet.
+
+Options are validated strictly (a readable 400 for a bad value) and put back in one
+canonical order, so equal options give equal URLs and ETags.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from markupsafe import Markup, escape
+
+from geomap.privacy import MAX_ZOOM
+
+DEFAULT_CENTER = (25.0, 10.0)
+DEFAULT_ZOOM = 2
+MIN_ZOOM = 1
+HEIGHT_RANGE = (100, 4000)  # pixels
+SIZE_RANGE = (200, 4000)  # pixels, for iframe width and height
+DEFAULT_SIZE = (640, 480)
+SIZES = {"small": (400, 300), "medium": (640, 480), "large": (960, 600)}
+
+
+class EmbedOptionError(ValueError):
+    """A query option an embed cannot use; the message says why (safe to show)."""
+
+
+@dataclass(frozen=True)
+class EmbedOptions:
+    """How an embedded map looks: fixed height or fill the frame, initial view, tiles."""
+
+    height: int | None = None  # None: fill the frame
+    lat: float = DEFAULT_CENTER[0]
+    lng: float = DEFAULT_CENTER[1]
+    zoom: int = DEFAULT_ZOOM
+    tiles: bool = False
+
+    def query(self, tiles_enabled: bool) -> dict[str, str]:
+        """Return the non-default options as query parameters, in a canonical order."""
+        params: dict[str, str] = {}
+        if self.height is not None:
+            params["height"] = str(self.height)
+        if (self.lat, self.lng) != DEFAULT_CENTER:
+            params["lat"] = _number(self.lat)
+            params["lng"] = _number(self.lng)
+        if self.zoom != DEFAULT_ZOOM:
+            params["zoom"] = str(self.zoom)
+        if tiles_enabled and not self.tiles:
+            params["tiles"] = "off"
+        return params
+
+    def query_string(self, tiles_enabled: bool) -> str:
+        """Return :meth:`query` encoded, empty when every option is a default."""
+        return urlencode(self.query(tiles_enabled))
+
+
+def _number(value: float) -> str:
+    """Return ``value`` with at most five decimals and no trailing zeros."""
+    return f"{value:.5f}".rstrip("0").rstrip(".")
+
+
+def _int_in(args: Mapping[str, str], name: str, low: int, high: int) -> int | None:
+    """Return the whole number ``args[name]`` within low..high, None if absent."""
+    raw = args.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise EmbedOptionError(f"{name} must be a whole number from {low} to {high}.") from None
+    if not low <= value <= high:
+        raise EmbedOptionError(f"{name} must be a whole number from {low} to {high}.")
+    return value
+
+
+def _float_in(args: Mapping[str, str], name: str, low: float, high: float) -> float | None:
+    """Return the finite number ``args[name]`` within low..high, None if absent."""
+    raw = args.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and low <= value <= high):
+        raise EmbedOptionError(f"{name} must be a number from {low:g} to {high:g}.")
+    return round(value, 5)
+
+
+def parse_embed_options(args: Mapping[str, str], tiles_enabled: bool) -> EmbedOptions:
+    """Return the embed options in ``args``, or raise EmbedOptionError.
+
+    ``tiles`` defaults to the operator's choice; ``tiles=on`` is refused when the
+    operator has not enabled a tile server.
+    """
+    height = _int_in(args, "height", *HEIGHT_RANGE)
+    lat = _float_in(args, "lat", -85.0, 85.0)
+    lng = _float_in(args, "lng", -180.0, 180.0)
+    if (lat is None) != (lng is None):
+        raise EmbedOptionError("lat and lng go together: give both or neither.")
+    zoom = _int_in(args, "zoom", MIN_ZOOM, MAX_ZOOM)
+    raw_tiles = args.get("tiles", "")
+    if raw_tiles not in ("", "on", "off"):
+        raise EmbedOptionError("tiles must be 'on' or 'off'.")
+    if raw_tiles == "on" and not tiles_enabled:
+        raise EmbedOptionError("This server has no map tiles enabled; leave tiles out.")
+    return EmbedOptions(
+        height=height,
+        lat=DEFAULT_CENTER[0] if lat is None else lat,
+        lng=DEFAULT_CENTER[1] if lng is None else lng,
+        zoom=DEFAULT_ZOOM if zoom is None else zoom,
+        tiles=tiles_enabled and raw_tiles != "off",
+    )
+
+
+def parse_size(args: Mapping[str, str], width_name: str, height_name: str) -> tuple[int, int]:
+    """Return the iframe (width, height) in ``args``, defaults where absent."""
+    width = _int_in(args, width_name, *SIZE_RANGE)
+    height = _int_in(args, height_name, *SIZE_RANGE)
+    return (width or DEFAULT_SIZE[0], height or DEFAULT_SIZE[1])
+
+
+def iframe_snippet(src: str, width: int, height: int, title: str) -> Markup:
+    """Return the iframe element that embeds the map at ``src`` (every value escaped)."""
+    return Markup(
+        '<iframe src="{}" width="{}" height="{}" title="{}" style="border:0" '
+        'loading="lazy" referrerpolicy="no-referrer"></iframe>'
+    ).format(src, int(width), int(height), escape(title))

@@ -1,0 +1,73 @@
+/* Admin choropleth: our country outlines coloured by member counts (numbers only).
+ * Country names come from the outlines file; tooltips are built with textContent. */
+(function () {
+  "use strict";
+
+  var geomap = (window.geomap = window.geomap || {});
+  var COLOURS = ["#f3e8f1", "#e2bfdc", "#c98bbf", "#a8579b", "#7a2a6e", "#4f1748"];
+
+  function classBreaks(values) {
+    var sorted = values.filter(function (v) { return v > 0; }).sort(function (a, b) { return a - b; });
+    var breaks = [];
+    for (var i = 1; i < COLOURS.length; i++) {
+      breaks.push(sorted.length ? sorted[Math.floor((i / COLOURS.length) * (sorted.length - 1))] : 0);
+    }
+    return breaks;
+  }
+
+  function colour(count, breaks) {
+    if (!count) return "#ffffff";
+    var index = 0;
+    while (index < breaks.length && count > breaks[index]) index++;
+    return COLOURS[index];
+  }
+
+  function unwrapRing(ring) {
+    var prev = ring[0][0];
+    var out = ring.map(function (point, i) {
+      var lng = point[0];
+      if (i > 0) {
+        while (lng - prev > 180) lng -= 360;
+        while (lng - prev < -180) lng += 360;
+      }
+      prev = lng;
+      return [lng, point[1]];
+    });
+    return Math.abs(out[0][0] - out[out.length - 1][0]) < 1e-9 ? out : ring;
+  }
+
+  function unwrap(geometry) {
+    if (geometry.type === "Polygon") geometry.coordinates = geometry.coordinates.map(unwrapRing);
+    if (geometry.type === "MultiPolygon") {
+      geometry.coordinates = geometry.coordinates.map(function (p) { return p.map(unwrapRing); });
+    }
+  }
+
+  geomap.choropleth = function (map, options) {
+    var container = map.getContainer();
+    container.classList.add("geomap-map", "geomap-no-tiles");
+    var counts = options.counts;
+    var breaks = classBreaks(Object.keys(counts).map(function (k) { return counts[k]; }));
+    map.attributionControl.addAttribution("Outlines: Natural Earth");
+    fetch(options.countriesUrl)
+      .then(function (r) { return r.json(); })
+      .then(function (topo) {
+        var countries = topojson.feature(topo, topo.objects.countries);
+        countries.features.forEach(function (f) { if (f.geometry) unwrap(f.geometry); });
+        L.geoJSON(countries, {
+          style: function (f) {
+            return { color: "#a9a294", weight: 0.6, fillOpacity: 1,
+                     fillColor: colour(counts[f.id] || 0, breaks) };
+          },
+          onEachFeature: function (f, layer) {
+            var label = document.createElement("span");
+            var count = counts[f.id] || 0;
+            label.textContent = (f.properties.name || "") + ": " + count.toLocaleString("en-US");
+            layer.bindTooltip(label, { sticky: true });
+          },
+        }).addTo(map);
+        container.dataset.coloured = String(Object.keys(counts).length);
+        container.dispatchEvent(new CustomEvent("geomap:loaded"));
+      });
+  };
+})();

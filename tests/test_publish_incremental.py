@@ -1,0 +1,162 @@
+"""Incremental publish on a real PostGIS: it gives exactly what a full publish gives."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from geomap.geo.derive import KeyDeriver
+from geomap.members_bulk import MemberBatch, load_members
+from geomap.publish import EXTRA_PUBLISHERS, publish
+from tests.conftest import DEMO_MEMBERS, FLOOR, K
+
+
+def snapshot(session: Session) -> tuple[list, list, list]:
+    """Every published row, and the stored floor counts, in a fixed order."""
+    cells = session.execute(
+        text("SELECT condition_id, resolution, cell, cell_resolution, count, lat, lng "
+             "FROM published_cells ORDER BY 1, 2, 3")
+    ).all()
+    totals = session.execute(
+        text("SELECT condition_id, resolution, members_on_map, published "
+             "FROM published_totals ORDER BY 1, 2")
+    ).all()
+    floor = session.execute(
+        text("SELECT condition_id, floor_cell, members FROM publish_floor_counts ORDER BY 1, 2")
+    ).all()
+    return cells, totals, floor
+
+
+def dirty_pairs(session: Session) -> set[tuple[int, int]]:
+    return set(session.execute(text("SELECT condition_id, floor_cell FROM publish_dirty")).all())
+
+
+def member_at(session: Session, index: int) -> tuple[int, int, float, float]:
+    return session.execute(
+        text("SELECT member_id, floor_cell, ST_Y(location::geometry), ST_X(location::geometry) "
+             "FROM member_locations ORDER BY member_id OFFSET :i LIMIT 1"),
+        {"i": index % DEMO_MEMBERS},
+    ).one()
+
+
+def test_publish_is_incremental_after_a_full_one(rollback_session: Session) -> None:
+    first = publish(rollback_session, k=K, floor=FLOOR, full=True)
+    second = publish(rollback_session, k=K, floor=FLOOR)
+    assert (first.kind, second.kind) == ("full", "incremental")
+    assert second.rows_written == 0
+    assert second.version == first.version + 1
+    assert second.published_cells == first.published_cells
+
+
+def test_a_changed_k_forces_a_full_publish(rollback_session: Session) -> None:
+    publish(rollback_session, k=K, floor=FLOOR)
+    assert publish(rollback_session, k=K + 1, floor=FLOOR).kind == "full"
+
+
+def test_visibility_change_marks_the_members_cells_dirty(rollback_session: Session) -> None:
+    session = rollback_session
+    publish(session, k=K, floor=FLOOR)
+    member_id, cell, _lat, _lng = member_at(session, 10)
+    conditions = session.execute(
+        text("SELECT condition_id FROM member_conditions WHERE member_id = :m"), {"m": member_id}
+    ).scalars().all()
+    session.execute(text("UPDATE members SET visibility = 'hidden' WHERE id = :m"),
+                    {"m": member_id})
+    assert dirty_pairs(session) == {(c, cell) for c in conditions}
+    publish(session, k=K, floor=FLOOR)
+    assert dirty_pairs(session) == set()
+
+
+def test_deleting_a_member_marks_their_cells_dirty(rollback_session: Session) -> None:
+    session = rollback_session
+    publish(session, k=K, floor=FLOOR)
+    member_id, cell, _lat, _lng = member_at(session, 20)
+    session.execute(text("DELETE FROM members WHERE id = :m"), {"m": member_id})
+    assert {c for c, _ in dirty_pairs(session)} and all(
+        f == cell for _, f in dirty_pairs(session)
+    )
+
+
+def test_extra_publishers_run_after_the_cells(rollback_session: Session) -> None:
+    calls = []
+
+    def count_markers(session: Session, version: int, k: int, floor: int) -> None:
+        markers = session.execute(text("SELECT count(*) FROM published_cells")).scalar_one()
+        calls.append((version, k, floor, markers))
+
+    EXTRA_PUBLISHERS.append(count_markers)
+    try:
+        summary = publish(rollback_session, k=K, floor=FLOOR)
+    finally:
+        EXTRA_PUBLISHERS.remove(count_markers)
+    assert calls == [(summary.version, K, FLOOR, summary.published_cells)]
+
+
+change = st.one_of(
+    st.tuples(st.just("move"), st.integers(0, DEMO_MEMBERS - 1), st.integers(0, DEMO_MEMBERS - 1)),
+    st.tuples(st.just("visibility"), st.integers(0, DEMO_MEMBERS - 1),
+              st.sampled_from(["map", "country", "hidden"])),
+    st.tuples(st.just("add_condition"), st.integers(0, DEMO_MEMBERS - 1), st.integers(1, 11)),
+    st.tuples(st.just("drop_conditions"), st.integers(0, DEMO_MEMBERS - 1), st.just(0)),
+    st.tuples(st.just("delete"), st.integers(0, DEMO_MEMBERS - 1), st.just(0)),
+    st.tuples(st.just("join"), st.integers(0, DEMO_MEMBERS - 1), st.integers(1, 12)),
+)
+
+
+def apply_change(session: Session, deriver: KeyDeriver, kind: str, index: int,
+                 value: object) -> None:
+    member_id, _cell, lat, lng = member_at(session, index)
+    if kind == "move":
+        _other, cell, to_lat, to_lng = member_at(session, int(value))
+        session.execute(
+            text("UPDATE member_locations SET location = ST_MakePoint(:lng, :lat)::geography, "
+                 "floor_cell = :cell WHERE member_id = :m"),
+            {"lng": to_lng, "lat": to_lat, "cell": cell, "m": member_id},
+        )
+    elif kind == "visibility":
+        session.execute(text("UPDATE members SET visibility = :v WHERE id = :m"),
+                        {"v": value, "m": member_id})
+    elif kind == "add_condition":
+        session.execute(
+            text("INSERT INTO member_conditions (condition_id, member_id) VALUES (:c, :m) "
+                 "ON CONFLICT DO NOTHING"),
+            {"c": value, "m": member_id},
+        )
+    elif kind == "drop_conditions":
+        session.execute(text("DELETE FROM member_conditions WHERE member_id = :m"),
+                        {"m": member_id})
+    elif kind == "delete":
+        session.execute(text("DELETE FROM members WHERE id = :m"), {"m": member_id})
+    elif kind == "join":
+        n = int(value)
+        batch = MemberBatch(
+            pseudonyms=None, roles=["patient"] * n, visibilities=["map"] * n,
+            contactable=[True] * n, joined_at=[datetime(2026, 1, 1, tzinfo=UTC)] * n,
+            lats=np.full(n, lat), lngs=np.full(n, lng), conditions=[[1 + i % 3] for i in range(n)],
+        )
+        load_members(session, batch, deriver)
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(changes=st.lists(change, min_size=1, max_size=12))
+def test_incremental_publish_equals_a_full_publish(
+    rollback_session: Session, community_deriver: KeyDeriver, changes: list
+) -> None:
+    session = rollback_session
+    savepoint = session.begin_nested()
+    publish(session, k=K, floor=FLOOR)
+    for kind, index, value in changes:
+        apply_change(session, community_deriver, kind, index, value)
+    incremental = publish(session, k=K, floor=FLOOR)
+    after_incremental = snapshot(session)
+    full = publish(session, k=K, floor=FLOOR, full=True)
+    assert incremental.kind == "incremental" and full.kind == "full"
+    assert after_incremental == snapshot(session)
+    assert incremental.members_on_map == full.members_on_map
+    savepoint.rollback()

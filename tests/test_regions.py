@@ -1,0 +1,229 @@
+"""Region counts: suppression (hypothesis), the public API, polygons load and reassign."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import h3.api.basic_int as h3i
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import create_engine, text
+
+from geomap.geo.derive import KeyDeriver
+from geomap.members_bulk import MemberBatch, load_members
+from geomap.privacy import suppressed_parts
+from geomap.publish import publish
+from geomap.regions.load import load_regions, reassign_regions
+from geomap.session import session_scope
+from tests.conftest import FLOOR, SHARED_DATA, K
+
+GERMANY = SHARED_DATA / "germany_states.geojson"
+
+# (lat, lng) of points in German states, and the ISO 3166-2 code of each state.
+GERMAN_POINTS = {
+    "DE-HH": (53.5511, 9.9937),  # Hamburg
+    "DE-BY": (48.1374, 11.5755),  # Munich
+    "DE-BE": (52.5200, 13.4050),  # Berlin
+    "DE-NW": (50.9375, 6.9603),  # Cologne
+    "DE-SN": (51.0504, 13.7373),  # Dresden
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    parts=st.dictionaries(st.text(alphabet="ABCDEFGH", min_size=1, max_size=3),
+                          st.integers(min_value=0, max_value=40), max_size=12),
+    k=st.integers(min_value=2, max_value=12),
+)
+def test_suppressed_parts_never_show_or_reveal_a_small_group(parts: dict, k: int) -> None:
+    published = suppressed_parts(parts, k)
+    assert set(published) == {key for key, count in parts.items() if count > 0}
+    shown = {key: count for key, count in published.items() if count is not None}
+    assert all(count >= k for count in shown.values())
+    assert all(parts[key] == count for key, count in shown.items())
+    hidden = sum(parts.values()) - sum(shown.values())
+    if sum(parts.values()) >= k:  # the whole is published: the difference must not leak
+        assert hidden == 0 or hidden >= k
+    else:  # the whole is suppressed itself, and so is every part
+        assert not shown
+
+
+def test_published_regions_hold_no_count_between_1_and_k_minus_1(community_engine) -> None:
+    with community_engine.connect() as conn:
+        small = conn.execute(
+            text("SELECT count(*) FROM published_regions WHERE count < :k"), {"k": K}
+        ).scalar_one()
+        rows = conn.execute(text("SELECT count(*) FROM published_regions")).scalar_one()
+        leaks = conn.execute(
+            text(
+                "SELECT c.condition_id, c.code, c.count, coalesce(sum(r.count), 0) "
+                "FROM published_regions c LEFT JOIN published_regions r "
+                "ON r.condition_id = c.condition_id AND r.level = 'admin1' "
+                "AND r.country_code = c.code "
+                "WHERE c.level = 'country' AND c.count IS NOT NULL "
+                "GROUP BY 1, 2, 3 HAVING c.count - coalesce(sum(r.count), 0) BETWEEN 1 AND :k1"
+            ),
+            {"k1": K - 1},
+        ).all()
+    assert rows > 0 and small == 0
+    assert leaks == []  # a country's count minus its shown regions is 0 or at least k
+
+
+@pytest.mark.parametrize("level", ["country", "admin1"])
+def test_public_regions_api_suppresses_small_counts(client, level: str) -> None:
+    response = client.get(f"/api/v1/conditions/all/regions?level={level}")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["level"] == level and body["regions"]
+    for region in body["regions"]:
+        if region["suppressed"]:
+            assert region["count"] is None
+        else:
+            assert region["count"] >= K
+    assert any(region["suppressed"] for region in body["regions"])
+    assert "Set-Cookie" not in response.headers
+
+
+def test_public_regions_api_errors(client) -> None:
+    assert client.get("/api/v1/conditions/all/regions?level=city").status_code == 400
+    missing = client.get("/api/v1/conditions/no-such/regions")
+    assert missing.status_code == 404 and missing.get_json()["error"]["status"] == 404
+
+
+def test_public_region_counts_use_floor_cell_centres_only(fresh_db_url) -> None:
+    engine = create_engine(fresh_db_url)
+    rng = np.random.default_rng(3)
+    centre_lat, centre_lng = 50.11, 8.68  # Frankfurt
+    lats = centre_lat + rng.normal(0, 0.3, 40)
+    lngs = centre_lng + rng.normal(0, 0.3, 40)
+    with session_scope(engine) as session:
+        deriver = KeyDeriver(session, FLOOR)
+        load_members(session, _batch(lats, lngs), deriver)
+        publish(session, k=K, floor=FLOOR)
+        before = _published_regions(session)
+        # Move every member to another point of its own floor cell (its centre).
+        cells = session.execute(
+            text("SELECT member_id, floor_cell FROM member_locations")
+        ).all()
+        for member_id, cell in cells:
+            lat, lng = h3i.cell_to_latlng(cell)
+            session.execute(
+                text("UPDATE member_locations SET location = "
+                     "ST_SetSRID(ST_MakePoint(:lng, :lat), 4326)::geography "
+                     "WHERE member_id = :id"),
+                {"lat": lat, "lng": lng, "id": member_id},
+            )
+        reassign_regions(session, deriver)
+        publish(session, k=K, floor=FLOOR)
+        after = _published_regions(session)
+    engine.dispose()
+    assert before and before == after
+
+
+def _published_regions(session) -> list:  # noqa: ANN001
+    return session.execute(
+        text("SELECT condition_id, level, code, count FROM published_regions ORDER BY 1, 2, 3")
+    ).all()
+
+
+def _batch(lats: np.ndarray, lngs: np.ndarray, condition_id: int = 1) -> MemberBatch:
+    n = len(lats)
+    return MemberBatch(
+        pseudonyms=None, roles=["patient"] * n, visibilities=["map"] * n,
+        contactable=[True] * n, joined_at=[datetime(2026, 1, 1, tzinfo=UTC)] * n,
+        lats=np.asarray(lats, dtype=np.float64), lngs=np.asarray(lngs, dtype=np.float64),
+        conditions=[[condition_id]] * n,
+    )
+
+
+needs_germany = pytest.mark.skipif(not GERMANY.exists(),
+                                   reason=f"{GERMANY} is absent (shared test data)")
+
+
+@needs_germany
+def test_loaded_polygons_replace_the_nearest_place(fresh_db_url) -> None:
+    engine = create_engine(fresh_db_url)
+    codes = list(GERMAN_POINTS)
+    lats = np.array([GERMAN_POINTS[c][0] for c in codes])
+    lngs = np.array([GERMAN_POINTS[c][1] for c in codes])
+    with session_scope(engine) as session:
+        before = KeyDeriver(session, FLOOR).derive(lats, lngs)
+        assert all(code.startswith("DE.") for code in before.region_codes)  # GeoNames style
+        summary = load_regions(session, GERMANY, level="admin1", code_field="iso_3166_2",
+                               name_field="label_en")
+        assert summary.regions == 16 and summary.countries == ("DE",)
+        assert summary.parts >= 16
+        after = KeyDeriver(session, FLOOR).derive(lats, lngs)
+        # Elsewhere, still the nearest gazetteer place.
+        paris = KeyDeriver(session, FLOOR).derive(np.array([48.8566]), np.array([2.3522]))
+    engine.dispose()
+    assert after.region_codes.tolist() == codes
+    assert after.country_codes.tolist() == ["DE"] * len(codes)
+    assert paris.region_codes[0].startswith("FR.")
+
+
+@needs_germany
+def test_regions_load_and_reassign_from_the_cli(fresh_db_url, tmp_path) -> None:
+    engine = create_engine(fresh_db_url)
+    codes = list(GERMAN_POINTS)
+    lats = np.repeat([GERMAN_POINTS[c][0] for c in codes], K)
+    lngs = np.repeat([GERMAN_POINTS[c][1] for c in codes], K)
+    with session_scope(engine) as session:
+        load_members(session, _batch(lats, lngs), KeyDeriver(session, FLOOR))
+    env = {"GEOMAP_DATABASE_URL": fresh_db_url, "GEOMAP_DATA_DIR": str(tmp_path),
+           "GEOMAP_K": str(K), "PATH": "/usr/bin:/bin"}
+
+    def geomap(*args: str) -> subprocess.CompletedProcess:
+        result = subprocess.run([sys.executable, "-m", "geomap.cli", *args], env=env,
+                                capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stderr
+        return result
+
+    loaded = geomap("regions", "load", str(GERMANY), "--level", "admin1",
+                    "--code-field", "iso_3166_2", "--name-field", "label_en")
+    assert "Loaded 16 regions" in loaded.stdout
+    reassigned = geomap("regions", "reassign")
+    assert f"Checked {len(lats)} members" in reassigned.stdout
+    assert f"{len(lats)} changed country or region" in reassigned.stdout
+    geomap("publish")
+    with engine.connect() as conn:
+        stored = dict(conn.execute(text(
+            "SELECT region_code, count(*) FROM member_locations GROUP BY 1")).all())
+        names = dict(conn.execute(text(
+            "SELECT code, name FROM published_regions WHERE level = 'admin1'")).all())
+    engine.dispose()
+    assert stored == dict.fromkeys(codes, K)
+    assert names["DE-HH"] == "Hamburg" and names["DE-BY"] == "Bavaria"
+
+
+def test_regions_load_refuses_a_file_without_the_code_field(fresh_db_url, tmp_path) -> None:
+    path = tmp_path / "bad.geojson"
+    path.write_text('{"type": "FeatureCollection", "features": [{"type": "Feature", '
+                    '"properties": {"name": "X"}, "geometry": {"type": "Polygon", '
+                    '"coordinates": [[[0,0],[1,0],[1,1],[0,0]]]}}]}')
+    result = subprocess.run(
+        [sys.executable, "-m", "geomap.cli", "regions", "load", str(path), "--code-field", "id"],
+        env={"GEOMAP_DATABASE_URL": fresh_db_url, "GEOMAP_DATA_DIR": str(tmp_path),
+             "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, check=False)
+    assert result.returncode != 0 and "no 'id' property" in result.stderr
+
+
+@pytest.mark.parametrize("table", ["admin_region_counts", "admin_monthly_joins", "regions"])
+def test_public_role_cannot_read_admin_counts(community_url: str, table: str) -> None:
+    from sqlalchemy.exc import ProgrammingError
+
+    from geomap.database import make_public_engine
+
+    engine = make_public_engine(community_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM published_regions")).scalar() > 0
+            with pytest.raises(ProgrammingError, match="permission denied"):
+                conn.execute(text(f"SELECT * FROM {table} LIMIT 1"))
+    finally:
+        engine.dispose()
