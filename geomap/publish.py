@@ -9,10 +9,10 @@ Two kinds, with identical results (a property test checks it):
 
 - **full**: count the members of every floor cell, roll up, replace every row;
 - **incremental** (the default once a full publish has run with the same k and
-  floor): recount only the *dirty* floor cells recorded in ``publish_dirty`` by
-  triggers and the bulk loader, roll up again only the H3 base (res-0) cells that
-  contain them (roll-up never crosses a base cell), and rewrite only the published
-  rows that changed.
+  floor): add the member deltas recorded per dirty floor cell in ``publish_dirty`` (by
+  triggers and the bulk loader) to the stored floor counts, roll up again only the H3
+  base (res-0) cells that contain them (roll-up never crosses a base cell), and
+  rewrite only the published rows that changed.
 
 After the cells, every function in :data:`EXTRA_PUBLISHERS` runs in the same
 transaction with the new version: the one place to hook further published aggregates.
@@ -20,6 +20,7 @@ transaction with the new version: the one place to hook further published aggreg
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -34,9 +35,12 @@ from sqlalchemy.orm import Session
 from geomap.geo.reference import raw_connection
 from geomap.privacy import rollup
 
+log = logging.getLogger(__name__)
+
 PUBLISH_LOCK = 0x6765_6F6D  # "geom"
 WHOLE_CONDITION = 0  # a publish_dirty floor_cell that marks every cell of the condition
-# Past this many dirty cells, recounting the whole condition is cheaper than per cell.
+# Past this many dirty cells in one bulk load, the loader marks the whole condition
+# dirty: one recount beats writing that many deltas.
 WHOLE_CONDITION_CELLS = 5_000
 
 ExtraPublisher = Callable[[Session, int, int, int], None]
@@ -88,10 +92,10 @@ def _int_table(rows: list, columns: int) -> np.ndarray:
     return flat.reshape(-1, columns)
 
 
-def _split_by_condition(rows: list) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    if not rows:
+def _split_by_condition(rows: list | np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    if len(rows) == 0:
         return {}
-    table = _int_table(rows, 3)
+    table = rows if isinstance(rows, np.ndarray) else _int_table(rows, 3)
     bounds = np.flatnonzero(np.diff(table[:, 0])) + 1
     return {
         int(part[0, 0]): (part[:, 1], part[:, 2])
@@ -99,36 +103,18 @@ def _split_by_condition(rows: list) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     }
 
 
-def _recount_cells(session: Session, dirty: dict[int, np.ndarray]
-                   ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Return the current counts of the dirty (condition, floor cell) pairs (0 if empty)."""
-    conditions = np.concatenate([np.full(len(c), cid, np.int64) for cid, c in dirty.items()])
-    cells = np.concatenate(list(dirty.values()))
-    rows = session.execute(
-        text(
-            "SELECT d.condition_id, d.floor_cell, count(m.id) "
-            "FROM unnest(CAST(:conditions AS smallint[]), CAST(:cells AS bigint[])) "
-            "AS d (condition_id, floor_cell) "
-            "JOIN member_locations ml ON ml.floor_cell = d.floor_cell "
-            "JOIN member_conditions mc ON mc.member_id = ml.member_id "
-            "AND mc.condition_id = d.condition_id "
-            "JOIN members m ON m.id = ml.member_id AND m.visibility = 'map' "
-            "GROUP BY 1, 2 ORDER BY 1, 2"
-        ),
-        {"conditions": conditions.tolist(), "cells": cells.tolist()},
-    ).all()
-    return _split_by_condition(rows)
+Dirty = dict[int, tuple[np.ndarray, np.ndarray]]  # condition -> (floor cells, deltas)
 
 
-def _take_dirty(session: Session) -> dict[int, np.ndarray]:
-    """Empty ``publish_dirty``; return its floor cells per condition."""
-    rows = session.execute(
-        text("DELETE FROM publish_dirty RETURNING condition_id, floor_cell")
-    ).all()
-    out: dict[int, list[int]] = {}
-    for condition_id, cell in rows:
-        out.setdefault(condition_id, []).append(cell)
-    return {cid: np.unique(np.array(cells, np.int64)) for cid, cells in out.items()}
+def _take_dirty(session: Session) -> Dirty:
+    """Empty ``publish_dirty``; return its cells and member deltas per condition."""
+    cursor = raw_connection(session).cursor()
+    cursor.execute(
+        "DELETE FROM publish_dirty RETURNING condition_id, floor_cell, delta"
+    )
+    table = _int_table(cursor.fetchall(), 3)
+    table = table[np.lexsort((table[:, 1], table[:, 0]))]
+    return {cid: (cells, deltas) for cid, (cells, deltas) in _split_by_condition(table).items()}
 
 
 def _can_go_incremental(session: Session, condition_ids: list[int], k: int, floor: int) -> bool:
@@ -205,81 +191,106 @@ def _publish_full(session: Session, condition_ids: list[int], k: int, floor: int
     return written
 
 
-def _publish_incremental(session: Session, condition_ids: list[int],
-                         dirty: dict[int, np.ndarray], k: int, floor: int,
-                         progress: Callable[[int], None] | None) -> int:
-    """Recount the dirty cells, re-roll their base cells, write changed rows only."""
-    whole = [
-        cid for cid, cells in dirty.items()
-        if WHOLE_CONDITION in cells or len(cells) > WHOLE_CONDITION_CELLS
-    ]
-    partial = {cid: cells for cid, cells in dirty.items() if cid not in whole}
-    if whole:
-        session.execute(
-            text("DELETE FROM publish_floor_counts "
-                 "WHERE condition_id = ANY(CAST(:ids AS smallint[]))"),
-            {"ids": whole},
-        )
-        fresh = floor_counts(session, whole)
-        _copy(
-            session, "COPY publish_floor_counts (condition_id, floor_cell, members) FROM STDIN",
-            [
-                f"{cid}\t{cell}\t{n}"
-                for cid, (cells, ns) in fresh.items()
-                for cell, n in zip(cells.tolist(), ns.tolist(), strict=True)
-            ],
-        )
+def _fetch_ints(session: Session, query: str, params: dict, columns: int) -> np.ndarray:
+    """Run ``query`` on the raw connection; return its integer rows as an array."""
+    cursor = raw_connection(session).cursor()
+    cursor.execute(query, params)
+    return _int_table(cursor.fetchall(), columns)
+
+
+def _recount_conditions(session: Session, condition_ids: list[int]) -> None:
+    """Replace the stored floor counts of ``condition_ids`` by a fresh count."""
+    session.execute(
+        text("DELETE FROM publish_floor_counts WHERE condition_id = ANY(CAST(:ids AS smallint[]))"),
+        {"ids": condition_ids},
+    )
+    fresh = floor_counts(session, condition_ids)
+    _copy(
+        session, "COPY publish_floor_counts (condition_id, floor_cell, members) FROM STDIN",
+        [
+            f"{cid}\t{cell}\t{n}"
+            for cid, (cells, ns) in fresh.items()
+            for cell, n in zip(cells.tolist(), ns.tolist(), strict=True)
+        ],
+    )
+
+
+def _apply_deltas(session: Session, partial: Dirty) -> list[int]:
+    """Add the member deltas to the stored floor counts; return conditions gone wrong.
+
+    A count below zero can only come from a write that bypassed the triggers; those
+    conditions are recounted rather than trusted.
+    """
+    conditions = np.concatenate([np.full(len(c), cid, np.int64) for cid, (c, _) in partial.items()])
+    cells = np.concatenate([c for c, _ in partial.values()])
+    deltas = np.concatenate([d for _, d in partial.values()])
+    changed = deltas != 0
+    params = {"conditions": conditions[changed].tolist(), "cells": cells[changed].tolist(),
+              "deltas": deltas[changed].tolist()}
+    session.execute(
+        text(
+            "INSERT INTO publish_floor_counts (condition_id, floor_cell, members) "
+            "SELECT * FROM unnest(CAST(:conditions AS smallint[]), CAST(:cells AS bigint[]), "
+            "CAST(:deltas AS int[])) "
+            "ON CONFLICT (condition_id, floor_cell) "
+            "DO UPDATE SET members = publish_floor_counts.members + EXCLUDED.members"
+        ),
+        params,
+    )
+    broken = session.execute(
+        text(
+            "DELETE FROM publish_floor_counts f USING "
+            "unnest(CAST(:conditions AS smallint[]), CAST(:cells AS bigint[])) AS d (c, cell) "
+            "WHERE f.condition_id = d.c AND f.floor_cell = d.cell AND f.members <= 0 "
+            "RETURNING f.condition_id, f.members"
+        ),
+        {"conditions": params["conditions"], "cells": params["cells"]},
+    ).all()
+    return sorted({cid for cid, members in broken if members < 0})
+
+
+def _publish_incremental(session: Session, condition_ids: list[int], dirty: Dirty, k: int,
+                         floor: int, progress: Callable[[int], None] | None) -> int:
+    """Apply the dirty deltas, re-roll the base cells they touch, write changed rows only."""
+    whole = [cid for cid, (cells, _) in dirty.items() if WHOLE_CONDITION in cells]
+    partial = {cid: value for cid, value in dirty.items() if cid not in whole}
     if partial:
-        recounted = _recount_cells(session, partial)
-        pairs_c = np.concatenate([np.full(len(c), cid, np.int64) for cid, c in partial.items()])
-        pairs_f = np.concatenate(list(partial.values()))
-        session.execute(
-            text(
-                "DELETE FROM publish_floor_counts f USING "
-                "unnest(CAST(:conditions AS smallint[]), CAST(:cells AS bigint[])) "
-                "AS d (condition_id, floor_cell) "
-                "WHERE f.condition_id = d.condition_id AND f.floor_cell = d.floor_cell"
-            ),
-            {"conditions": pairs_c.tolist(), "cells": pairs_f.tolist()},
-        )
-        _copy(
-            session, "COPY publish_floor_counts (condition_id, floor_cell, members) FROM STDIN",
-            [
-                f"{cid}\t{cell}\t{n}"
-                for cid, (cells, ns) in recounted.items()
-                for cell, n in zip(cells.tolist(), ns.tolist(), strict=True)
-            ],
-        )
+        broken = _apply_deltas(session, partial)
+        if broken:
+            log.warning("negative floor counts for conditions %s: recounting them", broken)
+            whole += broken
+    if whole:
+        _recount_conditions(session, whole)
     written = 0
     insert_lines: list[str] = []
     for condition_id in condition_ids:
-        if condition_id not in dirty:
+        if condition_id in whole:
+            bases = np.arange(122, dtype=np.int64)
+        elif condition_id in partial:
+            cells, deltas = partial[condition_id]
+            bases = np.unique(base_cells(cells[deltas != 0]))
+        else:
+            bases = _EMPTY
+        if len(bases) == 0:
             if progress:
                 progress(1)
             continue
-        stored = session.execute(
-            text("SELECT floor_cell, members FROM publish_floor_counts "
-                 "WHERE condition_id = :c ORDER BY floor_cell"),
-            {"c": condition_id},
-        ).all()
-        table = _int_table(stored, 2)
-        cells, cell_counts = table[:, 0], table[:, 1]
-        if condition_id in whole:
-            bases = np.arange(122, dtype=np.int64)
-        else:
-            bases = np.unique(base_cells(dirty[condition_id]))
-        inside = np.isin(base_cells(cells), bases)
-        new = _published_rows(condition_id, cells[inside], cell_counts[inside], k, floor)
+        stored = _fetch_ints(
+            session,
+            "SELECT floor_cell, members FROM publish_floor_counts WHERE condition_id = %(c)s "
+            "AND ((floor_cell >> 45) & 127) = ANY(%(bases)s) ORDER BY floor_cell",
+            {"c": condition_id, "bases": bases.tolist()}, 2,
+        )
+        new = _published_rows(condition_id, stored[:, 0], stored[:, 1], k, floor)
+        old_rows = _fetch_ints(
+            session,
+            "SELECT resolution, cell, cell_resolution, count FROM published_cells "
+            "WHERE condition_id = %(c)s AND ((cell >> 45) & 127) = ANY(%(bases)s)",
+            {"c": condition_id, "bases": bases.tolist()}, 4,
+        )
         old = {
             (resolution, cell): (cell_res, count)
-            for resolution, cell, cell_res, count in session.execute(
-                text(
-                    "SELECT resolution, cell, cell_resolution, count FROM published_cells "
-                    "WHERE condition_id = :c "
-                    "AND ((cell >> 45) & 127) = ANY(CAST(:bases AS bigint[]))"
-                ),
-                {"c": condition_id, "bases": bases.tolist()},
-            ).all()
+            for resolution, cell, cell_res, count in old_rows.tolist()
         }
         gone = [key for key, value in old.items() if new.get(key) != value]
         added = [key for key, value in new.items() if old.get(key) != value]
@@ -312,6 +323,10 @@ def publish(session: Session, *, k: int, floor: int, now: datetime | None = None
     """
     started = time.perf_counter()
     session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PUBLISH_LOCK})
+    # Writers add deltas to publish_dirty in their own transactions: waiting for them
+    # and holding them off until this publish commits means every delta is applied
+    # exactly once, and recounts see no change whose delta is still to come.
+    session.execute(text("LOCK TABLE publish_dirty IN EXCLUSIVE MODE"))
     changed_at, last_version, last_changed = session.execute(
         text(
             "SELECT (SELECT changed_at FROM data_changes), "
