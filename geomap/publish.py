@@ -134,29 +134,69 @@ def _copy(session: Session, statement: str, lines: list[str]) -> None:
             copy.write(("\n".join(lines) + "\n").encode())
 
 
-def _published_rows(condition_id: int, cells: np.ndarray, counts: np.ndarray, k: int,
-                    floor: int) -> dict[tuple[int, int], tuple[int, int]]:
-    """Return {(resolution, cell): (cell_resolution, count)} of one condition's markers."""
-    rows: dict[tuple[int, int], tuple[int, int]] = {}
-    for resolution in range(floor + 1):
-        result = rollup((cells, counts), resolution, k)
-        for cell, cell_res, count in zip(
-            result.cells.tolist(), result.cell_resolutions.tolist(), result.counts.tolist(),
-            strict=True,
-        ):
-            rows[(resolution, cell)] = (cell_res, count)
-    return rows
+@dataclass(frozen=True)
+class Markers:
+    """One condition's published rows as aligned arrays, sorted by ``key``.
+
+    ``key`` packs (map resolution, cell) into one int64: H3 cell indexes leave bits
+    56-58 zero and map resolutions are at most 7, so ``cell | resolution << 56``.
+    """
+
+    key: np.ndarray
+    cell_resolution: np.ndarray
+    count: np.ndarray
+
+    @classmethod
+    def from_rows(cls, resolution: np.ndarray, cell: np.ndarray, cell_resolution: np.ndarray,
+                  count: np.ndarray) -> Markers:
+        """Build sorted markers from row columns."""
+        key = np.asarray(cell, np.int64) | (np.asarray(resolution, np.int64) << 56)
+        order = np.argsort(key, kind="stable")
+        return cls(key[order], np.asarray(cell_resolution, np.int64)[order],
+                   np.asarray(count, np.int64)[order])
+
+    def rows(self, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Return (resolution, cell) columns of the markers (where ``mask``)."""
+        key = self.key if mask is None else self.key[mask]
+        return (key >> 56) & 7, key & ~(7 << 56)
+
+    def differing(self, other: Markers) -> np.ndarray:
+        """Return a mask of these markers that ``other`` lacks or holds with other values."""
+        if len(other.key) == 0:
+            return np.ones(len(self.key), dtype=bool)
+        at = np.minimum(np.searchsorted(other.key, self.key), len(other.key) - 1)
+        same = (
+            (other.key[at] == self.key)
+            & (other.count[at] == self.count)
+            & (other.cell_resolution[at] == self.cell_resolution)
+        )
+        return ~same
 
 
-def _cell_lines(condition_id: int, rows: dict[tuple[int, int], tuple[int, int]],
-                keys: Iterable[tuple[int, int]]) -> list[str]:
-    """Return COPY lines of published_cells for ``keys`` of ``rows``."""
+def _published_markers(cells: np.ndarray, counts: np.ndarray, k: int, floor: int) -> Markers:
+    """Return one condition's markers at every map resolution from its floor counts."""
+    parts = [(resolution, rollup((cells, counts), resolution, k))
+             for resolution in range(floor + 1)]
+    return Markers.from_rows(
+        np.concatenate([np.full(len(r.cells), res, np.int64) for res, r in parts]),
+        np.concatenate([r.cells for _, r in parts]),
+        np.concatenate([r.cell_resolutions for _, r in parts]),
+        np.concatenate([r.counts for _, r in parts]),
+    )
+
+
+def _cell_lines(condition_id: int, markers: Markers, mask: np.ndarray | None = None
+                ) -> list[str]:
+    """Return COPY lines of published_cells for the markers (where ``mask``)."""
+    resolutions, cells = markers.rows(mask)
+    cell_res = markers.cell_resolution if mask is None else markers.cell_resolution[mask]
+    counts = markers.count if mask is None else markers.count[mask]
     to_latlng = h3i.cell_to_latlng
     lines = []
-    for resolution, cell in keys:
-        cell_res, count = rows[(resolution, cell)]
+    for resolution, cell, res, count in zip(resolutions.tolist(), cells.tolist(),
+                                             cell_res.tolist(), counts.tolist(), strict=True):
         lat, lng = to_latlng(cell)
-        lines.append(f"{condition_id}\t{resolution}\t{cell}\t{cell_res}\t{count}\t{lat!r}\t{lng!r}")
+        lines.append(f"{condition_id}\t{resolution}\t{cell}\t{res}\t{count}\t{lat!r}\t{lng!r}")
     return lines
 
 
@@ -183,9 +223,9 @@ def _publish_full(session: Session, condition_ids: list[int], k: int, floor: int
     written = 0
     for condition_id in condition_ids:
         cells, cell_counts = counts.get(condition_id, (_EMPTY, _EMPTY))
-        rows = _published_rows(condition_id, cells, cell_counts, k, floor)
-        _copy(session, _CELLS_COPY, _cell_lines(condition_id, rows, rows))
-        written += len(rows)
+        markers = _published_markers(cells, cell_counts, k, floor)
+        _copy(session, _CELLS_COPY, _cell_lines(condition_id, markers))
+        written += len(markers.key)
         if progress:
             progress(1)
     return written
@@ -281,30 +321,28 @@ def _publish_incremental(session: Session, condition_ids: list[int], dirty: Dirt
             "AND ((floor_cell >> 45) & 127) = ANY(%(bases)s) ORDER BY floor_cell",
             {"c": condition_id, "bases": bases.tolist()}, 2,
         )
-        new = _published_rows(condition_id, stored[:, 0], stored[:, 1], k, floor)
+        new = _published_markers(stored[:, 0], stored[:, 1], k, floor)
         old_rows = _fetch_ints(
             session,
             "SELECT resolution, cell, cell_resolution, count FROM published_cells "
             "WHERE condition_id = %(c)s AND ((cell >> 45) & 127) = ANY(%(bases)s)",
             {"c": condition_id, "bases": bases.tolist()}, 4,
         )
-        old = {
-            (resolution, cell): (cell_res, count)
-            for resolution, cell, cell_res, count in old_rows.tolist()
-        }
-        gone = [key for key, value in old.items() if new.get(key) != value]
-        added = [key for key, value in new.items() if old.get(key) != value]
-        if gone:
+        old = Markers.from_rows(old_rows[:, 0], old_rows[:, 1], old_rows[:, 2], old_rows[:, 3])
+        gone = old.differing(new)
+        added = new.differing(old)
+        if gone.any():
+            resolutions, cells = old.rows(gone)
             session.execute(
                 text(
                     "DELETE FROM published_cells p USING "
                     "unnest(CAST(:res AS smallint[]), CAST(:cells AS bigint[])) AS d (r, c) "
                     "WHERE p.condition_id = :cid AND p.resolution = d.r AND p.cell = d.c"
                 ),
-                {"cid": condition_id, "res": [r for r, _ in gone], "cells": [c for _, c in gone]},
+                {"cid": condition_id, "res": resolutions.tolist(), "cells": cells.tolist()},
             )
         insert_lines.extend(_cell_lines(condition_id, new, added))
-        written += len(gone) + len(added)
+        written += int(gone.sum()) + int(added.sum())
         if progress:
             progress(1)
     _copy(session, _CELLS_COPY, insert_lines)

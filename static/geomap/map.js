@@ -100,7 +100,16 @@
     container.classList.add("geomap-map");
     if (options.outlines) {
       container.classList.add("geomap-no-tiles");
-      loadOutlines(map, options.countriesUrl);
+      // Outlines are 750 kB of TopoJSON to parse and draw: fetch them after the first
+      // markers are on screen, so the markers do not wait behind them.
+      var outlinesLoaded = false;
+      var loadOutlinesOnce = function () {
+        if (outlinesLoaded) return;
+        outlinesLoaded = true;
+        loadOutlines(map, options.countriesUrl);
+      };
+      container.addEventListener("geomap:loaded", loadOutlinesOnce, { once: true });
+      setTimeout(loadOutlinesOnce, 1500);
     }
     map.attributionControl.addAttribution(
       "Places &copy; GeoNames (CC BY 4.0) &middot; Outlines: Natural Earth"
