@@ -42,6 +42,16 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--disable-dev-shm-usage",
 ]
+# Records when the first marker is added to the page, at the next animation frame
+# (the frame that paints it), in ms since navigation start.
+FIRST_MARKERS_PROBE = """
+new MutationObserver(function (mutations, observer) {
+  if (document.querySelector('.geomap-count')) {
+    observer.disconnect();
+    requestAnimationFrame(function () { window.__geomapFirstMarkers = performance.now(); });
+  }
+}).observe(document, {childList: true, subtree: true});
+"""
 MAP_PX = (1400, 900)  # browser map size the viewports are cut for
 K, FLOOR = 5, 5
 SLUG = "all"
@@ -174,7 +184,8 @@ def bench_publish(engine: Engine) -> None:
 
 SERVER = """
 import sys
-from geomap.wsgi_server import GeomapServer
+from geomap.wsgi_server import GeomapServer, limit_malloc_arenas
+limit_malloc_arenas()
 GeomapServer({"bind": sys.argv[1], "workers": int(sys.argv[2]), "worker_class": "gthread",
               "threads": 4, "graceful_timeout": 5, "timeout": 60, "accesslog": None,
               "errorlog": "-", "loglevel": "warning"}).run()
@@ -357,17 +368,22 @@ def bench_browser(port: int, workdir: Path, folium_points: int) -> None:
         return
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        firsts = []
+        firsts, polled = [], []
         for _ in range(5):
             context = browser.new_context(viewport={"width": MAP_PX[0], "height": MAP_PX[1]})
+            context.add_init_script(FIRST_MARKERS_PROBE)
             page = context.new_page()
             page.goto(f"http://127.0.0.1:{port}/conditions/{SLUG}/map", wait_until="commit")
-            page.wait_for_selector(".geomap-count", timeout=30_000)
-            firsts.append(page.evaluate("performance.now()"))
+            page.wait_for_function("() => window.__geomapFirstMarkers !== undefined",
+                                   timeout=30_000)
+            firsts.append(page.evaluate("window.__geomapFirstMarkers"))
+            polled.append(page.evaluate("performance.now()"))
             context.close()
         first = statistics.median(firsts)
-        report("first markers in headless Chromium, cold cache (median of 5, ms)",
-               f"{first:,.0f}", "<= 300", first <= 300)
+        report("first markers in headless Chromium, cold cache (median of 5, ms from "
+               "navigation start to the first frame with markers)",
+               f"{first:,.0f} (page idle after {statistics.median(polled):,.0f})", "<= 300",
+               first <= 300)
         path = folium_page(workdir, folium_points)
         size = path.stat().st_size
         context = browser.new_context(viewport={"width": MAP_PX[0], "height": MAP_PX[1]})

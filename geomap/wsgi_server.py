@@ -5,9 +5,12 @@ Equivalent command line: ``gunicorn -w 2 -b 127.0.0.1:5000 'geomap:create_app()'
 
 from __future__ import annotations
 
+import ctypes
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+
+_M_ARENA_MAX = -8  # mallopt parameter, glibc malloc.h
 
 
 class GeomapServer(BaseApplication):
@@ -30,8 +33,22 @@ class GeomapServer(BaseApplication):
         return create_app()
 
 
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """Cap glibc's malloc arenas (as MALLOC_ARENA_MAX would) to keep threaded workers small.
+
+    Each thread of a gthread worker otherwise gets its own arena, and resident memory
+    grows with fragmentation across them. No-op where glibc is not the C library.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_ARENA_MAX, arenas)
+    except (OSError, AttributeError):
+        pass
+
+
 def run_gunicorn(host: str, port: int, workers: int) -> None:
     """Serve with gunicorn until stopped (SIGTERM finishes requests in flight)."""
+    limit_malloc_arenas()
     GeomapServer(
         {
             "bind": f"{host}:{port}",
