@@ -109,6 +109,9 @@ def load_members(session: Session, batch: MemberBatch, deriver: KeyDeriver,
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="geomap-derive")
     derived = executor.submit(deriver.derive, batch.lats, batch.lngs)
     executor.shutdown(wait=False)
+    # Same lock order as a publish (publish_dirty, then the member tables): a publish
+    # running now finishes first, and one starting later waits for this load.
+    session.execute(text("LOCK TABLE publish_dirty IN ROW EXCLUSIVE MODE"))
     session.execute(text("LOCK TABLE members IN SHARE ROW EXCLUSIVE MODE"))
     # The dirty-cell triggers would join a million-row transition table; the loader
     # knows its (condition, floor cell) pairs already and records them itself.
