@@ -184,11 +184,11 @@ def bench_publish(engine: Engine) -> None:
 
 SERVER = """
 import sys
-from geomap.wsgi_server import GeomapServer, limit_malloc_arenas
+from geomap.wsgi_server import GeomapServer, gunicorn_options, limit_malloc_arenas
 limit_malloc_arenas()
-GeomapServer({"bind": sys.argv[1], "workers": int(sys.argv[2]), "worker_class": "gthread",
-              "threads": 4, "graceful_timeout": 5, "timeout": 60, "accesslog": None,
-              "errorlog": "-", "loglevel": "warning"}).run()
+options = gunicorn_options("127.0.0.1", int(sys.argv[1]), int(sys.argv[2]))
+options.update(accesslog=None, errorlog="-", loglevel="warning", graceful_timeout=5)
+GeomapServer(options).run()
 """
 
 
@@ -198,7 +198,7 @@ def start_server(url: str, workdir: Path, port: int, workers: int) -> subprocess
                GEOMAP_PUBLISH_INTERVAL="0",
                GEOMAP_K=str(K), GEOMAP_FLOOR_RESOLUTION=str(FLOOR))
     proc = subprocess.Popen(
-        [sys.executable, "-c", SERVER, f"127.0.0.1:{port}", str(workers)],
+        [sys.executable, "-c", SERVER, str(port), str(workers)],
         env=env, cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 30
