@@ -196,13 +196,15 @@ def test_incremental_publish_equals_a_full_publish(
 ) -> None:
     session = rollback_session
     savepoint = session.begin_nested()
-    publish(session, k=K, floor=FLOOR)
-    for kind, index, value in changes:
-        apply_change(session, community_deriver, kind, index, value)
-    incremental = publish(session, k=K, floor=FLOOR)
-    after_incremental = snapshot(session)
-    full = publish(session, k=K, floor=FLOOR, full=True)
-    assert incremental.kind == "incremental" and full.kind == "full"
-    assert after_incremental == snapshot(session)
-    assert incremental.members_on_map == full.members_on_map
-    savepoint.rollback()
+    try:
+        publish(session, k=K, floor=FLOOR)
+        for kind, index, value in changes:
+            apply_change(session, community_deriver, kind, index, value)
+        incremental = publish(session, k=K, floor=FLOOR)
+        after_incremental = snapshot(session)
+        full = publish(session, k=K, floor=FLOOR, full=True)
+        assert incremental.kind == "incremental" and full.kind == "full"
+        assert after_incremental == snapshot(session)
+        assert incremental.members_on_map == full.members_on_map
+    finally:
+        savepoint.rollback()  # every example starts from the same community
