@@ -60,8 +60,11 @@ def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
         "graceful_timeout": 20,
         "timeout": 60,
         "accesslog": "-",
-        "max_requests": 10_000,
-        "max_requests_jitter": 1_000,
+        # Recycle workers now and then, not every few seconds: at thousands of requests
+        # a second a low limit restarts workers mid-load (a second of imports and a
+        # cold cache each time); memory is bounded anyway (the cells cache has a cap).
+        "max_requests": 1_000_000,
+        "max_requests_jitter": 100_000,
     }
 
 
