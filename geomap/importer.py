@@ -29,7 +29,6 @@ with numpy where possible; keys are derived vectorised by the loader.
 from __future__ import annotations
 
 import csv
-import io
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -85,17 +84,6 @@ class Validated:
     batch: MemberBatch
     errors: list[RowError]
     rows: int
-
-
-@dataclass(frozen=True)
-class ImportSummary:
-    """What an import did."""
-
-    rows: int
-    imported: int
-    rejected: int
-    committed: bool
-    seconds: float
 
 
 def read_records(path: Path, fmt: str | None = None) -> Records:
@@ -397,12 +385,3 @@ def iter_errors(errors: Sequence[RowError], limit: int | None = None) -> Iterato
         yield str(error)
     if limit is not None and len(errors) > limit:
         yield f"... and {len(errors) - limit:,} more bad rows"
-
-
-def write_csv(rows: Sequence[dict[str, object]]) -> str:
-    """Return ``rows`` as CSV text in the import format (for examples and tests)."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=[c for c in COLUMNS if any(c in r for r in rows)])
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()

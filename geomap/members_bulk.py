@@ -109,6 +109,9 @@ def load_members(session: Session, batch: MemberBatch, deriver: KeyDeriver,
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="geomap-derive")
     derived = executor.submit(deriver.derive, batch.lats, batch.lngs)
     executor.shutdown(wait=False)
+    # Same lock order as a publish (publish_dirty, then the member tables): a publish
+    # running now finishes first, and one starting later waits for this load.
+    session.execute(text("LOCK TABLE publish_dirty IN ROW EXCLUSIVE MODE"))
     session.execute(text("LOCK TABLE members IN SHARE ROW EXCLUSIVE MODE"))
     # The dirty-cell triggers would join a million-row transition table; the loader
     # knows its (condition, floor cell) pairs already and records them itself.
@@ -264,32 +267,37 @@ def _restore_indexes(session: Session, deferred: _DeferredIndexes | None, table:
 
 def mark_dirty(session: Session, cells: np.ndarray, conditions: Sequence[Sequence[int]],
                on_map: np.ndarray) -> None:
-    """Record the (condition, floor cell) pairs of members on the map for the next publish.
+    """Record new members on the map as deltas per (condition, floor cell) for the next publish.
 
     A condition with more than :data:`WHOLE_CONDITION_CELLS` dirty cells is marked
-    dirty as a whole (floor cell 0): one recount beats many cell lookups.
+    dirty as a whole (floor cell 0): one recount beats writing that many deltas.
     """
     per_member = np.fromiter((len(c) for c in conditions), dtype=np.int64, count=len(cells))
     keep = np.repeat(np.asarray(on_map, dtype=bool), per_member)
     flat = np.fromiter((c for cs in conditions for c in cs), dtype=np.int64,
                        count=int(per_member.sum()))[keep]
     flat_cells = np.repeat(np.asarray(cells, dtype=np.int64), per_member)[keep]
-    pairs_c: list[np.ndarray] = []
-    pairs_f: list[np.ndarray] = []
+    parts_c: list[np.ndarray] = []
+    parts_f: list[np.ndarray] = []
+    parts_d: list[np.ndarray] = []
     for condition_id in np.unique(flat).tolist():
-        dirty = np.unique(flat_cells[flat == condition_id])
+        dirty, counts = np.unique(flat_cells[flat == condition_id], return_counts=True)
         if len(dirty) > WHOLE_CONDITION_CELLS:
-            dirty = np.zeros(1, dtype=np.int64)
-        pairs_c.append(np.full(len(dirty), condition_id, dtype=np.int64))
-        pairs_f.append(dirty)
-    if not pairs_c:
+            dirty, counts = np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
+        parts_c.append(np.full(len(dirty), condition_id, dtype=np.int64))
+        parts_f.append(dirty)
+        parts_d.append(counts)
+    if not parts_c:
         return
     session.execute(
         text(
-            "INSERT INTO publish_dirty (condition_id, floor_cell) "
-            "SELECT * FROM unnest(CAST(:conditions AS smallint[]), CAST(:cells AS bigint[])) "
-            "ON CONFLICT DO NOTHING"
+            "INSERT INTO publish_dirty (condition_id, floor_cell, delta) "
+            "SELECT * FROM unnest(CAST(:conditions AS smallint[]), CAST(:cells AS bigint[]), "
+            "CAST(:deltas AS int[])) "
+            "ON CONFLICT (condition_id, floor_cell) "
+            "DO UPDATE SET delta = publish_dirty.delta + EXCLUDED.delta"
         ),
-        {"conditions": np.concatenate(pairs_c).tolist(),
-         "cells": np.concatenate(pairs_f).tolist()},
+        {"conditions": np.concatenate(parts_c).tolist(),
+         "cells": np.concatenate(parts_f).tolist(),
+         "deltas": np.concatenate(parts_d).tolist()},
     )

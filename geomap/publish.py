@@ -9,10 +9,10 @@ Two kinds, with identical results (a property test checks it):
 
 - **full**: count the members of every floor cell, roll up, replace every row;
 - **incremental** (the default once a full publish has run with the same k and
-  floor): recount only the *dirty* floor cells recorded in ``publish_dirty`` by
-  triggers and the bulk loader, roll up again only the H3 base (res-0) cells that
-  contain them (roll-up never crosses a base cell), and rewrite only the published
-  rows that changed.
+  floor): add the member deltas recorded per dirty floor cell in ``publish_dirty`` (by
+  triggers and the bulk loader) to the stored floor counts, roll up again only the H3
+  base (res-0) cells that contain them (roll-up never crosses a base cell), and
+  rewrite only the published rows that changed.
 
 After the cells, every function in :data:`EXTRA_PUBLISHERS` runs in the same
 transaction with the new version: the one place to hook further published aggregates.
@@ -20,6 +20,7 @@ transaction with the new version: the one place to hook further published aggreg
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -36,9 +37,12 @@ from geomap.members.nearby_index import refresh_nearby_members
 from geomap.privacy import rollup
 from geomap.regions.publish import publish_region_counts
 
+log = logging.getLogger(__name__)
+
 PUBLISH_LOCK = 0x6765_6F6D  # "geom"
 WHOLE_CONDITION = 0  # a publish_dirty floor_cell that marks every cell of the condition
-# Past this many dirty cells, recounting the whole condition is cheaper than per cell.
+# Past this many dirty cells in one bulk load, the loader marks the whole condition
+# dirty: one recount beats writing that many deltas.
 WHOLE_CONDITION_CELLS = 5_000
 
 ExtraPublisher = Callable[[Session, int, int, int], None]
@@ -116,10 +120,10 @@ def _int_table(rows: list, columns: int) -> np.ndarray:
     return flat.reshape(-1, columns)
 
 
-def _split_by_condition(rows: list) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    if not rows:
+def _split_by_condition(rows: list | np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    if len(rows) == 0:
         return {}
-    table = _int_table(rows, 3)
+    table = rows if isinstance(rows, np.ndarray) else _int_table(rows, 3)
     bounds = np.flatnonzero(np.diff(table[:, 0])) + 1
     return {
         int(part[0, 0]): (part[:, 1], part[:, 2])
@@ -127,36 +131,18 @@ def _split_by_condition(rows: list) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     }
 
 
-def _recount_cells(session: Session, dirty: dict[int, np.ndarray]
-                   ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Return the current counts of the dirty (condition, floor cell) pairs (0 if empty)."""
-    conditions = np.concatenate([np.full(len(c), cid, np.int64) for cid, c in dirty.items()])
-    cells = np.concatenate(list(dirty.values()))
-    rows = session.execute(
-        text(
-            "SELECT d.condition_id, d.floor_cell, count(m.id) "
-            "FROM unnest(CAST(:conditions AS smallint[]), CAST(:cells AS bigint[])) "
-            "AS d (condition_id, floor_cell) "
-            "JOIN member_locations ml ON ml.floor_cell = d.floor_cell "
-            "JOIN member_conditions mc ON mc.member_id = ml.member_id "
-            "AND mc.condition_id = d.condition_id "
-            "JOIN members m ON m.id = ml.member_id AND m.visibility = 'map' "
-            "GROUP BY 1, 2 ORDER BY 1, 2"
-        ),
-        {"conditions": conditions.tolist(), "cells": cells.tolist()},
-    ).all()
-    return _split_by_condition(rows)
+Dirty = dict[int, tuple[np.ndarray, np.ndarray]]  # condition -> (floor cells, deltas)
 
 
-def _take_dirty(session: Session) -> dict[int, np.ndarray]:
-    """Empty ``publish_dirty``; return its floor cells per condition."""
-    rows = session.execute(
-        text("DELETE FROM publish_dirty RETURNING condition_id, floor_cell")
-    ).all()
-    out: dict[int, list[int]] = {}
-    for condition_id, cell in rows:
-        out.setdefault(condition_id, []).append(cell)
-    return {cid: np.unique(np.array(cells, np.int64)) for cid, cells in out.items()}
+def _take_dirty(session: Session) -> Dirty:
+    """Empty ``publish_dirty``; return its cells and member deltas per condition."""
+    cursor = raw_connection(session).cursor()
+    cursor.execute(
+        "DELETE FROM publish_dirty RETURNING condition_id, floor_cell, delta"
+    )
+    table = _int_table(cursor.fetchall(), 3)
+    table = table[np.lexsort((table[:, 1], table[:, 0]))]
+    return {cid: (cells, deltas) for cid, (cells, deltas) in _split_by_condition(table).items()}
 
 
 def _can_go_incremental(session: Session, condition_ids: list[int], k: int, floor: int) -> bool:
@@ -176,29 +162,69 @@ def _copy(session: Session, statement: str, lines: list[str]) -> None:
             copy.write(("\n".join(lines) + "\n").encode())
 
 
-def _published_rows(condition_id: int, cells: np.ndarray, counts: np.ndarray, k: int,
-                    floor: int) -> dict[tuple[int, int], tuple[int, int]]:
-    """Return {(resolution, cell): (cell_resolution, count)} of one condition's markers."""
-    rows: dict[tuple[int, int], tuple[int, int]] = {}
-    for resolution in range(floor + 1):
-        result = rollup((cells, counts), resolution, k)
-        for cell, cell_res, count in zip(
-            result.cells.tolist(), result.cell_resolutions.tolist(), result.counts.tolist(),
-            strict=True,
-        ):
-            rows[(resolution, cell)] = (cell_res, count)
-    return rows
+@dataclass(frozen=True)
+class Markers:
+    """One condition's published rows as aligned arrays, sorted by ``key``.
+
+    ``key`` packs (map resolution, cell) into one int64: H3 cell indexes leave bits
+    56-58 zero and map resolutions are at most 7, so ``cell | resolution << 56``.
+    """
+
+    key: np.ndarray
+    cell_resolution: np.ndarray
+    count: np.ndarray
+
+    @classmethod
+    def from_rows(cls, resolution: np.ndarray, cell: np.ndarray, cell_resolution: np.ndarray,
+                  count: np.ndarray) -> Markers:
+        """Build sorted markers from row columns."""
+        key = np.asarray(cell, np.int64) | (np.asarray(resolution, np.int64) << 56)
+        order = np.argsort(key, kind="stable")
+        return cls(key[order], np.asarray(cell_resolution, np.int64)[order],
+                   np.asarray(count, np.int64)[order])
+
+    def rows(self, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Return (resolution, cell) columns of the markers (where ``mask``)."""
+        key = self.key if mask is None else self.key[mask]
+        return (key >> 56) & 7, key & ~(7 << 56)
+
+    def differing(self, other: Markers) -> np.ndarray:
+        """Return a mask of these markers that ``other`` lacks or holds with other values."""
+        if len(other.key) == 0:
+            return np.ones(len(self.key), dtype=bool)
+        at = np.minimum(np.searchsorted(other.key, self.key), len(other.key) - 1)
+        same = (
+            (other.key[at] == self.key)
+            & (other.count[at] == self.count)
+            & (other.cell_resolution[at] == self.cell_resolution)
+        )
+        return ~same
 
 
-def _cell_lines(condition_id: int, rows: dict[tuple[int, int], tuple[int, int]],
-                keys: Iterable[tuple[int, int]]) -> list[str]:
-    """Return COPY lines of published_cells for ``keys`` of ``rows``."""
+def _published_markers(cells: np.ndarray, counts: np.ndarray, k: int, floor: int) -> Markers:
+    """Return one condition's markers at every map resolution from its floor counts."""
+    parts = [(resolution, rollup((cells, counts), resolution, k))
+             for resolution in range(floor + 1)]
+    return Markers.from_rows(
+        np.concatenate([np.full(len(r.cells), res, np.int64) for res, r in parts]),
+        np.concatenate([r.cells for _, r in parts]),
+        np.concatenate([r.cell_resolutions for _, r in parts]),
+        np.concatenate([r.counts for _, r in parts]),
+    )
+
+
+def _cell_lines(condition_id: int, markers: Markers, mask: np.ndarray | None = None
+                ) -> list[str]:
+    """Return COPY lines of published_cells for the markers (where ``mask``)."""
+    resolutions, cells = markers.rows(mask)
+    cell_res = markers.cell_resolution if mask is None else markers.cell_resolution[mask]
+    counts = markers.count if mask is None else markers.count[mask]
     to_latlng = h3i.cell_to_latlng
     lines = []
-    for resolution, cell in keys:
-        cell_res, count = rows[(resolution, cell)]
+    for resolution, cell, res, count in zip(resolutions.tolist(), cells.tolist(),
+                                             cell_res.tolist(), counts.tolist(), strict=True):
         lat, lng = to_latlng(cell)
-        lines.append(f"{condition_id}\t{resolution}\t{cell}\t{cell_res}\t{count}\t{lat!r}\t{lng!r}")
+        lines.append(f"{condition_id}\t{resolution}\t{cell}\t{res}\t{count}\t{lat!r}\t{lng!r}")
     return lines
 
 
@@ -225,103 +251,126 @@ def _publish_full(session: Session, condition_ids: list[int], k: int, floor: int
     written = 0
     for condition_id in condition_ids:
         cells, cell_counts = counts.get(condition_id, (_EMPTY, _EMPTY))
-        rows = _published_rows(condition_id, cells, cell_counts, k, floor)
-        _copy(session, _CELLS_COPY, _cell_lines(condition_id, rows, rows))
-        written += len(rows)
+        markers = _published_markers(cells, cell_counts, k, floor)
+        _copy(session, _CELLS_COPY, _cell_lines(condition_id, markers))
+        written += len(markers.key)
         if progress:
             progress(1)
     return written
 
 
-def _publish_incremental(session: Session, condition_ids: list[int],
-                         dirty: dict[int, np.ndarray], k: int, floor: int,
-                         progress: Callable[[int], None] | None) -> int:
-    """Recount the dirty cells, re-roll their base cells, write changed rows only."""
-    whole = [
-        cid for cid, cells in dirty.items()
-        if WHOLE_CONDITION in cells or len(cells) > WHOLE_CONDITION_CELLS
-    ]
-    partial = {cid: cells for cid, cells in dirty.items() if cid not in whole}
-    if whole:
-        session.execute(
-            text("DELETE FROM publish_floor_counts "
-                 "WHERE condition_id = ANY(CAST(:ids AS smallint[]))"),
-            {"ids": whole},
-        )
-        fresh = floor_counts(session, whole)
-        _copy(
-            session, "COPY publish_floor_counts (condition_id, floor_cell, members) FROM STDIN",
-            [
-                f"{cid}\t{cell}\t{n}"
-                for cid, (cells, ns) in fresh.items()
-                for cell, n in zip(cells.tolist(), ns.tolist(), strict=True)
-            ],
-        )
+def _fetch_ints(session: Session, query: str, params: dict, columns: int) -> np.ndarray:
+    """Run ``query`` on the raw connection; return its integer rows as an array."""
+    cursor = raw_connection(session).cursor()
+    cursor.execute(query, params)
+    return _int_table(cursor.fetchall(), columns)
+
+
+def _recount_conditions(session: Session, condition_ids: list[int]) -> None:
+    """Replace the stored floor counts of ``condition_ids`` by a fresh count."""
+    session.execute(
+        text("DELETE FROM publish_floor_counts WHERE condition_id = ANY(CAST(:ids AS smallint[]))"),
+        {"ids": condition_ids},
+    )
+    fresh = floor_counts(session, condition_ids)
+    _copy(
+        session, "COPY publish_floor_counts (condition_id, floor_cell, members) FROM STDIN",
+        [
+            f"{cid}\t{cell}\t{n}"
+            for cid, (cells, ns) in fresh.items()
+            for cell, n in zip(cells.tolist(), ns.tolist(), strict=True)
+        ],
+    )
+
+
+def _apply_deltas(session: Session, partial: Dirty) -> list[int]:
+    """Add the member deltas to the stored floor counts; return conditions gone wrong.
+
+    A count below zero can only come from a write that bypassed the triggers; those
+    conditions are recounted rather than trusted.
+    """
+    conditions = np.concatenate([np.full(len(c), cid, np.int64) for cid, (c, _) in partial.items()])
+    cells = np.concatenate([c for c, _ in partial.values()])
+    deltas = np.concatenate([d for _, d in partial.values()])
+    changed = deltas != 0
+    params = {"conditions": conditions[changed].tolist(), "cells": cells[changed].tolist(),
+              "deltas": deltas[changed].tolist()}
+    session.execute(
+        text(
+            "INSERT INTO publish_floor_counts (condition_id, floor_cell, members) "
+            "SELECT * FROM unnest(CAST(:conditions AS smallint[]), CAST(:cells AS bigint[]), "
+            "CAST(:deltas AS int[])) "
+            "ON CONFLICT (condition_id, floor_cell) "
+            "DO UPDATE SET members = publish_floor_counts.members + EXCLUDED.members"
+        ),
+        params,
+    )
+    broken = session.execute(
+        text(
+            "DELETE FROM publish_floor_counts f USING "
+            "unnest(CAST(:conditions AS smallint[]), CAST(:cells AS bigint[])) AS d (c, cell) "
+            "WHERE f.condition_id = d.c AND f.floor_cell = d.cell AND f.members <= 0 "
+            "RETURNING f.condition_id, f.members"
+        ),
+        {"conditions": params["conditions"], "cells": params["cells"]},
+    ).all()
+    return sorted({cid for cid, members in broken if members < 0})
+
+
+def _publish_incremental(session: Session, condition_ids: list[int], dirty: Dirty, k: int,
+                         floor: int, progress: Callable[[int], None] | None) -> int:
+    """Apply the dirty deltas, re-roll the base cells they touch, write changed rows only."""
+    whole = [cid for cid, (cells, _) in dirty.items() if WHOLE_CONDITION in cells]
+    partial = {cid: value for cid, value in dirty.items() if cid not in whole}
     if partial:
-        recounted = _recount_cells(session, partial)
-        pairs_c = np.concatenate([np.full(len(c), cid, np.int64) for cid, c in partial.items()])
-        pairs_f = np.concatenate(list(partial.values()))
-        session.execute(
-            text(
-                "DELETE FROM publish_floor_counts f USING "
-                "unnest(CAST(:conditions AS smallint[]), CAST(:cells AS bigint[])) "
-                "AS d (condition_id, floor_cell) "
-                "WHERE f.condition_id = d.condition_id AND f.floor_cell = d.floor_cell"
-            ),
-            {"conditions": pairs_c.tolist(), "cells": pairs_f.tolist()},
-        )
-        _copy(
-            session, "COPY publish_floor_counts (condition_id, floor_cell, members) FROM STDIN",
-            [
-                f"{cid}\t{cell}\t{n}"
-                for cid, (cells, ns) in recounted.items()
-                for cell, n in zip(cells.tolist(), ns.tolist(), strict=True)
-            ],
-        )
+        broken = _apply_deltas(session, partial)
+        if broken:
+            log.warning("negative floor counts for conditions %s: recounting them", broken)
+            whole += broken
+    if whole:
+        _recount_conditions(session, whole)
     written = 0
     insert_lines: list[str] = []
     for condition_id in condition_ids:
-        if condition_id not in dirty:
+        if condition_id in whole:
+            bases = np.arange(122, dtype=np.int64)
+        elif condition_id in partial:
+            cells, deltas = partial[condition_id]
+            bases = np.unique(base_cells(cells[deltas != 0]))
+        else:
+            bases = _EMPTY
+        if len(bases) == 0:
             if progress:
                 progress(1)
             continue
-        stored = session.execute(
-            text("SELECT floor_cell, members FROM publish_floor_counts "
-                 "WHERE condition_id = :c ORDER BY floor_cell"),
-            {"c": condition_id},
-        ).all()
-        table = _int_table(stored, 2)
-        cells, cell_counts = table[:, 0], table[:, 1]
-        if condition_id in whole:
-            bases = np.arange(122, dtype=np.int64)
-        else:
-            bases = np.unique(base_cells(dirty[condition_id]))
-        inside = np.isin(base_cells(cells), bases)
-        new = _published_rows(condition_id, cells[inside], cell_counts[inside], k, floor)
-        old = {
-            (resolution, cell): (cell_res, count)
-            for resolution, cell, cell_res, count in session.execute(
-                text(
-                    "SELECT resolution, cell, cell_resolution, count FROM published_cells "
-                    "WHERE condition_id = :c "
-                    "AND ((cell >> 45) & 127) = ANY(CAST(:bases AS bigint[]))"
-                ),
-                {"c": condition_id, "bases": bases.tolist()},
-            ).all()
-        }
-        gone = [key for key, value in old.items() if new.get(key) != value]
-        added = [key for key, value in new.items() if old.get(key) != value]
-        if gone:
+        stored = _fetch_ints(
+            session,
+            "SELECT floor_cell, members FROM publish_floor_counts WHERE condition_id = %(c)s "
+            "AND ((floor_cell >> 45) & 127) = ANY(%(bases)s) ORDER BY floor_cell",
+            {"c": condition_id, "bases": bases.tolist()}, 2,
+        )
+        new = _published_markers(stored[:, 0], stored[:, 1], k, floor)
+        old_rows = _fetch_ints(
+            session,
+            "SELECT resolution, cell, cell_resolution, count FROM published_cells "
+            "WHERE condition_id = %(c)s AND ((cell >> 45) & 127) = ANY(%(bases)s)",
+            {"c": condition_id, "bases": bases.tolist()}, 4,
+        )
+        old = Markers.from_rows(old_rows[:, 0], old_rows[:, 1], old_rows[:, 2], old_rows[:, 3])
+        gone = old.differing(new)
+        added = new.differing(old)
+        if gone.any():
+            resolutions, cells = old.rows(gone)
             session.execute(
                 text(
                     "DELETE FROM published_cells p USING "
                     "unnest(CAST(:res AS smallint[]), CAST(:cells AS bigint[])) AS d (r, c) "
                     "WHERE p.condition_id = :cid AND p.resolution = d.r AND p.cell = d.c"
                 ),
-                {"cid": condition_id, "res": [r for r, _ in gone], "cells": [c for _, c in gone]},
+                {"cid": condition_id, "res": resolutions.tolist(), "cells": cells.tolist()},
             )
         insert_lines.extend(_cell_lines(condition_id, new, added))
-        written += len(gone) + len(added)
+        written += int(gone.sum()) + int(added.sum())
         if progress:
             progress(1)
     _copy(session, _CELLS_COPY, insert_lines)
@@ -340,6 +389,10 @@ def publish(session: Session, *, k: int, floor: int, now: datetime | None = None
     """
     started = time.perf_counter()
     session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PUBLISH_LOCK})
+    # Writers add deltas to publish_dirty in their own transactions: waiting for them
+    # and holding them off until this publish commits means every delta is applied
+    # exactly once, and recounts see no change whose delta is still to come.
+    session.execute(text("LOCK TABLE publish_dirty IN EXCLUSIVE MODE"))
     changed_at, last_version, last_changed = session.execute(
         text(
             "SELECT (SELECT changed_at FROM data_changes), "

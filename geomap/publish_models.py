@@ -15,13 +15,15 @@ from geomap.database import Base
 class PublishDirty(Base):
     """A floor cell of a condition whose members changed since the last publish.
 
-    ``floor_cell`` 0 marks the whole condition dirty (after a TRUNCATE).
+    ``delta`` is the net change of members on the condition's map in that cell;
+    ``floor_cell`` 0 marks the whole condition dirty (after a TRUNCATE): it is recounted.
     """
 
     __tablename__ = "publish_dirty"
 
     condition_id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     floor_cell: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    delta: Mapped[int] = mapped_column(Integer)
 
 
 class PublishFloorCount(Base):

@@ -26,6 +26,7 @@ missing_packages() {
     [ -f "/usr/share/postgresql/$major/extension/postgis.control" ] || missing+=("postgresql-$major-postgis-3")
     command -v chromium >/dev/null || missing+=(chromium)
     command -v npm >/dev/null || missing+=(nodejs npm)
+    command -v wrk >/dev/null || missing+=(wrk)  # HTTP load generator of make bench
     "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
     echo "${missing[@]:-}"
 }

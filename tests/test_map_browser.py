@@ -24,8 +24,10 @@ def test_map_of_all_renders_with_counts_that_add_up(live_server, page, community
     counts = visible_counts(page)
     assert counts and all(c >= 5 for c in counts)
     assert sum(counts) == total
-    # The country outlines are drawn (SVG paths in the outlines pane).
-    assert page.locator(".leaflet-outlines-pane path").count() > 100
+    # The country outlines are drawn (SVG paths in the outlines pane), after the markers.
+    page.wait_for_function(
+        "document.querySelectorAll('.leaflet-outlines-pane path').length > 100"
+    )
 
 
 def test_zooming_in_loads_finer_cells(live_server, page) -> None:

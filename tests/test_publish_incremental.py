@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import h3.api.basic_int as h3i
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -32,8 +33,19 @@ def snapshot(session: Session) -> tuple[list, list, list]:
     return cells, totals, floor
 
 
-def dirty_pairs(session: Session) -> set[tuple[int, int]]:
-    return set(session.execute(text("SELECT condition_id, floor_cell FROM publish_dirty")).all())
+def dirty_deltas(session: Session) -> set[tuple[int, int, int]]:
+    return set(
+        session.execute(text("SELECT condition_id, floor_cell, delta FROM publish_dirty")).all()
+    )
+
+
+def member_on_map(session: Session, index: int) -> tuple[int, int]:
+    return session.execute(
+        text("SELECT ml.member_id, ml.floor_cell FROM member_locations ml "
+             "JOIN members m ON m.id = ml.member_id AND m.visibility = 'map' "
+             "ORDER BY ml.member_id OFFSET :i LIMIT 1"),
+        {"i": index},
+    ).one()
 
 
 def member_at(session: Session, index: int) -> tuple[int, int, float, float]:
@@ -58,28 +70,62 @@ def test_a_changed_k_forces_a_full_publish(rollback_session: Session) -> None:
     assert publish(rollback_session, k=K + 1, floor=FLOOR).kind == "full"
 
 
-def test_visibility_change_marks_the_members_cells_dirty(rollback_session: Session) -> None:
+def test_hiding_a_member_records_minus_one_in_their_cell(rollback_session: Session) -> None:
     session = rollback_session
     publish(session, k=K, floor=FLOOR)
-    member_id, cell, _lat, _lng = member_at(session, 10)
+    member_id, cell = member_on_map(session, 10)
     conditions = session.execute(
         text("SELECT condition_id FROM member_conditions WHERE member_id = :m"), {"m": member_id}
     ).scalars().all()
     session.execute(text("UPDATE members SET visibility = 'hidden' WHERE id = :m"),
                     {"m": member_id})
-    assert dirty_pairs(session) == {(c, cell) for c in conditions}
+    assert dirty_deltas(session) == {(c, cell, -1) for c in conditions}
+    session.execute(text("UPDATE members SET visibility = 'map' WHERE id = :m"),
+                    {"m": member_id})
+    assert dirty_deltas(session) == {(c, cell, 0) for c in conditions}
     publish(session, k=K, floor=FLOOR)
-    assert dirty_pairs(session) == set()
+    assert dirty_deltas(session) == set()
 
 
-def test_deleting_a_member_marks_their_cells_dirty(rollback_session: Session) -> None:
+def test_deleting_a_member_records_minus_one_once(rollback_session: Session) -> None:
     session = rollback_session
     publish(session, k=K, floor=FLOOR)
-    member_id, cell, _lat, _lng = member_at(session, 20)
+    member_id, cell = member_on_map(session, 20)
+    conditions = session.execute(
+        text("SELECT condition_id FROM member_conditions WHERE member_id = :m"), {"m": member_id}
+    ).scalars().all()
     session.execute(text("DELETE FROM members WHERE id = :m"), {"m": member_id})
-    assert {c for c, _ in dirty_pairs(session)} and all(
-        f == cell for _, f in dirty_pairs(session)
-    )
+    assert dirty_deltas(session) == {(c, cell, -1) for c in conditions}
+
+
+def test_moving_a_member_records_minus_one_and_plus_one(rollback_session: Session) -> None:
+    session = rollback_session
+    publish(session, k=K, floor=FLOOR)
+    member_id, cell = member_on_map(session, 30)
+    _other, to_cell = member_on_map(session, 1500)
+    assume_cells_differ = cell != to_cell
+    session.execute(text("UPDATE member_locations SET floor_cell = :f WHERE member_id = :m"),
+                    {"f": to_cell, "m": member_id})
+    deltas = dirty_deltas(session)
+    if assume_cells_differ:
+        assert {(f, d) for _c, f, d in deltas} == {(cell, -1), (to_cell, 1)}
+
+
+def test_a_bypassed_trigger_is_caught_and_recounted(rollback_session: Session) -> None:
+    session = rollback_session
+    publish(session, k=K, floor=FLOOR, full=True)
+    member_id, _cell = member_on_map(session, 40)
+    empty_cell = h3i.latlng_to_cell(0.0, -30.0, FLOOR)  # mid-Atlantic: nobody there
+    session.execute(text("SELECT set_config('geomap.track_dirty', 'off', true)"))
+    session.execute(text("UPDATE member_locations SET floor_cell = :f WHERE member_id = :m"),
+                    {"f": empty_cell, "m": member_id})  # not recorded: counts go stale
+    session.execute(text("SELECT set_config('geomap.track_dirty', 'on', true)"))
+    session.execute(text("UPDATE members SET visibility = 'hidden' WHERE id = :m"),
+                    {"m": member_id})  # -1 in a cell whose stored count is 0
+    publish(session, k=K, floor=FLOOR)
+    after_incremental = snapshot(session)
+    publish(session, k=K, floor=FLOOR, full=True)
+    assert after_incremental == snapshot(session)
 
 
 def test_extra_publishers_run_after_the_cells(rollback_session: Session) -> None:
@@ -150,13 +196,15 @@ def test_incremental_publish_equals_a_full_publish(
 ) -> None:
     session = rollback_session
     savepoint = session.begin_nested()
-    publish(session, k=K, floor=FLOOR)
-    for kind, index, value in changes:
-        apply_change(session, community_deriver, kind, index, value)
-    incremental = publish(session, k=K, floor=FLOOR)
-    after_incremental = snapshot(session)
-    full = publish(session, k=K, floor=FLOOR, full=True)
-    assert incremental.kind == "incremental" and full.kind == "full"
-    assert after_incremental == snapshot(session)
-    assert incremental.members_on_map == full.members_on_map
-    savepoint.rollback()
+    try:
+        publish(session, k=K, floor=FLOOR)
+        for kind, index, value in changes:
+            apply_change(session, community_deriver, kind, index, value)
+        incremental = publish(session, k=K, floor=FLOOR)
+        after_incremental = snapshot(session)
+        full = publish(session, k=K, floor=FLOOR, full=True)
+        assert incremental.kind == "incremental" and full.kind == "full"
+        assert after_incremental == snapshot(session)
+        assert incremental.members_on_map == full.members_on_map
+    finally:
+        savepoint.rollback()  # every example starts from the same community

@@ -1,126 +1,156 @@
--- Dirty floor cells for incremental publish: every write that can change what a
--- condition publishes records (condition_id, floor_cell) here. Statement-level
--- triggers with transition tables keep it set-based (cheap for bulk writes); the bulk
--- loader switches them off with geomap.track_dirty = 'off' and records its own cells.
--- floor_cell 0 means "the whole condition" (after a TRUNCATE).
+-- Dirty floor cells for incremental publish. Every write that can change what a
+-- condition publishes adds, per (condition_id, floor_cell), the net change in members
+-- on that condition's map ("delta"). Statement-level triggers with transition tables
+-- keep it set-based (cheap for bulk writes): a statement's delta is its new rows'
+-- contributions minus its old rows', each joined with the two other member tables as
+-- they stand (they do not change during the statement). A deleted member is subtracted
+-- by a BEFORE DELETE row trigger; the cascaded deletes then find no member row and add
+-- nothing. The bulk loader switches the triggers off (geomap.track_dirty = 'off') and
+-- records its own deltas. floor_cell 0 marks the whole condition (after a TRUNCATE):
+-- the next publish recounts it.
 
 CREATE OR REPLACE FUNCTION geomap_tracking_dirty() RETURNS boolean
 LANGUAGE sql STABLE AS $$
     SELECT coalesce(current_setting('geomap.track_dirty', true), '') <> 'off'
 $$;
 
--- member_locations: the cells a member leaves and enters, for each of their conditions.
-CREATE OR REPLACE FUNCTION geomap_dirty_locations_new() RETURNS trigger
+-- member_locations -------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION geomap_dirty_locations_insert() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF geomap_tracking_dirty() THEN
-        INSERT INTO publish_dirty (condition_id, floor_cell)
-        SELECT DISTINCT mc.condition_id, n.floor_cell
-        FROM new_rows n JOIN member_conditions mc ON mc.member_id = n.member_id
-        ON CONFLICT DO NOTHING;
-    END IF;
-    RETURN NULL;
-END
-$$;
-
-CREATE OR REPLACE FUNCTION geomap_dirty_locations_old() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF geomap_tracking_dirty() THEN
-        INSERT INTO publish_dirty (condition_id, floor_cell)
-        SELECT DISTINCT mc.condition_id, o.floor_cell
-        FROM old_rows o JOIN member_conditions mc ON mc.member_id = o.member_id
-        ON CONFLICT DO NOTHING;
-    END IF;
-    RETURN NULL;
-END
-$$;
-
-CREATE OR REPLACE FUNCTION geomap_dirty_locations_moved() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF geomap_tracking_dirty() THEN
-        INSERT INTO publish_dirty (condition_id, floor_cell)
-        SELECT DISTINCT mc.condition_id, cell
-        FROM old_rows o JOIN new_rows n ON n.member_id = o.member_id
+        INSERT INTO publish_dirty (condition_id, floor_cell, delta)
+        SELECT mc.condition_id, n.floor_cell, count(*)
+        FROM new_rows n
+        JOIN members m ON m.id = n.member_id AND m.visibility = 'map'
         JOIN member_conditions mc ON mc.member_id = n.member_id
-        CROSS JOIN LATERAL (VALUES (o.floor_cell), (n.floor_cell)) AS cells (cell)
-        WHERE o.floor_cell <> n.floor_cell
-        ON CONFLICT DO NOTHING;
+        GROUP BY 1, 2
+        ON CONFLICT (condition_id, floor_cell)
+        DO UPDATE SET delta = publish_dirty.delta + EXCLUDED.delta;
     END IF;
     RETURN NULL;
 END
 $$;
 
--- member_conditions: the member's floor cell, for the conditions added or removed.
-CREATE OR REPLACE FUNCTION geomap_dirty_conditions_new() RETURNS trigger
+CREATE OR REPLACE FUNCTION geomap_dirty_locations_delete() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF geomap_tracking_dirty() THEN
-        INSERT INTO publish_dirty (condition_id, floor_cell)
-        SELECT DISTINCT n.condition_id, ml.floor_cell
-        FROM new_rows n JOIN member_locations ml ON ml.member_id = n.member_id
-        ON CONFLICT DO NOTHING;
+        INSERT INTO publish_dirty (condition_id, floor_cell, delta)
+        SELECT mc.condition_id, o.floor_cell, -count(*)
+        FROM old_rows o
+        JOIN members m ON m.id = o.member_id AND m.visibility = 'map'
+        JOIN member_conditions mc ON mc.member_id = o.member_id
+        GROUP BY 1, 2
+        ON CONFLICT (condition_id, floor_cell)
+        DO UPDATE SET delta = publish_dirty.delta + EXCLUDED.delta;
     END IF;
     RETURN NULL;
 END
 $$;
 
-CREATE OR REPLACE FUNCTION geomap_dirty_conditions_old() RETURNS trigger
+CREATE OR REPLACE FUNCTION geomap_dirty_locations_update() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF geomap_tracking_dirty() THEN
-        INSERT INTO publish_dirty (condition_id, floor_cell)
-        SELECT DISTINCT o.condition_id, ml.floor_cell
-        FROM old_rows o JOIN member_locations ml ON ml.member_id = o.member_id
-        ON CONFLICT DO NOTHING;
+        INSERT INTO publish_dirty (condition_id, floor_cell, delta)
+        SELECT mc.condition_id, x.floor_cell, sum(x.sign)
+        FROM (SELECT member_id, floor_cell, 1 AS sign FROM new_rows
+              UNION ALL SELECT member_id, floor_cell, -1 FROM old_rows) x
+        JOIN members m ON m.id = x.member_id AND m.visibility = 'map'
+        JOIN member_conditions mc ON mc.member_id = x.member_id
+        GROUP BY 1, 2 HAVING sum(x.sign) <> 0
+        ON CONFLICT (condition_id, floor_cell)
+        DO UPDATE SET delta = publish_dirty.delta + EXCLUDED.delta;
     END IF;
     RETURN NULL;
 END
 $$;
 
-CREATE OR REPLACE FUNCTION geomap_dirty_conditions_changed() RETURNS trigger
+-- member_conditions ------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION geomap_dirty_conditions_insert() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF geomap_tracking_dirty() THEN
-        INSERT INTO publish_dirty (condition_id, floor_cell)
-        SELECT DISTINCT r.condition_id, ml.floor_cell
-        FROM (SELECT condition_id, member_id FROM old_rows
-              UNION SELECT condition_id, member_id FROM new_rows) r
-        JOIN member_locations ml ON ml.member_id = r.member_id
-        ON CONFLICT DO NOTHING;
+        INSERT INTO publish_dirty (condition_id, floor_cell, delta)
+        SELECT n.condition_id, ml.floor_cell, count(*)
+        FROM new_rows n
+        JOIN members m ON m.id = n.member_id AND m.visibility = 'map'
+        JOIN member_locations ml ON ml.member_id = n.member_id
+        GROUP BY 1, 2
+        ON CONFLICT (condition_id, floor_cell)
+        DO UPDATE SET delta = publish_dirty.delta + EXCLUDED.delta;
     END IF;
     RETURN NULL;
 END
 $$;
 
--- members: a visibility change moves a member on or off every map they are on.
-CREATE OR REPLACE FUNCTION geomap_dirty_members_changed() RETURNS trigger
+CREATE OR REPLACE FUNCTION geomap_dirty_conditions_delete() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF geomap_tracking_dirty() THEN
-        INSERT INTO publish_dirty (condition_id, floor_cell)
-        SELECT DISTINCT mc.condition_id, ml.floor_cell
-        FROM old_rows o JOIN new_rows n ON n.id = o.id
-        JOIN member_conditions mc ON mc.member_id = n.id
-        JOIN member_locations ml ON ml.member_id = n.id
-        WHERE o.visibility IS DISTINCT FROM n.visibility
-        ON CONFLICT DO NOTHING;
+        INSERT INTO publish_dirty (condition_id, floor_cell, delta)
+        SELECT o.condition_id, ml.floor_cell, -count(*)
+        FROM old_rows o
+        JOIN members m ON m.id = o.member_id AND m.visibility = 'map'
+        JOIN member_locations ml ON ml.member_id = o.member_id
+        GROUP BY 1, 2
+        ON CONFLICT (condition_id, floor_cell)
+        DO UPDATE SET delta = publish_dirty.delta + EXCLUDED.delta;
     END IF;
     RETURN NULL;
 END
 $$;
 
--- A deleted member's rows go by cascade, in no fixed order: record the cells before.
+CREATE OR REPLACE FUNCTION geomap_dirty_conditions_update() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF geomap_tracking_dirty() THEN
+        INSERT INTO publish_dirty (condition_id, floor_cell, delta)
+        SELECT x.condition_id, ml.floor_cell, sum(x.sign)
+        FROM (SELECT condition_id, member_id, 1 AS sign FROM new_rows
+              UNION ALL SELECT condition_id, member_id, -1 FROM old_rows) x
+        JOIN members m ON m.id = x.member_id AND m.visibility = 'map'
+        JOIN member_locations ml ON ml.member_id = x.member_id
+        GROUP BY 1, 2 HAVING sum(x.sign) <> 0
+        ON CONFLICT (condition_id, floor_cell)
+        DO UPDATE SET delta = publish_dirty.delta + EXCLUDED.delta;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+-- members ----------------------------------------------------------------------------
+-- A new member has no conditions or location yet: inserting one changes nothing.
+CREATE OR REPLACE FUNCTION geomap_dirty_members_update() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF geomap_tracking_dirty() THEN
+        INSERT INTO publish_dirty (condition_id, floor_cell, delta)
+        SELECT mc.condition_id, ml.floor_cell, sum(x.sign)
+        FROM (SELECT id, 1 AS sign FROM new_rows WHERE visibility = 'map'
+              UNION ALL SELECT id, -1 FROM old_rows WHERE visibility = 'map') x
+        JOIN member_conditions mc ON mc.member_id = x.id
+        JOIN member_locations ml ON ml.member_id = x.id
+        GROUP BY 1, 2 HAVING sum(x.sign) <> 0
+        ON CONFLICT (condition_id, floor_cell)
+        DO UPDATE SET delta = publish_dirty.delta + EXCLUDED.delta;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION geomap_dirty_member_deleted() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF geomap_tracking_dirty() THEN
-        INSERT INTO publish_dirty (condition_id, floor_cell)
-        SELECT DISTINCT mc.condition_id, ml.floor_cell
+    IF geomap_tracking_dirty() AND OLD.visibility = 'map' THEN
+        INSERT INTO publish_dirty (condition_id, floor_cell, delta)
+        SELECT mc.condition_id, ml.floor_cell, -count(*)
         FROM member_conditions mc JOIN member_locations ml ON ml.member_id = mc.member_id
         WHERE mc.member_id = OLD.id
-        ON CONFLICT DO NOTHING;
+        GROUP BY 1, 2
+        ON CONFLICT (condition_id, floor_cell)
+        DO UPDATE SET delta = publish_dirty.delta + EXCLUDED.delta;
     END IF;
     RETURN OLD;
 END
@@ -129,39 +159,39 @@ $$;
 CREATE OR REPLACE FUNCTION geomap_dirty_everything() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO publish_dirty (condition_id, floor_cell)
-    SELECT id, 0 FROM conditions ON CONFLICT DO NOTHING;
+    INSERT INTO publish_dirty (condition_id, floor_cell, delta)
+    SELECT id, 0, 0 FROM conditions ON CONFLICT DO NOTHING;
     RETURN NULL;
 END
 $$;
 
 CREATE TRIGGER dirty_insert AFTER INSERT ON member_locations
     REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION geomap_dirty_locations_new();
+    FOR EACH STATEMENT EXECUTE FUNCTION geomap_dirty_locations_insert();
 CREATE TRIGGER dirty_delete AFTER DELETE ON member_locations
     REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION geomap_dirty_locations_old();
+    FOR EACH STATEMENT EXECUTE FUNCTION geomap_dirty_locations_delete();
 CREATE TRIGGER dirty_update AFTER UPDATE ON member_locations
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION geomap_dirty_locations_moved();
+    FOR EACH STATEMENT EXECUTE FUNCTION geomap_dirty_locations_update();
 CREATE TRIGGER dirty_truncate AFTER TRUNCATE ON member_locations
     FOR EACH STATEMENT EXECUTE FUNCTION geomap_dirty_everything();
 
 CREATE TRIGGER dirty_insert AFTER INSERT ON member_conditions
     REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION geomap_dirty_conditions_new();
+    FOR EACH STATEMENT EXECUTE FUNCTION geomap_dirty_conditions_insert();
 CREATE TRIGGER dirty_delete AFTER DELETE ON member_conditions
     REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION geomap_dirty_conditions_old();
+    FOR EACH STATEMENT EXECUTE FUNCTION geomap_dirty_conditions_delete();
 CREATE TRIGGER dirty_update AFTER UPDATE ON member_conditions
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION geomap_dirty_conditions_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION geomap_dirty_conditions_update();
 CREATE TRIGGER dirty_truncate AFTER TRUNCATE ON member_conditions
     FOR EACH STATEMENT EXECUTE FUNCTION geomap_dirty_everything();
 
 CREATE TRIGGER dirty_update AFTER UPDATE ON members
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION geomap_dirty_members_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION geomap_dirty_members_update();
 CREATE TRIGGER dirty_delete BEFORE DELETE ON members
     FOR EACH ROW EXECUTE FUNCTION geomap_dirty_member_deleted();
 CREATE TRIGGER dirty_truncate AFTER TRUNCATE ON members

@@ -20,6 +20,9 @@ from geomap.web.viewport import ViewportError, parse_bbox, parse_zoom
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 _CACHE_SIZE = 4096
+# Bound the cache by the bytes it holds too: at a million members a world view is
+# ~100 kB, and each worker must stay small (see docs/scaling.md).
+_CACHE_BYTES = 16 * 1024 * 1024
 _VERSION_TTL = 1.0  # seconds a worker trusts its idea of the publish version
 
 
@@ -29,6 +32,7 @@ class _CellsCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: OrderedDict[tuple, tuple[bytes, str]] = OrderedDict()
+        self._bytes = 0
         self._version: tuple[float, int] = (0.0, -1)
 
     def version(self) -> int:
@@ -48,13 +52,19 @@ class _CellsCache:
 
     def put(self, key: tuple, entry: tuple[bytes, str]) -> None:
         with self._lock:
+            previous = self._entries.pop(key, None)
+            if previous is not None:
+                self._bytes -= len(previous[0])
             self._entries[key] = entry
-            while len(self._entries) > _CACHE_SIZE:
-                self._entries.popitem(last=False)
+            self._bytes += len(entry[0])
+            while len(self._entries) > _CACHE_SIZE or self._bytes > _CACHE_BYTES:
+                _key, (body, _etag) = self._entries.popitem(last=False)
+                self._bytes -= len(body)
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._bytes = 0
             self._version = (0.0, -1)
 
 

@@ -10,6 +10,9 @@ from geomap.web.api import healthz
 from geomap.web.maps import world_map
 
 bp = Blueprint("pages", __name__)
+# At this zoom the map's first viewport is the whole world whatever the screen size
+# (static/geomap/map.js aligns boxes to 180° there), so the page can preload it.
+INITIAL_ZOOM = 2
 bp.add_url_rule("/healthz", view_func=healthz)
 
 
@@ -35,7 +38,7 @@ def condition_map(slug: str) -> str:
         tiles=config["GEOMAP_TILES"],
         tiles_attribution=config["GEOMAP_TILES_ATTRIBUTION"],
         center=(25.0, 10.0),
-        zoom=2,
+        zoom=INITIAL_ZOOM,
     )
     return render_template(
         "map.html",
@@ -43,6 +46,7 @@ def condition_map(slug: str) -> str:
         state=published.publish_state(db.public_session),
         map=parts,
         k=config["GEOMAP_K"],
+        initial_zoom=INITIAL_ZOOM,
     )
 
 

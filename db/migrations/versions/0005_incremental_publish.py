@@ -3,7 +3,7 @@
 Revision ID: 0005
 Revises: 0004
 
-Dirty floor cells kept by triggers, the floor counts of the last publish and per-condition
+Per-cell member deltas kept by triggers, the floor counts of the last publish and per-condition
 publish parameters, so that a publish recomputes only what changed.
 """
 
@@ -31,6 +31,7 @@ def upgrade() -> None:
         "publish_dirty",
         sa.Column("condition_id", sa.SmallInteger(), nullable=False),
         sa.Column("floor_cell", sa.BigInteger(), nullable=False),
+        sa.Column("delta", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("condition_id", "floor_cell", name=op.f("pk_publish_dirty")),
     )
     op.create_table(
@@ -56,10 +57,10 @@ def downgrade() -> None:
         for trigger in triggers:
             op.execute(f"DROP TRIGGER IF EXISTS {trigger} ON {table}")
     for function in (
-        "geomap_dirty_locations_new", "geomap_dirty_locations_old",
-        "geomap_dirty_locations_moved", "geomap_dirty_conditions_new",
-        "geomap_dirty_conditions_old", "geomap_dirty_conditions_changed",
-        "geomap_dirty_members_changed", "geomap_dirty_member_deleted",
+        "geomap_dirty_locations_insert", "geomap_dirty_locations_delete",
+        "geomap_dirty_locations_update", "geomap_dirty_conditions_insert",
+        "geomap_dirty_conditions_delete", "geomap_dirty_conditions_update",
+        "geomap_dirty_members_update", "geomap_dirty_member_deleted",
         "geomap_dirty_everything", "geomap_tracking_dirty",
     ):
         op.execute(f"DROP FUNCTION IF EXISTS {function}()")
