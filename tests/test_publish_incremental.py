@@ -52,7 +52,7 @@ def member_at(session: Session, index: int) -> tuple[int, int, float, float]:
     return session.execute(
         text("SELECT member_id, floor_cell, ST_Y(location::geometry), ST_X(location::geometry) "
              "FROM member_locations ORDER BY member_id OFFSET :i LIMIT 1"),
-        {"i": index % DEMO_MEMBERS},
+        {"i": index % session.execute(text("SELECT count(*) FROM member_locations")).scalar_one()},
     ).one()
 
 
