@@ -104,6 +104,7 @@ class KeyDeriver:
         return codes
 
     def _regions_of(self, lats: np.ndarray, lngs: np.ndarray, countries: np.ndarray) -> np.ndarray:
+        """Return the admin1 region of each point: its country's nearest gazetteer place."""
         regions = np.full(len(lats), None, dtype=object)
         known = np.flatnonzero(~pd_isnull(countries))
         if len(known) == 0:
@@ -133,6 +134,7 @@ def pd_isnull(values: np.ndarray) -> np.ndarray:
 
 def _haversine_km(lat1: np.ndarray, lng1: np.ndarray, lat2: np.ndarray,
                   lng2: np.ndarray) -> np.ndarray:
+    """Return great-circle distances in km between aligned arrays of points."""
     phi1, phi2 = np.radians(lat1), np.radians(lat2)
     a = (
         np.sin((phi2 - phi1) / 2) ** 2
