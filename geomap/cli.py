@@ -255,6 +255,7 @@ def publish(ctx: Context, full: bool) -> None:
 
 
 def _publish(ctx: Context, *, full: bool = False) -> None:
+    """Publish with a progress bar and print what was published."""
     from sqlalchemy import text
 
     from geomap.publish import publish as run_publish

@@ -97,6 +97,7 @@ def read_records(path: Path, fmt: str | None = None) -> Records:
 
 
 def _read_csv(path: Path) -> Records:
+    """Read a CSV file with a header line; rows of the wrong width are kept, marked."""
     records = Records()
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
@@ -137,6 +138,7 @@ def _read_csv(path: Path) -> Records:
 
 
 def _read_geojson(path: Path) -> Records:
+    """Read a GeoJSON FeatureCollection; malformed features are kept, marked."""
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -221,6 +223,7 @@ def validate(session: Session, records: Records, now: datetime | None = None) ->
     reasons: list[str | None] = [None] * n
 
     def reject(mask: np.ndarray, reason: str) -> None:
+        """Give the rows in ``mask`` that have no reason yet this one."""
         for i in np.flatnonzero(mask).tolist():
             if reasons[i] is None:
                 reasons[i] = reason

@@ -70,6 +70,7 @@ def _copy_chunks(session: Session, statement: str, chunks: Iterable[list[str]],
 
 
 def _slices(n: int) -> Iterator[slice]:
+    """Yield the slices of ``n`` rows in COPY-sized chunks."""
     for start in range(0, n, COPY_CHUNK):
         yield slice(start, min(start + COPY_CHUNK, n))
 

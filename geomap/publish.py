@@ -121,6 +121,7 @@ def _int_table(rows: list, columns: int) -> np.ndarray:
 
 
 def _split_by_condition(rows: list | np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Split (condition, cell, value) rows sorted by condition into per-condition arrays."""
     if len(rows) == 0:
         return {}
     table = rows if isinstance(rows, np.ndarray) else _int_table(rows, 3)
@@ -157,6 +158,7 @@ def _can_go_incremental(session: Session, condition_ids: list[int], k: int, floo
 
 
 def _copy(session: Session, statement: str, lines: list[str]) -> None:
+    """COPY ``lines`` (text format) with ``statement`` in the session's transaction."""
     with raw_connection(session).cursor().copy(statement) as copy:
         if lines:
             copy.write(("\n".join(lines) + "\n").encode())

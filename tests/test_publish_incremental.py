@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 import h3.api.basic_int as h3i
@@ -52,7 +53,7 @@ def member_at(session: Session, index: int) -> tuple[int, int, float, float]:
     return session.execute(
         text("SELECT member_id, floor_cell, ST_Y(location::geometry), ST_X(location::geometry) "
              "FROM member_locations ORDER BY member_id OFFSET :i LIMIT 1"),
-        {"i": index % DEMO_MEMBERS},
+        {"i": index % session.execute(text("SELECT count(*) FROM member_locations")).scalar_one()},
     ).one()
 
 
@@ -208,3 +209,47 @@ def test_incremental_publish_equals_a_full_publish(
         assert incremental.members_on_map == full.members_on_map
     finally:
         savepoint.rollback()  # every example starts from the same community
+
+
+def test_a_publish_waits_for_a_writer_in_flight_and_applies_its_change(
+    fresh_db_url: str,
+) -> None:
+    from sqlalchemy import create_engine
+
+    from geomap.session import session_scope
+
+    engine = create_engine(fresh_db_url)
+    try:
+        with session_scope(engine) as session:
+            n = 40
+            batch = MemberBatch(
+                pseudonyms=None, roles=["patient"] * n, visibilities=["map"] * n,
+                contactable=[True] * n, joined_at=[datetime(2026, 1, 1, tzinfo=UTC)] * n,
+                lats=np.full(n, 48.85), lngs=np.full(n, 2.35), conditions=[[1]] * n,
+            )
+            ids = load_members(session, batch, KeyDeriver(session, FLOOR))
+        with session_scope(engine) as session:
+            before = publish(session, k=K, floor=FLOOR)
+        writer = engine.connect()
+        writer_tx = writer.begin()
+        writer.execute(text("UPDATE members SET visibility = 'hidden' WHERE id = :m"),
+                       {"m": int(ids[0])})
+        results = []
+
+        def run_publish() -> None:
+            with session_scope(engine) as session:
+                results.append(publish(session, k=K, floor=FLOOR))
+
+        publisher = threading.Thread(target=run_publish)
+        publisher.start()
+        publisher.join(timeout=1.0)
+        assert publisher.is_alive()  # waiting for the writer's transaction
+        writer_tx.commit()
+        writer.close()
+        publisher.join(timeout=30)
+        assert results[0].kind == "incremental"
+        assert results[0].members_on_map == before.members_on_map - 1
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM publish_dirty")).scalar_one() == 0
+    finally:
+        engine.dispose()

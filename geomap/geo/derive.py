@@ -198,6 +198,7 @@ def _km_to_geometry(point: shapely.Geometry, geometry: shapely.Geometry) -> floa
 
 def _haversine_km(lat1: np.ndarray, lng1: np.ndarray, lat2: np.ndarray,
                   lng2: np.ndarray) -> np.ndarray:
+    """Return great-circle distances in km between aligned arrays of points."""
     phi1, phi2 = np.radians(lat1), np.radians(lat2)
     a = (
         np.sin((phi2 - phi1) / 2) ** 2
