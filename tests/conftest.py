@@ -238,6 +238,8 @@ def browser() -> Iterator[object]:
 def page(browser) -> Iterator[object]:  # noqa: ANN001
     """A fresh browser page that records every request it makes."""
     context = browser.new_context(viewport={"width": 1400, "height": 1400})
+    # Generous: CI shares two cores between the server, PostgreSQL and Chromium.
+    context.set_default_timeout(60_000)
     page = context.new_page()
     page.requested_urls = []
     page.on("request", lambda request: page.requested_urls.append(request.url))

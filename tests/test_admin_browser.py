@@ -42,7 +42,7 @@ def test_admin_sorts_filters_and_colours_countries(admin_site, page) -> None:
     page.fill("input[name=password]", "a long password")
     page.click("form.stacked button[type=submit]")
     page.goto(f"{admin_site.url}/admin/regions?condition=every")
-    page.wait_for_selector("#map_choropleth[data-coloured='4']", timeout=15_000)
+    page.wait_for_selector("#map_choropleth[data-coloured='4']", timeout=45_000)
 
     def countries() -> list[str]:
         names = page.locator("#region-table tbody:not([hidden]) tr.country-row th")

@@ -44,7 +44,13 @@ def partner(live_server) -> Iterator[LiveServer]:
 
 
 def _frame(page, path: str):  # noqa: ANN001, ANN202
-    return next(frame for frame in page.frames if urlsplit(frame.url).path == path)
+    # A lazy iframe may attach its document a little after the page's load event.
+    for _ in range(600):
+        for frame in page.frames:
+            if urlsplit(frame.url).path == path:
+                return frame
+        page.wait_for_timeout(100)
+    raise AssertionError(f"no frame showing {path}")
 
 
 def test_snippet_on_another_origin_shows_the_map(live_server, partner, page) -> None:
@@ -54,7 +60,7 @@ def test_snippet_on_another_origin_shows_the_map(live_server, partner, page) -> 
     page.goto(partner.url)
     page.wait_for_load_state("load")
     embed = _frame(page, "/embed/conditions/all/map")
-    embed.wait_for_selector(".geomap-count", timeout=15_000)
+    embed.wait_for_selector(".geomap-count", timeout=45_000)
     embed.wait_for_function("document.querySelector('.geomap-map').dataset.loadedZoom === '2'")
     labels = embed.locator(".geomap-count span").all_inner_texts()
     counts = [int(label.replace(",", "")) for label in labels]
@@ -77,7 +83,7 @@ def test_a_non_embed_route_in_a_frame_is_refused(live_server, partner, page) -> 
     page.goto(partner.url)
     page.wait_for_load_state("load")
     _frame(page, "/embed/conditions/all/map").wait_for_selector(".geomap-count",
-                                                                 timeout=15_000)
+                                                                 timeout=45_000)
     map_page_frames = [f for f in page.frames if f.url.startswith(f"{live_server.url}/conditions")]
     # Chromium replaces a refused frame's document with an error page.
     assert not map_page_frames or all(
@@ -100,6 +106,6 @@ def test_editor_updates_snippet_and_preview(live_server, page) -> None:
     preview = page.locator("#embed-preview iframe")
     assert preview.get_attribute("src").endswith("/embed/conditions/cll/map")
     frame = preview.element_handle().content_frame()
-    frame.wait_for_selector(".geomap-map", timeout=15_000)
+    frame.wait_for_selector(".geomap-map", timeout=45_000)
     page.click("#embed-copy")
     expect(page.locator("#embed-copied")).to_have_text(re.compile(r"\S"))

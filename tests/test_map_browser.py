@@ -14,7 +14,7 @@ def visible_counts(page) -> list[int]:  # noqa: ANN001
 
 def test_map_of_all_renders_with_counts_that_add_up(live_server, page, community_engine) -> None:
     page.goto(f"{live_server.url}/conditions/all/map")
-    page.wait_for_selector(".geomap-count", timeout=15_000)
+    page.wait_for_selector(".geomap-count", timeout=45_000)
     page.wait_for_function("document.querySelector('.geomap-map').dataset.loadedZoom === '2'")
     with community_engine.connect() as conn:
         total = conn.execute(
@@ -32,7 +32,7 @@ def test_map_of_all_renders_with_counts_that_add_up(live_server, page, community
 
 def test_zooming_in_loads_finer_cells(live_server, page) -> None:
     page.goto(f"{live_server.url}/conditions/all/map")
-    page.wait_for_selector(".geomap-count", timeout=15_000)
+    page.wait_for_selector(".geomap-count", timeout=45_000)
     page.evaluate("map_world.setView([50.1, 8.7], 7)")
     page.wait_for_function("document.querySelector('.geomap-map').dataset.loadedZoom === '7'")
     assert any("zoom=7" in url for url in page.requested_urls)
@@ -41,7 +41,7 @@ def test_zooming_in_loads_finer_cells(live_server, page) -> None:
 
 def test_the_map_requests_nothing_from_other_hosts(live_server, page) -> None:
     page.goto(f"{live_server.url}/conditions/all/map")
-    page.wait_for_selector(".geomap-count", timeout=15_000)
+    page.wait_for_selector(".geomap-count", timeout=45_000)
     page.wait_for_load_state("networkidle")
     hosts = {urlsplit(url).hostname for url in page.requested_urls if not url.startswith("data:")}
     assert hosts == {"127.0.0.1"}

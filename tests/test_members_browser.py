@@ -54,7 +54,7 @@ def join_via_city(page, typed: str, expected: str) -> None:  # noqa: ANN001
     page.fill("#city-input", "")
     page.type("#city-input", typed, delay=30)
     option = page.locator(".city-option", has_text=expected).first
-    option.wait_for(timeout=10_000)
+    option.wait_for(timeout=30_000)
     option.click()
     page.click("#save-location")
     page.wait_for_selector(f"text=Your location is now {expected}")
@@ -74,6 +74,8 @@ def test_member_journey(small_community_url, tmp_path, browser) -> None:
     app = create_app(app_config(tmp_path, GEOMAP_DATABASE_URL=small_community_url))
     ada_context = browser.new_context(viewport={"width": 1200, "height": 1000})
     bo_context = browser.new_context(viewport={"width": 1200, "height": 1000})
+    for context in (ada_context, bo_context):
+        context.set_default_timeout(60_000)
     requested: list[str] = []
     for context in (ada_context, bo_context):
         context.on("request", lambda request: requested.append(request.url))
@@ -155,7 +157,7 @@ def test_join_by_dropping_a_pin(small_community_url, tmp_path, page) -> None:
     app = create_app(app_config(tmp_path, GEOMAP_DATABASE_URL=small_community_url))
     with LiveServer(app) as server:
         sign_up(page, server.url, "pin-dropper")
-        page.wait_for_selector("#pin-map .leaflet-overlay-pane path", timeout=15_000)
+        page.wait_for_selector("#pin-map .leaflet-overlay-pane path", timeout=45_000)
         page.evaluate("document.getElementById('pin-map').scrollIntoView()")
         box = page.locator("#pin-map").bounding_box()
         page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)

@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import shapely
-from scipy.spatial import cKDTree
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geomap.privacy import floor_cells
+
+if TYPE_CHECKING:
+    from scipy.spatial import cKDTree
 
 COAST_FALLBACK_KM = 10.0
 _EARTH_KM = 6371.0088
@@ -62,6 +65,10 @@ class KeyDeriver:
                 "ORDER BY country_code, id"
             )
         ).all()
+        # scipy is imported here, not at module level: web workers that only serve maps
+        # never build a deriver and so never pay its ~60 MB.
+        from scipy.spatial import cKDTree
+
         self._regions: dict[str, tuple[cKDTree, np.ndarray]] = {}
         by_country: dict[str, list[tuple[str, float, float]]] = {}
         for country, admin1, lat, lng in places:

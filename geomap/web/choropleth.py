@@ -42,6 +42,7 @@ def country_choropleth(counts: dict[str, int], height: str = "420px") -> MapPart
     world.default_js = [
         ("leaflet", url_for("static", filename="vendor/leaflet/leaflet.js")),
         ("topojson", url_for("static", filename="vendor/topojson-client.min.js")),
+        ("geomap_outlines", url_for("static", filename="geomap/outlines.js")),
         ("choropleth", url_for("static", filename="geomap/choropleth.js")),
     ]
     world.default_css = [

@@ -98,6 +98,7 @@ def world_map(*, slug: str, tiles: str, tiles_attribution: str, center: tuple[fl
         ("markercluster",
          url_for("static", filename="vendor/markercluster/leaflet.markercluster.js")),
         ("topojson", url_for("static", filename="vendor/topojson-client.min.js")),
+        ("geomap_outlines", url_for("static", filename="geomap/outlines.js")),
         ("geomap", url_for("static", filename="geomap/map.js")),
     ]
     cluster.default_css = [

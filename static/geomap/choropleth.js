@@ -22,27 +22,6 @@
     return COLOURS[index];
   }
 
-  function unwrapRing(ring) {
-    var prev = ring[0][0];
-    var out = ring.map(function (point, i) {
-      var lng = point[0];
-      if (i > 0) {
-        while (lng - prev > 180) lng -= 360;
-        while (lng - prev < -180) lng += 360;
-      }
-      prev = lng;
-      return [lng, point[1]];
-    });
-    return Math.abs(out[0][0] - out[out.length - 1][0]) < 1e-9 ? out : ring;
-  }
-
-  function unwrap(geometry) {
-    if (geometry.type === "Polygon") geometry.coordinates = geometry.coordinates.map(unwrapRing);
-    if (geometry.type === "MultiPolygon") {
-      geometry.coordinates = geometry.coordinates.map(function (p) { return p.map(unwrapRing); });
-    }
-  }
-
   geomap.choropleth = function (map, options) {
     var container = map.getContainer();
     container.classList.add("geomap-map", "geomap-no-tiles");
@@ -52,8 +31,7 @@
     fetch(options.countriesUrl)
       .then(function (r) { return r.json(); })
       .then(function (topo) {
-        var countries = topojson.feature(topo, topo.objects.countries);
-        countries.features.forEach(function (f) { if (f.geometry) unwrap(f.geometry); });
+        var countries = geomap.outlineFeatures(topo, "countries");
         L.geoJSON(countries, {
           style: function (f) {
             return { color: "#a9a294", weight: 0.6, fillOpacity: 1,

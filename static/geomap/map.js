@@ -50,33 +50,6 @@
     });
   }
 
-  // Natural Earth rings that cross the antimeridian jump from +180 to -180; make
-  // them continuous so Leaflet does not draw an edge around the whole world.
-  function unwrapRing(ring) {
-    var prev = ring[0][0];
-    var out = ring.map(function (point, i) {
-      var lng = point[0];
-      if (i > 0) {
-        while (lng - prev > 180) lng -= 360;
-        while (lng - prev < -180) lng += 360;
-      }
-      prev = lng;
-      return [lng, point[1]];
-    });
-    var closes = Math.abs(out[0][0] - out[out.length - 1][0]) < 1e-9;
-    return closes ? out : ring;
-  }
-
-  function unwrapGeometry(geometry) {
-    if (geometry.type === "Polygon") {
-      geometry.coordinates = geometry.coordinates.map(unwrapRing);
-    } else if (geometry.type === "MultiPolygon") {
-      geometry.coordinates = geometry.coordinates.map(function (polygon) {
-        return polygon.map(unwrapRing);
-      });
-    }
-  }
-
   // Drawing the outlines takes the main thread for a few hundred ms: the file is
   // fetched at once but drawn only after the first markers (``markersShown``), so
   // markers appear first. Resolves when the outlines are drawn (or failed).
@@ -87,10 +60,7 @@
     return Promise.all([topology, markersShown])
       .then(function (results) {
         var topo = results[0];
-        var countries = topojson.feature(topo, topo.objects.countries);
-        countries.features.forEach(function (f) {
-          if (f.geometry) unwrapGeometry(f.geometry);
-        });
+        var countries = geomap.outlineFeatures(topo, "countries");
         L.geoJSON(countries, {
           pane: "outlines",
           interactive: false,

@@ -56,11 +56,12 @@
   if (holder && window.L) {
     var start = holder.dataset.lat ? [Number(holder.dataset.lat), Number(holder.dataset.lng)] : null;
     map = L.map(holder, {worldCopyJump: true}).setView(start || [30, 10], start ? 9 : 2);
+    holder.classList.add("geomap-map", "geomap-no-tiles");
     fetch(holder.dataset.outlines)
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (topo) {
         if (topo && window.topojson) {
-          var land = topojson.feature(topo, topo.objects.land);
+          var land = geomap.outlineFeatures(topo, "land");
           L.geoJSON(land, {interactive: false,
                            style: {color: "#8a7f8f", weight: 1, fillColor: "#efeae2", fillOpacity: 1}})
             .addTo(map).bringToBack();
