@@ -259,6 +259,7 @@ def _publish(ctx: Context, *, full: bool = False) -> None:
     from sqlalchemy import text
 
     from geomap.publish import publish as run_publish
+    from geomap.publish import refresh_snapshots
     from geomap.session import session_scope
 
     with session_scope(ctx.engine) as session:
@@ -269,6 +270,7 @@ def _publish(ctx: Context, *, full: bool = False) -> None:
                 k=ctx.settings["GEOMAP_K"],
                 floor=ctx.settings["GEOMAP_FLOOR_RESOLUTION"],
                 full=full,
+                snapshots=False,
                 progress=bar.update,
             )
     click.echo(
@@ -276,6 +278,9 @@ def _publish(ctx: Context, *, full: bool = False) -> None:
         f"written): {summary.published_cells:,} markers from "
         f"{summary.members_on_map:,} memberships on the map in {summary.seconds:.1f} s."
     )
+    with session_scope(ctx.engine) as session:
+        seconds = refresh_snapshots(session)
+    click.echo(f"Refreshed admin counts and the nearby index in {seconds:.1f} s.")
 
 
 # --- regions ---------------------------------------------------------------------

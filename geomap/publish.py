@@ -35,7 +35,8 @@ from sqlalchemy.orm import Session
 from geomap.geo.reference import raw_connection
 from geomap.members.nearby_index import refresh_nearby_members
 from geomap.privacy import rollup
-from geomap.regions.publish import publish_region_counts
+from geomap.regions.counts import refresh_admin_counts
+from geomap.regions.publish import publish_regions
 
 log = logging.getLogger(__name__)
 
@@ -99,19 +100,27 @@ def published_floor_counts(session: Session) -> dict[int, tuple[np.ndarray, np.n
 
 def _publish_regions(session: Session, version: int, k: int, floor: int) -> None:
     """Publish region counts (public, suppressed) from the same floor counts as the cells."""
-    publish_region_counts(session, published_floor_counts(session), k=k, floor=floor,
-                          version=version)
+    publish_regions(session, published_floor_counts(session), k=k, floor=floor,
+                    version=version)
 
 
 EXTRA_PUBLISHERS.append(_publish_regions)
 
+# Private snapshots derived from member data that are refreshed after each publish,
+# in their own transaction: they are not published, and their seconds at a million
+# members (admin counts ~5-10 s, nearby index ~4 s) should not hold the publish lock.
+SNAPSHOT_REFRESHERS: list[Callable[[Session], object]] = [
+    refresh_admin_counts,  # exact per-region counts for admins
+    refresh_nearby_members,  # bulk changes reach nearby here (a member's own at once)
+]
 
-def _refresh_nearby(session: Session, version: int, k: int, floor: int) -> None:
-    """Bring the nearby index in step, like the map (bulk imports reach nearby here)."""
-    refresh_nearby_members(session)
 
-
-EXTRA_PUBLISHERS.append(_refresh_nearby)
+def refresh_snapshots(session: Session) -> float:
+    """Refresh the admin counts and the nearby index; return the seconds it took."""
+    started = time.perf_counter()
+    for refresh in SNAPSHOT_REFRESHERS:
+        refresh(session)
+    return time.perf_counter() - started
 
 
 def _int_table(rows: list, columns: int) -> np.ndarray:
@@ -380,14 +389,16 @@ def _publish_incremental(session: Session, condition_ids: list[int], dirty: Dirt
 
 
 def publish(session: Session, *, k: int, floor: int, now: datetime | None = None,
-            only_if_changed: bool = False, full: bool = False,
+            only_if_changed: bool = False, full: bool = False, snapshots: bool = True,
             progress: Callable[[int], None] | None = None) -> PublishSummary:
     """Publish the aggregates in the session's transaction: incremental when possible.
 
     ``full`` forces a full publish (it is also used when nothing was published yet or
     k or the floor changed). ``progress`` is called with 1 per condition done. With
     ``only_if_changed``, nothing is done when member data has not changed since the
-    last publish.
+    last publish. With ``snapshots`` (the default) the private snapshots are refreshed
+    in the same transaction; the scheduler and the CLI pass False and call
+    :func:`refresh_snapshots` in a second transaction, so the publish lock is short.
     """
     started = time.perf_counter()
     session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PUBLISH_LOCK})
@@ -437,6 +448,8 @@ def publish(session: Session, *, k: int, floor: int, now: datetime | None = None
         dict(version=version, kind=kind, now=now or datetime.now(UTC), changed=changed_at,
              members=members_on_map, seconds=seconds),
     )
+    if snapshots:
+        refresh_snapshots(session)
     return PublishSummary(version, members_on_map, published_cells, seconds, kind=kind,
                           rows_written=written)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from geomap.publish import publish
+from geomap.publish import publish, refresh_snapshots
 from geomap.session import session_scope
 
 log = logging.getLogger(__name__)
@@ -38,9 +38,14 @@ class PublishScheduler:
     def run_once(self) -> None:
         """Publish now if member data changed since the last publish."""
         with session_scope(self.engine) as session:
-            summary = publish(session, k=self.k, floor=self.floor, only_if_changed=True)
-        if not summary.skipped:
-            log.info("published version %s in %.1f s", summary.version, summary.seconds)
+            summary = publish(session, k=self.k, floor=self.floor, only_if_changed=True,
+                              snapshots=False)
+        if summary.skipped:
+            return
+        log.info("published version %s in %.1f s", summary.version, summary.seconds)
+        with session_scope(self.engine) as session:
+            seconds = refresh_snapshots(session)
+        log.info("refreshed admin counts and the nearby index in %.1f s", seconds)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

@@ -5,7 +5,7 @@ counted in the country and region that contain the centre of their floor cell, s
 member near a border may be counted on the other side. Every count is suppressed
 below k, with complementary suppression so a country's count minus its shown regions
 never reveals a small group either (:func:`geomap.privacy.suppressed_parts`).
-The admins' exact counts are snapshotted in the same step
+The admins' exact counts are a separate snapshot refreshed after each publish
 (:func:`geomap.regions.counts.refresh_admin_counts`), never published.
 """
 
@@ -20,16 +20,7 @@ from sqlalchemy.orm import Session
 
 from geomap.geo.derive import deriver_for
 from geomap.privacy import suppressed_parts
-from geomap.regions.counts import refresh_admin_counts
 from geomap.regions.names import country_name, region_names
-
-
-def publish_region_counts(session: Session,
-                          floor_counts: dict[int, tuple[np.ndarray, np.ndarray]],
-                          *, k: int, floor: int, version: int) -> None:
-    """Refresh the region counts a publish makes: public (published) and admin (exact)."""
-    publish_regions(session, floor_counts, k=k, floor=floor, version=version)
-    refresh_admin_counts(session)
 
 
 def publish_regions(session: Session, floor_counts: dict[int, tuple[np.ndarray, np.ndarray]],
