@@ -16,6 +16,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import h3.api.basic_int as h3i
 import numpy as np
 import shapely
 from sqlalchemy import text
@@ -51,6 +52,8 @@ class KeyDeriver:
     def __init__(self, session: Session, floor: int) -> None:
         """Load country outlines and gazetteer places from the database."""
         self.floor = floor
+        self._cell_places: dict[int, tuple[str | None, str | None]] = {}
+        self._cell_places_lock = threading.Lock()
         rows = session.execute(
             text(
                 "SELECT code, ST_AsBinary(ST_Subdivide(geom, 128)) FROM countries ORDER BY code"
@@ -105,6 +108,27 @@ class KeyDeriver:
         countries = self._countries(lats, lngs)
         regions = self._regions_of(lats, lngs, countries)
         return DerivedKeys(floor_cells=cells, country_codes=countries, region_codes=regions)
+
+    def cell_places(self, cells: np.ndarray) -> dict[int, tuple[str | None, str | None]]:
+        """Return {cell: (country, region)} of each H3 cell's centre.
+
+        Public region counts are a function of floor cells only, so each cell's place is
+        derived once per deriver and remembered: an incremental publish of a long-running
+        service derives only the cells it has not seen.
+        """
+        wanted = [int(cell) for cell in np.unique(np.asarray(cells, dtype=np.int64)).tolist()]
+        with self._cell_places_lock:
+            missing = [cell for cell in wanted if cell not in self._cell_places]
+            if missing:
+                centres = np.array([h3i.cell_to_latlng(cell) for cell in missing],
+                                   dtype=np.float64).reshape(-1, 2)
+                countries = self._countries(centres[:, 0], centres[:, 1])
+                regions = self._regions_of(centres[:, 0], centres[:, 1], countries)
+                self._cell_places.update(
+                    zip(missing, zip(countries.tolist(), regions.tolist(), strict=True),
+                        strict=True)
+                )
+            return {cell: self._cell_places[cell] for cell in wanted}
 
     def on_land(self, lats: np.ndarray, lngs: np.ndarray) -> np.ndarray:
         """Return, per point, whether it falls in (or within ~10 km of) a country."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-import h3.api.basic_int as h3i
 import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -30,16 +29,9 @@ def publish_regions(session: Session, floor_counts: dict[int, tuple[np.ndarray, 
         np.concatenate([cells for cells, _ in floor_counts.values()])
         if floor_counts else np.zeros(0, np.int64)
     )
-    centres = [h3i.cell_to_latlng(int(cell)) for cell in all_cells.tolist()]
-    keys = deriver_for(session, floor).derive(
-        np.array([lat for lat, _ in centres], dtype=np.float64),
-        np.array([lng for _, lng in centres], dtype=np.float64),
-    )
-    place_of = dict(zip(all_cells.tolist(),
-                        zip(keys.country_codes.tolist(), keys.region_codes.tolist(), strict=True),
-                        strict=True))
+    place_of = deriver_for(session, floor).cell_places(all_cells)
     rows: list[dict] = []
-    names = region_names(session, {code for code in keys.region_codes.tolist() if code})
+    names = region_names(session, {region for _, region in place_of.values() if region})
     for condition_id, (cells, counts) in sorted(floor_counts.items()):
         by_country: dict[str, int] = defaultdict(int)
         by_region: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
