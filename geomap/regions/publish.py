@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geomap.geo.derive import deriver_for
+from geomap.geo.reference import raw_connection
 from geomap.privacy import suppressed_parts
 from geomap.regions.names import country_name, region_names
 
@@ -53,13 +54,10 @@ def publish_regions(session: Session, floor_counts: dict[int, tuple[np.ndarray, 
                                      country_code=country, name=names.get(code, code),
                                      count=count, version=version))
     session.execute(text("DELETE FROM published_regions"))
-    if rows:
-        session.execute(
-            text(
-                "INSERT INTO published_regions "
-                "(condition_id, level, code, country_code, name, count, version) "
-                "VALUES (:condition_id, :level, :code, :country_code, :name, :count, :version)"
-            ),
-            rows,
-        )
+    columns = ("condition_id", "level", "code", "country_code", "name", "count", "version")
+    with raw_connection(session).cursor().copy(
+        f"COPY published_regions ({', '.join(columns)}) FROM STDIN"
+    ) as copy:
+        for row in rows:
+            copy.write_row(tuple(row[column] for column in columns))
     return len(rows)
