@@ -180,6 +180,23 @@ def client(app):
     return app.test_client()
 
 
+@pytest.fixture
+def connection(community_engine: Engine) -> Iterator[object]:
+    """A connection on the demo community in a transaction rolled back afterwards."""
+    conn = community_engine.connect()
+    transaction = conn.begin()
+    yield conn
+    transaction.rollback()
+    conn.close()
+
+
+@pytest.fixture
+def session(connection) -> Iterator[Session]:  # noqa: ANN001
+    """A session inside the rolled-back transaction of ``connection``."""
+    with sessions_on(connection)() as s:
+        yield s
+
+
 def sessions_on(connection) -> sessionmaker:  # noqa: ANN001
     """Return a session factory whose sessions join ``connection``'s transaction."""
     return sessionmaker(bind=connection, join_transaction_mode="create_savepoint",

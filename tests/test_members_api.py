@@ -14,24 +14,6 @@ from tests.conftest import app_config, sessions_on
 from tests.members_helpers import add_member, csrf_token, sign_in
 
 
-@pytest.fixture
-def connection(community_engine):
-    """A connection on the demo community in a transaction rolled back afterwards."""
-    conn = community_engine.connect()
-    transaction = conn.begin()
-    yield conn
-    transaction.rollback()
-    conn.close()
-
-
-@pytest.fixture
-def session(connection):
-    """A session inside the rolled-back transaction."""
-    factory = sessions_on(connection)
-    with factory() as s:
-        yield s
-
-
 def make_app(connection, tmp_path, **overrides):
     """The app over the rolled-back transaction."""
     return create_app(app_config(tmp_path, GEOMAP_SESSIONS=sessions_on(connection),

@@ -12,23 +12,6 @@ from tests.members_helpers import add_member, sign_in
 
 
 @pytest.fixture
-def connection(community_engine):
-    """A connection on the demo community in a transaction rolled back afterwards."""
-    conn = community_engine.connect()
-    transaction = conn.begin()
-    yield conn
-    transaction.rollback()
-    conn.close()
-
-
-@pytest.fixture
-def session(connection):
-    """A session inside the rolled-back transaction."""
-    with sessions_on(connection)() as s:
-        yield s
-
-
-@pytest.fixture
 def app(connection, tmp_path):
     """The app over the transaction (CSRF off: these tests are about behaviour)."""
     return create_app(app_config(tmp_path, GEOMAP_SESSIONS=sessions_on(connection),

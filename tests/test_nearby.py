@@ -30,23 +30,6 @@ FRANKFURT = (50.11, 8.68)
 BAND_LABELS = [label for _upper, label in DISTANCE_BANDS]
 
 
-@pytest.fixture
-def connection(community_engine):
-    """A connection on the demo community in a transaction rolled back afterwards."""
-    conn = community_engine.connect()
-    transaction = conn.begin()
-    yield conn
-    transaction.rollback()
-    conn.close()
-
-
-@pytest.fixture
-def session(connection):
-    """A session inside the rolled-back transaction."""
-    with sessions_on(connection)() as s:
-        yield s
-
-
 def unlimited_app(connection, tmp_path, **overrides):
     """The app over the transaction, rate limits lifted and CSRF off."""
     return create_app(app_config(tmp_path, GEOMAP_SESSIONS=sessions_on(connection),

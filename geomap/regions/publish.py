@@ -33,16 +33,24 @@ def publish_regions(session: Session, floor_counts: dict[int, tuple[np.ndarray, 
     place_of = deriver_for(session, floor).cell_places(all_cells)
     rows: list[dict] = []
     names = region_names(session, {region for _, region in place_of.values() if region})
+    # Each cell's place as small integer ids, so each condition's sums are bincounts.
+    places = [(country, region or "") for country, region in
+              (place_of[cell] for cell in all_cells.tolist())]
+    place_keys = sorted({place for place in places if place[0] is not None})
+    place_id = {place: i for i, place in enumerate(place_keys)}
+    cell_place = np.array([place_id.get(place, -1) for place in places], dtype=np.int64)
     for condition_id, (cells, counts) in sorted(floor_counts.items()):
+        ids = cell_place[np.searchsorted(all_cells, cells)]
+        known = ids >= 0  # a centre in no country is counted in no region
+        sums = np.bincount(ids[known], weights=counts[known], minlength=len(place_keys))
         by_country: dict[str, int] = defaultdict(int)
         by_region: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        for cell, count in zip(cells.tolist(), counts.tolist(), strict=True):
-            country, region = place_of[cell]
-            if country is None:
-                continue
+        for index in np.flatnonzero(sums).tolist():
+            country, region = place_keys[index]
+            count = int(sums[index])
             by_country[country] += count
             # Members whose centre has no region stay in the country's hidden remainder.
-            by_region[country][region or ""] += count
+            by_region[country][region] += count
         for code, count in suppressed_parts(by_country, k).items():
             rows.append(dict(condition_id=condition_id, level="country", code=code,
                              country_code=code, name=country_name(code), count=count,
