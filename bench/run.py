@@ -31,6 +31,8 @@ from sqlalchemy.engine import Engine, make_url
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from probes import FIRST_MARKERS_PROBE  # noqa: E402  (bench/ is on sys.path)
+
 from geomap import embedded_pg  # noqa: E402
 from geomap.config import load_settings  # noqa: E402
 from geomap.privacy import map_resolution  # noqa: E402
@@ -42,16 +44,6 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--disable-dev-shm-usage",
 ]
-# Records when the first marker is added to the page, at the next animation frame
-# (the frame that paints it), in ms since navigation start.
-FIRST_MARKERS_PROBE = """
-new MutationObserver(function (mutations, observer) {
-  if (document.querySelector('.geomap-count')) {
-    observer.disconnect();
-    requestAnimationFrame(function () { window.__geomapFirstMarkers = performance.now(); });
-  }
-}).observe(document, {childList: true, subtree: true});
-"""
 MAP_PX = (1400, 900)  # browser map size the viewports are cut for
 K, FLOOR = 5, 5
 SLUG = "all"

@@ -26,7 +26,7 @@ from geomap.web.embed_options import (
     parse_embed_options,
     parse_size,
 )
-from geomap.web.maps import world_map
+from geomap.web.maps import first_viewport_url, world_map
 from geomap.web.security import content_security_policy, tile_url
 
 bp = Blueprint("embed", __name__)
@@ -89,7 +89,8 @@ def embedded_map(slug: str) -> Response:
         )
         response = Response(
             render_template("embed/map.html", condition=condition, map=parts, options=options,
-                            k=config["GEOMAP_K"])
+                            k=config["GEOMAP_K"],
+                            preload_url=first_viewport_url(slug, options.zoom))
         )
     response.set_etag(etag)
     response.headers["Cache-Control"] = f"public, max-age={EMBED_MAX_AGE}"

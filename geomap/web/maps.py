@@ -36,6 +36,18 @@ class MapParts:
     script: Markup
 
 
+# At zoom 2 or less the first viewport is the whole world whatever the frame size
+# (static/geomap/map.js aligns boxes to 180° or 360° there), so pages can preload it.
+WORLD_BOX = "-180,-90,180,90"
+
+
+def first_viewport_url(slug: str, zoom: int) -> str | None:
+    """Return the cells URL the map fetches first, when it is known in advance."""
+    if zoom > 2:
+        return None
+    return f"{url_for('api.cells', slug=slug)}?zoom={zoom}&bbox={WORLD_BOX}"
+
+
 class ViewportLayer(MacroElement):
     """Attaches geomap's viewport loader and country outlines to the map."""
 

@@ -7,12 +7,10 @@ from flask import Blueprint, Response, abort, current_app, render_template
 from geomap import published
 from geomap.database import db
 from geomap.web.api import healthz
-from geomap.web.maps import world_map
+from geomap.web.maps import first_viewport_url, world_map
 
 bp = Blueprint("pages", __name__)
-# At this zoom the map's first viewport is the whole world whatever the screen size
-# (static/geomap/map.js aligns boxes to 180° there), so the page can preload it.
-INITIAL_ZOOM = 2
+INITIAL_ZOOM = 2  # the whole world: its cells can be preloaded (maps.first_viewport_url)
 bp.add_url_rule("/healthz", view_func=healthz)
 
 
@@ -46,7 +44,7 @@ def condition_map(slug: str) -> str:
         state=published.publish_state(db.public_session),
         map=parts,
         k=config["GEOMAP_K"],
-        initial_zoom=INITIAL_ZOOM,
+        preload_url=first_viewport_url(slug, INITIAL_ZOOM),
     )
 
 
