@@ -67,29 +67,40 @@ class ViewportLayer(MacroElement):
         self.options = options
 
 
-def world_map(*, slug: str, tiles: str, tiles_attribution: str, center: tuple[float, float],
-              zoom: int, height: str = "100%") -> MapParts:
-    """Return the world map of condition ``slug``, loading its markers by viewport."""
-    leaflet = url_for("static", filename="vendor/leaflet/leaflet.js")
-    world = folium.Map(
-        location=list(center),
-        zoom_start=zoom,
-        tiles=None,
-        min_zoom=1,
-        max_zoom=MAX_ZOOM,
-        height=height,
-        world_copy_jump=False,
-        max_bounds=True,
-        control_scale=True,
-    )
-    world._id = "world"
+def local_map(map_id: str, *, center: tuple[float, float], zoom: int, max_zoom: int,
+              height: str, **options: object) -> folium.Map:
+    """Return a folium map with no tiles, a fixed element id and Leaflet from our static/."""
+    world = folium.Map(location=list(center), zoom_start=zoom, tiles=None, min_zoom=1,
+                       max_zoom=max_zoom, height=height, world_copy_jump=False,
+                       max_bounds=True, **options)
+    world._id = map_id
     # Without a tile layer Leaflet needs the zoom range on the map itself.
-    world.options.update(minZoom=1, maxZoom=MAX_ZOOM)
-    world.default_js = [("leaflet", leaflet)]
+    world.options.update(minZoom=1, maxZoom=max_zoom)
+    world.default_js = [("leaflet", url_for("static", filename="vendor/leaflet/leaflet.js"))]
     world.default_css = [
         ("leaflet_css", url_for("static", filename="vendor/leaflet/leaflet.css")),
         ("geomap_css", url_for("static", filename="geomap/map.css")),
     ]
+    return world
+
+
+def map_parts(world: folium.Map) -> MapParts:
+    """Render ``world`` and return its head, body and script for a page."""
+    figure = world.get_root()
+    figure.render()
+    # folium's output is built from our own options and published or admin numbers only.
+    return MapParts(
+        head=Markup(figure.header.render()),  # noqa: S704
+        body=Markup(figure.html.render()),  # noqa: S704
+        script=Markup(figure.script.render()),  # noqa: S704
+    )
+
+
+def world_map(*, slug: str, tiles: str, tiles_attribution: str, center: tuple[float, float],
+              zoom: int, height: str = "100%") -> MapParts:
+    """Return the world map of condition ``slug``, loading its markers by viewport."""
+    world = local_map("world", center=center, zoom=zoom, max_zoom=MAX_ZOOM, height=height,
+                      control_scale=True)
     url = tile_url(tiles)
     if url:
         attribution = (
@@ -125,11 +136,4 @@ def world_map(*, slug: str, tiles: str, tiles_attribution: str, center: tuple[fl
             "outlines": url is None,
         },
     ).add_to(world)
-    figure = world.get_root()
-    figure.render()
-    # folium's output is built from our own options and published numbers only.
-    return MapParts(
-        head=Markup(figure.header.render()),  # noqa: S704
-        body=Markup(figure.html.render()),  # noqa: S704
-        script=Markup(figure.script.render()),  # noqa: S704
-    )
+    return map_parts(world)
