@@ -382,7 +382,7 @@ def admin_create(ctx: Context, email: str, password_stdin: bool) -> None:
 def serve(ctx: Context, prod: bool) -> None:
     """Serve the web app, publishing on the configured interval."""
     from geomap import create_app
-    from geomap.scheduler import PublishScheduler
+    from geomap.publish.schedule import PublishScheduler
 
     settings = ctx.settings
     ctx.engine  # noqa: B018  (starts the embedded cluster if needed)

@@ -111,6 +111,94 @@ def rollup(floor_counts: Mapping[int, int] | tuple[np.ndarray, np.ndarray], reso
     )
 
 
+@dataclass(frozen=True)
+class Partition:
+    """One condition's k-anonymous partition: the only numbers any public view sums.
+
+    Each part is an H3 cell (mixed resolutions, sorted by cell) holding at least k
+    members: the members of that cell's floor cells that no finer part holds. Every
+    floor cell with members belongs to exactly one part (its nearest ancestor, itself
+    included, among the parts) or to the remainder; ``remainder`` counts the members of
+    base (res-0) cells whose leftover never reached k, and is published nowhere.
+    """
+
+    cells: np.ndarray  # int64 H3 cells, sorted
+    cell_resolutions: np.ndarray  # int16
+    counts: np.ndarray  # int64, every count >= k
+    remainder: int
+
+    @property
+    def total(self) -> int:
+        """Return the members the parts hold (the published total at every zoom)."""
+        return int(self.counts.sum())
+
+
+def partition(floor_counts: Mapping[int, int] | tuple[np.ndarray, np.ndarray], floor: int,
+              k: int) -> Partition:
+    """Return the k-anonymous partition of members counted per floor cell.
+
+    Bottom-up, as fine as k allows: a floor cell with at least k members is a part of
+    its own; the members of sparser cells gather in the parent cell, which becomes a
+    part (shown at its centre) once what gathered there reaches k, and so on up to
+    resolution 0. A cell is never split unless every piece that would be published
+    keeps k, so dense areas stay at the floor resolution. Pure: a function of the
+    counts per floor cell only.
+    """
+    rolled = rollup(floor_counts, floor, k)
+    order = np.argsort(rolled.cells, kind="stable")
+    return Partition(
+        cells=rolled.cells[order],
+        cell_resolutions=rolled.cell_resolutions[order].astype(np.int16),
+        counts=rolled.counts[order],
+        remainder=rolled.remainder,
+    )
+
+
+def partition_markers(parts: Partition, resolution: int) -> Rollup:
+    """Return the markers shown at map ``resolution``: sums of whole parts.
+
+    A part at ``resolution`` or finer is summed into its ancestor at ``resolution``;
+    a coarser part is shown as itself. So every marker, every total and every
+    difference between two nested markers of any two zooms is a sum of whole parts:
+    0 or at least k. ``remainder`` is the partition's, identical at every resolution.
+    """
+    fine = parts.cell_resolutions >= resolution
+    ancestors, sums = _sum_by(cell_parents(parts.cells[fine], resolution), parts.counts[fine])
+    coarse = ~fine
+    return Rollup(
+        cells=np.concatenate([ancestors, parts.cells[coarse]]),
+        cell_resolutions=np.concatenate(
+            [np.full(len(ancestors), resolution, np.int16),
+             parts.cell_resolutions[coarse].astype(np.int16)]
+        ),
+        counts=np.concatenate([sums, parts.counts[coarse]]),
+        remainder=parts.remainder,
+    )
+
+
+def part_of(parts: Partition, cells: np.ndarray) -> np.ndarray:
+    """Return, per floor cell, the index of the part that holds it (-1: the remainder).
+
+    The holder is the nearest ancestor (the cell itself included) among the parts;
+    only meaningful for floor cells that were counted when ``parts`` was made.
+    """
+    cells = np.asarray(cells, dtype=np.int64)
+    found = np.full(len(cells), -1, dtype=np.int64)
+    if len(parts.cells) == 0 or len(cells) == 0:
+        return found
+    floor = int(h3i.get_resolution(int(cells[0])))
+    for level in range(floor, -1, -1):
+        open_ = found < 0
+        if not open_.any():
+            break
+        ancestors = cell_parents(cells[open_], level)
+        at = np.minimum(np.searchsorted(parts.cells, ancestors), len(parts.cells) - 1)
+        hit = parts.cells[at] == ancestors
+        index = np.flatnonzero(open_)
+        found[index[hit]] = at[hit]
+    return found
+
+
 def _sum_by(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     unique, inverse = np.unique(keys, return_inverse=True)
     return unique, np.bincount(inverse, weights=values, minlength=len(unique)).astype(np.int64)

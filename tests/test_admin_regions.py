@@ -8,15 +8,17 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geomap import create_app
 from geomap.auth.accounts import create_admin, create_member_account
+from geomap.geo.derive import KeyDeriver
 from geomap.models import ROLES
 from geomap.regions.counts import month_starts
-from tests.conftest import app_config, sessions_on
+from tests.conftest import FLOOR, app_config, sessions_on
 
 ADMIN_URLS = ["/admin/regions", "/admin/regions.csv", "/admin/regions.json"]
 
@@ -101,17 +103,21 @@ def test_the_page_shows_table_chart_choropleth_and_nav(admin_client) -> None:
 
 
 def _db_counts(connection, condition_slug: str | None) -> Counter:  # noqa: ANN001
+    """Members per (country, region, role), each placed by their floor cell's place."""
     where = ""
     if condition_slug:
         where = ("WHERE ml.member_id IN (SELECT mc.member_id FROM member_conditions mc "
                  "JOIN conditions c ON c.id = mc.condition_id WHERE c.slug = :slug)")
     rows = connection.execute(text(
-        "SELECT coalesce(ml.country_code, ''), coalesce(ml.region_code, ''), m.role, count(*) "
+        "SELECT ml.floor_cell, m.role, count(*) "
         f"FROM member_locations ml JOIN members m ON m.id = ml.member_id {where} "
-        "GROUP BY 1, 2, 3"), {"slug": condition_slug}).all()
+        "GROUP BY 1, 2"), {"slug": condition_slug}).all()
+    places = KeyDeriver(Session(bind=connection), FLOOR).cell_places(
+        np.array([row[0] for row in rows], dtype=np.int64))
     counts: Counter = Counter()
-    for country, region, role, count in rows:
-        counts[(country, region, role)] += count
+    for cell, role, count in rows:
+        country, region = places[cell]
+        counts[(country or "", region or "", role)] += count
     return counts
 
 

@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 from geomap import create_app
 from geomap.members import nearby as nearby_queries
 from geomap.members import queries, social
-from geomap.members.nearby_index import refresh_nearby_members
 from geomap.privacy import DISTANCE_BANDS, cell_distance_km, distance_band, keyed_order
+from geomap.publish.nearby_index import refresh_nearby_members
 from tests.conftest import FLOOR, app_config, sessions_on
 from tests.members_helpers import add_member, sign_in
 

@@ -4,10 +4,11 @@ from alembic import context
 from geoalchemy2 import alembic_helpers
 from sqlalchemy import engine_from_config, pool
 
-from geomap import models, publish_models  # noqa: F401  (registers the tables)
+from geomap import models  # noqa: F401  (registers the tables)
 from geomap.auth import models as auth_models  # noqa: F401
 from geomap.database import Base
 from geomap.members import models as members_models  # noqa: F401
+from geomap.publish import models as publish_models  # noqa: F401
 from geomap.regions import models as region_models  # noqa: F401
 
 config = context.config

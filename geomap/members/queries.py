@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from geomap.geo.derive import deriver_for
 from geomap.members.errors import MemberInputError, MemberNotFoundError
-from geomap.members.nearby_index import sync_member
 from geomap.models import ROLES, VISIBILITIES
+from geomap.publish.nearby_index import sync_member
 
 PLACE_QUERY_MAX = 100
 PLACE_RESULTS = 10

@@ -1,7 +1,11 @@
 """Exact member counts per country and first-level region, for admins only.
 
-Admin counts use the country and region of each member's exact point (derived when
-it was written); they are exact, never published, and never show a point. Counting
+Admin counts are exact (unsuppressed) and never published, but like everything anyone
+but the owner can see they are a function of floor cells only: the snapshot counts
+members per floor cell, and each floor cell is counted in the country and region the
+key deriver gives that cell (:meth:`geomap.geo.derive.KeyDeriver.cell_places`, one
+call per distinct floor cell), never the region of an exact point. So a member who
+moves inside their floor cell changes no admin count, even across a border. Counting
 a million members takes seconds, so :func:`refresh_admin_counts` snapshots them per
 condition, country, region, role and month (with every publish, or when an admin
 asks), and the admin pages read the snapshot.
@@ -13,9 +17,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from time import perf_counter
 
+import h3.api.basic_int as h3i
+import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from geomap.geo.derive import deriver_for
+from geomap.geo.reference import raw_connection
 from geomap.models import ROLES
 from geomap.regions.models import EVERY_CONDITION_ID
 from geomap.regions.names import country_name, country_numeric, region_names
@@ -71,45 +79,52 @@ def month_starts(today: date, months: int = MONTHS) -> list[date]:
 def refresh_admin_counts(session: Session, now: datetime | None = None) -> float:
     """Recount every member per condition, country, region, role and month; return seconds.
 
-    Two scans of the member tables: one per condition (through member_conditions),
-    one counting every member once (condition 0). '' stands for no country or region.
+    Two scans of the member tables grouped by floor cell: one per condition (through
+    member_conditions), one counting every member once (condition 0). The floor cells'
+    places come from the key deriver; '' stands for no country or region.
     """
     started = perf_counter()
     month = "date_trunc('month', m.joined_at AT TIME ZONE 'UTC')::date"
     columns = (
-        "coalesce(ml.country_code, '') AS country, coalesce(ml.region_code, '') AS region, "
-        f"m.role AS role, {month} AS month, count(*) AS n, GROUPING(m.role) AS by_month"
+        f"ml.floor_cell AS floor_cell, m.role AS role, {month} AS month, count(*) AS n, "
+        "GROUPING(m.role) AS by_month"
     )
     joined = "FROM member_locations ml JOIN members m ON m.id = ml.member_id"
+    session.execute(text("SET LOCAL work_mem = '256MB'"))
     session.execute(
         text(
             "CREATE TEMP TABLE admin_counts_scan ON COMMIT DROP AS "
             f"SELECT mc.condition_id AS condition_id, {columns} {joined} "
             "JOIN member_conditions mc ON mc.member_id = ml.member_id "
             "GROUP BY GROUPING SETS ("
-            "(mc.condition_id, ml.country_code, ml.region_code, m.role), "
-            f"(mc.condition_id, ml.country_code, {month})) "
+            "(mc.condition_id, ml.floor_cell, m.role), "
+            f"(mc.condition_id, ml.floor_cell, {month})) "
             f"UNION ALL SELECT {EVERY_CONDITION_ID}, {columns} {joined} "
-            "GROUP BY GROUPING SETS ((ml.country_code, ml.region_code, m.role), "
-            f"(ml.country_code, {month}))"
+            "GROUP BY GROUPING SETS ((ml.floor_cell, m.role), "
+            f"(ml.floor_cell, {month}))"
         )
     )
+    _snapshot_floor_cell_places(session)
     session.execute(text("DELETE FROM admin_region_counts"))
     session.execute(text("DELETE FROM admin_monthly_joins"))
     session.execute(
         text(
             "INSERT INTO admin_region_counts (condition_id, country_code, region_code, role, "
-            "count) SELECT condition_id, country, region, role, n FROM admin_counts_scan "
-            "WHERE by_month = 0"
+            "count) SELECT s.condition_id, p.country, p.region, s.role, sum(s.n) "
+            "FROM admin_counts_scan s JOIN admin_cell_places p USING (floor_cell) "
+            "WHERE s.by_month = 0 GROUP BY 1, 2, 3, 4"
         )
     )
     session.execute(
         text(
             "INSERT INTO admin_monthly_joins (condition_id, country_code, month, count) "
-            "SELECT condition_id, country, month, n FROM admin_counts_scan WHERE by_month = 1"
+            "SELECT s.condition_id, p.country, s.month, sum(s.n) "
+            "FROM admin_counts_scan s JOIN admin_cell_places p USING (floor_cell) "
+            "WHERE s.by_month = 1 GROUP BY 1, 2, 3"
         )
     )
     session.execute(text("DROP TABLE admin_counts_scan"))
+    session.execute(text("DROP TABLE admin_cell_places"))
     # Names are looked up once here, not on every page view.
     codes = session.execute(
         text("SELECT DISTINCT region_code FROM admin_region_counts WHERE region_code <> ''")
@@ -133,6 +148,34 @@ def refresh_admin_counts(session: Session, now: datetime | None = None) -> float
         {"now": now or datetime.now(UTC), "seconds": seconds},
     )
     return seconds
+
+
+def _snapshot_floor_cell_places(session: Session) -> None:
+    """Fill a temporary table admin_cell_places (floor_cell, country, region).
+
+    One row per distinct floor cell of admin_counts_scan, placed by the key deriver
+    for that cell ('' where it has no country or region).
+    """
+    cells = np.array(
+        session.execute(
+            text("SELECT DISTINCT floor_cell FROM admin_counts_scan ORDER BY 1")
+        ).scalars().all(),
+        dtype=np.int64,
+    )
+    session.execute(
+        text("CREATE TEMP TABLE admin_cell_places (floor_cell bigint PRIMARY KEY, "
+             "country text NOT NULL, region text NOT NULL) ON COMMIT DROP")
+    )
+    if len(cells) == 0:
+        return
+    floor = h3i.get_resolution(int(cells[0]))
+    places = deriver_for(session, floor).cell_places(cells)
+    with raw_connection(session).cursor().copy(
+        "COPY admin_cell_places (floor_cell, country, region) FROM STDIN"
+    ) as copy:
+        for cell in cells.tolist():
+            country, region = places[cell]
+            copy.write_row((cell, country or "", region or ""))
 
 
 def region_report(session: Session, condition_id: int | None, condition: str,

@@ -23,10 +23,10 @@ from flask import (
     url_for,
 )
 
-from geomap import published
 from geomap.auth import admin_required
 from geomap.database import db
 from geomap.models import ROLES
+from geomap.publish import published
 from geomap.regions.counts import (
     RegionReport,
     refresh_admin_counts,

@@ -12,9 +12,9 @@ import h3.api.basic_int as h3i
 from flask import Blueprint, Response, abort, current_app, jsonify, request, url_for
 from sqlalchemy import text
 
-from geomap import published
 from geomap.database import db
 from geomap.privacy import map_resolution
+from geomap.publish import published
 from geomap.web.viewport import ViewportError, parse_bbox, parse_zoom
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -135,8 +135,8 @@ def regions(slug: str) -> Response:
         level=level,
         k=current_app.config["GEOMAP_K"],
         publish_version=version,
-        note="Counts are by the centre of each member's coarse area; counts below k are "
-             "suppressed.",
+        note="Each count is a sum of the same areas of at least k members as the map "
+             "markers, each area counted in the region of its centre.",
         regions=[
             {"code": row.code, "name": row.name, "country_code": row.country_code}
             | ({"count": None, "suppressed": True} if row.count is None

@@ -15,9 +15,9 @@ from flask import Blueprint, Response, abort, current_app, jsonify, render_templ
 from flask import url_for as flask_url_for
 from werkzeug.exceptions import HTTPException
 
-from geomap import published
 from geomap.auth import stateless
 from geomap.database import db
+from geomap.publish import published
 from geomap.web.embed_options import (
     SIZES,
     EmbedOptionError,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort, current_app, render_template
 
-from geomap import published
 from geomap.database import db
+from geomap.publish import published
 from geomap.web.api import healthz
 from geomap.web.maps import first_viewport_url, world_map
 

@@ -1,12 +1,14 @@
-"""Publishing region counts: countries and first-level regions of floor-cell centres.
+"""Publishing region counts: countries and first-level regions, sums of whole parts.
 
-Public region counts are a function of floor cells only (DESIGN.md): a member is
-counted in the country and region that contain the centre of their floor cell, so a
-member near a border may be counted on the other side. Every count is suppressed
-below k, with complementary suppression so a country's count minus its shown regions
-never reveals a small group either (:func:`geomap.privacy.suppressed_parts`).
-The admins' exact counts are a separate snapshot refreshed after each publish
-(:func:`geomap.regions.counts.refresh_admin_counts`), never published.
+Public region counts are sums of the same partition as the markers
+(:func:`geomap.privacy.partition`): each part (an H3 cell of mixed resolution with at
+least k members) is counted in the country and region of its centre, as the key
+deriver places a cell. So every region count, every country count, and every
+difference between a country and its regions is a sum of whole parts: 0 or at least
+k. A member may be counted in a neighbouring region when the part that holds them is
+centred there. :func:`geomap.privacy.suppressed_parts` is kept as a second guard (it
+never has anything to suppress when every part holds k). The admins' exact counts
+are a separate, unpublished snapshot (:mod:`geomap.publish.snapshots`).
 """
 
 from __future__ import annotations
@@ -23,23 +25,26 @@ from geomap.privacy import suppressed_parts
 from geomap.regions.names import country_name, region_names
 
 
-def publish_regions(session: Session, floor_counts: dict[int, tuple[np.ndarray, np.ndarray]],
+def publish_regions(session: Session, parts: dict[int, tuple[np.ndarray, np.ndarray]],
                     *, k: int, floor: int, version: int) -> int:
-    """Replace the published region counts from counts per floor cell; return the rows."""
+    """Replace the published region counts; return the rows written.
+
+    ``parts`` maps a condition id to its partition's (cells, counts), cells sorted.
+    """
     all_cells = np.unique(
-        np.concatenate([cells for cells, _ in floor_counts.values()])
-        if floor_counts else np.zeros(0, np.int64)
+        np.concatenate([cells for cells, _ in parts.values()])
+        if parts else np.zeros(0, np.int64)
     )
     place_of = deriver_for(session, floor).cell_places(all_cells)
     rows: list[dict] = []
     names = region_names(session, {region for _, region in place_of.values() if region})
-    # Each cell's place as small integer ids, so each condition's sums are bincounts.
+    # Each part's place as small integer ids, so each condition's sums are bincounts.
     places = [(country, region or "") for country, region in
               (place_of[cell] for cell in all_cells.tolist())]
     place_keys = sorted({place for place in places if place[0] is not None})
     place_id = {place: i for i, place in enumerate(place_keys)}
     cell_place = np.array([place_id.get(place, -1) for place in places], dtype=np.int64)
-    for condition_id, (cells, counts) in sorted(floor_counts.items()):
+    for condition_id, (cells, counts) in sorted(parts.items()):
         ids = cell_place[np.searchsorted(all_cells, cells)]
         known = ids >= 0  # a centre in no country is counted in no region
         sums = np.bincount(ids[known], weights=counts[known], minlength=len(place_keys))

@@ -7,12 +7,15 @@ single out one member's join.
 
 Two kinds, with identical results (a property test checks it):
 
-- **full**: count the members of every floor cell, roll up, replace every row;
+- **full**: count the members of every floor cell, compute each condition's
+  k-anonymous partition and the markers of every zoom as sums of its parts
+  (:mod:`geomap.publish.views`), replace every row;
 - **incremental** (the default once a full publish has run with the same k and
   floor): add the member deltas recorded per dirty floor cell in ``publish_dirty`` (by
-  triggers and the bulk loader) to the stored floor counts, roll up again only the H3
-  base (res-0) cells that contain them (roll-up never crosses a base cell), and
-  rewrite only the published rows that changed.
+  triggers and the bulk loader) to the stored floor counts, recompute the partition
+  only inside the H3 base (res-0) cells that contain them (a part never crosses a base
+  cell, so the partition of the others is unchanged), and rewrite only the published
+  rows that changed.
 
 After the cells, every function in :data:`EXTRA_PUBLISHERS` runs in the same
 transaction with the new version: the one place to hook further published aggregates.
@@ -27,16 +30,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain
 
-import h3.api.basic_int as h3i
 import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geomap.geo.reference import raw_connection
-from geomap.members.nearby_index import refresh_nearby_members
-from geomap.privacy import rollup
-from geomap.regions.counts import refresh_admin_counts
-from geomap.regions.publish import publish_regions
+from geomap.publish.regions import publish_regions
+from geomap.publish.snapshots import refresh_snapshots
+from geomap.publish.views import Markers, cell_lines, published_markers
 
 log = logging.getLogger(__name__)
 
@@ -89,39 +90,27 @@ def floor_counts(session: Session, condition_ids: Iterable[int] | None = None
     return _split_by_condition(rows)
 
 
-def published_floor_counts(session: Session) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Return the floor counts the current publish was made from (publish_floor_counts)."""
+def published_parts(session: Session, floor: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Return, per condition, the parts of the current partition (cells, counts).
+
+    The markers at the floor resolution are the parts themselves, so they are read
+    back from published_cells rather than kept twice.
+    """
     rows = session.execute(
-        text("SELECT condition_id, floor_cell, members FROM publish_floor_counts "
-             "ORDER BY 1, 2")
+        text("SELECT condition_id, cell, count FROM published_cells WHERE resolution = :floor "
+             "ORDER BY 1, 2"),
+        {"floor": floor},
     ).all()
     return _split_by_condition(rows)
 
 
 def _publish_regions(session: Session, version: int, k: int, floor: int) -> None:
-    """Publish region counts (public, suppressed) from the same floor counts as the cells."""
-    publish_regions(session, published_floor_counts(session), k=k, floor=floor,
+    """Publish region counts as sums of the same parts as the markers."""
+    publish_regions(session, published_parts(session, floor), k=k, floor=floor,
                     version=version)
 
 
 EXTRA_PUBLISHERS.append(_publish_regions)
-
-# Private snapshots derived from member data that are refreshed after each publish,
-# in their own transaction: they are not published, and their seconds at a million
-# members (admin counts ~5-10 s, nearby index ~4 s) should not hold the publish lock.
-SNAPSHOT_REFRESHERS: list[Callable[[Session], object]] = [
-    refresh_admin_counts,  # exact per-region counts for admins
-    refresh_nearby_members,  # bulk changes reach nearby here (a member's own at once)
-]
-
-
-def refresh_snapshots(session: Session) -> float:
-    """Refresh the admin counts and the nearby index; return the seconds it took."""
-    started = time.perf_counter()
-    for refresh in SNAPSHOT_REFRESHERS:
-        refresh(session)
-    return time.perf_counter() - started
-
 
 def _int_table(rows: list, columns: int) -> np.ndarray:
     """Return result rows of integers as an (n, columns) int64 array (fast path)."""
@@ -173,72 +162,6 @@ def _copy(session: Session, statement: str, lines: list[str]) -> None:
             copy.write(("\n".join(lines) + "\n").encode())
 
 
-@dataclass(frozen=True)
-class Markers:
-    """One condition's published rows as aligned arrays, sorted by ``key``.
-
-    ``key`` packs (map resolution, cell) into one int64: H3 cell indexes leave bits
-    56-58 zero and map resolutions are at most 7, so ``cell | resolution << 56``.
-    """
-
-    key: np.ndarray
-    cell_resolution: np.ndarray
-    count: np.ndarray
-
-    @classmethod
-    def from_rows(cls, resolution: np.ndarray, cell: np.ndarray, cell_resolution: np.ndarray,
-                  count: np.ndarray) -> Markers:
-        """Build sorted markers from row columns."""
-        key = np.asarray(cell, np.int64) | (np.asarray(resolution, np.int64) << 56)
-        order = np.argsort(key, kind="stable")
-        return cls(key[order], np.asarray(cell_resolution, np.int64)[order],
-                   np.asarray(count, np.int64)[order])
-
-    def rows(self, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Return (resolution, cell) columns of the markers (where ``mask``)."""
-        key = self.key if mask is None else self.key[mask]
-        return (key >> 56) & 7, key & ~(7 << 56)
-
-    def differing(self, other: Markers) -> np.ndarray:
-        """Return a mask of these markers that ``other`` lacks or holds with other values."""
-        if len(other.key) == 0:
-            return np.ones(len(self.key), dtype=bool)
-        at = np.minimum(np.searchsorted(other.key, self.key), len(other.key) - 1)
-        same = (
-            (other.key[at] == self.key)
-            & (other.count[at] == self.count)
-            & (other.cell_resolution[at] == self.cell_resolution)
-        )
-        return ~same
-
-
-def _published_markers(cells: np.ndarray, counts: np.ndarray, k: int, floor: int) -> Markers:
-    """Return one condition's markers at every map resolution from its floor counts."""
-    parts = [(resolution, rollup((cells, counts), resolution, k))
-             for resolution in range(floor + 1)]
-    return Markers.from_rows(
-        np.concatenate([np.full(len(r.cells), res, np.int64) for res, r in parts]),
-        np.concatenate([r.cells for _, r in parts]),
-        np.concatenate([r.cell_resolutions for _, r in parts]),
-        np.concatenate([r.counts for _, r in parts]),
-    )
-
-
-def _cell_lines(condition_id: int, markers: Markers, mask: np.ndarray | None = None
-                ) -> list[str]:
-    """Return COPY lines of published_cells for the markers (where ``mask``)."""
-    resolutions, cells = markers.rows(mask)
-    cell_res = markers.cell_resolution if mask is None else markers.cell_resolution[mask]
-    counts = markers.count if mask is None else markers.count[mask]
-    to_latlng = h3i.cell_to_latlng
-    lines = []
-    for resolution, cell, res, count in zip(resolutions.tolist(), cells.tolist(),
-                                             cell_res.tolist(), counts.tolist(), strict=True):
-        lat, lng = to_latlng(cell)
-        lines.append(f"{condition_id}\t{resolution}\t{cell}\t{res}\t{count}\t{lat!r}\t{lng!r}")
-    return lines
-
-
 _CELLS_COPY = (
     "COPY published_cells (condition_id, resolution, cell, cell_resolution, count, lat, lng) "
     "FROM STDIN"
@@ -262,8 +185,8 @@ def _publish_full(session: Session, condition_ids: list[int], k: int, floor: int
     written = 0
     for condition_id in condition_ids:
         cells, cell_counts = counts.get(condition_id, (_EMPTY, _EMPTY))
-        markers = _published_markers(cells, cell_counts, k, floor)
-        _copy(session, _CELLS_COPY, _cell_lines(condition_id, markers))
+        markers = published_markers(cells, cell_counts, k, floor)
+        _copy(session, _CELLS_COPY, cell_lines(condition_id, markers))
         written += len(markers.key)
         if progress:
             progress(1)
@@ -360,7 +283,7 @@ def _publish_incremental(session: Session, condition_ids: list[int], dirty: Dirt
             "AND ((floor_cell >> 45) & 127) = ANY(%(bases)s) ORDER BY floor_cell",
             {"c": condition_id, "bases": bases.tolist()}, 2,
         )
-        new = _published_markers(stored[:, 0], stored[:, 1], k, floor)
+        new = published_markers(stored[:, 0], stored[:, 1], k, floor)
         old_rows = _fetch_ints(
             session,
             "SELECT resolution, cell, cell_resolution, count FROM published_cells "
@@ -380,7 +303,7 @@ def _publish_incremental(session: Session, condition_ids: list[int], dirty: Dirt
                 ),
                 {"cid": condition_id, "res": resolutions.tolist(), "cells": cells.tolist()},
             )
-        insert_lines.extend(_cell_lines(condition_id, new, added))
+        insert_lines.extend(cell_lines(condition_id, new, added))
         written += int(gone.sum()) + int(added.sum())
         if progress:
             progress(1)

@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from geomap.publish import publish, refresh_snapshots
+from geomap.publish.snapshots import refresh_snapshots
+from geomap.publish.step import publish
 from geomap.session import session_scope
 
 log = logging.getLogger(__name__)
