@@ -31,6 +31,65 @@ def floor_counts(draw: st.DrawFn) -> dict[int, int]:
 
 
 @settings(max_examples=150, deadline=None)
+@given(counts=floor_counts(), k=st.integers(2, 12))
+def test_partition_parts_hold_k_and_every_floor_cell_is_in_exactly_one(
+    counts: dict[int, int], k: int,
+) -> None:
+    parts = privacy.partition(counts, FLOOR, k)
+    assert all(c >= k for c in parts.counts.tolist())
+    assert parts.total + parts.remainder == sum(counts.values())
+    assert parts.cells.tolist() == sorted(set(parts.cells.tolist()))
+    cells = np.array(sorted(counts), dtype=np.int64)
+    holder = privacy.part_of(parts, cells)
+    held = np.zeros(len(parts.cells), dtype=np.int64)
+    for cell, index in zip(cells.tolist(), holder.tolist(), strict=True):
+        if index >= 0:
+            part = int(parts.cells[index])
+            assert h3i.cell_to_parent(cell, h3i.get_resolution(part)) == part
+            held[index] += counts[cell]
+    # Each part holds exactly the members of the floor cells assigned to it.
+    assert held.tolist() == parts.counts.tolist()
+    assert sum(counts[c] for c, i in zip(cells.tolist(), holder.tolist(), strict=True)
+               if i < 0) == parts.remainder
+
+
+@settings(max_examples=150, deadline=None)
+@given(counts=floor_counts(), k=st.integers(2, 12))
+def test_partition_keeps_every_dense_floor_cell_as_it_is(counts: dict[int, int], k: int) -> None:
+    parts = privacy.partition(counts, FLOOR, k)
+    shown = dict(zip(parts.cells.tolist(), parts.counts.tolist(), strict=True))
+    for cell, count in counts.items():
+        if count >= k:
+            assert shown[cell] == count
+
+
+@settings(max_examples=150, deadline=None)
+@given(counts=floor_counts(), k=st.integers(2, 12))
+def test_every_nested_difference_between_zooms_is_a_sum_of_parts(counts: dict[int, int],
+                                                                  k: int) -> None:
+    parts = privacy.partition(counts, FLOOR, k)
+    views = {r: privacy.partition_markers(parts, r) for r in range(FLOOR + 1)}
+    for resolution, view in views.items():
+        assert int(view.counts.sum()) == parts.total  # the same total at every zoom
+        assert all(c >= k for c in view.counts.tolist())
+        for finer in range(resolution + 1, FLOOR + 1):
+            inner = views[finer]
+            for cell, cell_res, count in zip(view.cells.tolist(), view.cell_resolutions.tolist(),
+                                             view.counts.tolist(), strict=True):
+                if cell_res != resolution:
+                    continue  # a coarser part shown as itself: not a whole cell
+                inside = [
+                    c for c, r in zip(inner.cells.tolist(), inner.cell_resolutions.tolist(),
+                                      strict=True)
+                    if r >= resolution and h3i.cell_to_parent(c, resolution) == cell
+                ]
+                inside_sum = sum(int(inner.counts[inner.cells.tolist().index(c)])
+                                 for c in inside)
+                difference = count - inside_sum
+                assert difference == 0 or difference >= k
+
+
+@settings(max_examples=150, deadline=None)
 @given(counts=floor_counts(), resolution=st.integers(0, FLOOR), k=st.integers(2, 12))
 def test_every_published_count_is_at_least_k(counts: dict[int, int], resolution: int,
                                              k: int) -> None:
