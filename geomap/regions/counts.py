@@ -79,48 +79,48 @@ def month_starts(today: date, months: int = MONTHS) -> list[date]:
 def refresh_admin_counts(session: Session, now: datetime | None = None) -> float:
     """Recount every member per condition, country, region, role and month; return seconds.
 
-    Two scans of the member tables grouped by floor cell: one per condition (through
-    member_conditions), one counting every member once (condition 0). The floor cells'
-    places come from the key deriver; '' stands for no country or region.
+    The distinct floor cells are placed first (key deriver, one call per cell), then
+    two scans of the member tables join each member's floor cell to its place: one per
+    condition (through member_conditions), one counting every member once (condition
+    0). '' stands for no country or region.
     """
     started = perf_counter()
+    _snapshot_floor_cell_places(session)
     month = "date_trunc('month', m.joined_at AT TIME ZONE 'UTC')::date"
     columns = (
-        f"ml.floor_cell AS floor_cell, m.role AS role, {month} AS month, count(*) AS n, "
-        "GROUPING(m.role) AS by_month"
+        "p.country AS country, p.region AS region, "
+        f"m.role AS role, {month} AS month, count(*) AS n, GROUPING(m.role) AS by_month"
     )
-    joined = "FROM member_locations ml JOIN members m ON m.id = ml.member_id"
-    session.execute(text("SET LOCAL work_mem = '256MB'"))
+    joined = (
+        "FROM member_locations ml JOIN members m ON m.id = ml.member_id "
+        "JOIN admin_cell_places p ON p.floor_cell = ml.floor_cell"
+    )
     session.execute(
         text(
             "CREATE TEMP TABLE admin_counts_scan ON COMMIT DROP AS "
             f"SELECT mc.condition_id AS condition_id, {columns} {joined} "
             "JOIN member_conditions mc ON mc.member_id = ml.member_id "
             "GROUP BY GROUPING SETS ("
-            "(mc.condition_id, ml.floor_cell, m.role), "
-            f"(mc.condition_id, ml.floor_cell, {month})) "
+            "(mc.condition_id, p.country, p.region, m.role), "
+            f"(mc.condition_id, p.country, {month})) "
             f"UNION ALL SELECT {EVERY_CONDITION_ID}, {columns} {joined} "
-            "GROUP BY GROUPING SETS ((ml.floor_cell, m.role), "
-            f"(ml.floor_cell, {month}))"
+            "GROUP BY GROUPING SETS ((p.country, p.region, m.role), "
+            f"(p.country, {month}))"
         )
     )
-    _snapshot_floor_cell_places(session)
     session.execute(text("DELETE FROM admin_region_counts"))
     session.execute(text("DELETE FROM admin_monthly_joins"))
     session.execute(
         text(
             "INSERT INTO admin_region_counts (condition_id, country_code, region_code, role, "
-            "count) SELECT s.condition_id, p.country, p.region, s.role, sum(s.n) "
-            "FROM admin_counts_scan s JOIN admin_cell_places p USING (floor_cell) "
-            "WHERE s.by_month = 0 GROUP BY 1, 2, 3, 4"
+            "count) SELECT condition_id, country, region, role, n FROM admin_counts_scan "
+            "WHERE by_month = 0"
         )
     )
     session.execute(
         text(
             "INSERT INTO admin_monthly_joins (condition_id, country_code, month, count) "
-            "SELECT s.condition_id, p.country, s.month, sum(s.n) "
-            "FROM admin_counts_scan s JOIN admin_cell_places p USING (floor_cell) "
-            "WHERE s.by_month = 1 GROUP BY 1, 2, 3"
+            "SELECT condition_id, country, month, n FROM admin_counts_scan WHERE by_month = 1"
         )
     )
     session.execute(text("DROP TABLE admin_counts_scan"))
@@ -153,12 +153,12 @@ def refresh_admin_counts(session: Session, now: datetime | None = None) -> float
 def _snapshot_floor_cell_places(session: Session) -> None:
     """Fill a temporary table admin_cell_places (floor_cell, country, region).
 
-    One row per distinct floor cell of admin_counts_scan, placed by the key deriver
-    for that cell ('' where it has no country or region).
+    One row per distinct floor cell of a member, placed by the key deriver for that
+    cell ('' where it has no country or region).
     """
     cells = np.array(
         session.execute(
-            text("SELECT DISTINCT floor_cell FROM admin_counts_scan ORDER BY 1")
+            text("SELECT DISTINCT floor_cell FROM member_locations ORDER BY 1")
         ).scalars().all(),
         dtype=np.int64,
     )
@@ -166,6 +166,7 @@ def _snapshot_floor_cell_places(session: Session) -> None:
         text("CREATE TEMP TABLE admin_cell_places (floor_cell bigint PRIMARY KEY, "
              "country text NOT NULL, region text NOT NULL) ON COMMIT DROP")
     )
+    session.execute(text("SET LOCAL work_mem = '256MB'"))
     if len(cells) == 0:
         return
     floor = h3i.get_resolution(int(cells[0]))
@@ -176,6 +177,7 @@ def _snapshot_floor_cell_places(session: Session) -> None:
         for cell in cells.tolist():
             country, region = places[cell]
             copy.write_row((cell, country or "", region or ""))
+    session.execute(text("ANALYZE admin_cell_places"))
 
 
 def region_report(session: Session, condition_id: int | None, condition: str,
