@@ -163,8 +163,10 @@ class PublishedCell(Base):
 class PublishedTotal(Base):
     """Per condition and map resolution: members on the map and how many are published.
 
-    The difference is the remainder: members in sparse areas whose roll-up never
-    reached k even at resolution 0. They are counted only in ``members_on_map``.
+    ``published`` is the partition's total, the same at every resolution. The
+    difference is the remainder: members of base cells whose leftover never reached k
+    (:func:`geomap.privacy.partition`). They are counted only in ``members_on_map``,
+    which is for operators: no public route reads it (it is not a sum of parts).
     """
 
     __tablename__ = "published_totals"
