@@ -22,7 +22,7 @@ from geomap.auth.accounts import create_admin, create_member_account
 from geomap.geo.derive import KeyDeriver
 from geomap.members_bulk import MemberBatch, load_members
 from geomap.models import ROLES
-from geomap.regions.counts import month_starts, refresh_admin_counts
+from geomap.publish.admin_counts import month_starts, refresh_admin_counts
 from tests.conftest import FLOOR, app_config, sessions_on
 
 ADMIN_URLS = ["/admin/regions", "/admin/regions.csv", "/admin/regions.json"]

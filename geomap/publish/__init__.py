@@ -4,8 +4,10 @@
   computes one k-anonymous partition per condition (:func:`geomap.privacy.partition`);
 - :mod:`geomap.publish.views`: the markers of every zoom and the totals, sums of parts;
 - :mod:`geomap.publish.regions`: public country and region counts, sums of parts;
-- :mod:`geomap.publish.snapshots`: private snapshots refreshed after a publish (admin
-  counts per floor cell's region, the nearby index :mod:`geomap.publish.nearby_index`);
+- :mod:`geomap.publish.snapshots`: private snapshots refreshed after a publish: the
+  admins' exact counts per floor cell's region (:mod:`geomap.publish.admin_counts`,
+  which also reads them for the admin pages) and the nearby index
+  (:mod:`geomap.publish.nearby_index`);
 - :mod:`geomap.publish.published`: the public read side (published tables only);
 - :mod:`geomap.publish.schedule`: publishing on an interval;
 - :mod:`geomap.publish.models`: the bookkeeping tables of incremental publishing.

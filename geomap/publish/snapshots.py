@@ -1,7 +1,7 @@
 """Private snapshots refreshed after each publish: admin counts and the nearby index.
 
 Neither is published. Admin counts are exact (unsuppressed) per region of each
-member's floor cell (:func:`geomap.regions.counts.refresh_admin_counts`); the nearby
+member's floor cell (:func:`geomap.publish.admin_counts.refresh_admin_counts`); the nearby
 index lists members per floor cell. They are refreshed in their own transaction
 after the publish, so their seconds at a million members do not hold the publish lock.
 """
@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
+from geomap.publish.admin_counts import refresh_admin_counts
 from geomap.publish.nearby_index import refresh_nearby_members
-from geomap.regions.counts import refresh_admin_counts
 
 # Admin counts take ~5-10 s and the nearby index ~4 s at a million members.
 SNAPSHOT_REFRESHERS: list[Callable[[Session], object]] = [

@@ -27,7 +27,7 @@ from geomap.auth import admin_required
 from geomap.database import db
 from geomap.models import ROLES
 from geomap.publish import published
-from geomap.regions.counts import (
+from geomap.publish.admin_counts import (
     RegionReport,
     refresh_admin_counts,
     region_report,
