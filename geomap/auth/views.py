@@ -7,6 +7,7 @@ work (the mails differ, but only the owner of the address reads them).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -221,7 +222,7 @@ def notifications() -> Response:
         abort(400, description="The form was not sent correctly; please try again.")
     own: Account = current_user._get_current_object()  # type: ignore[attr-defined]
     if form.notify.data and not own.notify_by_email:
-        own.notified_until = db.session.scalar(db.select(db.func.now()))  # only news
+        own.notified_until = datetime.now(UTC)  # only what arrives from now on
     own.notify_by_email = bool(form.notify.data)
     db.session.commit()
     flash("Saved: we will mail you about new requests and messages." if own.notify_by_email
