@@ -75,3 +75,34 @@ def link_in(message: EmailMessage, path: str) -> str:
     found = re.search(rf"https?://[^\s]+{re.escape(path)}[^\s]*", body)
     assert found, f"no {path} link in: {body}"
     return found.group(0)
+
+
+def stored_link(data_dir: Any, address: str, path: str) -> str:
+    """Return the newest link to ``path`` mailed to ``address`` by the file backend."""
+    settings = {"GEOMAP_DATA_DIR": str(data_dir)}
+    mail.flush()
+    for stored in reversed(mail.stored_mails(settings)):
+        if address in stored.to:
+            return link_in(mail.read_stored(settings, stored.name), path)
+    raise AssertionError(f"no mail for {address} in {data_dir}")
+
+
+def sign_up_in_browser(page: Any, base: str, pseudonym: str, email: str,
+                       password: str) -> None:
+    """Fill in and send the sign-up form with consent, up to the "check your mail" page."""
+    page.goto(f"{base}/signup")
+    page.fill("#pseudonym", pseudonym)
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.fill("#confirm", password)
+    page.check("#consent")
+    page.check("#terms")
+    page.click("form.stacked button[type=submit]")
+    page.wait_for_url(f"{base}/signup/sent")
+
+
+def sign_in_in_browser(page: Any, email: str, password: str) -> None:
+    """Fill in and send the sign-in form on the current (login) page."""
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.click("form.stacked button[type=submit]")
