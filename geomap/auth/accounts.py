@@ -114,12 +114,13 @@ def create_admin(session: Session, *, email: str, password: str) -> Account:
     """Create an admin account, or make an existing account an admin with this password."""
     account = find_by_email(session, email)
     if account is None:
-        account = Account(email=normalise_email(email), is_admin=True)
+        account = Account(email=normalise_email(email), is_admin=True, session_version=0)
         session.add(account)
+    else:
+        end_sessions(account)  # a new password: the old sessions end
     account.is_admin = True
     if account.email_verified_at is None:
         account.email_verified_at = datetime.now(UTC)  # the operator vouches for it
     account.set_password(password)
-    end_sessions(account)
     session.flush()
     return account
