@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous import BadData, URLSafeSerializer
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
@@ -68,7 +68,7 @@ def unsubscribe_account(settings: Mapping[str, Any], token: str) -> int | None:
     """Return the account id signed into an unsubscribe ``token``, or None if forged."""
     try:
         value = _serializer(settings).loads(token)
-    except BadSignature:
+    except BadData:
         return None
     return value if isinstance(value, int) else None
 
