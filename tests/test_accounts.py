@@ -456,3 +456,29 @@ def test_without_smtp_mail_is_written_to_files_and_listed_by_the_cli(fresh_db_ur
     missing = subprocess.run([sys.executable, "-m", "geomap.cli", "mail", "show", "../x.eml"],
                              env=env, capture_output=True, text=True, check=False)
     assert missing.returncode != 0 and "No stored mail" in missing.stderr
+
+
+def test_the_serve_scheduler_sends_due_notifications(fresh_db_url, tmp_path,
+                                                     smtp_server) -> None:
+    from geomap.config import load_settings
+    from geomap.scheduler import PublishScheduler
+
+    settings = load_settings(app_config(tmp_path, GEOMAP_DATABASE_URL=fresh_db_url,
+                                        **smtp_server.settings))
+    engine = create_engine(fresh_db_url)
+    with Session(engine) as session, session.begin():
+        ada = create_member_account(session, pseudonym="ada-otter", email="ada@example.org",
+                                    password=PASSWORD, email_verified=True)
+        bo = create_member_account(session, pseudonym="bo-heron", email="bo@example.org",
+                                   password=PASSWORD, email_verified=True)
+        session.execute(text("UPDATE accounts SET notify_by_email = true, "
+                             "notified_until = now() - interval '1 minute' WHERE id = :id"),
+                        {"id": ada.id})
+        bo_member = bo.member_id
+    with Session(engine) as session, session.begin():
+        social.request_connection(session, bo_member, "ada-otter", "Hello Ada")
+    PublishScheduler(engine, settings)._notify()
+    [message] = smtp_server.wait_for("ada@example.org")
+    assert "1 new connection request on geomap" in message.get_content()
+    assert "http://127.0.0.1:5000/connections" in message.get_content()  # no GEOMAP_BASE_URL
+    engine.dispose()
