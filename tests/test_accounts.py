@@ -10,9 +10,12 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
@@ -482,3 +485,14 @@ def test_the_serve_scheduler_sends_due_notifications(fresh_db_url, tmp_path,
     assert "1 new connection request on geomap" in message.get_content()
     assert "http://127.0.0.1:5000/connections" in message.get_content()  # no GEOMAP_BASE_URL
     engine.dispose()
+
+
+@hypothesis_settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(token=st.text(min_size=1, max_size=300).filter(lambda t: "/" not in t))
+def test_any_token_in_a_link_gets_a_page_never_a_500(mail_app, token: str) -> None:
+    client = mail_app.test_client()
+    quoted = quote(token, safe="")
+    for path in (f"/verify/{quoted}", f"/reset/{quoted}", f"/unsubscribe/{quoted}"):
+        response = client.get(path)
+        assert response.status_code in (302, 404, 410), (path, response.status_code)
