@@ -356,6 +356,7 @@ def admin_create(ctx: Context, email: str, password_stdin: bool) -> None:
     from email_validator import EmailNotValidError, validate_email
 
     from geomap.auth.accounts import create_admin
+    from geomap.auth.passwords import weakness
     from geomap.session import session_scope
 
     try:
@@ -366,11 +367,67 @@ def admin_create(ctx: Context, email: str, password_stdin: bool) -> None:
         password = sys.stdin.readline().rstrip("\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    if len(password) < 10:
-        raise click.ClickException("The password must have at least 10 characters.")
+    weak = weakness(password, email=email)
+    if weak:
+        raise click.ClickException(f"The password is refused: {weak}")
     with session_scope(ctx.engine) as session:
         create_admin(session, email=email, password=password)
     click.echo(f"Admin {email} is ready; sign in at /login.")
+
+
+# --- mail ------------------------------------------------------------------------------
+
+
+@main.group()
+def mail() -> None:
+    """Read the mails written to the data folder (no SMTP server set); send notifications."""
+
+
+@mail.command("list")
+@pass_context
+def mail_list(ctx: Context) -> None:
+    """List the stored mails, oldest first: name, date, recipient, subject."""
+    from geomap.mail import stored_mails
+
+    mails = stored_mails(ctx.settings)
+    if not mails:
+        click.echo("No stored mails (with GEOMAP_SMTP_HOST set, mail goes to the server).")
+    for stored in mails:
+        click.echo(f"{stored.name}  {stored.date}  {stored.to}  {stored.subject}")
+
+
+@mail.command("show")
+@click.argument("name", required=False)
+@pass_context
+def mail_show(ctx: Context, name: str | None) -> None:
+    """Print a stored mail (its file name from `geomap mail list`; default: the newest)."""
+    from geomap.mail import read_stored, stored_mails
+
+    if name is None:
+        mails = stored_mails(ctx.settings)
+        if not mails:
+            raise click.ClickException("There are no stored mails.")
+        name = mails[-1].name
+    try:
+        message = read_stored(ctx.settings, name)
+    except FileNotFoundError:
+        raise click.ClickException(f"No stored mail is called {name!r}.") from None
+    for header in ("Date", "From", "To", "Subject"):
+        click.echo(f"{header}: {message[header]}")
+    click.echo("")
+    click.echo(message.get_content())
+
+
+@mail.command("notify")
+@pass_context
+def mail_notify(ctx: Context) -> None:
+    """Send the batched notification mails now (`geomap serve` does it on its schedule)."""
+    from geomap.mail.notifications import send_notifications
+
+    run = send_notifications(ctx.engine, ctx.settings)
+    click.echo(f"{run.sent} notification mail(s) sent, {run.failed} failed.")
+    if run.failed:
+        raise SystemExit(1)
 
 
 # --- serving ---------------------------------------------------------------------

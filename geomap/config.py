@@ -56,6 +56,15 @@ def _parse_rate_limit(raw: str) -> str:
     return raw
 
 
+def _parse_choice(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in choices:
+            raise ConfigError(f"expected one of {', '.join(choices)}, got {raw!r}")
+        return raw
+
+    return parse
+
+
 def _parse_tiles(raw: str) -> str:
     value = raw.strip()
     if value in ("off", "osm") or re.match(r"^https?://.*\{z\}.*\{x\}.*\{y\}", value):
@@ -184,6 +193,69 @@ SETTINGS: tuple[Setting, ...] = (
         "1000",
         "Nearby lists members whose floor-cell centre is closer than this (km) to the "
         "searcher's; the `500+ km` band ends here.",
+    ),
+    Setting(
+        "GEOMAP_BASE_URL",
+        _parse_optional,
+        "",
+        "Public address of the site (`https://map.example.org`), used for the links in "
+        "mails. Unset: `http://<GEOMAP_HOST>:<GEOMAP_PORT>` (or the request's address "
+        "when it is a loopback one).",
+    ),
+    Setting(
+        "GEOMAP_SMTP_HOST",
+        _parse_optional,
+        "",
+        "SMTP server that sends mail. Unset: each mail is written as a `.eml` file under "
+        "`<data dir>/mail/` (`geomap mail list|show` prints them).",
+    ),
+    Setting(
+        "GEOMAP_SMTP_PORT",
+        _parse_int(1, 65535),
+        "587",
+        "Port of the SMTP server.",
+    ),
+    Setting(
+        "GEOMAP_SMTP_SECURITY",
+        _parse_choice("starttls", "ssl", "none"),
+        "starttls",
+        "`starttls`, `ssl` (implicit TLS, usually port 465) or `none` (local relays only).",
+    ),
+    Setting(
+        "GEOMAP_SMTP_USERNAME",
+        _parse_optional,
+        "",
+        "SMTP user name (unset: no authentication).",
+    ),
+    Setting(
+        "GEOMAP_SMTP_PASSWORD",
+        _parse_optional,
+        "",
+        "SMTP password.",
+    ),
+    Setting(
+        "GEOMAP_MAIL_FROM",
+        _parse_str,
+        "geomap <noreply@localhost>",
+        "Sender of geomap's mails.",
+    ),
+    Setting(
+        "GEOMAP_LOGIN_RATE_LIMIT",
+        _parse_rate_limit,
+        "10 per minute; 50 per hour; 200 per day",
+        "Failed sign-ins allowed per client address; the windows grow, so do the waits.",
+    ),
+    Setting(
+        "GEOMAP_LOGIN_ACCOUNT_RATE_LIMIT",
+        _parse_rate_limit,
+        "5 per minute; 20 per hour; 50 per day",
+        "Failed sign-ins allowed per email address (known or not), from any client.",
+    ),
+    Setting(
+        "GEOMAP_SIGNUP_RATE_LIMIT",
+        _parse_rate_limit,
+        "5 per hour; 20 per day",
+        "Sign-ups (and password-reset or verification mails) per client address.",
     ),
 )
 

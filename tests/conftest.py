@@ -226,6 +226,15 @@ def live_server(app) -> Iterator[LiveServer]:
         yield server
 
 
+@pytest.fixture
+def smtp_server() -> Iterator[object]:
+    """A real SMTP server (aiosmtpd) in the test process; see tests/mail_helpers.py."""
+    from tests.mail_helpers import SmtpServer
+
+    with SmtpServer() as server:
+        yield server
+
+
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

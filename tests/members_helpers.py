@@ -19,7 +19,8 @@ def add_member(session: Session, pseudonym: str, *, lat: float | None = None,
     """Create a member with an account (and a location); return (account id, member id)."""
     account = create_member_account(session, pseudonym=pseudonym,
                                     email=f"{pseudonym}@example.org",
-                                    password="correct horse battery")
+                                    password="correct horse battery",
+                                    email_verified=True)
     queries.update_profile(session, account.member_id, role=role, visibility=visibility,
                            contactable=contactable, condition_slugs=list(conditions))
     if lat is not None:

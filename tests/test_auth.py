@@ -1,4 +1,7 @@
-"""Accounts: sign up, sign in, sign out, CSRF, admin creation from the CLI."""
+"""Accounts: sign up, sign in, sign out, CSRF, admin creation from the CLI.
+
+Mail, verification, reset, enumeration, throttles and sessions: tests/test_accounts.py.
+"""
 
 from __future__ import annotations
 
@@ -29,37 +32,57 @@ def sign_up(client, pseudonym: str = "brave-otter", email: str = "otter@example.
     return client.post("/signup", data={
         "csrf_token": token, "pseudonym": pseudonym, "email": email,
         "password": "correct horse battery", "confirm": "correct horse battery",
+        "consent": "y", "terms": "y",
     })
 
 
-def test_sign_up_creates_a_member_and_signs_in(fresh_app, fresh_db_url) -> None:
+def test_sign_up_creates_an_unverified_member_with_consent(fresh_app, fresh_db_url) -> None:
     client = fresh_app.test_client()
     response = sign_up(client)
-    assert response.status_code == 302
+    assert response.status_code == 302 and response.headers["Location"] == "/signup/sent"
     engine = create_engine(fresh_db_url)
     with engine.connect() as conn:
         row = conn.execute(text(
-            "SELECT a.email, a.password_hash, m.pseudonym FROM accounts a "
+            "SELECT a.email, a.password_hash, m.pseudonym, a.email_verified_at, "
+            "a.health_data_consent_at, a.terms_accepted_at FROM accounts a "
             "JOIN members m ON m.id = a.member_id")).one()
     engine.dispose()
     assert row.email == "otter@example.org" and row.pseudonym == "brave-otter"
     assert "correct horse" not in row.password_hash and row.password_hash.startswith("scrypt")
-    assert "Sign out" in client.get("/").get_data(as_text=True)
+    assert row.email_verified_at is None
+    assert row.health_data_consent_at is not None and row.terms_accepted_at is not None
+    assert "Check your mail" in client.get("/signup/sent").get_data(as_text=True)
+
+
+def test_sign_up_without_consent_is_refused(fresh_app, fresh_db_url) -> None:
+    client = fresh_app.test_client()
+    token = csrf_token(client, "/signup")
+    response = client.post("/signup", data={
+        "csrf_token": token, "pseudonym": "brave-otter", "email": "otter@example.org",
+        "password": "correct horse battery", "confirm": "correct horse battery",
+        "terms": "y"})
+    assert response.status_code == 400
+    assert b"without your consent" in response.data
+    engine = create_engine(fresh_db_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM accounts")).scalar_one() == 0
+    engine.dispose()
 
 
 def test_session_cookie_is_httponly_and_samesite(fresh_app) -> None:
+    sign_up(fresh_app.test_client())
     client = fresh_app.test_client()
-    response = sign_up(client)
+    token = csrf_token(client, "/login")
+    response = client.post("/login", data={"csrf_token": token, "email": "otter@example.org",
+                                           "password": "correct horse battery"})
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
 
 
-def test_duplicate_email_or_pseudonym_is_refused(fresh_app) -> None:
+def test_taken_pseudonym_is_refused(fresh_app) -> None:
     sign_up(fresh_app.test_client())
-    again = sign_up(fresh_app.test_client(), pseudonym="other-name")
-    assert again.status_code == 200 and b"exists already" in again.data
     taken = sign_up(fresh_app.test_client(), email="else@example.org")
-    assert b"pseudonym is taken" in taken.data
+    assert taken.status_code == 400 and b"pseudonym is taken" in taken.data
 
 
 def test_post_without_csrf_token_is_refused(fresh_app) -> None:

@@ -17,6 +17,7 @@ from geomap.members_bulk import load_members
 from geomap.publish import publish
 from geomap.session import session_scope
 from tests.conftest import FLOOR, K, LiveServer, app_config
+from tests.mail_helpers import sign_in_in_browser, sign_up_in_browser, stored_link
 
 
 @pytest.fixture
@@ -40,13 +41,12 @@ def publish_now(url: str) -> None:
     engine.dispose()
 
 
-def sign_up(page, base: str, pseudonym: str) -> None:  # noqa: ANN001
-    page.goto(f"{base}/signup")
-    page.fill("#pseudonym", pseudonym)
-    page.fill("#email", f"{pseudonym}@example.org")
-    page.fill("#password", "correct horse battery")
-    page.fill("#confirm", "correct horse battery")
-    page.click("button[type=submit]")
+def sign_up(page, base: str, pseudonym: str, data_dir) -> None:  # noqa: ANN001
+    """Sign up, follow the mailed verification link (file backend) and sign in."""
+    email = f"{pseudonym}@example.org"
+    sign_up_in_browser(page, base, pseudonym, email, "correct horse battery")
+    page.goto(stored_link(data_dir, email, "/verify/"))
+    sign_in_in_browser(page, email, "correct horse battery")
     page.wait_for_url(f"{base}/settings")
 
 
@@ -83,7 +83,7 @@ def test_member_journey(small_community_url, tmp_path, browser) -> None:
     with LiveServer(app) as server:
         base = server.url
         # Sign up and join the ALL map via the type-ahead.
-        sign_up(ada, base, "ada-otter")
+        sign_up(ada, base, "ada-otter", tmp_path)
         assert "publish" in ada.inner_text("#publish-timing")
         join_via_city(ada, "Hamb", "Hamburg, Germany")
         assert "only you see this" in ada.inner_text("#own-location")
@@ -92,7 +92,7 @@ def test_member_journey(small_community_url, tmp_path, browser) -> None:
         assert published_total(ada, base) == before + 1
 
         # A second member joins nearby (the type-ahead folds accents: "Lübeck").
-        sign_up(bo, base, "bo-heron")
+        sign_up(bo, base, "bo-heron", tmp_path)
         join_via_city(bo, "Lübe", "Lübeck, Germany")
 
         # Ada finds Bo nearby and sends a request.
@@ -156,7 +156,7 @@ def test_member_journey(small_community_url, tmp_path, browser) -> None:
 def test_join_by_dropping_a_pin(small_community_url, tmp_path, page) -> None:
     app = create_app(app_config(tmp_path, GEOMAP_DATABASE_URL=small_community_url))
     with LiveServer(app) as server:
-        sign_up(page, server.url, "pin-dropper")
+        sign_up(page, server.url, "pin-dropper", tmp_path)
         page.wait_for_selector("#pin-map .leaflet-overlay-pane path", timeout=45_000)
         page.evaluate("document.getElementById('pin-map').scrollIntoView()")
         box = page.locator("#pin-map").bounding_box()

@@ -1,8 +1,12 @@
 """Accounts, sign-in and the permission decorators routes declare.
 
 Passwords are hashed with Werkzeug's scrypt; sessions are Flask-Login's (cookies
-HttpOnly, SameSite=Lax, Secure over HTTPS); every form carries a CSRF token
-(Flask-WTF). Permission checks sit where a route is declared::
+HttpOnly, SameSite=Lax, Secure over HTTPS) and carry the account's session version, so
+sign-out, a password change or reset, and account deletion end every session of the
+account; every form carries a CSRF token (Flask-WTF). An account whose email is not yet
+verified may sign in and fill in settings, but cannot set a location (so it is neither
+on the map nor findable), search nearby or contact anyone (:data:`VERIFIED_ONLY`).
+Permission checks sit where a route is declared::
 
     @bp.get("/admin/regions")
     @admin_required
@@ -19,6 +23,7 @@ from flask import Flask, abort, g, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.exceptions import Forbidden
 
 from geomap.auth.models import Account
 from geomap.database import db
@@ -31,11 +36,42 @@ login_manager.login_message = "Please sign in to continue."
 csrf = CSRFProtect()
 
 
+# endpoint -> methods an account with an unverified email may not use
+VERIFIED_ONLY: dict[str, tuple[str, ...]] = {
+    "members.location": ("POST",),
+    "members_api.location": ("PUT", "POST"),
+    "members.nearby": ("GET",),
+    "members_api.nearby": ("GET",),
+    "members.connect": ("GET", "POST"),
+    "members_api.connect": ("POST",),
+    "members.thread": ("POST",),
+    "members_api.messages": ("POST",),
+}
+
+
 @login_manager.user_loader
-def _load_account(account_id: str) -> Account | None:
-    if not account_id.isdigit():
+def _load_account(user_id: str) -> Account | None:
+    """Load the account of a session: ``"<id>.<session version>"`` (plain ``"<id>"``: 0)."""
+    account_id, _, version = user_id.partition(".")
+    if not account_id.isdigit() or not (version or "0").isdigit() or len(user_id) > 40:
         return None
-    return db.session.get(Account, int(account_id))
+    account = db.session.get(Account, int(account_id))
+    if account is None or account.session_version != int(version or "0"):
+        return None
+    return account
+
+
+def _verified_only() -> Any:
+    """Refuse what :data:`VERIFIED_ONLY` lists to signed-in accounts not yet verified."""
+    methods = VERIFIED_ONLY.get(request.endpoint or "")
+    if (methods and request.method in methods and current_user.is_authenticated
+            and not current_user.email_verified):
+        from geomap.web.errors import render_error
+
+        return render_error(Forbidden(
+            "Please confirm your email address first: follow the link we mailed you "
+            "(your account page can send a new one)."))
+    return None
 
 
 @login_manager.unauthorized_handler
@@ -111,3 +147,4 @@ def init_app(app: Flask) -> None:
     app.session_interface = _SessionInterface()
     login_manager.init_app(app)
     csrf.init_app(app)
+    app.before_request(_verified_only)

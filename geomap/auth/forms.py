@@ -1,10 +1,12 @@
-"""Sign-in and sign-up forms (CSRF-protected by Flask-WTF)."""
+"""Account forms (CSRF-protected by Flask-WTF)."""
 
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, StringField
+from wtforms import BooleanField, EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Regexp
+
+_PASSWORD = [DataRequired(), Length(min=10, max=200)]
 
 
 class LoginForm(FlaskForm):
@@ -15,7 +17,7 @@ class LoginForm(FlaskForm):
 
 
 class SignupForm(FlaskForm):
-    """A pseudonym (public), an email and a password (private)."""
+    """A pseudonym (public), an email and a password (private), consent and terms."""
 
     pseudonym = StringField(
         "Pseudonym (shown to other members)",
@@ -27,7 +29,45 @@ class SignupForm(FlaskForm):
     )
     email = EmailField("Email (never shown)", validators=[DataRequired(), Email(),
                                                           Length(max=254)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(min=10, max=200)])
+    password = PasswordField("Password", validators=_PASSWORD)
     confirm = PasswordField(
         "Repeat password", validators=[DataRequired(), EqualTo("password", "Passwords differ.")]
     )
+    consent = BooleanField(
+        "I agree that geomap stores my health data (my conditions, any symptoms I add and "
+        "roughly where I live) to put me on the map and to let me find other members.",
+        validators=[DataRequired(message="We cannot store health data without your consent.")],
+    )
+    terms = BooleanField(
+        "I accept the terms of use.",
+        validators=[DataRequired(message="Please accept the terms to create an account.")],
+    )
+
+
+class EmailForm(FlaskForm):
+    """Just an email (password reset requests)."""
+
+    email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=254)])
+
+
+class NewPasswordForm(FlaskForm):
+    """A new password, twice (password reset)."""
+
+    password = PasswordField("New password", validators=_PASSWORD)
+    confirm = PasswordField(
+        "Repeat new password",
+        validators=[DataRequired(), EqualTo("password", "Passwords differ.")],
+    )
+
+
+class ChangePasswordForm(NewPasswordForm):
+    """The current password and a new one, twice."""
+
+    current = PasswordField("Current password", validators=[DataRequired(), Length(max=200)])
+
+
+class NotificationsForm(FlaskForm):
+    """Whether to get mail about new connection requests and messages."""
+
+    notify = BooleanField("Mail me about new connection requests and messages "
+                          "(at most one mail an hour)")

@@ -5,15 +5,28 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, String, func
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    func,
+)
 from sqlalchemy.orm import Mapped, mapped_column
-from werkzeug.security import check_password_hash, generate_password_hash
 
+from geomap.auth import passwords
 from geomap.database import Base
 
 
 class Account(UserMixin, Base):
-    """A sign-in: email and password hash, a member profile and/or the admin role."""
+    """A sign-in: email and password hash, a member profile and/or the admin role.
+
+    ``session_version`` is part of every session cookie's user id: bumping it (sign-out,
+    password change or reset) ends every session of the account at once.
+    """
 
     __tablename__ = "accounts"
 
@@ -25,14 +38,47 @@ class Account(UserMixin, Base):
     )
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    email_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    health_data_consent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    terms_accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    notify_by_email: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                  server_default="false")
+    notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    notified_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    @property
+    def email_verified(self) -> bool:
+        """Whether the owner has followed the verification link (admins count as verified)."""
+        return self.email_verified_at is not None
+
+    def get_id(self) -> str:
+        """Return the session's user id: ``"<account id>.<session version>"``."""
+        return f"{self.id}.{self.session_version}"
 
     def set_password(self, password: str) -> None:
         """Store a salted scrypt hash of ``password``."""
-        self.password_hash = generate_password_hash(password)
+        self.password_hash = passwords.hash_password(password)
 
     def check_password(self, password: str) -> bool:
         """Return whether ``password`` matches the stored hash."""
-        return check_password_hash(self.password_hash, password)
+        return passwords.verify(self.password_hash, password)
+
+
+class AccountToken(Base):
+    """A mailed single-use token (its SHA-256 only): email verification or password reset."""
+
+    __tablename__ = "account_tokens"
+    __table_args__ = (CheckConstraint("purpose IN ('verify', 'reset')", name="purpose"),)
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    purpose: Mapped[str] = mapped_column(String(10))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 def normalise_email(email: str) -> str:

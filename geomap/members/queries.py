@@ -289,7 +289,8 @@ def export(session: Session, member_id: int) -> dict[str, Any]:
     """Return everything geomap holds about a member, ready for JSON."""
     own = profile(session, member_id)
     account = session.execute(
-        text("SELECT email, created_at, is_admin FROM accounts WHERE member_id = :id"),
+        text("SELECT email, created_at, is_admin, email_verified_at, health_data_consent_at, "
+             "terms_accepted_at, notify_by_email FROM accounts WHERE member_id = :id"),
         {"id": member_id},
     ).mappings().one_or_none()
     member = session.execute(

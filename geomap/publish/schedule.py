@@ -21,6 +21,7 @@ class PublishScheduler:
     def __init__(self, engine: Engine, settings: dict[str, Any]) -> None:
         """Prepare a scheduler for ``engine`` with the interval from ``settings``."""
         self.engine = engine
+        self.settings = settings
         self.interval = settings["GEOMAP_PUBLISH_INTERVAL"]
         self.k = settings["GEOMAP_K"]
         self.floor = settings["GEOMAP_FLOOR_RESOLUTION"]
@@ -54,3 +55,13 @@ class PublishScheduler:
                 self.run_once()
             except Exception:  # keep the schedule alive; the next run retries
                 log.exception("scheduled publish failed")
+            self._notify()
+
+    def _notify(self) -> None:
+        """Mail members their batched notifications (geomap.mail.notifications)."""
+        from geomap.mail.notifications import send_notifications
+
+        try:
+            send_notifications(self.engine, self.settings)
+        except Exception:  # the next run retries
+            log.exception("notification mails failed")
