@@ -464,7 +464,7 @@ def test_without_smtp_mail_is_written_to_files_and_listed_by_the_cli(fresh_db_ur
 def test_the_serve_scheduler_sends_due_notifications(fresh_db_url, tmp_path,
                                                      smtp_server) -> None:
     from geomap.config import load_settings
-    from geomap.scheduler import PublishScheduler
+    from geomap.publish.schedule import PublishScheduler
 
     settings = load_settings(app_config(tmp_path, GEOMAP_DATABASE_URL=fresh_db_url,
                                         **smtp_server.settings))
