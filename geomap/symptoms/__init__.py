@@ -1,0 +1,1 @@
+"""Symptoms: the HPO vocabulary, my symptoms, soulmate matching, the symptom picture."""
