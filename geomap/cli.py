@@ -167,7 +167,7 @@ def geo_import(ctx: Context, if_empty: bool) -> None:
 
 @main.group()
 def symptoms() -> None:
-    """The symptoms vocabulary (Human Phenotype Ontology, offline from hpo3)."""
+    """Manage the symptoms vocabulary (Human Phenotype Ontology, offline from hpo3)."""
 
 
 @symptoms.command("import")
