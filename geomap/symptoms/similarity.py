@@ -2,8 +2,8 @@
 
 Resnik similarity of two terms is the information content (IC) of their most
 informative common ancestor (a term is its own ancestor). Two sets are compared by
-the best-match average (BMA): the mean, over each set's terms, of the best Resnik
-match in the other set, averaged over both directions. This is hpo3's
+the best-match average (BMA): the mean, over the terms of both sets, of each term's
+best Resnik match in the other set. This is hpo3's
 ``HPOSet.similarity(other, kind="omim", method="resnik", combine="BMA")``, computed
 here from the ancestors and IC stored in PostgreSQL (docs/soulmates.md explains the
 choice with the ranking benchmark of bench/soulmates.py).
@@ -35,7 +35,7 @@ def bma(first: Sequence[int], second: Sequence[int], ancestors: Mapping[int, Seq
     if not first or not second:
         return 0.0
     scores = np.array([[resnik(a, b, ancestors, ic) for b in second] for a in first])
-    return float((scores.max(axis=1).mean() + scores.max(axis=0).mean()) / 2)
+    return float((scores.max(axis=1).sum() + scores.max(axis=0).sum()) / sum(scores.shape))
 
 
 class SetScorer:
@@ -79,7 +79,7 @@ class SetScorer:
         if not self.query or not candidate:
             return 0.0
         scores = self._term_scores(candidate)
-        return float((scores.max(axis=1).mean() + scores.max(axis=0).mean()) / 2)
+        return float((scores.max(axis=1).sum() + scores.max(axis=0).sum()) / sum(scores.shape))
 
 
 def similarity_label(score: float, own_score: float, other_score: float) -> str | None:
