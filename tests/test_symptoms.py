@@ -21,8 +21,8 @@ from tests.symptoms_helpers import (
     FATIGUE,
     FEVER,
     PERIPHERAL_NEUROPATHY,
-    SENSORY_NEUROPATHY,
     SEIZURE,
+    SENSORY_NEUROPATHY,
     member_with_symptoms,
 )
 
