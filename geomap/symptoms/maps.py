@@ -42,7 +42,7 @@ class SoulmateAreas(MacroElement):
 
 def soulmates_map(areas: Sequence[SoulmateArea], height: str = "420px") -> MapParts:
     """Return the map of ``areas``: one marker per area with its number of soulmates."""
-    world = local_map("soulmates-map", center=(25.0, 10.0), zoom=1, max_zoom=min(MAX_ZOOM, 9),
+    world = local_map("soulmates", center=(25.0, 10.0), zoom=1, max_zoom=min(MAX_ZOOM, 9),
                       height=height)
     cluster = MarkerCluster(
         icon_create_function=CLUSTER_ICON,
