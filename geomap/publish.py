@@ -37,6 +37,7 @@ from geomap.members.nearby_index import refresh_nearby_members
 from geomap.privacy import rollup
 from geomap.regions.counts import refresh_admin_counts
 from geomap.regions.publish import publish_regions
+from geomap.symptoms.publish import publish_symptoms
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ def _publish_regions(session: Session, version: int, k: int, floor: int) -> None
 
 
 EXTRA_PUBLISHERS.append(_publish_regions)
+EXTRA_PUBLISHERS.append(publish_symptoms)  # the public symptom picture per condition
 
 # Private snapshots derived from member data that are refreshed after each publish,
 # in their own transaction: they are not published, and their seconds at a million
