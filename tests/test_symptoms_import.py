@@ -5,11 +5,28 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sqlalchemy import text
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import create_engine, text
 
-from tests.test_import import fresh_engine, run_cli, write  # noqa: F401 (fixtures)
+from geomap.cli import main
+from tests.test_import import write
 
 HEADER = "pseudonym,lat,lng,conditions,symptoms\n"
+
+
+@pytest.fixture
+def run_cli(fresh_db_url: str, tmp_path: Path):
+    """Run `geomap ...` against a fresh database with reference data and no members."""
+    env = {"GEOMAP_DATABASE_URL": fresh_db_url, "GEOMAP_DATA_DIR": str(tmp_path / "data")}
+    return lambda *args: CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+
+@pytest.fixture
+def fresh_engine(fresh_db_url: str):
+    engine = create_engine(fresh_db_url)
+    yield engine
+    engine.dispose()
 
 
 def symptoms_of(engine) -> dict[str, list[str]]:  # noqa: ANN001
