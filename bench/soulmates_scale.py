@@ -25,7 +25,7 @@ from geomap.geo.reference import raw_connection
 from geomap.symptoms import soulmates as soulmate_queries
 from geomap.symptoms.demo import condition_pools, noisy_profile
 from geomap.symptoms.queries import refresh_profiles
-from geomap.symptoms.similarity import SetScorer, similarity_label
+from geomap.symptoms.similarity import SetScorer, self_score, similarity_label
 
 TOP = 20
 
@@ -91,22 +91,22 @@ def recall(engine, probes: list[tuple[int, int]]) -> None:  # noqa: ANN001
             "SELECT p.member_id, p.terms FROM soulmate_profiles p JOIN nearby_members n "
             "ON n.member_id = p.member_id JOIN conditions c ON c.id = n.condition_id "
             "AND c.slug = 'all'")).all()
-        rows = session.execute(text("SELECT id, ancestors, ic FROM hpo_terms")).all()
+        rows = session.execute(text("SELECT id, ancestors, ic, self_ic FROM hpo_terms")).all()
         ancestors = {r[0]: r[1] for r in rows}
         ic = {r[0]: r[2] for r in rows}
+        self_ic = {r[0]: r[3] for r in rows}
         recalls, brute_ms, pipeline_ms = [], [], []
         for member, _cell in probes:
             mine = next(list(t) for m, t in every if m == member)
             started = time.perf_counter()
             scorer = SetScorer(mine, ancestors, ic)
-            own = scorer.score(mine)
+            own = self_score(mine, self_ic)
             exact = []
             for other, terms in every:
                 if other == member:
                     continue
                 score = scorer.score(terms)
-                if score > 0 and similarity_label(
-                        score, own, SetScorer(terms, ancestors, ic).score(terms)) is not None:
+                if similarity_label(score, own, self_score(terms, self_ic)) is not None:
                     exact.append((-score, other))
             exact.sort()
             brute_ms.append((time.perf_counter() - started) * 1000)

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from geomap import create_app
 from geomap.members.errors import MemberConflictError, MemberInputError
 from geomap.symptoms import queries, soulmates
-from geomap.symptoms.similarity import SetScorer, bma
+from geomap.symptoms.similarity import SetScorer, bma, self_score
 from geomap.symptoms.vocabulary import fold, import_vocabulary, parse_hpo_id
 from tests.conftest import app_config, sessions_on
 from tests.members_helpers import add_member, sign_in
@@ -137,9 +137,11 @@ def test_similarity_from_the_database_equals_hpo3(session, data) -> None:
         "ORDER BY id LIMIT 3000")).scalars().all()
     first = data.draw(st.lists(st.sampled_from(pool), min_size=1, max_size=12, unique=True))
     second = data.draw(st.lists(st.sampled_from(pool), min_size=1, max_size=12, unique=True))
-    rows = session.execute(text("SELECT id, ancestors, ic FROM hpo_terms")).all()
+    rows = session.execute(text("SELECT id, ancestors, ic, self_ic FROM hpo_terms")).all()
     ancestors = {row[0]: row[1] for row in rows}
     ic = {row[0]: row[2] for row in rows}
+    self_ic = {row[0]: row[3] for row in rows}
+    assert self_score(first, self_ic) == pytest.approx(bma(first, first, ancestors, ic))
     expected = HPOSet(first).similarity(HPOSet(second), kind="omim", method="resnik",
                                         combine="BMA")
     assert bma(first, second, ancestors, ic) == pytest.approx(expected, rel=1e-5, abs=1e-6)

@@ -82,6 +82,15 @@ class SetScorer:
         return float((scores.max(axis=1).sum() + scores.max(axis=0).sum()) / sum(scores.shape))
 
 
+def self_score(terms: Sequence[int], self_ic: Mapping[int, float]) -> float:
+    """Return a set's Resnik BMA with itself: the mean of its terms' best ancestor IC.
+
+    A term's best match in its own set is itself (Resnik of a term with any other is
+    at most the best IC among its own ancestors), so no pairwise work is needed.
+    """
+    return float(np.mean([self_ic[t] for t in terms])) if terms else 0.0
+
+
 def similarity_label(score: float, own_score: float, other_score: float) -> str | None:
     """Return "very similar", "similar" or None (not a soulmate) from BMA scores.
 

