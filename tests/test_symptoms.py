@@ -255,3 +255,23 @@ def test_pages_add_by_typed_text_opt_in_and_withdraw(connection, tmp_path) -> No
     client.post("/symptoms/remove", data={"hpo_id": BONE_PAIN})
     assert "not listed any symptoms" in client.get("/symptoms").get_data(as_text=True)
     assert json.loads(client.get("/my-data/export.json").get_data())["symptoms"] == []
+
+
+def test_soulmate_searches_and_symptom_edits_are_rate_limited(connection, tmp_path) -> None:
+    with sessions_on(connection)() as session:
+        account, _me = member_with_symptoms(session, "limited-lou", [FATIGUE])
+        session.commit()
+    app = create_app(app_config(tmp_path, GEOMAP_SESSIONS=sessions_on(connection),
+                                WTF_CSRF_ENABLED=False, GEOMAP_NEARBY_RATE_LIMIT="2 per minute",
+                                GEOMAP_SYMPTOMS_RATE_LIMIT="2 per hour"))
+    client = app.test_client()
+    sign_in(client, account)
+    searches = [client.get("/api/v1/soulmates?condition=all").status_code for _ in range(2)]
+    assert searches == [200, 200]
+    assert client.get("/soulmates?condition=all").status_code == 429  # page and API share it
+    limited = client.get("/api/v1/soulmates?every=1")
+    assert limited.status_code == 429 and "Too many" in limited.get_json()["error"]["message"]
+    edits = [client.post("/api/v1/me/symptoms", json={"hpo_id": term}).status_code
+             for term in (FEVER, BONE_PAIN, SEIZURE)]
+    assert edits == [201, 201, 429]
+    assert client.get("/api/v1/me/symptoms").status_code == 200  # reading is not limited
