@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geomap.members.errors import MemberConflictError, MemberInputError
-from geomap.symptoms.vocabulary import INFORMATIVE_IC, fold, hpo_id, parse_hpo_id
+from geomap.symptoms.vocabulary import fold, hpo_id, parse_hpo_id
 
 QUERY_MAX = 100
 RESULTS = 10
@@ -165,14 +165,18 @@ def set_matching(session: Session, member_id: int, opted_in: bool) -> None:
     sync_profile(session, member_id)
 
 
-_PROFILE_ROWS = (
-    "SELECT s.member_id, array_agg(DISTINCT s.term_id ORDER BY s.term_id), "
-    "coalesce((SELECT array_agg(DISTINCT a ORDER BY a) FROM member_symptoms s2 "
-    "JOIN hpo_terms t ON t.id = s2.term_id CROSS JOIN unnest(t.ancestors) AS a "
-    "JOIN hpo_terms ta ON ta.id = a AND ta.ic >= :informative "
-    "WHERE s2.member_id = s.member_id), '{}') "
-    "FROM member_symptoms s JOIN symptom_matching o ON o.member_id = s.member_id "
-)
+def _profile_rows(where: str) -> str:
+    """Return the SELECT of (member, terms, informative ancestors) of opted-in members."""
+    return (
+        "SELECT own.member_id, own.terms, coalesce(anc.informative, '{}') FROM ("
+        "SELECT s.member_id, array_agg(s.term_id ORDER BY s.term_id) AS terms "
+        "FROM member_symptoms s JOIN symptom_matching o ON o.member_id = s.member_id "
+        f"{where} GROUP BY 1) own LEFT JOIN ("
+        "SELECT s.member_id, array_agg(DISTINCT a ORDER BY a) AS informative "
+        "FROM member_symptoms s JOIN symptom_matching o ON o.member_id = s.member_id "
+        "JOIN hpo_terms t ON t.id = s.term_id CROSS JOIN unnest(t.informative) AS a "
+        f"{where} GROUP BY 1) anc ON anc.member_id = own.member_id"
+    )
 
 
 def sync_profile(session: Session, member_id: int) -> None:
@@ -180,20 +184,18 @@ def sync_profile(session: Session, member_id: int) -> None:
     session.execute(text("DELETE FROM soulmate_profiles WHERE member_id = :id"),
                     {"id": member_id})
     session.execute(
-        text(f"INSERT INTO soulmate_profiles (member_id, terms, informative) {_PROFILE_ROWS}"
-             "WHERE s.member_id = :id GROUP BY s.member_id"),
-        {"id": member_id, "informative": INFORMATIVE_IC},
+        text("INSERT INTO soulmate_profiles (member_id, terms, informative) "
+             + _profile_rows("WHERE s.member_id = :id")),
+        {"id": member_id},
     )
 
 
 def refresh_profiles(session: Session) -> int:
     """Rebuild every soulmate profile (after bulk imports); return how many there are."""
+    session.execute(text("SET LOCAL work_mem = '256MB'"))
     session.execute(text("DELETE FROM soulmate_profiles"))
-    session.execute(
-        text(f"INSERT INTO soulmate_profiles (member_id, terms, informative) {_PROFILE_ROWS}"
-             "GROUP BY s.member_id"),
-        {"informative": INFORMATIVE_IC},
-    )
+    session.execute(text("INSERT INTO soulmate_profiles (member_id, terms, informative) "
+                         + _profile_rows("")))
     session.execute(text("ANALYZE soulmate_profiles"))
     return int(session.execute(text("SELECT count(*) FROM soulmate_profiles")).scalar_one())
 

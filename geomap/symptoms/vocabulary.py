@@ -149,8 +149,9 @@ def import_vocabulary(session: Session, *, obo: Path | None = None,
     session.execute(text("CREATE TEMPORARY TABLE hpo_terms_new (LIKE hpo_terms) ON COMMIT DROP"))
     session.execute(
         text("INSERT INTO hpo_terms_new "
-             "(id, hpo_id, name, layperson, ic, self_ic, parents, ancestors) "
-             "VALUES (:id, :hpo_id, :name, :layperson, :ic, :self_ic, :parents, :ancestors)"),
+             "(id, hpo_id, name, layperson, ic, self_ic, parents, ancestors, informative) "
+             "VALUES (:id, :hpo_id, :name, :layperson, :ic, :self_ic, :parents, :ancestors, "
+             "CAST('{}' AS int[]))"),
         [
             {"id": t.id, "hpo_id": hpo_id(t.id), "name": t.name[:300],
              "layperson": next((label[:300] for label, kind in synonyms.get(t.id, ())
@@ -166,6 +167,10 @@ def import_vocabulary(session: Session, *, obo: Path | None = None,
         "ic = excluded.ic, self_ic = excluded.self_ic, parents = excluded.parents, "
         "ancestors = excluded.ancestors"
     ))
+    session.execute(text(
+        "UPDATE hpo_terms t SET informative = coalesce((SELECT array_agg(a ORDER BY a) "
+        "FROM unnest(t.ancestors) AS a JOIN hpo_terms x ON x.id = a AND x.ic >= :informative), "
+        "'{}')"), {"informative": INFORMATIVE_IC})
     labels: dict[tuple[int, str], tuple[str, int]] = {}
     for term in terms:
         for label, kind in [*synonyms.get(term.id, ()), (term.name, NAME)]:

@@ -32,6 +32,8 @@ def upgrade() -> None:
         sa.Column("self_ic", sa.Float(), nullable=False),
         sa.Column("parents", postgresql.ARRAY(sa.Integer()), nullable=False),
         sa.Column("ancestors", postgresql.ARRAY(sa.Integer()), nullable=False),
+        # the ancestors with IC >= hpo_vocabulary.informative_ic (soulmates candidates)
+        sa.Column("informative", postgresql.ARRAY(sa.Integer()), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_hpo_terms")),
     )
     op.create_table(
