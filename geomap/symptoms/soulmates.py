@@ -5,8 +5,8 @@ condition (or any condition when widened), who opted in to matching, minus block
 either way; the searcher must be listable too (reciprocity) and opted in.
 
 Candidates come from PostgreSQL: a GIN index over each profile's informative ancestor
-terms finds members sharing at least one, pre-ranked by how many they share; the
-best ``POOL`` are re-ranked exactly by Resnik best-match average
+terms finds members sharing at least one, pre-ranked by a cosine-like overlap of
+those ancestors; the best ``POOL`` are re-ranked exactly by Resnik best-match average
 (:mod:`geomap.symptoms.similarity`). Others see a coarse label, never a score; only
 the symptoms both list; the place label and distance band exactly as nearby gives
 them (floor cells only); order within a label is keyed (HMAC), not by score.
@@ -27,7 +27,7 @@ from geomap.privacy import DISTANCE_BANDS, cell_distance_km, distance_band, keye
 from geomap.symptoms.similarity import VERY_SIMILAR, SetScorer, self_score, similarity_label
 
 SOULMATES_MAX = 30
-POOL = 400
+POOL = 1000
 _LABEL_ORDER = {VERY_SIMILAR: 0}
 
 _BLOCKS = (
@@ -120,15 +120,18 @@ def soulmates(session: Session, *, member_id: int, condition_slug: str | None, s
     """
     condition, my_cell, my_terms = _searcher(session, member_id, condition_slug)
     in_condition = ("n.condition_id = :condition" if condition is not None else "TRUE")
+    # Pre-rank: shared informative ancestors over the square root of the candidate's
+    # (a cosine-like overlap: raw counts favour long lists, which BMA does not).
     rows = session.execute(
         text(
+            "WITH mine AS (SELECT informative FROM soulmate_profiles WHERE member_id = :me) "
             "SELECT p.member_id, p.terms, min(n.floor_cell) FROM soulmate_profiles p "
             f"JOIN nearby_members n ON n.member_id = p.member_id AND {in_condition} "
-            "WHERE p.informative && (SELECT informative FROM soulmate_profiles "
-            "WHERE member_id = :me) AND p.member_id <> :me AND " + _BLOCKS + " "
-            "GROUP BY p.member_id, p.terms, p.informative "
-            "ORDER BY icount(p.informative & (SELECT informative FROM soulmate_profiles "
-            "WHERE member_id = :me)) DESC, p.member_id LIMIT :pool"
+            "CROSS JOIN mine WHERE p.informative && mine.informative "
+            "AND p.member_id <> :me AND " + _BLOCKS + " "
+            "GROUP BY p.member_id, p.terms, p.informative, mine.informative "
+            "ORDER BY icount(p.informative & mine.informative) "
+            "/ sqrt(icount(p.informative) + 1.0) DESC, p.member_id LIMIT :pool"
         ),
         {"me": member_id, "condition": condition, "pool": POOL},
     ).all()
