@@ -165,6 +165,27 @@ def geo_import(ctx: Context, if_empty: bool) -> None:
     click.echo(f"Loaded {places:,} places and {countries} countries.")
 
 
+@main.group()
+def symptoms() -> None:
+    """Manage the symptoms vocabulary (Human Phenotype Ontology, offline from hpo3)."""
+
+
+@symptoms.command("import")
+@click.option("--obo", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="An hp.obo file whose exact and layperson synonyms become labels.")
+@click.option("--force", is_flag=True, help="Load again even if this version is loaded.")
+@pass_context
+def symptoms_import(ctx: Context, obo: Path | None, force: bool) -> None:
+    """Load HPO terms, labels, information content and ancestors (idempotent)."""
+    from geomap.session import session_scope
+    from geomap.symptoms.vocabulary import import_vocabulary
+
+    with session_scope(ctx.engine) as session:
+        loaded = import_vocabulary(session, obo=obo, force=force)
+    click.echo(f"Loaded {loaded:,} symptom terms." if loaded
+               else "Symptoms vocabulary already loaded.")
+
+
 # --- members ---------------------------------------------------------------------
 
 
@@ -193,6 +214,7 @@ def demo(ctx: Context, count: int, seed: int, if_empty: bool, no_publish: bool) 
         batch, prefixes = demo_data.generate(session, count, seed, on_land=deriver.on_land)
         with click.progressbar(length=count, label="Demo members") as bar:
             load_members(session, batch, deriver, progress=bar.update, pseudonym_prefix=prefixes)
+        demo_data.add_symptoms(session, seed)
         seconds = time.perf_counter() - started
     click.echo(f"Added {count:,} demo members in {seconds:.1f} s ({count / seconds:,.0f}/s).")
     if not no_publish:

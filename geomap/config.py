@@ -188,6 +188,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Connection requests and messages a member may send.",
     ),
     Setting(
+        "GEOMAP_SYMPTOMS_RATE_LIMIT",
+        _parse_rate_limit,
+        "60 per hour; 300 per day",
+        "Changes to a member's symptoms and matching opt-in (page and API together).",
+    ),
+    Setting(
         "GEOMAP_NEARBY_MAX_KM",
         _parse_int(50, 5000),
         "1000",

@@ -111,3 +111,10 @@ def generate(session: Session, members: int, seed: int, anchor: datetime | None 
         conditions=conditions,
     )
     return batch, prefixes
+
+
+def add_symptoms(session: Session, seed: int) -> int:
+    """Give the demo members symptom sets from their condition (see geomap.symptoms.demo)."""
+    from geomap.symptoms.demo import add_demo_symptoms
+
+    return add_demo_symptoms(session, seed)

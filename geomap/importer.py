@@ -15,10 +15,11 @@ role       no        patient (default), relative, carer, professional, researche
 visibility no        map (default), country, hidden
 contactable no       true/false, yes/no, 1/0 (default true)
 joined_at  no        ISO 8601 date or date-time (default: now; UTC if no zone)
+symptoms   no        HPO ids separated by ``;`` (see geomap.symptoms.ingest)
 ========== ========= ==========================================================
 
 GeoJSON: a FeatureCollection of Point features with the same properties
-(``conditions`` may also be a list of slugs); the point is the geometry, or
+(``conditions`` and ``symptoms`` may also be lists); the point is the geometry, or
 ``city`` and ``country`` properties when the geometry is null.
 
 Validation reports every bad row with its line number (``features[i]`` for GeoJSON)
@@ -42,9 +43,10 @@ from sqlalchemy.orm import Session
 from geomap.geo.derive import KeyDeriver
 from geomap.members_bulk import MemberBatch, load_members
 from geomap.models import ROLES, VISIBILITIES
+from geomap.symptoms.ingest import parse_symptom_cells, store_symptoms
 
 COLUMNS = ("pseudonym", "lat", "lng", "city", "country", "conditions", "role", "visibility",
-           "contactable", "joined_at")
+           "contactable", "joined_at", "symptoms")
 _TRUE = {"true", "yes", "1", "t", "y"}
 _FALSE = {"false", "no", "0", "f", "n"}
 
@@ -84,6 +86,7 @@ class Validated:
     batch: MemberBatch
     errors: list[RowError]
     rows: int
+    symptoms: list[list[int]] = field(default_factory=list)  # aligned with batch
 
 
 def read_records(path: Path, fmt: str | None = None) -> Records:
@@ -159,7 +162,7 @@ def _read_geojson(path: Path) -> Records:
         else:
             for name in COLUMNS:
                 value = props.get(name)
-                if isinstance(value, list) and name == "conditions":
+                if isinstance(value, list) and name in ("conditions", "symptoms"):
                     value = ";".join(str(v) for v in value)
                 values[name] = "" if value is None else str(value).strip()
             if isinstance(props.get("contactable"), bool):
@@ -289,6 +292,11 @@ def validate(session: Session, records: Records, now: datetime | None = None) ->
             reasons[i] = f"unknown condition {unknown[0][:64]!r}"
         conditions.append(sorted({slugs_to_id[s] for s in slugs if s in slugs_to_id}))
 
+    symptom_sets, symptom_reasons = parse_symptom_cells(session, cols["symptoms"])
+    for i, reason in enumerate(symptom_reasons):
+        if reason is not None and reasons[i] is None:
+            reasons[i] = reason
+
     roles = np.array([r.lower() or "patient" for r in cols["role"]], dtype=object)
     reject(~np.isin(roles, ROLES), f"role must be one of {', '.join(ROLES)}")
     visibilities = np.array([v.lower() or "map" for v in cols["visibility"]], dtype=object)
@@ -350,7 +358,8 @@ def validate(session: Session, records: Records, now: datetime | None = None) ->
         RowError(records.where[i], reason)
         for i, reason in enumerate(reasons) if reason is not None
     ]
-    return Validated(batch=batch, errors=errors, rows=n)
+    return Validated(batch=batch, errors=errors, rows=n,
+                     symptoms=[symptom_sets[i] for i in keep])
 
 
 def _taken_pseudonyms(session: Session, lowered: Sequence[str]) -> set[str]:
@@ -378,6 +387,8 @@ def import_members(session: Session, validated: Validated, deriver: KeyDeriver, 
     if all_or_nothing and validated.errors:
         return 0
     ids = load_members(session, validated.batch, deriver, progress=progress)
+    if validated.symptoms:
+        store_symptoms(session, ids, validated.symptoms)
     return len(ids)
 
 

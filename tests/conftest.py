@@ -30,6 +30,7 @@ from geomap.members_bulk import load_members
 from geomap.migrate import upgrade
 from geomap.publish import publish
 from geomap.session import session_scope
+from geomap.symptoms.vocabulary import import_vocabulary
 
 K = 5
 FLOOR = 5
@@ -96,6 +97,7 @@ def reference_template(server_url: str) -> str:
     with session_scope(engine) as session:
         reference.import_places(session)
         reference.import_countries(session)
+        import_vocabulary(session)
     engine.dispose()
     return name
 
@@ -111,6 +113,7 @@ def community_url(server_url: str, reference_template: str) -> str:
         deriver = KeyDeriver(session, FLOOR)
         batch, prefixes = demo.generate(session, DEMO_MEMBERS, DEMO_SEED, on_land=deriver.on_land)
         load_members(session, batch, deriver, pseudonym_prefix=prefixes)
+        demo.add_symptoms(session, DEMO_SEED)
     with session_scope(engine) as session:
         publish(session, k=K, floor=FLOOR)
     engine.dispose()

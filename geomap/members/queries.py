@@ -21,6 +21,7 @@ from geomap.geo.derive import deriver_for
 from geomap.members.errors import MemberInputError, MemberNotFoundError
 from geomap.models import ROLES, VISIBILITIES
 from geomap.publish.nearby_index import sync_member
+from geomap.symptoms.queries import export as symptoms_export
 
 PLACE_QUERY_MAX = 100
 PLACE_RESULTS = 10
@@ -345,6 +346,7 @@ def export(session: Session, member_id: int) -> dict[str, Any]:
         "messages": [dict(row) for row in messages],
         "blocks": [dict(row) for row in blocks],
         "reports": [dict(row) for row in reports],
+        **symptoms_export(session, member_id),
     })
 
 

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 from geomap.geo.reference import raw_connection
 from geomap.publish.regions import publish_regions
 from geomap.publish.snapshots import refresh_snapshots
+from geomap.publish.symptoms import publish_symptoms
 from geomap.publish.views import Markers, cell_lines, published_markers
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,8 @@ def _publish_regions(session: Session, version: int, k: int, floor: int) -> None
 
 
 EXTRA_PUBLISHERS.append(_publish_regions)
+EXTRA_PUBLISHERS.append(publish_symptoms)  # the public symptom picture per condition
+
 
 def _int_table(rows: list, columns: int) -> np.ndarray:
     """Return result rows of integers as an (n, columns) int64 array (fast path)."""

@@ -6,6 +6,7 @@ from flask import Blueprint, Response, abort, current_app, render_template
 
 from geomap.database import db
 from geomap.publish import published
+from geomap.publish.symptoms import symptom_picture
 from geomap.web.api import healthz
 from geomap.web.maps import first_viewport_url, world_map
 
@@ -45,6 +46,7 @@ def condition_map(slug: str) -> str:
         map=parts,
         k=config["GEOMAP_K"],
         preload_url=first_viewport_url(slug, INITIAL_ZOOM),
+        symptom_picture=symptom_picture(db.public_session, condition.id),
     )
 
 

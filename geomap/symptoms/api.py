@@ -1,0 +1,113 @@
+"""The symptoms JSON API: term type-ahead, my symptoms, the opt-in, my soulmates.
+
+Errors are the members API's JSON errors (400 bad input, 401 anonymous, 409 a state
+that does not allow the request, 429 too many requests). Nobody's symptoms are in
+any answer but their owner's, except the symptoms a soulmate shares with the caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from flask_login import current_user
+
+from geomap.auth import member_required
+from geomap.database import db
+from geomap.members.errors import MemberInputError
+from geomap.symptoms import queries
+from geomap.symptoms import soulmates as soulmate_queries
+
+bp = Blueprint("symptoms_api", __name__, url_prefix="/api/v1")
+
+
+def _me() -> int:
+    """Return the signed-in member's id."""
+    return int(current_user.member_id)
+
+
+def _json_body() -> dict[str, Any]:
+    """Return the request's JSON object; raise MemberInputError otherwise."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise MemberInputError("Send a JSON object (Content-Type: application/json).")
+    return body
+
+
+@bp.get("/symptom-terms")
+@member_required
+def terms() -> Response:
+    """Return symptom terms matching ``q`` (labels, synonyms or an HPO id)."""
+    matches = queries.search_terms(db.session, request.args.get("q", ""))
+    return jsonify(terms=[asdict(match) for match in matches])
+
+
+def _own() -> dict[str, Any]:
+    """Return my symptoms and opt-in, ready for JSON."""
+    own = queries.my_symptoms(db.session, _me())
+    return {
+        "symptoms": [asdict(s) for s in own.symptoms],
+        "matching": own.opted_in,
+        "max_symptoms": queries.MAX_SYMPTOMS,
+    }
+
+
+@bp.get("/me/symptoms")
+@member_required
+def my_symptoms() -> Response:
+    """Return my symptoms and whether I take part in matching."""
+    return jsonify(_own())
+
+
+@bp.post("/me/symptoms")
+@member_required
+def add() -> tuple[Response, int]:
+    """Add a symptom: ``{"hpo_id": "HP:0001250"}``."""
+    queries.add_symptom(db.session, _me(), _json_body().get("hpo_id"))
+    db.session.commit()
+    return jsonify(_own()), 201
+
+
+@bp.delete("/me/symptoms/<hpo_id>")
+@member_required
+def remove(hpo_id: str) -> Response:
+    """Remove one of my symptoms."""
+    queries.remove_symptom(db.session, _me(), hpo_id)
+    db.session.commit()
+    return jsonify(_own())
+
+
+@bp.put("/me/symptom-matching")
+@member_required
+def matching() -> Response:
+    """Opt in to matching (``{"opted_in": true}``) or withdraw (``false``)."""
+    opted_in = _json_body().get("opted_in")
+    if not isinstance(opted_in, bool):
+        raise MemberInputError("Send \"opted_in\": true or false.")
+    queries.set_matching(db.session, _me(), opted_in)
+    db.session.commit()
+    return jsonify(_own())
+
+
+@bp.get("/soulmates")
+@member_required
+def soulmates() -> Response:
+    """Return my soulmates: ``?condition=<slug>`` or ``?every=1`` for every condition."""
+    every = request.args.get("every") == "1"
+    slug = request.args.get("condition")
+    if not every and not slug:
+        raise MemberInputError("Say which condition (?condition=<slug>) or ?every=1.")
+    result = soulmate_queries.soulmates(
+        db.session, member_id=_me(), condition_slug=None if every else slug,
+        secret=current_app.config["SECRET_KEY"],
+        max_km=current_app.config["GEOMAP_NEARBY_MAX_KM"],
+    )
+    db.session.commit()
+    return jsonify(
+        condition=result.condition,
+        members=[asdict(m) for m in result.members],
+        areas=[{"cell": a.cell, "lat": a.lat, "lng": a.lng, "place": a.place,
+                "count": len(a.pseudonyms), "pseudonyms": list(a.pseudonyms)}
+               for a in result.areas],
+    )

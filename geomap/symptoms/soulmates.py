@@ -1,0 +1,225 @@
+"""My soulmates: opted-in members whose symptoms are most like mine, and their map.
+
+Who may be listed: members in the nearby index (on the map and contactable) with the
+condition (or any condition when widened), who opted in to matching, minus blocks
+either way; the searcher must be listable too (reciprocity) and opted in.
+
+Candidates come from PostgreSQL: a GIN index over each profile's informative ancestor
+terms finds members sharing at least one, pre-ranked by a cosine-like overlap of
+those ancestors; the best ``POOL`` are re-ranked exactly by Resnik best-match average
+(:mod:`geomap.symptoms.similarity`). Others see a coarse label, never a score; only
+the symptoms both list; the place label and distance band exactly as nearby gives
+them (floor cells only); order within a label is keyed (HMAC), not by score.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import h3.api.basic_int as h3i
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from geomap.members.errors import MemberConflictError, MemberInputError
+from geomap.members.nearby import band_runs, cell_labels
+from geomap.privacy import DISTANCE_BANDS, cell_distance_km, distance_band, keyed_order
+from geomap.symptoms.similarity import VERY_SIMILAR, SetScorer, self_score, similarity_label
+
+SOULMATES_MAX = 30
+POOL = 1000
+_LABEL_ORDER = {VERY_SIMILAR: 0}
+
+_BLOCKS = (
+    "NOT EXISTS (SELECT 1 FROM member_blocks b WHERE "
+    "(b.blocker_id = :me AND b.blocked_id = p.member_id) OR "
+    "(b.blocker_id = p.member_id AND b.blocked_id = :me))"
+)
+
+
+@dataclass(frozen=True)
+class SharedSymptom:
+    """A symptom both members list."""
+
+    hpo_id: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Soulmate:
+    """A soulmate as the searcher may see them: no point, no score, shared symptoms only."""
+
+    pseudonym: str
+    role: str
+    similarity: str
+    place: str
+    distance_band: str
+    shared_symptoms: tuple[SharedSymptom, ...]
+
+
+@dataclass(frozen=True)
+class SoulmateArea:
+    """One area of the soulmates map: a floor cell's centre and who is there."""
+
+    cell: str
+    lat: float
+    lng: float
+    place: str
+    pseudonyms: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Soulmates:
+    """My soulmates for a condition (or every condition), and their areas."""
+
+    condition: str | None
+    members: tuple[Soulmate, ...]
+    areas: tuple[SoulmateArea, ...]
+
+
+def _searcher(session: Session, member_id: int, condition_slug: str | None
+              ) -> tuple[int | None, int, list[int]]:
+    """Return (condition id or None, my floor cell, my terms); raise when I may not search."""
+    condition = None
+    if condition_slug is not None:
+        if len(condition_slug) > 64 or "\x00" in condition_slug:
+            raise MemberInputError("There is no such condition.")
+        condition = session.execute(
+            text("SELECT id FROM conditions WHERE slug = :slug"), {"slug": condition_slug}
+        ).scalar_one_or_none()
+        if condition is None:
+            raise MemberInputError(f"There is no condition {condition_slug!r}.")
+    row = session.execute(
+        text("SELECT (SELECT floor_cell FROM member_locations WHERE member_id = :id), "
+             "EXISTS (SELECT 1 FROM nearby_members WHERE member_id = :id "
+             "AND (CAST(:condition AS smallint) IS NULL OR condition_id = :condition)), "
+             "(SELECT terms FROM soulmate_profiles WHERE member_id = :id), "
+             "EXISTS (SELECT 1 FROM symptom_matching WHERE member_id = :id)"),
+        {"id": member_id, "condition": condition},
+    ).one()
+    cell, listable, terms, opted_in = row
+    if cell is None:
+        raise MemberConflictError("Set your location in your settings first.")
+    if not listable:
+        raise MemberConflictError(
+            "Only members who are on the map, can be contacted and have this condition "
+            "can see soulmates: change that in your settings first.")
+    if not opted_in:
+        raise MemberConflictError("Take part in matching on your symptoms page first.")
+    if not terms:
+        raise MemberConflictError("Add at least one symptom first.")
+    return (int(condition) if condition is not None else None), int(cell), list(terms)
+
+
+def soulmates(session: Session, *, member_id: int, condition_slug: str | None, secret: str,
+              max_km: float, limit: int = SOULMATES_MAX) -> Soulmates:
+    """Return my most similar opted-in soulmates (``condition_slug`` None: every condition).
+
+    Raises MemberInputError for an unknown condition and MemberConflictError when the
+    member may not search (no location, not listable, not opted in, no symptoms).
+    """
+    condition, my_cell, my_terms = _searcher(session, member_id, condition_slug)
+    in_condition = ("n.condition_id = :condition" if condition is not None else "TRUE")
+    # Pre-rank: shared informative ancestors over the square root of the candidate's
+    # (a cosine-like overlap: raw counts favour long lists, which BMA does not).
+    rows = session.execute(
+        text(
+            "WITH mine AS (SELECT informative FROM soulmate_profiles WHERE member_id = :me) "
+            "SELECT p.member_id, p.terms, min(n.floor_cell) FROM soulmate_profiles p "
+            f"JOIN nearby_members n ON n.member_id = p.member_id AND {in_condition} "
+            "CROSS JOIN mine WHERE p.informative && mine.informative "
+            "AND p.member_id <> :me AND " + _BLOCKS + " "
+            "GROUP BY p.member_id, p.terms, p.informative, mine.informative "
+            "ORDER BY icount(p.informative & mine.informative) "
+            "/ sqrt(icount(p.informative) + 1.0) DESC, p.member_id LIMIT :pool"
+        ),
+        {"me": member_id, "condition": condition, "pool": POOL},
+    ).all()
+    ranked = rank(session, my_terms, [(row[0], list(row[1])) for row in rows])
+    cells = {row[0]: int(row[2]) for row in rows}
+    picked = ranked[:limit]
+    picked.sort(key=lambda item: (_LABEL_ORDER.get(item[1], 1),
+                                  keyed_order(secret, member_id, item[0])))
+    return _describe(session, member_id, my_cell, my_terms, picked, cells,
+                     condition_slug, max_km)
+
+
+def rank(session: Session, my_terms: list[int], candidates: list[tuple[int, list[int]]]
+         ) -> list[tuple[int, str]]:
+    """Return (member id, label) of the candidates that are soulmates, most similar first.
+
+    Exact Resnik best-match average from the stored ancestors and IC (one query);
+    ties keep the candidates' order.
+    """
+    if not candidates:
+        return []
+    terms = sorted({t for _m, ts in candidates for t in ts} | set(my_terms))
+    rows = session.execute(
+        text("SELECT id, ancestors, self_ic FROM hpo_terms WHERE id = ANY(CAST(:ids AS int[]))"),
+        {"ids": terms},
+    ).all()
+    ancestors = {row[0]: row[1] for row in rows}
+    self_ic = {row[0]: row[2] for row in rows}
+    mine = sorted({a for t in my_terms for a in ancestors[t]})
+    ic = dict(session.execute(
+        text("SELECT id, ic FROM hpo_terms WHERE id = ANY(CAST(:ids AS int[]))"), {"ids": mine}
+    ).all())
+    scorer = SetScorer(my_terms, ancestors, ic)
+    own = self_score(my_terms, self_ic)
+    scored = []
+    for position, (member, their_terms) in enumerate(candidates):
+        score = scorer.score(their_terms)
+        label = similarity_label(score, own, self_score(their_terms, self_ic))
+        if label is not None:
+            scored.append((-score, position, member, label))
+    scored.sort()
+    return [(member, label) for _s, _p, member, label in scored]
+
+
+def band_label(my_cell: int, their_cell: int, max_km: float) -> str:
+    """Return the distance band between two floor cells exactly as nearby gives it.
+
+    Within nearby's reach the band is the ring of :func:`geomap.members.nearby.band_runs`
+    that holds the cell; beyond it, the band of the centre-to-centre distance.
+    """
+    for band, runs in enumerate(band_runs(my_cell, float(max_km))):
+        if any(lo <= their_cell <= hi for lo, hi in runs):
+            return DISTANCE_BANDS[band][1]
+    return distance_band(cell_distance_km(my_cell, their_cell))
+
+
+def _describe(session: Session, member_id: int, my_cell: int, my_terms: list[int],
+              picked: list[tuple[int, str]], cells: dict[int, int], condition_slug: str | None,
+              max_km: float) -> Soulmates:
+    """Return the picked soulmates as others may see them, and their areas."""
+    if not picked:
+        return Soulmates(condition_slug, (), ())
+    ids = [member for member, _label in picked]
+    people = {row[0]: (row[1], row[2]) for row in session.execute(
+        text("SELECT id, pseudonym, role FROM members WHERE id = ANY(CAST(:ids AS bigint[]))"),
+        {"ids": ids},
+    ).all()}
+    shared: dict[int, list[SharedSymptom]] = defaultdict(list)
+    for member, hpo, label in session.execute(
+        text("SELECT s.member_id, t.hpo_id, coalesce(t.layperson, t.name) FROM member_symptoms s "
+             "JOIN hpo_terms t ON t.id = s.term_id "
+             "WHERE s.member_id = ANY(CAST(:ids AS bigint[])) "
+             "AND s.term_id = ANY(CAST(:mine AS int[])) ORDER BY s.member_id, t.id"),
+        {"ids": ids, "mine": my_terms},
+    ).all():
+        shared[member].append(SharedSymptom(hpo, label))
+    labels = cell_labels(session, sorted({cells[m] for m in ids}))
+    members = tuple(
+        Soulmate(people[m][0], people[m][1], label, labels[cells[m]],
+                 band_label(my_cell, cells[m], max_km), tuple(shared[m]))
+        for m, label in picked
+    )
+    by_cell: dict[int, list[str]] = defaultdict(list)
+    for m, _label in picked:
+        by_cell[cells[m]].append(people[m][0])
+    areas = tuple(
+        SoulmateArea(h3i.int_to_str(cell), *h3i.cell_to_latlng(cell), labels[cell],
+                     tuple(sorted(names)))
+        for cell, names in sorted(by_cell.items())
+    )
+    return Soulmates(condition_slug, members, areas)
