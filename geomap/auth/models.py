@@ -24,7 +24,13 @@ class Account(UserMixin, Base):
         BigInteger, ForeignKey("members.id", ondelete="CASCADE"), unique=True
     )
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_moderator: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    @property
+    def can_moderate(self) -> bool:
+        """Return whether this account may use the moderation queue (moderators, admins)."""
+        return bool(self.is_moderator or self.is_admin)
 
     def set_password(self, password: str) -> None:
         """Store a salted scrypt hash of ``password``."""
