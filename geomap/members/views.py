@@ -14,6 +14,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from flask_login import current_user, logout_user
@@ -63,9 +64,11 @@ def settings() -> str:
                              "introduction": own.introduction,
                              "age_group": own.age_group or "",
                              "treatment_phase": own.treatment_phase or ""})
-    wanted = request.args.get("condition")
-    if wanted and wanted not in own.conditions and not form.is_submitted():
+    wanted = request.args.get("condition") or session.pop("join_condition", None)
+    known = {c.slug for c in queries.conditions(db.session)}
+    if wanted in known and wanted not in own.conditions:
         form.conditions.data = [*own.conditions, wanted]  # "Join" from a map preselects it
+        flash("We ticked this map's condition for you below: save to join it.")
     return _settings_page(own, form, LocationForm())
 
 
@@ -78,6 +81,19 @@ def _settings_page(own: queries.Profile, form: ProfileForm, location_form: Locat
     return render_template("members/settings.html", profile=own, form=form,
                            location_form=location_form, timing=timing,
                            role_labels=ROLE_LABELS), status
+
+
+@bp.get("/join/<slug>")
+def join(slug: str) -> Response:
+    """Join a condition's map: sign up (or, if signed in, settings) with it preselected."""
+    if slug not in {c.slug for c in queries.conditions(db.session)}:
+        abort(404, description=f"There is no condition {slug[:64]!r}.")
+    if current_user.is_authenticated and current_user.member_id is not None:
+        return redirect(url_for("members.settings", condition=slug))
+    session["join_condition"] = slug
+    if current_user.is_authenticated:  # an admin or moderator: no member profile
+        return redirect(url_for("pages.condition_map", slug=slug))
+    return redirect(url_for("auth.signup"))
 
 
 @bp.post("/settings")

@@ -87,6 +87,14 @@ def upgrade() -> None:
     )
 
 
+    # Map popups label published cells from public reference data (GeoNames places,
+    # Natural Earth countries): the public read path may read those two tables.
+    op.execute(
+        "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'geomap_public') THEN "
+        "EXECUTE 'GRANT SELECT ON places, countries TO geomap_public'; END IF; END $$"
+    )
+
+
 def downgrade() -> None:
     op.drop_table("moderation_log")
     op.drop_index("ix_message_reports_open", table_name="message_reports")
