@@ -128,7 +128,8 @@ def test_candidate_query_uses_the_floor_cell_index(fresh_db_url) -> None:
         conn.execute(text(
             "INSERT INTO members (id, pseudonym, pseudonym_key, role, visibility, contactable) "
             "SELECT i, 'm' || i, 'm' || i, 'patient', "
-            "CASE WHEN i % 10 = 0 THEN 'hidden' ELSE 'map' END, i % 5 <> 0 FROM generate_series(1, 200000) i"))
+            "CASE WHEN i % 10 = 0 THEN 'hidden' ELSE 'map' END, i % 5 <> 0 "
+            "FROM generate_series(1, 200000) i"))
         conn.execute(text(
             "INSERT INTO member_conditions (condition_id, member_id) "
             "SELECT 1 + i % 3, i FROM generate_series(1, 200000) i"))
