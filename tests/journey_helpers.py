@@ -132,3 +132,27 @@ def axe_violations(page) -> list[dict]:  # noqa: ANN001
 def describe(violations: list[dict]) -> str:
     """Return axe violations as readable JSON for an assertion message."""
     return json.dumps(violations, indent=1)
+
+
+def add_people(site: JourneySite, *people: tuple[str, dict]) -> dict[str, int]:
+    """Add members (pseudonym, add_member options) to the served community; return ids."""
+    engine = create_engine(site.db_url)
+    ids = {}
+    with session_scope(engine) as session:
+        for pseudonym, options in people:
+            ids[pseudonym] = add_member(session, pseudonym, **options)[1]
+    engine.dispose()
+    return ids
+
+
+def connect_people(site: JourneySite, asker: int, answerer: str, messages: list[str]) -> int:
+    """Make ``asker`` and ``answerer`` connected, the answerer writing ``messages``."""
+    engine = create_engine(site.db_url)
+    with session_scope(engine) as session:
+        connection = social.request_connection(session, asker, answerer, "Hello")
+        other = social.member_id_by_pseudonym(session, answerer)
+        social.respond(session, other, connection, accept=True)
+        for body in messages:
+            social.send_message(session, other, connection, body)
+    engine.dispose()
+    return connection
