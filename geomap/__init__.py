@@ -17,7 +17,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from geomap.auth import views as auth_views
     from geomap.database import db
     from geomap.embedded_pg import database_url
-    from geomap.web import admin, api, embed, errors, pages, security
+    from geomap.web import admin, api, assets, embed, errors, pages, security
 
     app = Flask(
         __name__,
@@ -42,6 +42,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     security.init_app(app)
+    assets.init_app(app)
     errors.init_app(app)
     auth.init_app(app)
     app.register_blueprint(pages.bp)
