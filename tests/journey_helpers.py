@@ -8,6 +8,7 @@ opens in a fresh browser context already signed in.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,7 +73,7 @@ def build_community(db_url: str) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def journey_site(server_url, reference_template, tmp_path_factory) -> Iterator[JourneySite]:
     """The community above, served on 127.0.0.1 for this test module."""
-    name = f"geomap_journey_{abs(hash(tmp_path_factory.getbasetemp())) % 10**8}"
+    name = f"geomap_journey_{uuid.uuid4().hex[:10]}"
     db_url = _create_database(server_url, name, template=reference_template)
     ids = build_community(db_url)
     app = create_app(app_config(tmp_path_factory.mktemp("journey"), GEOMAP_DATABASE_URL=db_url,

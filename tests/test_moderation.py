@@ -281,3 +281,22 @@ def test_moderator_create_from_the_cli(fresh_db_url, tmp_path) -> None:
                                 "WHERE email = 'mod@example.org'")).one()
     engine.dispose()
     assert tuple(row) == (False, True)
+
+
+def test_import_refuses_look_alikes_of_taken_and_repeated_pseudonyms(session, tmp_path) -> None:
+    from geomap.importer import read_records, validate
+
+    create_member_account(session, pseudonym="harbor-otter", email="h@example.org",
+                          password="correct horse battery")
+    path = tmp_path / "members.csv"
+    path.write_text(
+        "pseudonym,lat,lng,conditions\n"
+        "HARBOR-OTTER,53.55,9.99,all\n"  # taken, in capitals
+        "quiet-lark,45.76,4.83,all\n"
+        "quiet-lаrk,45.76,4.83,all\n"  # repeats it with a Cyrillic а
+    )
+    validated = validate(session, read_records(path))
+    assert validated.batch.pseudonyms == ["quiet-lark"]
+    reasons = sorted(error.reason for error in validated.errors)
+    assert reasons[0] == "pseudonym is taken already"
+    assert reasons[1].startswith("pseudonym repeats")

@@ -192,7 +192,8 @@ def test_responses_hold_no_coordinates_or_email(connection, tmp_path, session, o
     body = client.get("/api/v1/nearby?condition=all").get_json()
     assert set(body) == {"condition", "page", "page_size", "has_next", "members"}
     for member in body["members"]:
-        assert set(member) == {"pseudonym", "role", "place", "distance_band"}
+        assert set(member) == {"pseudonym", "role", "place", "distance_band", "connection",
+                               "introduction", "age_group", "treatment_phase"}
     raw = client.get("/api/v1/nearby?condition=all").get_data(as_text=True)
     assert "@" not in raw and not re.search(r"\d+\.\d{3,}", raw)
 

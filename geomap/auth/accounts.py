@@ -29,7 +29,7 @@ def create_member_account(session: Session, *, pseudonym: str, email: str,
         raise AccountError("An account with this email exists already.")
     key = pseudonym_key(pseudonym)
     if session.scalars(select(Member.id).where(Member.pseudonym_key == key)).first():
-        raise AccountError("This pseudonym, or one that looks the same, is taken; "
+        raise AccountError("This pseudonym is taken (or one that looks the same); "
                            "please choose another.")
     member = Member(pseudonym=pseudonym, pseudonym_key=key, role="patient", visibility="map",
                     contactable=True)

@@ -36,7 +36,7 @@ from geomap.web.security import content_security_policy, tile_url
 
 bp = Blueprint("embed", __name__)
 
-EMBED_REVISION = "1"  # bump when the embed page's markup changes
+EMBED_REVISION = "2"  # bump when the embed page's markup changes
 EMBED_MAX_AGE = 300  # seconds browsers and proxies may reuse an embed page
 MAP_ENDPOINTS = ("pages.condition_map", "embed.map")
 
