@@ -217,3 +217,16 @@ def test_embed_editor_sets_the_initial_view(browser, journey_site, viewport) -> 
     frame.locator(".geomap-map[data-loaded-zoom='6']").wait_for()
     assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
     page.context.close()
+
+
+@SIZES
+def test_admin_choropleth_has_a_legend(browser, journey_site, viewport) -> None:  # noqa: F811
+    page = open_page(browser, journey_site, "boss@example.org", viewport)
+    page.goto(f"{journey_site.url}/admin/regions")
+    page.wait_for_selector(".geomap-map[data-coloured]", state="attached")
+    legend = page.locator(".choropleth-legend")
+    assert "Members per country" in legend.inner_text()
+    items = legend.locator("li").all_inner_texts()
+    assert items[0] == "none" and len(items) >= 3
+    assert re.search(r"or more$", items[-1])
+    page.context.close()

@@ -5,7 +5,7 @@ file's SHA-256, an in-memory manifest refreshed when a file's size or time chang
 A request whose ``v`` matches the file now on disk is answered ``Cache-Control:
 public, max-age=31536000, immutable``; any other keeps Flask's short default. Static
 responses are compressed with Flask-Compress (brotli, zstd or deflate, whichever the
-browser accepts), so the country outlines (~760 kB of TopoJSON) travel in ~100 kB and
+browser accepts), so the country outlines (756 kB of TopoJSON) travel in ~240 kB and
 are fetched once, not on each load.
 """
 
