@@ -13,12 +13,12 @@ from geomap.paths import resource
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the geomap web app, configured from ``test_config`` or the environment."""
-    from geomap import auth, members, symptoms
+    from geomap import auth, members, moderation, symptoms
     from geomap.auth import limits as auth_limits
     from geomap.auth import views as auth_views
     from geomap.database import db
     from geomap.embedded_pg import database_url
-    from geomap.web import admin, api, embed, errors, pages, security
+    from geomap.web import admin, api, assets, embed, errors, pages, security
 
     app = Flask(
         __name__,
@@ -43,6 +43,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     security.init_app(app)
+    assets.init_app(app)
     errors.init_app(app)
     auth.init_app(app)
     app.register_blueprint(pages.bp)
@@ -53,6 +54,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     members.init_app(app)
     auth_limits.init_app(app)
     symptoms.init_app(app)
+    moderation.init_app(app)
 
     @app.context_processor
     def _endpoints() -> dict[str, Any]:

@@ -372,9 +372,12 @@ def admin() -> None:
 @admin.command("create")
 @click.argument("email")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--role", type=click.Choice(["admin", "moderator"]), default="admin",
+              show_default=True,
+              help="admin: counts, moderation log and queue; moderator: the report queue.")
 @pass_context
-def admin_create(ctx: Context, email: str, password_stdin: bool) -> None:
-    """Create an admin account (or make an existing account an admin)."""
+def admin_create(ctx: Context, email: str, password_stdin: bool, role: str) -> None:
+    """Create an admin or moderator account (or give an existing account the role)."""
     from email_validator import EmailNotValidError, validate_email
 
     from geomap.auth.accounts import create_admin
@@ -393,8 +396,9 @@ def admin_create(ctx: Context, email: str, password_stdin: bool) -> None:
     if weak:
         raise click.ClickException(f"The password is refused: {weak}")
     with session_scope(ctx.engine) as session:
-        create_admin(session, email=email, password=password)
-    click.echo(f"Admin {email} is ready; sign in at /login.")
+        create_admin(session, email=email, password=password, role=role)
+    where = "/login, then /moderation" if role == "moderator" else "/login"
+    click.echo(f"{role.capitalize()} {email} is ready; sign in at {where}.")
 
 
 # --- mail ------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geomap.geo.derive import KeyDeriver
+from geomap.members.pseudonyms import pseudonym_key
 from geomap.members_bulk import MemberBatch, load_members
 from geomap.models import ROLES, VISIBILITIES
 from geomap.symptoms.ingest import parse_symptom_cells, store_symptoms
@@ -328,12 +329,13 @@ def validate(session: Session, records: Records, now: datetime | None = None) ->
             continue
         joined.append(value if value.tzinfo else value.replace(tzinfo=UTC))
 
-    # Pseudonyms: unique in the file and not taken already.
+    # Pseudonyms: unique in the file and not taken already, case and look-alikes
+    # folded (geomap.members.pseudonyms, the key the database keeps unique).
     first_seen: dict[str, int] = {}
     for i, pseudonym in enumerate(pseudonyms):
         if reasons[i] is not None or not pseudonym:
             continue
-        key = pseudonym.lower()
+        key = pseudonym_key(pseudonym)
         if key in first_seen:
             reasons[i] = f"pseudonym repeats {records.where[first_seen[key]]}"
         else:
@@ -362,15 +364,15 @@ def validate(session: Session, records: Records, now: datetime | None = None) ->
                      symptoms=[symptom_sets[i] for i in keep])
 
 
-def _taken_pseudonyms(session: Session, lowered: Sequence[str]) -> set[str]:
-    """Return the lower-cased pseudonyms among ``lowered`` that members have already."""
+def _taken_pseudonyms(session: Session, keys: Sequence[str]) -> set[str]:
+    """Return the pseudonym keys among ``keys`` that members have already."""
     taken: set[str] = set()
-    for start in range(0, len(lowered), 100_000):
-        chunk = list(lowered[start : start + 100_000])
+    for start in range(0, len(keys), 100_000):
+        chunk = list(keys[start : start + 100_000])
         taken.update(
             session.execute(
-                text("SELECT lower(pseudonym) FROM members "
-                     "WHERE lower(pseudonym) = ANY(CAST(:names AS text[]))"),
+                text("SELECT pseudonym_key FROM members "
+                     "WHERE pseudonym_key = ANY(CAST(:names AS text[]))"),
                 {"names": chunk},
             ).scalars()
         )

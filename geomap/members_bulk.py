@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from geomap.geo.derive import KeyDeriver
 from geomap.geo.reference import raw_connection
+from geomap.members.pseudonyms import pseudonym_key
 from geomap.publish import WHOLE_CONDITION_CELLS
 
 COPY_CHUNK = 50_000
@@ -125,19 +126,22 @@ def load_members(session: Session, batch: MemberBatch, deriver: KeyDeriver,
     id_list = ids.tolist()
     if batch.pseudonyms is None:
         prefixes = pseudonym_prefix or ["member"] * n
-        pseudonyms = [f"{p}-{i}" for p, i in zip(prefixes, id_list, strict=True)]
+        names = [f"{p}-{i}" for p, i in zip(prefixes, id_list, strict=True)]
     else:
-        pseudonyms = [_escape(p) for p in batch.pseudonyms]
+        names = list(batch.pseudonyms)
+    pseudonyms = [_escape(p) for p in names]
+    keys_of_names = [_escape(pseudonym_key(p)) for p in names]
     joined = _timestamps(batch.joined_at)
     flags = ["t" if c else "f" for c in batch.contactable]
     _copy_chunks(
         session,
-        "COPY members (id, pseudonym, role, visibility, contactable, joined_at) FROM STDIN",
+        "COPY members (id, pseudonym, pseudonym_key, role, visibility, contactable, joined_at) "
+        "FROM STDIN",
         (
             [
-                f"{i}\t{p}\t{r}\t{v}\t{c}\t{j}"
-                for i, p, r, v, c, j in zip(
-                    id_list[part], pseudonyms[part], batch.roles[part],
+                f"{i}\t{p}\t{key}\t{r}\t{v}\t{c}\t{j}"
+                for i, p, key, r, v, c, j in zip(
+                    id_list[part], pseudonyms[part], keys_of_names[part], batch.roles[part],
                     batch.visibilities[part], flags[part], joined[part], strict=True,
                 )
             ]

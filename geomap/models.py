@@ -29,6 +29,9 @@ from geomap.database import Base
 
 ROLES = ("patient", "relative", "carer", "professional", "researcher", "organisation")
 VISIBILITIES = ("map", "country", "hidden")
+AGE_GROUPS = ("child", "teenager", "adult")
+TREATMENT_PHASES = ("induction", "consolidation", "maintenance", "transplant", "survivorship")
+INTRODUCTION_MAX = 500
 
 
 class Condition(Base):
@@ -49,13 +52,27 @@ class Member(Base):
     __table_args__ = (
         CheckConstraint(f"role IN {ROLES!r}", name="role"),
         CheckConstraint(f"visibility IN {VISIBILITIES!r}", name="visibility"),
+        CheckConstraint(f"age_group IN {AGE_GROUPS!r}", name="age_group"),
+        CheckConstraint(f"treatment_phase IN {TREATMENT_PHASES!r}", name="treatment_phase"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     pseudonym: Mapped[str] = mapped_column(String(64), unique=True)
+    # Case and look-alikes folded (geomap.members.pseudonyms): unique, so "Ada" and
+    # "АDA" (Cyrillic А) cannot both exist.
+    pseudonym_key: Mapped[str] = mapped_column(String(256), unique=True)
     role: Mapped[str] = mapped_column(String(16), default="patient")
     visibility: Mapped[str] = mapped_column(String(8), default="map")
     contactable: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The optional profile, shown only to signed-in members.
+    introduction: Mapped[str] = mapped_column(String(INTRODUCTION_MAX), default="",
+                                              server_default="")
+    age_group: Mapped[str | None] = mapped_column(String(10))
+    treatment_phase: Mapped[str | None] = mapped_column(String(16))
+    # Moderation: a suspended member can sign in (to read, export, delete) but not
+    # contact anyone and is listed nowhere; a warning shows until they acknowledge it.
+    suspended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    warning: Mapped[str | None] = mapped_column(String(1000))
     joined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), index=True

@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 
 def visible_counts(page) -> list[int]:  # noqa: ANN001
-    labels = page.locator(".geomap-count span").all_inner_texts()
+    labels = page.locator(".geomap-count span[aria-hidden=true]").all_inner_texts()
     return [int(label.replace(",", "")) for label in labels]
 
 

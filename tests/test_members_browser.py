@@ -130,6 +130,7 @@ def test_member_journey(small_community_url, tmp_path, browser) -> None:
 
         # Ada blocks Bo: the thread closes for both.
         ada.click(".block-button")
+        ada.click("#confirm-block")  # blocking asks first
         ada.wait_for_selector("text=bo-heron is blocked.")
         bo.reload()
         bo.wait_for_selector("#thread-closed")

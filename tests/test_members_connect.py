@@ -109,10 +109,15 @@ def test_report_a_message(app, session, three_members, connected) -> None:
     ada, _bo, connection_id = connected
     message_id = ada.get(f"/api/v1/connections/{connection_id}/messages").get_json()[
         "messages"][0]["id"]
-    assert ada.post(f"/messages/{message_id}/report", data={"reason": "rude"}).status_code == 302
-    reports = session.execute(text("SELECT reason FROM message_reports WHERE message_id = :m"),
-                              {"m": message_id}).scalars().all()
-    assert reports == ["rude"]
+    # The report page shows the message and asks for a reason: none is a 400.
+    page = ada.get(f"/messages/{message_id}/report").get_data(as_text=True)
+    assert "Hello Ada &lt;script&gt;" in page and "Why are you reporting" in page
+    assert ada.post(f"/messages/{message_id}/report", data={}).status_code == 400
+    assert ada.post(f"/messages/{message_id}/report",
+                    data={"reason": "harassment", "details": "rude"}).status_code == 302
+    reports = session.execute(text("SELECT reason, status FROM message_reports "
+                                   "WHERE message_id = :m"), {"m": message_id}).all()
+    assert [tuple(r) for r in reports] == [("Harassment, threats or hate: rude", "open")]
 
 
 def test_one_member_cannot_read_or_touch_anothers_thread(app, three_members, connected) -> None:

@@ -126,9 +126,10 @@ def test_candidate_query_uses_the_floor_cell_index(fresh_db_url) -> None:
     engine = create_engine(fresh_db_url)
     with engine.begin() as conn:
         conn.execute(text(
-            "INSERT INTO members (id, pseudonym, role, visibility, contactable) "
-            "SELECT i, 'm' || i, 'patient', CASE WHEN i % 10 = 0 THEN 'hidden' ELSE 'map' END, "
-            "i % 5 <> 0 FROM generate_series(1, 200000) i"))
+            "INSERT INTO members (id, pseudonym, pseudonym_key, role, visibility, contactable) "
+            "SELECT i, 'm' || i, 'm' || i, 'patient', "
+            "CASE WHEN i % 10 = 0 THEN 'hidden' ELSE 'map' END, i % 5 <> 0 "
+            "FROM generate_series(1, 200000) i"))
         conn.execute(text(
             "INSERT INTO member_conditions (condition_id, member_id) "
             "SELECT 1 + i % 3, i FROM generate_series(1, 200000) i"))
@@ -191,7 +192,8 @@ def test_responses_hold_no_coordinates_or_email(connection, tmp_path, session, o
     body = client.get("/api/v1/nearby?condition=all").get_json()
     assert set(body) == {"condition", "page", "page_size", "has_next", "members"}
     for member in body["members"]:
-        assert set(member) == {"pseudonym", "role", "place", "distance_band"}
+        assert set(member) == {"pseudonym", "role", "place", "distance_band", "connection",
+                               "introduction", "age_group", "treatment_phase"}
     raw = client.get("/api/v1/nearby?condition=all").get_data(as_text=True)
     assert "@" not in raw and not re.search(r"\d+\.\d{3,}", raw)
 

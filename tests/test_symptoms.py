@@ -191,7 +191,7 @@ def test_who_may_search_and_who_is_listed(session) -> None:
         soulmates.soulmates(session, member_id=me, condition_slug="nope", secret="s",
                             max_km=1000)
     session.execute(text("UPDATE members SET visibility = 'hidden' WHERE id = :id"), {"id": me})
-    from geomap.members.nearby_index import sync_member
+    from geomap.publish.nearby_index import sync_member
     sync_member(session, me)
     with pytest.raises(MemberConflictError):  # reciprocity: only findable members search
         soulmates.soulmates(session, member_id=me, condition_slug="all", secret="s", max_km=1000)

@@ -100,6 +100,20 @@ def admin_required(view: F) -> F:
     return wrapped  # type: ignore[return-value]
 
 
+def moderator_required(view: F) -> F:
+    """Let only signed-in moderators and admins through: others get sign-in or 403."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        if not current_user.can_moderate:
+            abort(403, description="This page is for moderators only.")
+        return view(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
+
+
 def member_required(view: F) -> F:
     """Let only signed-in members (accounts with a member profile) through."""
 

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from geomap.auth import passwords
 from geomap.auth.models import Account, normalise_email
+from geomap.members.pseudonyms import pseudonym_key
 from geomap.models import Member
 
 
@@ -25,9 +26,9 @@ def find_by_email(session: Session, email: str) -> Account | None:
 
 
 def pseudonym_taken(session: Session, pseudonym: str) -> bool:
-    """Return whether a member already uses ``pseudonym`` (pseudonyms are public)."""
-    return session.scalars(
-        select(Member.id).where(Member.pseudonym == pseudonym.strip())).first() is not None
+    """Return whether a member uses ``pseudonym`` or a look-alike of it (same pseudonym key)."""
+    key = pseudonym_key(pseudonym.strip())
+    return session.scalars(select(Member.id).where(Member.pseudonym_key == key)).first() is not None
 
 
 def create_member_account(session: Session, *, pseudonym: str, email: str,
@@ -43,8 +44,10 @@ def create_member_account(session: Session, *, pseudonym: str, email: str,
     if find_by_email(session, email):
         raise AccountError("An account with this email exists already.")
     if pseudonym_taken(session, pseudonym):
-        raise AccountError("This pseudonym is taken; please choose another.")
-    member = Member(pseudonym=pseudonym, role="patient", visibility="map", contactable=True)
+        raise AccountError("This pseudonym is taken (or one that looks the same); "
+                           "please choose another.")
+    member = Member(pseudonym=pseudonym, pseudonym_key=pseudonym_key(pseudonym), role="patient",
+                    visibility="map", contactable=True)
     session.add(member)
     session.flush()
     now = datetime.now(UTC)
@@ -110,15 +113,30 @@ def mark_verified(account: Account) -> None:
         account.email_verified_at = datetime.now(UTC)
 
 
-def create_admin(session: Session, *, email: str, password: str) -> Account:
-    """Create an admin account, or make an existing account an admin with this password."""
+STAFF_ROLES = ("admin", "moderator")
+
+
+def create_admin(session: Session, *, email: str, password: str,
+                 role: str = "admin") -> Account:
+    """Create a staff account (``role`` admin or moderator), or give an existing one the role.
+
+    Admins read counts and the moderation log and may moderate; moderators handle the
+    report queue only. An existing account gets the new password and its sessions end.
+    Raises AccountError for another role.
+    """
+    if role not in STAFF_ROLES:
+        raise AccountError(f"The role must be one of {', '.join(STAFF_ROLES)}.")
     account = find_by_email(session, email)
     if account is None:
-        account = Account(email=normalise_email(email), is_admin=True, session_version=0)
+        account = Account(email=normalise_email(email), is_admin=False, is_moderator=False,
+                          session_version=0)
         session.add(account)
     else:
         end_sessions(account)  # a new password: the old sessions end
-    account.is_admin = True
+    if role == "admin":
+        account.is_admin = True
+    else:
+        account.is_moderator = True
     if account.email_verified_at is None:
         account.email_verified_at = datetime.now(UTC)  # the operator vouches for it
     account.set_password(password)

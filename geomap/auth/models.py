@@ -37,6 +37,7 @@ class Account(UserMixin, Base):
         BigInteger, ForeignKey("members.id", ondelete="CASCADE"), unique=True
     )
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_moderator: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     email_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     health_data_consent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -55,6 +56,11 @@ class Account(UserMixin, Base):
     def get_id(self) -> str:
         """Return the session's user id: ``"<account id>.<session version>"``."""
         return f"{self.id}.{self.session_version}"
+
+    @property
+    def can_moderate(self) -> bool:
+        """Return whether this account may use the moderation queue (moderators, admins)."""
+        return bool(self.is_moderator or self.is_admin)
 
     def set_password(self, password: str) -> None:
         """Store a salted scrypt hash of ``password``."""

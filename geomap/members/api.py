@@ -48,15 +48,21 @@ def places() -> Response:
 @bp.get("/nearby")
 @member_required
 def nearby() -> Response:
-    """Return a page of members with a condition near me, by distance band."""
+    """Return a page of members with a condition near me, by distance band.
+
+    Optional filters: ``role`` (one of the member roles) and ``band`` (an index of the
+    distance bands, 0 for "<25 km"). 409 for members who cannot be found themselves.
+    """
     slug = request.args.get("condition")
     if not slug:
         raise MemberInputError("Say which condition: ?condition=<slug>.")
     page = nearby_queries.parse_page(request.args.get("page"))
+    role, band = nearby_queries.parse_filters(request.args.get("role"),
+                                              request.args.get("band"))
     result = nearby_queries.nearby(
         db.session, member_id=_me(), condition_slug=slug, page=page,
         secret=current_app.config["SECRET_KEY"],
-        max_km=current_app.config["GEOMAP_NEARBY_MAX_KM"],
+        max_km=current_app.config["GEOMAP_NEARBY_MAX_KM"], role=role, band=band,
     )
     db.session.commit()
     return jsonify(

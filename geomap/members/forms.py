@@ -16,6 +16,7 @@ from wtforms.validators import DataRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from geomap.members.models import MESSAGE_MAX, REPORT_MAX, REQUEST_MAX
+from geomap.models import INTRODUCTION_MAX
 
 ROLE_LABELS = {
     "patient": "Person with the condition",
@@ -32,6 +33,23 @@ VISIBILITY_LABELS = {
 }
 
 
+AGE_GROUP_LABELS = {"child": "Child", "teenager": "Teenager", "adult": "Adult"}
+PHASE_LABELS = {
+    "induction": "Induction",
+    "consolidation": "Consolidation",
+    "maintenance": "Maintenance",
+    "transplant": "Transplant",
+    "survivorship": "Survivorship (after treatment)",
+}
+REPORT_REASONS = {
+    "harassment": "Harassment, threats or hate",
+    "spam": "Spam, advertising or fundraising",
+    "misinformation": "Dangerous medical advice",
+    "privacy": "Shares someone's private details",
+    "other": "Something else",
+}
+
+
 class ProfileForm(FlaskForm):
     """Conditions, role, visibility and whether others may contact me."""
 
@@ -42,6 +60,12 @@ class ProfileForm(FlaskForm):
     visibility = RadioField("Visibility", choices=list(VISIBILITY_LABELS.items()),
                             default="map")
     contactable = BooleanField("Other members may send me connection requests")
+    introduction = TextAreaField("A short introduction (optional)",
+                                 validators=[Optional(), Length(max=INTRODUCTION_MAX)])
+    age_group = SelectField("Age group (optional)",
+                            choices=[("", "Not said"), *AGE_GROUP_LABELS.items()], default="")
+    treatment_phase = SelectField("Treatment phase (optional)",
+                                  choices=[("", "Not said"), *PHASE_LABELS.items()], default="")
 
 
 class LocationForm(FlaskForm):
@@ -67,9 +91,13 @@ class MessageForm(FlaskForm):
 
 
 class ReportForm(FlaskForm):
-    """A report of a message."""
+    """A report of a message: a reason (required) and details (optional)."""
 
-    reason = StringField("Why (optional)", validators=[Length(max=REPORT_MAX)])
+    reason = RadioField("Why are you reporting this message?",
+                        choices=list(REPORT_REASONS.items()), validators=[DataRequired(
+                            message="Choose a reason.")])
+    details = TextAreaField("Anything the moderators should know (optional)",
+                            validators=[Optional(), Length(max=REPORT_MAX - 60)])
 
 
 class ConfirmForm(FlaskForm):

@@ -25,6 +25,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from geomap.database import Base
 
 CONNECTION_STATUSES = ("pending", "accepted", "declined")
+REPORT_STATUSES = ("open", "handled")
+MODERATION_ACTIONS = ("dismiss", "warn", "hide", "suspend", "delete")
 REQUEST_MAX = 500
 MESSAGE_MAX = 2000
 REPORT_MAX = 500
@@ -79,6 +81,7 @@ class Message(Base):
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    hidden_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # by a moderator
 
 
 class Block(Base):
@@ -100,9 +103,13 @@ class Block(Base):
 
 
 class Report(Base):
-    """A member's report of a message, for moderators."""
+    """A member's report of a message, with a reason, waiting in the moderation queue."""
 
     __tablename__ = "message_reports"
+    __table_args__ = (
+        CheckConstraint(f"status IN {REPORT_STATUSES!r}", name="status"),
+        Index("ix_message_reports_open", "id", postgresql_where="status = 'open'"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     message_id: Mapped[int] = mapped_column(
@@ -113,6 +120,23 @@ class Report(Base):
     )
     reason: Mapped[str] = mapped_column(String(REPORT_MAX), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    status: Mapped[str] = mapped_column(String(10), default="open", server_default="open")
+    handled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ModerationEntry(Base):
+    """One moderator action, kept for admins to read (survives the accounts it names)."""
+
+    __tablename__ = "moderation_log"
+    __table_args__ = (CheckConstraint(f"action IN {MODERATION_ACTIONS!r}", name="action"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    moderator: Mapped[str] = mapped_column(String(254))  # the moderator's email
+    action: Mapped[str] = mapped_column(String(10))
+    report_id: Mapped[int | None] = mapped_column(BigInteger)  # no FK: reports may go
+    subject: Mapped[str | None] = mapped_column(String(64))  # the pseudonym acted on
+    note: Mapped[str] = mapped_column(String(1000), default="", server_default="")
 
 
 class NearbyMember(Base):

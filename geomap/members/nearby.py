@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import h3.api.basic_int as h3i
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.orm import Session
 
 from geomap.members.errors import MemberConflictError, MemberInputError
+from geomap.members.social import connection_states, reach_problem
+from geomap.models import ROLES
 from geomap.privacy import DISTANCE_BANDS, band_rings, keyed_order
 
 PAGE_SIZE = 20
@@ -40,6 +42,11 @@ _CANDIDATES = text(
     "(b.blocker_id = :me AND b.blocked_id = n.member_id) OR "
     "(b.blocker_id = n.member_id AND b.blocked_id = :me))"
 )
+# The same, for one role only (a filter the searcher chose).
+_CANDIDATES_OF_ROLE = text(
+    _CANDIDATES.text + " AND EXISTS (SELECT 1 FROM members r WHERE r.id = n.member_id "
+    "AND r.role = :role)"
+)
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,10 @@ class NearbyMember:
     role: str
     place: str
     distance_band: str
+    connection: str | None = None  # "requested", "connected" or "declined" with me
+    introduction: str = ""  # the optional profile, for members' eyes only
+    age_group: str | None = None
+    treatment_phase: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +83,23 @@ def parse_page(raw: str | None) -> int:
     return int(raw)
 
 
+def parse_filters(role: str | None, band: str | None) -> tuple[str | None, int | None]:
+    """Return (role, band index) from query values (empty means any).
+
+    ``band`` is a band's index in :data:`geomap.privacy.DISTANCE_BANDS` (0 is "<25 km").
+    Raises MemberInputError for an unknown role or band.
+    """
+    role = role or None
+    if role is not None and role not in ROLES:
+        raise MemberInputError(f"role must be one of {', '.join(ROLES)}.")
+    if band is None or band == "":
+        return role, None
+    if not band.isdigit() or int(band) >= len(DISTANCE_BANDS):
+        raise MemberInputError(
+            f"band must be a whole number from 0 to {len(DISTANCE_BANDS) - 1}.")
+    return role, int(band)
+
+
 def _search_keys(session: Session, member_id: int, condition_slug: str) -> tuple[int, int]:
     """Return (condition id, observer's floor cell) in one round trip."""
     if len(condition_slug) > 64 or "\x00" in condition_slug:
@@ -89,38 +117,52 @@ def _search_keys(session: Session, member_id: int, condition_slug: str) -> tuple
 
 
 def nearby(session: Session, *, member_id: int, condition_slug: str, page: int,
-           secret: str, max_km: float, page_size: int = PAGE_SIZE) -> NearbyPage:
-    """Return page ``page`` (from 1) of members with the condition near ``member_id``."""
+           secret: str, max_km: float, page_size: int = PAGE_SIZE,
+           role: str | None = None, band: int | None = None) -> NearbyPage:
+    """Return page ``page`` (from 1) of members with the condition near ``member_id``.
+
+    ``role`` keeps one role only; ``band`` one distance band (an index of
+    DISTANCE_BANDS). Raises MemberConflictError for members who may not search
+    (reciprocity: only members on the map may, see :func:`reach_problem`).
+    """
+    problem = reach_problem(session, member_id)
+    if problem:
+        raise MemberConflictError(problem)
     condition, cell = _search_keys(session, member_id, condition_slug)
     rings = band_runs(cell, float(max_km))
-    params = {"condition": condition, "me": member_id}
+    if band is not None:
+        rings = tuple(runs if i == band else () for i, runs in enumerate(rings))
+    candidates = _CANDIDATES if role is None else _CANDIDATES_OF_ROLE
+    params = {"condition": condition, "me": member_id} | ({"role": role} if role else {})
     start, end = (page - 1) * page_size, page * page_size
     seen = 0
     picked: list[tuple[int, int, int]] = []  # (band, member id, floor cell)
     has_next = False
-    for band, cells in enumerate(rings):
+    for band_index, cells in enumerate(rings):
         if not cells:
             continue
         if seen >= end:
-            has_next = _any_candidate(session, rings[band:], params)
+            has_next = _any_candidate(session, rings[band_index:], params, candidates)
             break
-        rows = session.execute(_CANDIDATES, params | _run_params(cells)).all()
+        rows = session.execute(candidates, params | _run_params(cells)).all()
         if seen + len(rows) > start:
             ordered = sorted(rows, key=lambda row: keyed_order(secret, member_id, row[0]))
             picked.extend(
-                (band, row[0], row[1]) for row in ordered[max(start - seen, 0):end - seen]
+                (band_index, row[0], row[1])
+                for row in ordered[max(start - seen, 0):end - seen]
             )
         seen += len(rows)
         if seen > end:
             has_next = True
             break
-    return NearbyPage(condition_slug, page, page_size, _describe(session, picked), has_next)
+    return NearbyPage(condition_slug, page, page_size,
+                      _describe(session, member_id, picked), has_next)
 
 
 def _any_candidate(session: Session, rings: tuple[tuple[tuple[int, int], ...], ...],
-                   params: dict) -> bool:
+                   params: dict, candidates: TextClause = _CANDIDATES) -> bool:
     """Return whether any band of ``rings`` lists someone, asking band by band (nearest first)."""
-    exists = text(f"SELECT EXISTS ({_CANDIDATES.text})")
+    exists = text(f"SELECT EXISTS ({candidates.text})")
     return any(
         session.execute(exists, params | _run_params(runs)).scalar_one()
         for runs in rings if runs
@@ -170,24 +212,28 @@ def band_runs(cell: int, max_km: float) -> tuple[tuple[tuple[int, int], ...], ..
     return tuple(cell_runs(ring) for ring in band_rings(cell, max_km))
 
 
-def _describe(session: Session, picked: list[tuple[int, int, int]]) -> tuple[NearbyMember, ...]:
-    """Return the picked (band, member, cell) as members others may see, in one round trip."""
+def _describe(session: Session, member_id: int,
+              picked: list[tuple[int, int, int]]) -> tuple[NearbyMember, ...]:
+    """Return the picked (band, member, cell) as ``member_id`` may see them."""
     if not picked:
         return ()
     rows = session.execute(
-        text("SELECT p.id, m.pseudonym, m.role, p.cell, l.label FROM unnest("
+        text("SELECT p.id, m.pseudonym, m.role, p.cell, l.label, m.introduction, "
+             "m.age_group, m.treatment_phase FROM unnest("
              "CAST(:ids AS bigint[]), CAST(:cells AS bigint[])) AS p(id, cell) "
              "JOIN members m ON m.id = p.id LEFT JOIN cell_labels l ON l.floor_cell = p.cell"),
         {"ids": [member for _b, member, _c in picked], "cells": [cell for _b, _m, cell in picked]},
     ).all()
-    members = {row[0]: (row[1], row[2]) for row in rows}
+    members = {row[0]: row for row in rows}
     labels = {row[3]: row[4] for row in rows if row[4] is not None}
     missing = sorted({cell for _b, _m, cell in picked} - labels.keys())
     if missing:
         labels |= cell_labels(session, missing)
+    states = connection_states(session, member_id, [member for _b, member, _c in picked])
     return tuple(
-        NearbyMember(members[member][0], members[member][1], labels[cell],
-                     DISTANCE_BANDS[band][1])
+        NearbyMember(members[member][1], members[member][2], labels[cell],
+                     DISTANCE_BANDS[band][1], states.get(member), members[member][5],
+                     members[member][6], members[member][7])
         for band, member, cell in picked
     )
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from geomap.geo.derive import deriver_for
 from geomap.members.errors import MemberInputError, MemberNotFoundError
-from geomap.models import ROLES, VISIBILITIES
+from geomap.models import AGE_GROUPS, INTRODUCTION_MAX, ROLES, TREATMENT_PHASES, VISIBILITIES
 from geomap.publish.nearby_index import sync_member
 from geomap.symptoms.queries import export as symptoms_export
 
@@ -56,6 +56,11 @@ class Profile:
     contactable: bool
     conditions: tuple[str, ...]
     location: OwnLocation | None
+    introduction: str = ""
+    age_group: str | None = None
+    treatment_phase: str | None = None
+    suspended: bool = False
+    warning: str | None = None
 
 
 @dataclass(frozen=True)
@@ -110,7 +115,8 @@ def profile(session: Session, member_id: int) -> Profile:
         text(
             "SELECT m.pseudonym, m.role, m.visibility, m.contactable, "
             "ST_Y(ml.location::geometry), ST_X(ml.location::geometry), "
-            "ml.country_code, ml.region_code, ml.member_id IS NOT NULL "
+            "ml.country_code, ml.region_code, ml.member_id IS NOT NULL, m.introduction, "
+            "m.age_group, m.treatment_phase, m.suspended_at IS NOT NULL, m.warning "
             "FROM members m LEFT JOIN member_locations ml ON ml.member_id = m.id "
             "WHERE m.id = :id"
         ),
@@ -126,7 +132,8 @@ def profile(session: Session, member_id: int) -> Profile:
         {"id": member_id},
     ).scalars().all()
     location = OwnLocation(row[4], row[5], row[6], row[7]) if row[8] else None
-    return Profile(member_id, row[0], row[1], row[2], row[3], tuple(slugs), location)
+    return Profile(member_id, row[0], row[1], row[2], row[3], tuple(slugs), location,
+                   row[9], row[10], row[11], row[12], row[13])
 
 
 def update_profile(session: Session, member_id: int, *, role: str, visibility: str,
@@ -158,6 +165,32 @@ def update_profile(session: Session, member_id: int, *, role: str, visibility: s
             {"id": member_id, "ids": ids},
         )
     sync_member(session, member_id)
+
+
+def update_about(session: Session, member_id: int, *, introduction: str | None,
+                 age_group: str | None, treatment_phase: str | None) -> None:
+    """Store a member's optional profile; empty values clear a field.
+
+    Raises MemberInputError for an unknown age group or phase or a long introduction.
+    """
+    intro = clean_text((introduction or "").strip(), "introduction")
+    if len(intro) > INTRODUCTION_MAX:
+        raise MemberInputError(f"The introduction has at most {INTRODUCTION_MAX} characters.")
+    age_group, treatment_phase = age_group or None, treatment_phase or None
+    if age_group is not None and age_group not in AGE_GROUPS:
+        raise MemberInputError(f"Age group must be one of {', '.join(AGE_GROUPS)}.")
+    if treatment_phase is not None and treatment_phase not in TREATMENT_PHASES:
+        raise MemberInputError(f"Treatment phase must be one of {', '.join(TREATMENT_PHASES)}.")
+    session.execute(
+        text("UPDATE members SET introduction = :intro, age_group = :age, "
+             "treatment_phase = :phase, updated_at = now() WHERE id = :id"),
+        {"intro": intro, "age": age_group, "phase": treatment_phase, "id": member_id},
+    )
+
+
+def acknowledge_warning(session: Session, member_id: int) -> None:
+    """Clear a moderator's warning once the member has read it."""
+    session.execute(text("UPDATE members SET warning = NULL WHERE id = :id"), {"id": member_id})
 
 
 def parse_point(lat: Any, lng: Any) -> tuple[float, float]:
@@ -340,6 +373,8 @@ def export(session: Session, member_id: int) -> dict[str, Any]:
         "member": {
             "pseudonym": own.pseudonym, "role": own.role, "visibility": own.visibility,
             "contactable": own.contactable, "conditions": list(own.conditions), **member,
+            "introduction": own.introduction, "age_group": own.age_group,
+            "treatment_phase": own.treatment_phase, "suspended": own.suspended,
         },
         "location": location,
         "connections": [dict(row) for row in connections],

@@ -30,17 +30,22 @@ class ConnectionSummary:
     created_at: datetime
     unread: int
     blocked: bool
+    other_introduction: str = ""  # the other member's optional profile
+    other_age_group: str | None = None
+    other_treatment_phase: str | None = None
 
 
 @dataclass(frozen=True)
 class ThreadMessage:
-    """One message of a thread."""
+    """One message of a thread (a message a moderator hid has an empty body)."""
 
     id: int
     sender: str
     mine: bool
     body: str
     created_at: datetime
+    hidden: bool = False
+    connection_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,50 @@ def member_id_by_pseudonym(session: Session, pseudonym: str) -> int:
     return int(found)
 
 
+NOT_FINDABLE = (
+    "Only members who can be found can search nearby and send requests: choose "
+    "\"On the map\" under Visibility in your settings. It is fair both ways: people you "
+    "find can find you too, and your exact location is never shown to anyone."
+)
+SUSPENDED = ("A moderator has suspended your account: you cannot contact members for now. "
+             "You can still read your conversations, export or delete your data.")
+
+
+def reach_problem(session: Session, member_id: int) -> str | None:
+    """Return why ``member_id`` may not search nearby or send requests, or None if they may.
+
+    Reciprocity: only members who can be found (visibility "map") may look for others;
+    suspended members may contact nobody.
+    """
+    visibility, suspended = session.execute(
+        text("SELECT visibility, suspended_at IS NOT NULL FROM members WHERE id = :id"),
+        {"id": member_id},
+    ).one()
+    if suspended:
+        return SUSPENDED
+    if visibility != "map":
+        return NOT_FINDABLE
+    return None
+
+
+def connection_states(session: Session, member_id: int, others: list[int]) -> dict[int, str]:
+    """Return, for each of ``others`` ``member_id`` has a connection with, its state.
+
+    States: ``"requested"`` (a request waits, either way), ``"connected"`` (accepted) or
+    ``"declined"``. Members with no connection are absent.
+    """
+    if not others:
+        return {}
+    rows = session.execute(
+        text("SELECT CASE WHEN requester_id = :me THEN recipient_id ELSE requester_id END, "
+             "status FROM connections WHERE (requester_id = :me AND recipient_id = ANY(:ids)) "
+             "OR (recipient_id = :me AND requester_id = ANY(:ids))"),
+        {"me": member_id, "ids": others},
+    ).all()
+    names = {"pending": "requested", "accepted": "connected", "declined": "declined"}
+    return {int(other): names[status] for other, status in rows}
+
+
 def blocked_either_way(session: Session, a: int, b: int) -> bool:
     """Return whether either member has blocked the other."""
     return bool(session.execute(
@@ -105,8 +154,12 @@ def request_connection(session: Session, requester_id: int, pseudonym: str,
     recipient = member_id_by_pseudonym(session, pseudonym)
     if recipient == requester_id:
         raise MemberInputError("You cannot connect with yourself.")
+    problem = reach_problem(session, requester_id)
+    if problem:
+        raise MemberConflictError(problem)
     contactable = session.execute(
-        text("SELECT contactable FROM members WHERE id = :id"), {"id": recipient}
+        text("SELECT contactable AND suspended_at IS NULL FROM members WHERE id = :id"),
+        {"id": recipient},
     ).scalar_one()
     if not contactable or blocked_either_way(session, requester_id, recipient):
         raise MemberConflictError("This member cannot be contacted.")
@@ -130,8 +183,8 @@ _SUMMARY = (
     "c.created_at, (SELECT count(*) FROM messages m WHERE m.connection_id = c.id "
     "AND m.recipient_id = :me AND m.read_at IS NULL), EXISTS (SELECT 1 FROM member_blocks b "
     "WHERE (b.blocker_id = :me AND b.blocked_id = o.id) OR "
-    "(b.blocker_id = o.id AND b.blocked_id = :me)) "
-    "FROM connections c JOIN members o ON o.id = CASE WHEN c.requester_id = :me "
+    "(b.blocker_id = o.id AND b.blocked_id = :me)), o.introduction, o.age_group, "
+    "o.treatment_phase FROM connections c JOIN members o ON o.id = CASE WHEN c.requester_id = :me "
     "THEN c.recipient_id ELSE c.requester_id END "
     "WHERE :me IN (c.requester_id, c.recipient_id)"
 )
@@ -172,8 +225,9 @@ def thread(session: Session, member_id: int, connection_id: int) -> Thread:
     if summary.status != "accepted":
         raise MemberNotFoundError("There is no conversation here yet.")
     rows = session.execute(
-        text("SELECT m.id, s.pseudonym, m.sender_id = :me, m.body, m.created_at "
-             "FROM messages m JOIN members s ON s.id = m.sender_id "
+        text("SELECT m.id, s.pseudonym, m.sender_id = :me, "
+             "CASE WHEN m.hidden_at IS NULL THEN m.body ELSE '' END, m.created_at, "
+             "m.hidden_at IS NOT NULL FROM messages m JOIN members s ON s.id = m.sender_id "
              "WHERE m.connection_id = :cid ORDER BY m.id"),
         {"me": member_id, "cid": connection_id},
     ).all()
@@ -182,7 +236,9 @@ def thread(session: Session, member_id: int, connection_id: int) -> Thread:
              "AND recipient_id = :me AND read_at IS NULL"),
         {"me": member_id, "cid": connection_id},
     )
-    return Thread(summary, tuple(ThreadMessage(*row) for row in rows), not summary.blocked)
+    suspended = reach_problem(session, member_id) == SUSPENDED
+    return Thread(summary, tuple(ThreadMessage(*row) for row in rows),
+                  not summary.blocked and not suspended)
 
 
 def send_message(session: Session, member_id: int, connection_id: int,
@@ -194,6 +250,8 @@ def send_message(session: Session, member_id: int, connection_id: int,
         raise MemberConflictError("You can write once your request is accepted.")
     if summary.blocked:
         raise MemberConflictError("This member cannot be contacted.")
+    if reach_problem(session, member_id) == SUSPENDED:
+        raise MemberConflictError(SUSPENDED)
     other = member_id_by_pseudonym(session, summary.other)
     return int(session.execute(
         text("INSERT INTO messages (connection_id, sender_id, recipient_id, body) "
@@ -238,10 +296,27 @@ def blocked_members(session: Session, member_id: int) -> list[str]:
     ).scalars())
 
 
+def reportable_message(session: Session, member_id: int, message_id: int) -> ThreadMessage:
+    """Return a message someone else sent to ``member_id``; MemberNotFoundError otherwise."""
+    row = session.execute(
+        text("SELECT m.id, s.pseudonym, false, CASE WHEN m.hidden_at IS NULL THEN m.body "
+             "ELSE '' END, m.created_at, m.hidden_at IS NOT NULL, m.connection_id "
+             "FROM messages m JOIN members s ON s.id = m.sender_id "
+             "WHERE m.id = :mid AND m.recipient_id = :me"),
+        {"mid": message_id, "me": member_id},
+    ).one_or_none()
+    if row is None:
+        raise MemberNotFoundError("There is no such message.")
+    return ThreadMessage(*row)
+
+
 def report_message(session: Session, member_id: int, message_id: int,
                    reason: str | None) -> None:
-    """Report a message the member can see (one of their threads) to moderators."""
-    cleaned = _text(reason, "reason", REPORT_MAX, required=False)
+    """Report a message the member can see (one of their threads) to moderators.
+
+    The reason is required (moderators act on it); MemberInputError without one.
+    """
+    cleaned = _text(reason, "reason", REPORT_MAX, required=True)
     visible = session.execute(
         text("SELECT EXISTS (SELECT 1 FROM messages m JOIN connections c "
              "ON c.id = m.connection_id WHERE m.id = :mid "
@@ -255,6 +330,25 @@ def report_message(session: Session, member_id: int, message_id: int,
              "VALUES (:mid, :me, :reason)"),
         {"mid": message_id, "me": member_id, "reason": cleaned},
     )
+
+
+@dataclass(frozen=True)
+class ModerationNotice:
+    """What a moderator told a member: a warning to read, or a suspension."""
+
+    warning: str | None
+    suspended: bool
+
+
+def moderation_notice(session: Session, member_id: int) -> ModerationNotice | None:
+    """Return the member's warning or suspension, None when there is neither."""
+    row = session.execute(
+        text("SELECT warning, suspended_at IS NOT NULL FROM members WHERE id = :id"),
+        {"id": member_id},
+    ).one_or_none()
+    if row is None or not (row[0] or row[1]):
+        return None
+    return ModerationNotice(row[0], bool(row[1]))
 
 
 def unread_counts(session: Session, member_id: int) -> UnreadCounts:

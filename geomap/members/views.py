@@ -14,6 +14,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from flask_login import current_user, logout_user
@@ -24,6 +25,9 @@ from geomap.members import nearby as nearby_queries
 from geomap.members import queries, social
 from geomap.members.errors import MemberConflictError, MemberInputError
 from geomap.members.forms import (
+    AGE_GROUP_LABELS,
+    PHASE_LABELS,
+    REPORT_REASONS,
     ROLE_LABELS,
     ConfirmForm,
     ConnectForm,
@@ -33,6 +37,7 @@ from geomap.members.forms import (
     ProfileForm,
     ReportForm,
 )
+from geomap.privacy import DISTANCE_BANDS
 
 ID = "int(max=9223372036854775807)"  # a bigint: larger ids are a 404, not a 500
 bp = Blueprint("members", __name__)
@@ -55,7 +60,15 @@ def settings() -> str:
     """Show my conditions, role, visibility, contact choice and location."""
     own = queries.profile(db.session, _me())
     form = ProfileForm(data={"conditions": list(own.conditions), "role": own.role,
-                             "visibility": own.visibility, "contactable": own.contactable})
+                             "visibility": own.visibility, "contactable": own.contactable,
+                             "introduction": own.introduction,
+                             "age_group": own.age_group or "",
+                             "treatment_phase": own.treatment_phase or ""})
+    wanted = request.args.get("condition") or session.pop("join_condition", None)
+    known = {c.slug for c in queries.conditions(db.session)}
+    if wanted in known and wanted not in own.conditions:
+        form.conditions.data = [*own.conditions, wanted]  # "Join" from a map preselects it
+        flash("We ticked this map's condition for you below: save to join it.")
     return _settings_page(own, form, LocationForm())
 
 
@@ -68,6 +81,19 @@ def _settings_page(own: queries.Profile, form: ProfileForm, location_form: Locat
     return render_template("members/settings.html", profile=own, form=form,
                            location_form=location_form, timing=timing,
                            role_labels=ROLE_LABELS), status
+
+
+@bp.get("/join/<slug>")
+def join(slug: str) -> Response:
+    """Join a condition's map: sign up (or, if signed in, settings) with it preselected."""
+    if slug not in {c.slug for c in queries.conditions(db.session)}:
+        abort(404, description=f"There is no condition {slug[:64]!r}.")
+    if current_user.is_authenticated and current_user.member_id is not None:
+        return redirect(url_for("members.settings", condition=slug))
+    session["join_condition"] = slug
+    if current_user.is_authenticated:  # an admin or moderator: no member profile
+        return redirect(url_for("pages.condition_map", slug=slug))
+    return redirect(url_for("auth.signup"))
 
 
 @bp.post("/settings")
@@ -84,6 +110,9 @@ def save_settings() -> Any:
             db.session, _me(), role=form.role.data, visibility=form.visibility.data,
             contactable=bool(form.contactable.data), condition_slugs=form.conditions.data or [],
         )
+        queries.update_about(db.session, _me(), introduction=form.introduction.data,
+                             age_group=form.age_group.data,
+                             treatment_phase=form.treatment_phase.data)
     except MemberInputError as exc:
         db.session.rollback()
         flash(str(exc), "error")
@@ -135,19 +164,28 @@ def nearby() -> Any:
     slug = request.args.get("condition") or (own.conditions[0] if own.conditions else "all")
     choices = queries.conditions(db.session)
     result, problem = None, None
-    try:
-        page = nearby_queries.parse_page(request.args.get("page"))
-        result = nearby_queries.nearby(
-            db.session, member_id=_me(), condition_slug=slug, page=page,
-            secret=current_app.config["SECRET_KEY"],
-            max_km=current_app.config["GEOMAP_NEARBY_MAX_KM"],
-        )
-        db.session.commit()  # place labels computed for new cells are kept
-    except (MemberInputError, MemberConflictError) as exc:
-        db.session.rollback()
-        problem = str(exc)
+    role_filter, band_filter = request.args.get("role", ""), request.args.get("band", "")
+    reach = social.reach_problem(db.session, _me())
+    if reach is None:
+        try:
+            page = nearby_queries.parse_page(request.args.get("page"))
+            role, band = nearby_queries.parse_filters(role_filter, band_filter)
+            result = nearby_queries.nearby(
+                db.session, member_id=_me(), condition_slug=slug, page=page,
+                secret=current_app.config["SECRET_KEY"],
+                max_km=current_app.config["GEOMAP_NEARBY_MAX_KM"], role=role, band=band,
+            )
+            db.session.commit()  # place labels computed for new cells are kept
+        except (MemberInputError, MemberConflictError) as exc:
+            db.session.rollback()
+            problem = str(exc)
+    filters = {key: value for key, value in (("role", role_filter), ("band", band_filter))
+               if value}
     return render_template("members/nearby.html", result=result, problem=problem,
-                           slug=slug, choices=choices, role_labels=ROLE_LABELS,
+                           reach=reach, slug=slug, choices=choices, role_labels=ROLE_LABELS,
+                           age_labels=AGE_GROUP_LABELS, phase_labels=PHASE_LABELS,
+                           bands=[label for _upper, label in DISTANCE_BANDS],
+                           role_filter=role_filter, band_filter=band_filter, filters=filters,
                            max_km=current_app.config["GEOMAP_NEARBY_MAX_KM"],
                            has_location=own.location is not None), (400 if problem and
                                                                      own.location else 200)
@@ -171,8 +209,9 @@ def connect(pseudonym: str) -> Any:
             return redirect(url_for("members.connections"))
     elif form.errors:
         flash(_form_errors(form), "error")
-    return render_template("members/connect.html", pseudonym=pseudonym, form=form), (
-        400 if form.errors else 200)
+    reach = social.reach_problem(db.session, _me())
+    return render_template("members/connect.html", pseudonym=pseudonym, form=form,
+                           reach=reach), (400 if form.errors else 200)
 
 
 @bp.get("/connections")
@@ -187,6 +226,7 @@ def connections() -> str:
         accepted=[c for c in items if c.status == "accepted"],
         blocked=social.blocked_members(db.session, _me()),
         form=ConfirmForm(),
+        role_labels=ROLE_LABELS, age_labels=AGE_GROUP_LABELS, phase_labels=PHASE_LABELS,
     )
 
 
@@ -235,10 +275,18 @@ def thread(connection_id: int) -> Any:
                            action_form=ConfirmForm(), report_form=ReportForm()), status
 
 
+@bp.get("/members/<pseudonym>/block")
+@member_required
+def confirm_block(pseudonym: str) -> str:
+    """Ask before blocking a member: say what blocking does."""
+    social.member_id_by_pseudonym(db.session, pseudonym)  # 404 for unknown members
+    return render_template("members/block.html", pseudonym=pseudonym, form=ConfirmForm())
+
+
 @bp.post("/members/<pseudonym>/<any(block, unblock):action>")
 @member_required
 def block(pseudonym: str, action: str) -> Response:
-    """Block or unblock a member."""
+    """Block (after the confirmation page) or unblock a member."""
     if not ConfirmForm().validate_on_submit():
         abort(400, description="The form has expired; please try again.")
     try:
@@ -255,23 +303,41 @@ def block(pseudonym: str, action: str) -> Response:
     return redirect(url_for("members.connections"))
 
 
-@bp.post(f"/messages/<{ID}:message_id>/report")
+@bp.route(f"/messages/<{ID}:message_id>/report", methods=["GET", "POST"])
 @member_required
-def report(message_id: int) -> Response:
-    """Report a message to the moderators."""
+def report(message_id: int) -> Any:
+    """Report a message to the moderators, with a reason."""
+    message = social.reportable_message(db.session, _me(), message_id)
     form = ReportForm()
-    if not form.validate_on_submit():
-        abort(400, description=_form_errors(form) or "The form has expired.")
-    social.report_message(db.session, _me(), message_id, form.reason.data)
+    if form.validate_on_submit():
+        label = REPORT_REASONS[form.reason.data]
+        details = (form.details.data or "").strip()
+        reason = f"{label}: {details}" if details else label
+        try:
+            social.report_message(db.session, _me(), message_id, reason)
+        except MemberInputError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+        else:
+            db.session.commit()
+            flash("Thank you: the message was reported to the moderators. They will look "
+                  "at it; you can also block the sender.")
+            return redirect(url_for("members.thread", connection_id=message.connection_id))
+    elif form.errors:
+        flash(_form_errors(form), "error")
+    return render_template("members/report.html", message=message, form=form), (
+        400 if form.errors else 200)
+
+
+@bp.post("/warning/acknowledge")
+@member_required
+def acknowledge_warning() -> Response:
+    """Hide a moderator's warning once read."""
+    if not ConfirmForm().validate_on_submit():
+        abort(400, description="The form has expired; please try again.")
+    queries.acknowledge_warning(db.session, _me())
     db.session.commit()
-    flash("Thank you: the message was reported to the moderators.")
-    return redirect(request.referrer if _same_site(request.referrer)
-                    else url_for("members.connections"))
-
-
-def _same_site(url: str | None) -> bool:
-    """Return whether ``url`` points into this site."""
-    return bool(url) and url.startswith(request.host_url)
+    return redirect(url_for("members.settings"))
 
 
 @bp.get("/my-data")
@@ -313,5 +379,7 @@ def _unread_in_header() -> dict:
     """Give templates the signed-in member's unread counts."""
     member_id = getattr(current_user, "member_id", None)
     if member_id is None:
-        return {"unread": None}
-    return {"unread": social.unread_counts(db.session, int(member_id))}
+        return {"unread": None, "moderation_notice": None}
+    return {"unread": social.unread_counts(db.session, int(member_id)),
+            "moderation_notice": social.moderation_notice(db.session, int(member_id)),
+            "notice_form": ConfirmForm()}

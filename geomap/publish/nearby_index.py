@@ -1,9 +1,9 @@
 """The nearby index: who nearby may list, per condition and floor cell.
 
-``nearby_members`` holds (condition, floor cell, member) for members on the map and
-contactable. Every change a member makes through :mod:`geomap.members.queries` brings
-their rows in step at once; each publish rebuilds the table, which brings in bulk
-imports. Floor cells only: no exact point is copied.
+``nearby_members`` holds (condition, floor cell, member) for members on the map,
+contactable and not suspended by a moderator. Every change a member makes through
+:mod:`geomap.members.queries` brings their rows in step at once; each publish
+rebuilds the table, which brings in bulk imports. Floor cells only: no exact point is copied.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ _LISTABLE = (
     "SELECT mc.condition_id, ml.floor_cell, m.id FROM members m "
     "JOIN member_locations ml ON ml.member_id = m.id "
     "JOIN member_conditions mc ON mc.member_id = m.id "
-    "WHERE m.visibility = 'map' AND m.contactable"
+    "WHERE m.visibility = 'map' AND m.contactable AND m.suspended_at IS NULL"
 )
 
 

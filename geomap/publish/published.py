@@ -10,11 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+import h3.api.basic_int as h3i
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 PUBLIC_TABLES = frozenset(
-    {"conditions", "published_cells", "published_totals", "publish_runs", "published_regions"}
+    {"conditions", "published_cells", "published_totals", "publish_runs", "published_regions",
+     "places", "countries"}  # the last two: public reference data (GeoNames, Natural Earth)
 )
 
 
@@ -117,6 +119,41 @@ def cells(session: Session, condition_id: int, resolution: int,
     return [PublishedCell(*row) for row in session.execute(text(query), params).all()]
 
 
+def area_labels(session: Session, cells: list[PublishedCell]) -> dict[int, str]:
+    """Return a label for each published cell, from its published centre only.
+
+    The label names the most populous gazetteer place within about one cell edge of
+    the centre ("Milan area, Italy"), else the country the centre lies in; a cell with
+    neither gets no label. Reads reference data (GeoNames places, Natural Earth
+    countries) and the public centre, never a member.
+    """
+    if not cells:
+        return {}
+    radii = [h3i.average_hexagon_edge_length(c.cell_resolution, "km") / 111.0 for c in cells]
+    rows = session.execute(
+        text(
+            "SELECT c.cell, p.name, coalesce(pc.name, p.country_code), cc.name FROM unnest("
+            "CAST(:cells AS bigint[]), CAST(:lats AS float8[]), CAST(:lngs AS float8[]), "
+            "CAST(:radii AS float8[])) AS c(cell, lat, lng, r) "
+            "LEFT JOIN LATERAL (SELECT name, country_code FROM places WHERE point && "
+            "ST_Expand(ST_SetSRID(ST_MakePoint(c.lng, c.lat), 4326), c.r) "
+            "ORDER BY population DESC, id LIMIT 1) p ON true "
+            "LEFT JOIN countries pc ON pc.code = p.country_code "
+            "LEFT JOIN LATERAL (SELECT name FROM countries WHERE ST_Intersects(geom, "
+            "ST_SetSRID(ST_MakePoint(c.lng, c.lat), 4326)) ORDER BY code LIMIT 1) cc ON true"
+        ),
+        {"cells": [c.cell for c in cells], "lats": [c.lat for c in cells],
+         "lngs": [c.lng for c in cells], "radii": radii},
+    ).all()
+    labels = {}
+    for cell, place, place_country, country in rows:
+        if place:
+            labels[cell] = f"{place} area, {place_country}"
+        elif country:
+            labels[cell] = f"{country} area"
+    return labels
+
+
 @dataclass(frozen=True)
 class PublishedRegionCount:
     """A published country or region count; ``count`` is None where it is suppressed."""
@@ -137,3 +174,15 @@ def region_counts(session: Session, condition_id: int, level: str) -> list[Publi
         {"c": condition_id, "level": level},
     ).all()
     return [PublishedRegionCount(*row) for row in rows]
+
+
+def country_outlines(session: Session, tolerance_degrees: float = 0.25) -> list[bytes]:
+    """Return every country outline, simplified by ``tolerance_degrees``, as WKB.
+
+    Natural Earth reference data (no member data); used to draw preview images.
+    """
+    return list(session.execute(
+        text("SELECT ST_AsBinary(ST_SimplifyPreserveTopology(geom, :tolerance)) "
+             "FROM countries WHERE geom IS NOT NULL ORDER BY code"),
+        {"tolerance": tolerance_degrees},
+    ).scalars())

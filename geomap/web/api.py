@@ -154,12 +154,14 @@ def _render_cells(slug: str, zoom: int, resolution: int, boxes: tuple | None,
     session = db.public_session
     rows = published.cells(session, condition.id, resolution, list(boxes) if boxes else None)
     total = published.published_total(session, condition.id, resolution)
+    labels = published.area_labels(session, rows)
     features = [
         {
             "type": "Feature",
             "id": h3i.int_to_str(row.cell),
             "geometry": {"type": "Point", "coordinates": [round(row.lng, 5), round(row.lat, 5)]},
-            "properties": {"count": row.count, "cell_resolution": row.cell_resolution},
+            "properties": {"count": row.count, "cell_resolution": row.cell_resolution}
+            | ({"label": labels[row.cell]} if row.cell in labels else {}),
         }
         for row in rows
     ]

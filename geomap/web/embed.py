@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from geomap.auth import stateless
 from geomap.database import db
+from geomap.privacy import MAX_ZOOM, map_resolution
 from geomap.publish import published
 from geomap.web.embed_options import (
     SIZES,
@@ -24,14 +25,18 @@ from geomap.web.embed_options import (
     EmbedOptions,
     iframe_snippet,
     parse_embed_options,
+    parse_max_size,
     parse_size,
 )
 from geomap.web.maps import first_viewport_url, world_map
+from geomap.web.preview import HEIGHT as PREVIEW_HEIGHT
+from geomap.web.preview import WIDTH as PREVIEW_WIDTH
+from geomap.web.preview import render_preview
 from geomap.web.security import content_security_policy, tile_url
 
 bp = Blueprint("embed", __name__)
 
-EMBED_REVISION = "1"  # bump when the embed page's markup changes
+EMBED_REVISION = "2"  # bump when the embed page's markup changes
 EMBED_MAX_AGE = 300  # seconds browsers and proxies may reuse an embed page
 MAP_ENDPOINTS = ("pages.condition_map", "embed.map")
 
@@ -89,7 +94,7 @@ def embedded_map(slug: str) -> Response:
         )
         response = Response(
             render_template("embed/map.html", condition=condition, map=parts, options=options,
-                            k=config["GEOMAP_K"],
+                            k=config["GEOMAP_K"], canonical_url=embed_url(slug, options),
                             preload_url=first_viewport_url(slug, options.zoom))
         )
     response.set_etag(etag)
@@ -124,7 +129,13 @@ def editor() -> str:
             size = "custom"
     except EmbedOptionError as exc:
         abort(400, description=str(exc))
-    src = embed_url(chosen.slug)
+    try:
+        view = parse_embed_options(
+            {name: request.args[name] for name in ("lat", "lng", "zoom") if name in request.args},
+            _tiles_enabled())
+    except EmbedOptionError as exc:
+        abort(400, description=str(exc))
+    src = embed_url(chosen.slug, view)
     return render_template(
         "embed/editor.html",
         conditions=conditions,
@@ -135,6 +146,8 @@ def editor() -> str:
         height=height,
         src=src,
         snippet=iframe_snippet(src, width, height, f"{chosen.name} world map"),
+        view=view if view != EmbedOptions(tiles=view.tiles) else None,
+        max_zoom=MAX_ZOOM,
     )
 
 
@@ -161,6 +174,34 @@ def _map_of_url(url: str) -> tuple[published.ConditionSummary, EmbedOptions]:
     return condition, options
 
 
+PREVIEW_ZOOM = 2  # the world view's cells
+PREVIEW_SIZE = (PREVIEW_WIDTH, PREVIEW_HEIGHT)
+_previews: dict[tuple[str, int], tuple[bytes, str]] = {}
+
+
+@bp.get("/conditions/<slug>/preview.png", endpoint="preview")
+@stateless
+def preview(slug: str) -> Response:
+    """Return a PNG preview of a condition's world map (og:image, oEmbed thumbnail)."""
+    condition = published.condition(db.public_session, slug)
+    if condition is None:
+        abort(404, description=f"There is no condition {slug!r}.")
+    version = published.publish_state(db.public_session).version
+    key = (slug, version)
+    if key not in _previews:
+        resolution = map_resolution(PREVIEW_ZOOM, current_app.config["GEOMAP_FLOOR_RESOLUTION"])
+        cells = published.cells(db.public_session, condition.id, resolution)
+        body = render_preview(published.country_outlines(db.public_session), cells)
+        if len(_previews) > 64:
+            _previews.clear()
+        _previews[key] = (body, hashlib.sha256(body).hexdigest()[:32])
+    body, etag = _previews[key]
+    response = Response(body, mimetype="image/png")
+    response.set_etag(etag)
+    response.headers["Cache-Control"] = f"public, max-age={EMBED_MAX_AGE}"
+    return response.make_conditional(request)
+
+
 @bp.get("/oembed")
 @stateless
 def oembed() -> Response:
@@ -172,7 +213,7 @@ def oembed() -> Response:
         abort(501, description="Only format=json is supported.")
     condition, options = _map_of_url(url)
     try:
-        width, height = parse_size(request.args, "maxwidth", "maxheight")
+        width, height = parse_max_size(request.args)
     except EmbedOptionError as exc:
         abort(400, description=str(exc))
     title = f"{condition.name} world map"
@@ -186,6 +227,9 @@ def oembed() -> Response:
         html=str(iframe_snippet(embed_url(condition.slug, options), width, height, title)),
         width=width,
         height=height,
+        thumbnail_url=flask_url_for("embed.preview", slug=condition.slug, _external=True),
+        thumbnail_width=PREVIEW_SIZE[0],
+        thumbnail_height=PREVIEW_SIZE[1],
     )
     response.headers["Cache-Control"] = f"public, max-age={EMBED_MAX_AGE}"
     response.headers["Access-Control-Allow-Origin"] = "*"

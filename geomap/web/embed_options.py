@@ -123,9 +123,28 @@ def parse_size(args: Mapping[str, str], width_name: str, height_name: str) -> tu
     return (width or DEFAULT_SIZE[0], height or DEFAULT_SIZE[1])
 
 
+def parse_max_size(args: Mapping[str, str]) -> tuple[int, int]:
+    """Return the oEmbed (width, height) for ``maxwidth`` and ``maxheight``.
+
+    A maximum outside our size range is clamped into it, as WordPress's provider does
+    (a consumer asking for 150 px gets our smallest, 200 px, rather than an error);
+    a value that is no whole number raises EmbedOptionError.
+    """
+    sizes = []
+    for name, default in (("maxwidth", DEFAULT_SIZE[0]), ("maxheight", DEFAULT_SIZE[1])):
+        value = _int_in(args, name, -(2**31), 2**31)
+        sizes.append(default if value is None else min(max(value, SIZE_RANGE[0]),
+                                                       SIZE_RANGE[1]))
+    return sizes[0], sizes[1]
+
+
 def iframe_snippet(src: str, width: int, height: int, title: str) -> Markup:
-    """Return the iframe element that embeds the map at ``src`` (every value escaped)."""
+    """Return the iframe element that embeds the map at ``src`` (every value escaped).
+
+    The frame is ``width`` wide at most and shrinks with a narrower column (phones).
+    """
     return Markup(
-        '<iframe src="{}" width="{}" height="{}" title="{}" style="border:0" '
+        '<iframe src="{}" width="{}" height="{}" title="{}" '
+        'style="border:0;width:100%;max-width:{}px" '
         'loading="lazy" referrerpolicy="no-referrer"></iframe>'
-    ).format(src, int(width), int(height), escape(title))
+    ).format(src, int(width), int(height), escape(title), int(width))

@@ -8,6 +8,7 @@ same question always gets the same bytes.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import folium
@@ -84,21 +85,29 @@ def local_map(map_id: str, *, center: tuple[float, float], zoom: int, max_zoom: 
     return world
 
 
+# folium adds a second viewport tag that forbids pinch zoom; our pages have their own.
+_FOLIUM_VIEWPORT = re.compile(r"<meta\s+name=\"viewport\"[^>]*>\s*", re.IGNORECASE)
+
+
 def map_parts(world: folium.Map) -> MapParts:
     """Render ``world`` and return its head, body and script for a page."""
     figure = world.get_root()
     figure.render()
+    head = _FOLIUM_VIEWPORT.sub("", figure.header.render())
     # folium's output is built from our own options and published or admin numbers only.
     return MapParts(
-        head=Markup(figure.header.render()),  # noqa: S704
+        head=Markup(head),  # noqa: S704
         body=Markup(figure.html.render()),  # noqa: S704
         script=Markup(figure.script.render()),  # noqa: S704
     )
 
 
 def world_map(*, slug: str, tiles: str, tiles_attribution: str, center: tuple[float, float],
-              zoom: int, height: str = "100%") -> MapParts:
-    """Return the world map of condition ``slug``, loading its markers by viewport."""
+              zoom: int, height: str = "100%", join_url: str | None = None) -> MapParts:
+    """Return the world map of condition ``slug``, loading its markers by viewport.
+
+    ``join_url``: where each area's popup invites visitors to join (None: no invitation).
+    """
     world = local_map("world", center=center, zoom=zoom, max_zoom=MAX_ZOOM, height=height,
                       control_scale=True)
     url = tile_url(tiles)
@@ -134,6 +143,7 @@ def world_map(*, slug: str, tiles: str, tiles_attribution: str, center: tuple[fl
             "cellsUrl": url_for("api.cells", slug=slug),
             "countriesUrl": url_for("static", filename="vendor/world-atlas/countries-50m.json"),
             "outlines": url is None,
+            "joinUrl": join_url,
         },
     ).add_to(world)
     return map_parts(world)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, current_app, render_template
+from flask import Blueprint, Response, abort, current_app, render_template, url_for
 
 from geomap.database import db
 from geomap.publish import published
@@ -12,6 +12,9 @@ from geomap.web.maps import first_viewport_url, world_map
 
 bp = Blueprint("pages", __name__)
 INITIAL_ZOOM = 2  # the whole world: its cells can be preloaded (maps.first_viewport_url)
+# Marker circle sizes in pixels by count, as static/geomap/map.js draws them (legend).
+SIZE_STEPS = (("1–9", 30), ("10–99", 36), ("100–999", 42), ("1,000–9,999", 50),
+              ("10,000 or more", 58))
 bp.add_url_rule("/healthz", view_func=healthz)
 
 
@@ -38,6 +41,11 @@ def condition_map(slug: str) -> str:
         tiles_attribution=config["GEOMAP_TILES_ATTRIBUTION"],
         center=(25.0, 10.0),
         zoom=INITIAL_ZOOM,
+        join_url=url_for("members.join", slug=slug),
+    )
+    countries = sorted(
+        published.region_counts(db.public_session, condition.id, "country"),
+        key=lambda row: (row.count is None, -(row.count or 0), row.name),
     )
     return render_template(
         "map.html",
@@ -47,6 +55,8 @@ def condition_map(slug: str) -> str:
         k=config["GEOMAP_K"],
         preload_url=first_viewport_url(slug, INITIAL_ZOOM),
         symptom_picture=symptom_picture(db.public_session, condition.id),
+        countries=countries,
+        size_steps=SIZE_STEPS,
     )
 
 

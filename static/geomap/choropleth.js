@@ -22,12 +22,51 @@
     return COLOURS[index];
   }
 
+  function formatCount(n) { return n.toLocaleString("en-US"); }
+
+  // A legend control: one swatch per colour class with its count range (textContent only).
+  function addLegend(map, breaks) {
+    var legend = L.control({ position: "bottomleft" });
+    legend.onAdd = function () {
+      var box = L.DomUtil.create("div", "choropleth-legend");
+      var title = document.createElement("strong");
+      title.textContent = "Members per country";
+      box.appendChild(title);
+      var list = document.createElement("ul");
+      var rows = [["#ffffff", "none"]];
+      var low = 1;
+      for (var i = 0; i < COLOURS.length; i++) {
+        var high = i < breaks.length ? breaks[i] : null;
+        if (high !== null && high < low) continue;
+        var text = high === null ? formatCount(low) + " or more"
+          : low === high ? formatCount(low) : formatCount(low) + "–" + formatCount(high);
+        rows.push([COLOURS[i], text]);
+        if (high === null) break;
+        low = high + 1;
+      }
+      rows.forEach(function (row) {
+        var item = document.createElement("li");
+        var swatch = document.createElement("span");
+        swatch.className = "choropleth-swatch";
+        swatch.style.background = row[0];
+        swatch.setAttribute("aria-hidden", "true");
+        item.appendChild(swatch);
+        item.appendChild(document.createTextNode(row[1]));
+        list.appendChild(item);
+      });
+      box.appendChild(list);
+      return box;
+    };
+    legend.addTo(map);
+  }
+
   geomap.choropleth = function (map, options) {
     var container = map.getContainer();
     container.classList.add("geomap-map", "geomap-no-tiles");
     var counts = options.counts;
     var breaks = classBreaks(Object.keys(counts).map(function (k) { return counts[k]; }));
     map.attributionControl.addAttribution("Outlines: Natural Earth");
+    addLegend(map, breaks);
     fetch(options.countriesUrl)
       .then(function (r) { return r.json(); })
       .then(function (topo) {

@@ -13,10 +13,26 @@
   var preview = document.getElementById("embed-preview");
   var status = document.getElementById("embed-copied");
   var sizes = JSON.parse(size.dataset.sizes);
+  var lat = document.getElementById("embed-lat");
+  var lng = document.getElementById("embed-lng");
+  var zoom = document.getElementById("embed-zoom");
   var pending = null;
 
-  function update() {
+  // The embed URL carries the initial view (lat, lng, zoom) when one is set.
+  function embedSrc() {
     var src = condition.options[condition.selectedIndex].dataset.src;
+    var params = new URLSearchParams();
+    if (lat.value !== "" && lng.value !== "") {
+      params.set("lat", lat.value);
+      params.set("lng", lng.value);
+    }
+    if (zoom.value !== "") params.set("zoom", zoom.value);
+    var query = params.toString();
+    return query ? src + "?" + query : src;
+  }
+
+  function update() {
+    var src = embedSrc();
     var url = form.dataset.oembedUrl + "?" + new URLSearchParams({
       url: src, maxwidth: width.value, maxheight: height.value, format: "json",
     }).toString();
@@ -55,6 +71,23 @@
     });
   });
   condition.addEventListener("change", update);
+  [lat, lng, zoom].forEach(function (input) { input.addEventListener("change", update); });
+
+  // Reads the view of the map in the preview (same origin) into the view fields.
+  document.getElementById("embed-use-view").addEventListener("click", function () {
+    var frame = preview.querySelector("iframe");
+    var win = frame && frame.contentWindow;
+    var map = win && win.map_world;
+    if (!map) {
+      status.textContent = "The preview is still loading; try again in a moment.";
+      return;
+    }
+    var centre = map.getCenter().wrap();
+    lat.value = centre.lat.toFixed(2);
+    lng.value = centre.lng.toFixed(2);
+    zoom.value = String(map.getZoom());
+    update();
+  });
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     update();

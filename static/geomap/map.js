@@ -11,12 +11,32 @@
     return n.toLocaleString("en-US");
   }
 
-  function countIcon(count, extraClass) {
-    var size = count < 10 ? 30 : count < 100 ? 36 : count < 1000 ? 42 : count < 10000 ? 50 : 58;
+  // Circle sizes by count; the legend on the map page lists the same steps.
+  geomap.sizeSteps = [[10, 30], [100, 36], [1000, 42], [10000, 50], [Infinity, 58]];
+
+  function iconSize(count) {
+    for (var i = 0; i < geomap.sizeSteps.length; i++) {
+      if (count < geomap.sizeSteps[i][0]) return geomap.sizeSteps[i][1];
+    }
+    return 58;
+  }
+
+  function members(count) {
+    return formatCount(count) + (count === 1 ? " member" : " members");
+  }
+
+  // The visible number is hidden from screen readers; a full sentence names the marker.
+  function countIcon(count, extraClass, name) {
+    var size = iconSize(count);
     var el = document.createElement("div");
     var span = document.createElement("span");
     span.textContent = formatCount(count);
+    span.setAttribute("aria-hidden", "true");
     el.appendChild(span);
+    var label = document.createElement("span");
+    label.className = "visually-hidden";
+    label.textContent = name;
+    el.appendChild(label);
     return L.divIcon({
       html: el.outerHTML,
       className: "geomap-count " + extraClass,
@@ -26,11 +46,34 @@
 
   geomap.clusterIcon = function (cluster) {
     var total = 0;
-    cluster.getAllChildMarkers().forEach(function (marker) {
+    var areas = cluster.getAllChildMarkers();
+    areas.forEach(function (marker) {
       total += marker.options.count;
     });
-    return countIcon(total, "geomap-cluster");
+    return countIcon(total, "geomap-cluster",
+                     members(total) + " in " + areas.length + " areas; zoom in to see them");
   };
+
+  // Popup of one area: count, label and a call to join, built with textContent only.
+  function areaPopup(count, label, options) {
+    var box = document.createElement("div");
+    box.className = "geomap-popup";
+    var strong = document.createElement("strong");
+    strong.textContent = members(count);
+    box.appendChild(strong);
+    var place = document.createElement("p");
+    place.textContent = label ? label + " (an area, never a person's location)"
+                              : "An area, never a person's location";
+    box.appendChild(place);
+    if (options.joinUrl) {
+      var join = document.createElement("a");
+      join.href = options.joinUrl;
+      join.className = "geomap-join";
+      join.textContent = "Join to connect with them";
+      box.appendChild(join);
+    }
+    return box;
+  }
 
   // Tile-aligned, padded box so nearby viewports share one cached API answer.
   function requestBox(map) {
@@ -80,8 +123,10 @@
       container.classList.add("geomap-no-tiles");
       outlinesDrawn = loadOutlines(map, options.countriesUrl, markersShown);
     }
+    // One short line, so that on a phone it leaves room for the scale bar.
+    map.attributionControl.setPrefix(false);
     map.attributionControl.addAttribution(
-      "Places &copy; GeoNames (CC BY 4.0) &middot; Outlines: Natural Earth"
+      '<a href="https://leafletjs.com/">Leaflet</a> &middot; GeoNames &middot; Natural Earth'
     );
     var lastKey = null;
     var pending = null;
@@ -104,11 +149,15 @@
           var markers = collection.features.map(function (f) {
             var c = f.geometry.coordinates;
             var count = f.properties.count;
-            return L.marker([c[1], c[0]], {
-              icon: countIcon(count, "geomap-cell"),
+            var label = f.properties.label || "";
+            var name = members(count) + (label ? ", " + label : "");
+            var marker = L.marker([c[1], c[0]], {
+              icon: countIcon(count, "geomap-cell", name),
               count: count,
-              keyboard: false,
+              keyboard: true,
             });
+            marker.bindPopup(function () { return areaPopup(count, label, options); });
+            return marker;
           });
           cluster.clearLayers();
           cluster.addLayers(markers);

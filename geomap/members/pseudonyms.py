@@ -1,0 +1,66 @@
+"""Pseudonym keys: one key for every spelling that looks or reads the same.
+
+``name``, ``Name``, ``NAME`` and ``nаme`` (with a Cyrillic ``а``) must not belong to
+four different people. :func:`pseudonym_key` folds case (Unicode case folding after
+NFKC, so full-width and styled letters fold too), drops invisible format characters,
+and maps every character to the representative of its confusable set, in the manner
+of the Unicode TR39 *skeleton*. The confusable sets come from Unicode's
+``confusables.txt`` as shipped in the ``confusable-homoglyphs`` package; each set is a
+prototype and the characters that look like it, and we take as representative its
+smallest ASCII member (else its smallest code point). The database keeps the key in
+``members.pseudonym_key`` under a unique index, so no two members share one.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections import defaultdict
+from functools import lru_cache
+
+from confusable_homoglyphs import confusables
+
+_MARKS = "\u200e\u200f"  # the data wraps right-to-left homoglyphs in direction marks
+
+
+@lru_cache(maxsize=1)
+def _representatives() -> dict[str, str]:
+    """Return each confusable character's set representative (single characters only)."""
+    neighbours: dict[str, set[str]] = defaultdict(set)
+    for char, homoglyphs in confusables.confusables_data.items():
+        for homoglyph in homoglyphs:
+            other = "".join(c for c in homoglyph["c"] if c not in _MARKS)
+            if len(char) == 1 and len(other) == 1:
+                neighbours[char].add(other)
+                neighbours[other].add(char)
+    representative: dict[str, str] = {}
+    for start in neighbours:
+        if start in representative:
+            continue
+        members, todo = set(), [start]
+        while todo:
+            char = todo.pop()
+            if char not in members:
+                members.add(char)
+                todo.extend(neighbours[char] - members)
+        ascii_members = [c for c in members if c.isascii()]
+        chosen = min(ascii_members or members)
+        representative.update(dict.fromkeys(members, chosen))
+    return representative
+
+
+def _fold(value: str) -> str:
+    """Return ``value`` NFKC-normalised and case-folded, without format characters."""
+    folded = unicodedata.normalize("NFKC", value).casefold()
+    return "".join(c for c in folded if unicodedata.category(c) != "Cf")
+
+
+def pseudonym_key(pseudonym: str) -> str:
+    """Return the key under which ``pseudonym`` must be unique (case and look-alikes folded).
+
+    Pure and deterministic: equal for ``"Ada"``, ``"ADA"`` and ``"Аda"`` (Cyrillic А);
+    leading and trailing spaces are ignored and inner runs of spaces count as one.
+    """
+    representative = _representatives()
+    folded = _fold(" ".join(pseudonym.split()))
+    mapped = "".join(representative.get(c, c) for c in folded)
+    return _fold(mapped)

@@ -1,0 +1,71 @@
+"""Moderation pages: the report queue (moderators, admins) and the audit log (admins)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
+from wtforms import RadioField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional
+
+from geomap.auth import admin_required, moderator_required
+from geomap.database import db
+from geomap.members.errors import MemberInputError, MemberNotFoundError
+from geomap.moderation import queue
+
+bp = Blueprint("moderation", __name__, url_prefix="/moderation")
+ID = "int(max=9223372036854775807)"
+
+ACTION_LABELS = {
+    "dismiss": "Dismiss: nothing against the rules",
+    "warn": "Warn the sender (they see the note below)",
+    "hide": "Hide the message",
+    "suspend": "Suspend the sender (no contact, not listed)",
+    "delete": "Delete the sender's account",
+}
+
+
+class ActionForm(FlaskForm):
+    """A moderator's decision on one report."""
+
+    action = RadioField("Action", choices=list(ACTION_LABELS.items()),
+                        validators=[DataRequired(message="Choose an action.")])
+    note = TextAreaField("Note (the warning text for a warning; kept in the log)",
+                         validators=[Optional(), Length(max=queue.NOTE_MAX)])
+
+
+@bp.get("", endpoint="queue")
+@moderator_required
+def queue_page() -> str:
+    """List open reports, oldest first, each with its message in context."""
+    reports = queue.open_reports(db.session)
+    return render_template("moderation/queue.html", reports=reports, form=ActionForm())
+
+
+@bp.post(f"/reports/<{ID}:report_id>")
+@moderator_required
+def act(report_id: int) -> Response:
+    """Carry out a moderator's action on one report and log it."""
+    form = ActionForm()
+    if not form.validate_on_submit():
+        flash(" ".join(e for errs in form.errors.values() for e in errs)
+              or "Please choose an action.", "error")
+        return redirect(url_for("moderation.queue"))
+    try:
+        summary = queue.act(db.session, report_id=report_id, action=form.action.data,
+                            moderator=current_user.email, note=form.note.data)
+    except (MemberInputError, MemberNotFoundError) as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("moderation.queue"))
+    db.session.commit()
+    flash(summary + " The action is in the moderation log.")
+    return redirect(url_for("moderation.queue"))
+
+
+@bp.get("/log")
+@admin_required
+def log() -> str:
+    """Show the moderation audit log (admins only)."""
+    return render_template("moderation/log.html", entries=queue.audit_log(db.session))

@@ -1,0 +1,58 @@
+"""A preview image of a condition's world map, drawn here (no tile server, no third party).
+
+Country outlines (Natural Earth) in an equirectangular projection, and one circle
+per published cell of the world view, sized by its published count. Used as the
+``og:image`` of map pages and the oEmbed ``thumbnail_url``.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from functools import lru_cache
+
+import shapely
+from PIL import Image, ImageDraw
+
+from geomap.publish.published import PublishedCell
+
+WIDTH, HEIGHT = 1200, 600  # pixels: 0.3° per pixel, the world from 90°N to 90°S
+SEA, LAND, BORDER = "#cfe0ea", "#f7f4ec", "#a9a294"
+MARKER, MARKER_EDGE = (196, 70, 92, 220), "#ffffff"
+
+
+def _xy(lng: float, lat: float) -> tuple[float, float]:
+    """Return the pixel of a point (equirectangular)."""
+    return (lng + 180.0) / 360.0 * WIDTH, (90.0 - lat) / 180.0 * HEIGHT
+
+
+@lru_cache(maxsize=4)
+def _base(outlines: tuple[bytes, ...]) -> Image.Image:
+    """Return the sea and land image of ``outlines`` (WKB), drawn once per outline set."""
+    image = Image.new("RGB", (WIDTH, HEIGHT), SEA)
+    draw = ImageDraw.Draw(image)
+    for geometry in shapely.from_wkb(list(outlines)):
+        polygons = getattr(geometry, "geoms", [geometry])
+        for polygon in polygons:
+            if polygon.geom_type != "Polygon" or polygon.is_empty:
+                continue
+            ring = [_xy(x, y) for x, y in polygon.exterior.coords]
+            if len(ring) >= 3:
+                draw.polygon(ring, fill=LAND, outline=BORDER)
+    return image
+
+
+def render_preview(outlines: list[bytes], cells: list[PublishedCell]) -> bytes:
+    """Return a PNG of the outlines with a circle per published cell (area ∝ count)."""
+    image = _base(tuple(outlines)).copy().convert("RGBA")
+    layer = Image.new("RGBA", image.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    for cell in sorted(cells, key=lambda c: -c.count):
+        x, y = _xy(cell.lng, cell.lat)
+        radius = 3.0 + 1.6 * math.sqrt(cell.count)
+        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=MARKER,
+                     outline=MARKER_EDGE)
+    image = Image.alpha_composite(image, layer).convert("RGB")
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=True)
+    return out.getvalue()

@@ -1,0 +1,33 @@
+"""Static assets: content-hashed URLs, a year of caching, compression."""
+
+from __future__ import annotations
+
+import re
+
+import brotli
+
+
+def test_static_urls_carry_a_content_hash_and_are_kept_a_year(client) -> None:
+    page = client.get("/conditions/all/map").get_data(as_text=True)
+    match = re.search(r'/static/geomap/map\.js\?v=([0-9a-f]{12})', page)
+    assert match, "map.js has no content hash"
+    topo = re.search(r'/static/vendor/world-atlas/countries-50m\.json\?v=[0-9a-f]{12}', page)
+    assert topo, "the country outlines have no content hash"
+    hashed = client.get(match.group(0))
+    assert hashed.status_code == 200
+    assert hashed.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    stale = client.get("/static/geomap/map.js?v=000000000000")
+    assert "immutable" not in stale.headers.get("Cache-Control", "")
+
+
+def test_static_files_are_compressed_for_browsers_that_accept_it(client) -> None:
+    page = client.get("/conditions/all/map").get_data(as_text=True)
+    url = re.search(r'/static/vendor/world-atlas/countries-50m\.json\?v=[0-9a-f]{12}',
+                    page).group(0)
+    plain = client.get(url)
+    packed = client.get(url, headers={"Accept-Encoding": "br"})
+    assert packed.headers["Content-Encoding"] == "br"
+    body = brotli.decompress(packed.get_data())
+    assert body == plain.get_data()
+    assert len(packed.get_data()) < len(body) / 3
+    assert "Accept-Encoding" in packed.headers["Vary"]
