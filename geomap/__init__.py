@@ -17,13 +17,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from geomap.auth import views as auth_views
     from geomap.database import db
     from geomap.embedded_pg import database_url
-    from geomap.web import admin, api, embed, errors, pages, security
+    from geomap.web import admin, api, edge, embed, errors, pages, security
 
     app = Flask(
         __name__,
         template_folder=str(resource("templates")),
         static_folder=str(resource("static")),
     )
+    edge.init_app(app)
     if test_config is None:
         check_environment()
         settings = load_settings(os.environ)

@@ -10,6 +10,9 @@ import ctypes
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
+
+from geomap.web.errors import EscapeControlCharacters, escape_for_log
 
 _M_ARENA_MAX = -8  # mallopt parameter, glibc malloc.h
 
@@ -32,6 +35,26 @@ class GeomapServer(BaseApplication):
         from geomap import create_app
 
         return create_app()
+
+
+# The access log keeps no query string (members' place searches live there) and no
+# referrer (which may hold one): method, path, protocol, status, size, agent, time.
+ACCESS_LOG_FORMAT = '%(h)s - - %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s" %(M)sms'
+
+
+class EscapingLogger(Logger):
+    """gunicorn's logger, escaping control characters in every access and error line."""
+
+    def setup(self, cfg: Any) -> None:
+        """Set up gunicorn's handlers, then escape what reaches the error log."""
+        super().setup(cfg)
+        for handler in self.error_log.handlers:
+            handler.addFilter(EscapeControlCharacters())
+
+    def atoms(self, resp: Any, req: Any, environ: dict, request_time: Any) -> dict:
+        """Return gunicorn's access log atoms with control characters escaped."""
+        return {key: escape_for_log(value) if isinstance(value, str) else value
+                for key, value in super().atoms(resp, req, environ, request_time).items()}
 
 
 def limit_malloc_arenas(arenas: int = 2) -> None:
@@ -60,6 +83,8 @@ def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
         "graceful_timeout": 20,
         "timeout": 60,
         "accesslog": "-",
+        "access_log_format": ACCESS_LOG_FORMAT,
+        "logger_class": "geomap.wsgi_server.EscapingLogger",
         # Recycle workers now and then, not every few seconds: at thousands of requests
         # a second a low limit restarts workers mid-load (a second of imports and a
         # cold cache each time); memory is bounded anyway (the cells cache has a cap).

@@ -140,7 +140,11 @@ def editor() -> str:
 
 def _map_of_url(url: str) -> tuple[published.ConditionSummary, EmbedOptions]:
     """Return the condition and embed options of one of our map URLs, or abort 404."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        abort(404, description="That URL is not a map on this site.")
     if parts.scheme not in ("http", "https") or parts.netloc != request.host:
         abort(404, description="That URL is not a map on this site.")
     adapter = current_app.url_map.bind(request.host, url_scheme=parts.scheme)
