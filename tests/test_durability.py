@@ -151,3 +151,35 @@ def test_acknowledged_writes_survive_a_crash(crash_cluster, tmp_path) -> None:
                 lost += 1
     engine.dispose()
     assert lost == 0
+
+
+def test_while_the_database_is_down_cached_viewports_are_served(crash_cluster,
+                                                                tmp_path) -> None:
+    app = create_app(app_config(tmp_path, GEOMAP_DATABASE_URL=crash_cluster.url))
+    client = app.test_client()
+    viewport = "/api/v1/conditions/all/cells?zoom=2&bbox=-30,20,40,60"
+    cached = client.get(viewport)
+    assert cached.status_code == 200
+    assert client.get("/readyz").status_code == 200
+
+    embedded_pg.stop(crash_cluster)
+    time.sleep(1.5)  # past the cache's version check interval: it must ask (and fail)
+    again = client.get(viewport)
+    assert again.status_code == 200 and again.data == cached.data
+
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.headers["Retry-After"]
+    health = client.get("/healthz")
+    assert health.status_code == 200 and health.get_json()["database"] == "unavailable"
+    api = client.get("/api/v1/conditions")
+    assert api.status_code == 503 and api.headers["Retry-After"] == "30"
+    assert api.get_json()["error"]["code"] == "service_unavailable"
+    page = client.get("/")
+    assert page.status_code == 503 and page.headers["Retry-After"] == "30"
+    assert "try again" in page.get_data(as_text=True)
+    uncached = client.get("/api/v1/conditions/all/cells?zoom=4&bbox=0,0,10,10")
+    assert uncached.status_code == 503
+
+    embedded_pg.start(crash_cluster)
+    assert client.get("/readyz").status_code == 200
+    assert client.get("/api/v1/conditions").status_code == 200

@@ -207,3 +207,18 @@ def test_json_body_error_messages_say_why() -> None:
     with pytest.raises(JSONBodyError, match="surrogate"):
         loads_checked(json.dumps("\ud800"))
     assert loads_checked('{"a": [1, 2.5, "x"]}') == {"a": [1, 2.5, "x"]}
+
+
+@pytest.mark.parametrize("url", ["/settings", "/connections", "/my-data",
+                                 "/my-data/export.json", "/api/v1/me/export",
+                                 "/api/v1/me/location", "/api/v1/connections",
+                                 "/nearby?condition=all", "/"])
+def test_answers_to_a_member_are_not_stored(signed_in, url) -> None:
+    response = signed_in.get(url)
+    assert response.status_code == 200
+    assert "no-store" in response.headers["Cache-Control"]
+
+
+def test_public_aggregates_stay_cacheable_for_members(signed_in) -> None:
+    response = signed_in.get("/api/v1/conditions/all/cells?zoom=2")
+    assert response.headers["Cache-Control"].startswith("public")

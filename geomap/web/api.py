@@ -11,6 +11,7 @@ from collections import OrderedDict
 import h3.api.basic_int as h3i
 from flask import Blueprint, Response, abort, current_app, jsonify, request, url_for
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from geomap import published
 from geomap.database import db
@@ -39,7 +40,16 @@ class _CellsCache:
         now = time.monotonic()
         checked, version = self._version
         if now - checked > _VERSION_TTL:
-            version = published.publish_state(db.public_session).version
+            try:
+                version = published.publish_state(db.public_session).version
+            except DBAPIError:
+                # The database is down: keep serving what is cached under the last
+                # version seen (published data changes only by a publish anyway).
+                if version < 0:
+                    raise
+                db.public_session.rollback()
+                self._version = (now, version)
+                return version
             self._version = (now, version)
         return version
 
@@ -180,11 +190,26 @@ def _render_cells(slug: str, zoom: int, resolution: int, boxes: tuple | None,
 
 
 def healthz() -> Response:
-    """Say whether the service and its database answer."""
-    db.public_session.execute(text("SELECT 1"))
-    state = published.publish_state(db.public_session)
+    """Say that the service is alive (liveness): 200 even while the database is down."""
+    try:
+        state = published.publish_state(db.public_session)
+    except DBAPIError:
+        return jsonify(status="ok", database="unavailable", publish_version=None,
+                       published_at=None)
     return jsonify(
         status="ok",
+        database="ok",
         publish_version=state.version,
         published_at=state.published_at.isoformat() if state.published_at else None,
     )
+
+
+def readyz() -> Response | tuple[Response, int]:
+    """Say whether the service can answer (readiness): 503 while the database is down."""
+    try:
+        db.public_session.execute(text("SELECT 1"))
+    except DBAPIError:
+        response = jsonify(status="unavailable", database="unavailable")
+        response.headers["Retry-After"] = "30"
+        return response, 503
+    return jsonify(status="ok", database="ok")

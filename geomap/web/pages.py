@@ -6,12 +6,13 @@ from flask import Blueprint, Response, abort, current_app, render_template
 
 from geomap import published
 from geomap.database import db
-from geomap.web.api import healthz
+from geomap.web.api import healthz, readyz
 from geomap.web.maps import first_viewport_url, world_map
 
 bp = Blueprint("pages", __name__)
 INITIAL_ZOOM = 2  # the whole world: its cells can be preloaded (maps.first_viewport_url)
 bp.add_url_rule("/healthz", view_func=healthz)
+bp.add_url_rule("/readyz", view_func=readyz)
 
 
 @bp.get("/")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, request, session
 
 OSM_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 
@@ -49,9 +49,24 @@ def _headers(response: Response) -> Response:
         response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
-    if request.path.startswith("/api/"):
+    if _holds_member_data(response):
+        response.headers["Cache-Control"] = "private, no-store"
+        response.vary.add("Cookie")
+    elif request.path.startswith("/api/"):
         response.headers.setdefault("Cache-Control", "no-cache")
     return response
+
+
+def _holds_member_data(response: Response) -> bool:
+    """Return whether a response may hold member data: any answer to a signed-in member.
+
+    Only answers marked public (published aggregates, embeds) are exempt; every other
+    answer to a request with a member's session (settings, connections, exports, the
+    members API) must not be kept by a browser or a shared cache.
+    """
+    if response.headers.get("Cache-Control", "").startswith("public"):
+        return False
+    return "_user_id" in session or request.blueprint in ("members", "members_api")
 
 
 def init_app(app: Flask) -> None:
