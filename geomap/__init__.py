@@ -17,7 +17,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from geomap.auth import views as auth_views
     from geomap.database import db
     from geomap.embedded_pg import database_url
-    from geomap.web import admin, api, edge, embed, errors, pages, security
+    from geomap.web import admin, api, edge, embed, errors, openapi, pages, security
 
     app = Flask(
         __name__,
@@ -51,6 +51,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(embed.bp)
     app.register_blueprint(admin.bp)
     members.init_app(app)
+    openapi.init_app(app)
 
     @app.context_processor
     def _endpoints() -> dict[str, Any]:

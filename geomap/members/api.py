@@ -17,6 +17,24 @@ from geomap.database import db
 from geomap.members import nearby as nearby_queries
 from geomap.members import queries, social
 from geomap.members.errors import MemberInputError
+from geomap.web.openapi import (
+    MEMBER,
+    ConnectBody,
+    ConnectionList,
+    Created,
+    LocationState,
+    MessageBody,
+    MyData,
+    NearbyPage,
+    NearbyQuery,
+    PlaceList,
+    PlacesQuery,
+    PointBody,
+    ThreadBody,
+    UnreadCounts,
+    answers,
+    contract,
+)
 
 ID = "int(max=9223372036854775807)"  # a bigint: larger ids are a 404, not a 500
 bp = Blueprint("members_api", __name__, url_prefix="/api/v1")
@@ -39,6 +57,7 @@ def _json_body() -> dict[str, Any]:
 
 @bp.get("/places")
 @member_required
+@contract.validate(query=PlacesQuery, resp=answers(PlaceList, *MEMBER), tags=["members"])
 def places() -> Response:
     """Return gazetteer places whose name starts with ``q`` (names, country, region)."""
     matches = queries.search_places(db.session, request.args.get("q", ""))
@@ -47,6 +66,7 @@ def places() -> Response:
 
 @bp.get("/nearby")
 @member_required
+@contract.validate(query=NearbyQuery, resp=answers(NearbyPage, *MEMBER, 409), tags=["members"])
 def nearby() -> Response:
     """Return a page of members with a condition near me, by distance band."""
     slug = request.args.get("condition")
@@ -70,6 +90,8 @@ def nearby() -> Response:
 
 @bp.route("/me/location", methods=["GET", "PUT"])
 @member_required
+@contract.validate(json=PointBody, resp=answers(LocationState, *MEMBER, 409),
+                   tags=["members"])
 def location() -> Response:
     """Set my location (``{"lat", "lng"}`` or ``{"place_id"}``) or say whether it is set.
 
@@ -97,6 +119,8 @@ def location() -> Response:
 
 @bp.post("/connections")
 @member_required
+@contract.validate(json=ConnectBody, resp=answers(Created, *MEMBER, 404, 409, ok_status=201),
+                   tags=["members"])
 def connect() -> tuple[Response, int]:
     """Send a connection request: ``{"to": pseudonym, "message": text}``."""
     body = _json_body()
@@ -113,6 +137,7 @@ def connect() -> tuple[Response, int]:
 
 @bp.get("/connections")
 @member_required
+@contract.validate(resp=answers(ConnectionList, *MEMBER), tags=["members"])
 def connections() -> Response:
     """Return my connections and requests."""
     return jsonify(connections=[_summary(c) for c in social.connections(db.session, _me())])
@@ -127,6 +152,8 @@ def _summary(summary: social.ConnectionSummary) -> dict[str, Any]:
 
 @bp.route(f"/connections/<{ID}:connection_id>/messages", methods=["GET", "POST"])
 @member_required
+@contract.validate(json=MessageBody, resp=answers(ThreadBody, *MEMBER, 404, 409),
+                   tags=["members"])
 def messages(connection_id: int) -> Any:
     """Read (and mark read) or add to the messages of one of my connections."""
     if request.method == "POST":
@@ -150,6 +177,7 @@ def messages(connection_id: int) -> Any:
 
 @bp.get("/me/export")
 @member_required
+@contract.validate(resp=answers(MyData, *MEMBER), tags=["members"])
 def export() -> Response:
     """Return everything geomap holds about me."""
     return jsonify(queries.export(db.session, _me()))
@@ -157,6 +185,7 @@ def export() -> Response:
 
 @bp.get("/me/unread")
 @member_required
+@contract.validate(resp=answers(UnreadCounts, *MEMBER), tags=["members"])
 def unread() -> Response:
     """Return my waiting requests and unread messages."""
     counts = social.unread_counts(db.session, _me())

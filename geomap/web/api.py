@@ -16,6 +16,15 @@ from sqlalchemy.exc import DBAPIError
 from geomap import published
 from geomap.database import db
 from geomap.privacy import map_resolution
+from geomap.web.openapi import (
+    CellCollection,
+    CellsQuery,
+    ConditionList,
+    RegionCounts,
+    RegionsQuery,
+    answers,
+    contract,
+)
 from geomap.web.viewport import ViewportError, parse_bbox, parse_zoom
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -91,6 +100,7 @@ def _condition_or_404(slug: str) -> published.ConditionSummary:
 
 
 @bp.get("/conditions")
+@contract.validate(resp=answers(ConditionList), tags=["public"])
 def conditions() -> Response:
     """List the conditions with their published totals."""
     return jsonify(
@@ -109,6 +119,7 @@ def conditions() -> Response:
 
 
 @bp.get("/conditions/<slug>/cells")
+@contract.validate(query=CellsQuery, resp=answers(CellCollection, 404), tags=["public"])
 def cells(slug: str) -> Response:
     """Return the published cells of a condition at a zoom, optionally in a box."""
     try:
@@ -132,6 +143,7 @@ def cells(slug: str) -> Response:
 
 
 @bp.get("/conditions/<slug>/regions")
+@contract.validate(query=RegionsQuery, resp=answers(RegionCounts, 404), tags=["public"])
 def regions(slug: str) -> Response:
     """Return the published counts per country or first-level region of a condition."""
     level = request.args.get("level", "country")

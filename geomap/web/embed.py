@@ -27,6 +27,7 @@ from geomap.web.embed_options import (
     parse_size,
 )
 from geomap.web.maps import first_viewport_url, world_map
+from geomap.web.openapi import OEmbedAnswer, OEmbedQuery, answers, contract
 from geomap.web.security import content_security_policy, tile_url
 
 bp = Blueprint("embed", __name__)
@@ -167,6 +168,7 @@ def _map_of_url(url: str) -> tuple[published.ConditionSummary, EmbedOptions]:
 
 @bp.get("/oembed")
 @stateless
+@contract.validate(query=OEmbedQuery, resp=answers(OEmbedAnswer, 404, 501), tags=["embed"])
 def oembed() -> Response:
     """Answer oEmbed 1.0 for a map or embed URL: a rich response with the iframe."""
     url = request.args.get("url")
