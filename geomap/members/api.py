@@ -88,26 +88,37 @@ def nearby() -> Response:
     )
 
 
-@bp.route("/me/location", methods=["GET", "PUT"])
+@bp.get("/me/location")
+@member_required
+@contract.validate(resp=answers(LocationState, *MEMBER), tags=["members"])
+def location_state() -> Response:
+    """Say whether my location is set (never the exact point: see my settings page)."""
+    return _location_answer()
+
+
+@bp.put("/me/location")
 @member_required
 @contract.validate(json=PointBody, resp=answers(LocationState, *MEMBER, 409),
                    tags=["members"])
 def location() -> Response:
-    """Set my location (``{"lat", "lng"}`` or ``{"place_id"}``) or say whether it is set.
+    """Set my location (``{"lat", "lng"}`` or ``{"place_id"}``).
 
     The answer never holds the exact point: members see it on their settings page only.
     """
-    if request.method == "PUT":
-        body = _json_body()
-        floor = current_app.config["GEOMAP_FLOOR_RESOLUTION"]
-        if "place_id" in body:
-            queries.set_location_to_place(db.session, _me(), body["place_id"], floor=floor)
-        elif "lat" in body or "lng" in body:
-            queries.set_location(db.session, _me(), body.get("lat"), body.get("lng"),
-                                 floor=floor)
-        else:
-            raise MemberInputError("Send lat and lng, or a place_id.")
-        db.session.commit()
+    body = _json_body()
+    floor = current_app.config["GEOMAP_FLOOR_RESOLUTION"]
+    if "place_id" in body:
+        queries.set_location_to_place(db.session, _me(), body["place_id"], floor=floor)
+    elif "lat" in body or "lng" in body:
+        queries.set_location(db.session, _me(), body.get("lat"), body.get("lng"), floor=floor)
+    else:
+        raise MemberInputError("Send lat and lng, or a place_id.")
+    db.session.commit()
+    return _location_answer()
+
+
+def _location_answer() -> Response:
+    """Return whether my location is set, its country, and when the map shows it."""
     own = queries.profile(db.session, _me())
     timing = queries.publish_timing(db.session, current_app.config["GEOMAP_PUBLISH_INTERVAL"])
     return jsonify(
@@ -150,19 +161,27 @@ def _summary(summary: social.ConnectionSummary) -> dict[str, Any]:
     return data
 
 
-@bp.route(f"/connections/<{ID}:connection_id>/messages", methods=["GET", "POST"])
+@bp.post(f"/connections/<{ID}:connection_id>/messages")
 @member_required
-@contract.validate(json=MessageBody, resp=answers(ThreadBody, *MEMBER, 404, 409),
+@contract.validate(json=MessageBody,
+                   resp=answers(Created, *MEMBER, 404, 405, 409, ok_status=201),
                    tags=["members"])
-def messages(connection_id: int) -> Any:
-    """Read (and mark read) or add to the messages of one of my connections."""
-    if request.method == "POST":
-        body = _json_body().get("body")
-        if not isinstance(body, str):
-            raise MemberInputError("Send the message as \"body\": text.")
-        message_id = social.send_message(db.session, _me(), connection_id, body)
-        db.session.commit()
-        return jsonify(id=message_id), 201
+def messages(connection_id: int) -> tuple[Response, int]:
+    """Add a message (``{"body": text}``) to one of my connections."""
+    body = _json_body().get("body")
+    if not isinstance(body, str):
+        raise MemberInputError("Send the message as \"body\": text.")
+    message_id = social.send_message(db.session, _me(), connection_id, body)
+    db.session.commit()
+    return jsonify(id=message_id), 201
+
+
+@bp.get(f"/connections/<{ID}:connection_id>/messages")
+@member_required
+# An id past the bigint range matches no rule of this path: werkzeug answers 405.
+@contract.validate(resp=answers(ThreadBody, *MEMBER, 404, 405), tags=["members"])
+def thread(connection_id: int) -> Response:
+    """Read (and mark read) the messages of one of my connections."""
     conversation = social.thread(db.session, _me(), connection_id)
     db.session.commit()
     return jsonify(
