@@ -12,6 +12,7 @@ import h3.api.basic_int as h3i
 from flask import Blueprint, Response, abort, current_app, jsonify, request, url_for
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
+from werkzeug.exceptions import ServiceUnavailable
 
 from geomap import published
 from geomap.database import db
@@ -34,6 +35,8 @@ _CACHE_SIZE = 4096
 # ~100 kB, and each worker must stay small (see docs/scaling.md).
 _CACHE_BYTES = 16 * 1024 * 1024
 _VERSION_TTL = 1.0  # seconds a worker trusts its idea of the publish version
+_MISSES = threading.BoundedSemaphore(2)  # cells rendered at once per worker process
+_MISS_WAIT_SECONDS = 10.0
 
 
 class _CellsCache:
@@ -124,7 +127,7 @@ def cells(slug: str) -> Response:
     """Return the published cells of a condition at a zoom, optionally in a box."""
     try:
         zoom = parse_zoom(request.args.get("zoom"))
-        boxes = parse_bbox(request.args.get("bbox"))
+        boxes = parse_bbox(request.args.get("bbox"), zoom)
     except ViewportError as exc:
         abort(400, description=str(exc))
     resolution = map_resolution(zoom, current_app.config["GEOMAP_FLOOR_RESOLUTION"])
@@ -133,7 +136,15 @@ def cells(slug: str) -> Response:
     key = (slug, resolution, boxes, version)
     entry = cache.get(key)
     if entry is None:
-        entry = _render_cells(slug, zoom, resolution, boxes, version)
+        # Bound the work of cache misses: a client asking a new box each time waits
+        # its turn instead of taking every thread (and the database) from the others.
+        if not _MISSES.acquire(timeout=_MISS_WAIT_SECONDS):
+            raise ServiceUnavailable("The map is busy; please try again in a moment.",
+                                     retry_after=2)
+        try:
+            entry = _render_cells(slug, zoom, resolution, boxes, version)
+        finally:
+            _MISSES.release()
         cache.put(key, entry)
     body, etag = entry
     response = Response(body, mimetype="application/geo+json")
@@ -193,6 +204,7 @@ def _render_cells(slug: str, zoom: int, resolution: int, boxes: tuple | None,
             "resolution": resolution,
             "publish_version": version,
             "total": total,
+            "bbox": [list(box) for box in boxes] if boxes else None,
         },
         "features": features,
     }

@@ -13,11 +13,21 @@ import json
 import re
 from typing import Any
 
-from flask import Flask, Request, request
+from flask import Flask, Request, Response, current_app, request
 from flask.json.provider import DefaultJSONProvider
-from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import BadRequest, ClientDisconnected
 from werkzeug.routing import UnicodeConverter
+from werkzeug.wsgi import get_input_stream
 
+MAX_BODY_BYTES = 1024 * 1024  # MAX_CONTENT_LENGTH: no route reads more
+# Per kind of body: geomap's forms and JSON bodies are a few hundred bytes; a
+# message is at most 2,000 characters.
+BODY_LIMITS = {
+    "application/json": 64 * 1024,
+    "application/x-www-form-urlencoded": 64 * 1024,
+    "multipart/form-data": 256 * 1024,
+}
+OTHER_BODY_LIMIT = 64 * 1024
 MAX_JSON_DEPTH = 32
 MAX_JSON_DIGITS = 20  # a bigint has 19; longer integers are not a number geomap reads
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -110,8 +120,28 @@ def has_control_characters(text: str) -> bool:
     return bool(_CONTROL.search(text))
 
 
+def body_limit(limit: int) -> Any:
+    """Decorate a view whose request body may be up to ``limit`` bytes (default by type)."""
+
+    def decorate(view: Any) -> Any:
+        view.geomap_body_limit = limit
+        return view
+
+    return decorate
+
+
+def _body_limit() -> int:
+    """Return the largest body the current route accepts."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    declared = getattr(view, "geomap_body_limit", None)
+    if declared is not None:
+        return min(declared, current_app.config["MAX_CONTENT_LENGTH"] or MAX_BODY_BYTES)
+    return BODY_LIMITS.get(request.mimetype, OTHER_BODY_LIMIT)
+
+
 def _check_request() -> None:
     """Refuse query strings, forms and JSON bodies geomap does not read."""
+    request.max_content_length = _body_limit()
     for key, value in request.args.items(multi=True):
         if has_control_characters(key) or has_control_characters(value) \
                 or "\n" in value or "\r" in value:
@@ -125,6 +155,27 @@ def _check_request() -> None:
                     raise BadRequest(f"The form field {key[:40]!r} holds a NUL character.")
 
 
+def drain_unread_body(response: Response) -> Response:
+    """Read what the view left of a body (up to MAX_CONTENT_LENGTH) before answering.
+
+    An unread body stays on a keep-alive connection; gunicorn would then have to close
+    the connection after the answer, and the client's next request on it would meet a
+    reset. Bodies over MAX_CONTENT_LENGTH are not read: the connection closes.
+    """
+    length = request.content_length
+    if not length or length > (current_app.config["MAX_CONTENT_LENGTH"] or MAX_BODY_BYTES):
+        return response
+    stream = request.__dict__.get("stream")
+    if stream is None:
+        stream = get_input_stream(request.environ, max_content_length=None)
+    try:
+        while stream.read(64 * 1024):
+            pass
+    except (OSError, ClientDisconnected):
+        pass
+    return response
+
+
 def init_app(app: Flask) -> None:
     """Install the safe converters, the checked JSON reader and the request checks.
 
@@ -135,4 +186,8 @@ def init_app(app: Flask) -> None:
     app.json_provider_class = CheckedJSONProvider
     app.json = CheckedJSONProvider(app)
     app.request_class = GeomapRequest
+    app.config.setdefault("MAX_CONTENT_LENGTH", MAX_BODY_BYTES)
+    app.config.setdefault("MAX_FORM_MEMORY_SIZE", 256 * 1024)
+    app.config.setdefault("MAX_FORM_PARTS", 200)
     app.before_request(_check_request)
+    app.after_request(drain_unread_body)

@@ -154,6 +154,10 @@ class CellsProperties(BaseModel):
     resolution: int
     publish_version: int
     total: int
+    bbox: list[list[float]] | None = Field(
+        description="The boxes served (west, south, east, north): the one asked for, "
+                    "split at the antimeridian and shrunk to what a viewport can show "
+                    "at this zoom.")
 
 
 class CellCollection(BaseModel):
