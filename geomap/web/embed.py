@@ -49,7 +49,8 @@ def _frame_ancestors() -> str:
 
 def _embed_headers(response: Response) -> Response:
     """Let the configured origins frame ``response`` (the default CSP denies framing)."""
-    response.headers["Content-Security-Policy"] = content_security_policy(_frame_ancestors())
+    if response.status_code != 304:  # a 304 keeps the cached page's policy
+        response.headers["Content-Security-Policy"] = content_security_policy(_frame_ancestors())
     return response
 
 
