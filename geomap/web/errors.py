@@ -12,7 +12,7 @@ import logging
 import re
 
 from flask import Flask, current_app, jsonify, render_template, request
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, PendingRollbackError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,13 @@ def _render(error: HTTPException):  # noqa: ANN202
     return response
 
 
+def database_unavailable(error: BaseException) -> bool:
+    """Return whether ``error`` means the database is down or went away mid-request."""
+    if isinstance(error, OperationalError | InterfaceError | PendingRollbackError):
+        return True
+    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
+
+
 def _database_unavailable(error: Exception):  # noqa: ANN202
     # Log the kind only: driver messages may quote query parameters.
     log.warning("database unavailable (%s) on %s %s", type(error).__name__, request.method,
@@ -82,8 +89,7 @@ def _database_unavailable(error: Exception):  # noqa: ANN202
 
 
 def _unexpected(error: Exception):  # noqa: ANN202
-    if isinstance(error, DBAPIError) and error.connection_invalidated \
-            or isinstance(error, OperationalError):
+    if database_unavailable(error):
         return _database_unavailable(error)
     if current_app.testing:
         raise error
