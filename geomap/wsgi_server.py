@@ -7,6 +7,7 @@ Equivalent command line: ``MALLOC_ARENA_MAX=2 gunicorn -w 2 -k gthread --threads
 from __future__ import annotations
 
 import ctypes
+import logging
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -55,6 +56,21 @@ class EscapingLogger(Logger):
         """Return gunicorn's access log atoms with control characters escaped."""
         return {key: escape_for_log(value) if isinstance(value, str) else value
                 for key, value in super().atoms(resp, req, environ, request_time).items()}
+
+
+class DropQueryStrings(logging.Filter):
+    """Cut query strings out of werkzeug's request lines (``geomap serve`` without --prod)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep the record, its request line without ``?query``."""
+        if record.args and isinstance(record.args, tuple) and isinstance(record.args[0], str):
+            line = record.args[0]
+            if "?" in line:
+                method, _, rest = line.partition(" ")
+                target, _, protocol = rest.rpartition(" ")
+                record.args = (f"{method} {target.split('?', 1)[0]} {protocol}",
+                               *record.args[1:])
+        return True
 
 
 def limit_malloc_arenas(arenas: int = 2) -> None:

@@ -222,3 +222,22 @@ def test_answers_to_a_member_are_not_stored(signed_in, url) -> None:
 def test_public_aggregates_stay_cacheable_for_members(signed_in) -> None:
     response = signed_in.get("/api/v1/conditions/all/cells?zoom=2")
     assert response.headers["Cache-Control"].startswith("public")
+
+
+def test_the_development_server_log_keeps_no_query_string() -> None:
+    from geomap.wsgi_server import DropQueryStrings
+
+    record = logging.LogRecord("werkzeug", logging.INFO, __file__, 1, '"%s" %s %s',
+                               ("GET /api/v1/places?q=hamburg HTTP/1.1", "200", "-"), None)
+    assert DropQueryStrings().filter(record)
+    assert record.getMessage() == '"GET /api/v1/places HTTP/1.1" 200 -'
+
+
+def test_an_embed_304_carries_the_policy_of_the_page_it_keeps(client) -> None:
+    first = client.get("/embed/conditions/all/map")
+    again = client.get("/embed/conditions/all/map",
+                       headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304
+    policy = first.headers["Content-Security-Policy"]
+    assert again.headers["Content-Security-Policy"] == policy
+    assert "'unsafe-inline'" not in policy and "'sha256-" in policy

@@ -49,8 +49,7 @@ def _frame_ancestors() -> str:
 
 def _embed_headers(response: Response) -> Response:
     """Let the configured origins frame ``response`` (the default CSP denies framing)."""
-    if response.status_code != 304:  # a 304 keeps the cached page's policy
-        response.headers["Content-Security-Policy"] = content_security_policy(_frame_ancestors())
+    response.headers["Content-Security-Policy"] = content_security_policy(_frame_ancestors())
     return response
 
 
@@ -78,22 +77,21 @@ def embedded_map(slug: str) -> Response:
          config["GEOMAP_TILES"], _frame_ancestors(), request.host)
     )
     etag = hashlib.sha256(fingerprint.encode()).hexdigest()[:32]
+    # Rendered for a 304 too: its CSP must list the hashes of the page the client keeps.
+    parts = world_map(
+        slug=slug,
+        tiles=config["GEOMAP_TILES"] if options.tiles else "off",
+        tiles_attribution=config["GEOMAP_TILES_ATTRIBUTION"],
+        center=(options.lat, options.lng),
+        zoom=options.zoom,
+        height=f"{options.height}px" if options.height else "100%",
+    )
+    html = render_template("embed/map.html", condition=condition, map=parts, options=options,
+                           k=config["GEOMAP_K"], preload_url=first_viewport_url(slug, options.zoom))
     if request.if_none_match.contains(etag):
         response = Response(status=304)
     else:
-        parts = world_map(
-            slug=slug,
-            tiles=config["GEOMAP_TILES"] if options.tiles else "off",
-            tiles_attribution=config["GEOMAP_TILES_ATTRIBUTION"],
-            center=(options.lat, options.lng),
-            zoom=options.zoom,
-            height=f"{options.height}px" if options.height else "100%",
-        )
-        response = Response(
-            render_template("embed/map.html", condition=condition, map=parts, options=options,
-                            k=config["GEOMAP_K"],
-                            preload_url=first_viewport_url(slug, options.zoom))
-        )
+        response = Response(html)
     response.set_etag(etag)
     response.headers["Cache-Control"] = f"public, max-age={EMBED_MAX_AGE}"
     return _embed_headers(response)

@@ -109,7 +109,12 @@ def _holds_member_data(response: Response) -> bool:
     """
     if response.headers.get("Cache-Control", "").startswith("public"):
         return False
-    return "_user_id" in session or request.blueprint in ("members", "members_api")
+    if request.blueprint in ("members", "members_api"):
+        return True
+    # Look into the session only when the request brought one (reading it adds Vary).
+    if not request.cookies.get(current_app.config["SESSION_COOKIE_NAME"]):
+        return False
+    return "_user_id" in session
 
 
 def init_app(app: Flask) -> None:
