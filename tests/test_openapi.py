@@ -110,7 +110,8 @@ def test_schemathesis_finds_no_5xx_and_no_mismatch(member_server, tmp_path) -> N
         "--report", "json", "--report-json-path", str(report),
         "--no-color",
     ]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=1800,
+    # Run in tmp_path: schemathesis keeps a .schemathesis/ cache in its working folder.
+    run = subprocess.run(command, capture_output=True, text=True, timeout=1800, cwd=tmp_path,
                          env={**os.environ, "SCHEMATHESIS_HOOKS": ""}, check=False)
     print(run.stdout[-6000:])
     assert run.returncode == 0, run.stdout[-8000:] + run.stderr[-2000:]
