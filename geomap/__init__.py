@@ -18,13 +18,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from geomap.auth import views as auth_views
     from geomap.database import db
     from geomap.embedded_pg import database_url
-    from geomap.web import admin, api, assets, embed, errors, pages, security
+    from geomap.web import admin, api, assets, edge, embed, errors, openapi, pages, security
 
     app = Flask(
         __name__,
         template_folder=str(resource("templates")),
         static_folder=str(resource("static")),
     )
+    edge.init_app(app)
     if test_config is None:
         check_environment()
         settings = load_settings(os.environ)
@@ -55,6 +56,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     auth_limits.init_app(app)
     symptoms.init_app(app)
     moderation.init_app(app)
+    openapi.init_app(app)
 
     @app.context_processor
     def _endpoints() -> dict[str, Any]:

@@ -479,6 +479,11 @@ def serve(ctx: Context, prod: bool) -> None:
 
             run_gunicorn(host, port, settings["GEOMAP_WORKERS"])
         else:
+            import logging
+
+            from geomap.wsgi_server import DropQueryStrings
+
+            logging.getLogger("werkzeug").addFilter(DropQueryStrings())
             create_app().run(host=host, port=port, threaded=True, use_reloader=False)
     finally:
         scheduler.stop()

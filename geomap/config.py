@@ -63,6 +63,13 @@ def _parse_choice(*choices: str) -> Callable[[str], str]:
         return raw
 
     return parse
+def _parse_limit_storage(raw: str) -> str:
+    value = raw.strip()
+    if re.match(r"^(memory|redis|rediss|redis\+unix|redis\+cluster|redis\+sentinel)://", value):
+        return value
+    raise ConfigError(
+        f"expected 'memory://' or a Redis URL such as 'redis://127.0.0.1:6379/0', got {raw!r}"
+    )
 
 
 def _parse_tiles(raw: str) -> str:
@@ -173,7 +180,15 @@ SETTINGS: tuple[Setting, ...] = (
         _parse_rate_limit,
         "30 per minute",
         "Nearby searches a member may make (page and API together), e.g. `30 per minute`; "
-        "`;` separates several limits. Counted in memory, per web worker process.",
+        "`;` separates several limits.",
+    ),
+    Setting(
+        "GEOMAP_RATELIMIT_STORAGE_URL",
+        _parse_limit_storage,
+        "memory://",
+        "Where rate limits are counted: `memory://` (each worker process on its own: "
+        "right for one process only) or a Redis URL (`redis://host:6379/0`) shared by "
+        "every worker and machine.",
     ),
     Setting(
         "GEOMAP_LOCATION_RATE_LIMIT",

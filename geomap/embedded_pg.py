@@ -167,7 +167,6 @@ def init(cluster: Cluster) -> bool:
             "work_mem = 64MB\n"
             "maintenance_work_mem = 256MB\n"
             "max_wal_size = 2GB\n"
-            "synchronous_commit = off\n"
             "max_connections = 100\n"
         )
     return True
@@ -198,7 +197,9 @@ def start(cluster: Cluster) -> bool:
             "-l",
             str(cluster.logfile),
             "-o",
-            f"-p {cluster.port}",
+            # Committed means kept: a cluster created before this was written with
+            # synchronous_commit = off, and the command line wins over the file.
+            f"-p {cluster.port} -c synchronous_commit=on",
         ],
     )
     if result.returncode != 0:
@@ -235,6 +236,20 @@ def stop(cluster: Cluster) -> bool:
     if not is_running(cluster):
         return False
     result = _run(cluster, ["pg_ctl", "stop", "-w", "-m", "fast", "-D", str(cluster.pgdata)])
+    if result.returncode != 0:
+        raise EmbeddedError(f"PostgreSQL did not stop:\n{result.stderr.strip()}")
+    return True
+
+
+def crash(cluster: Cluster) -> bool:
+    """Kill the cluster's server as a power cut would (``pg_ctl stop -m immediate``).
+
+    The next start replays the write-ahead log; tests and ``bench/fault.py`` use it
+    to check that every acknowledged write survives. Returns whether it was running.
+    """
+    if not is_running(cluster):
+        return False
+    result = _run(cluster, ["pg_ctl", "stop", "-w", "-m", "immediate", "-D", str(cluster.pgdata)])
     if result.returncode != 0:
         raise EmbeddedError(f"PostgreSQL did not stop:\n{result.stderr.strip()}")
     return True

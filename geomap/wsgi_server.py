@@ -7,9 +7,13 @@ Equivalent command line: ``MALLOC_ARENA_MAX=2 gunicorn -w 2 -k gthread --threads
 from __future__ import annotations
 
 import ctypes
+import logging
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
+
+from geomap.web.errors import EscapeControlCharacters, escape_for_log
 
 _M_ARENA_MAX = -8  # mallopt parameter, glibc malloc.h
 
@@ -32,6 +36,41 @@ class GeomapServer(BaseApplication):
         from geomap import create_app
 
         return create_app()
+
+
+# The access log keeps no query string (members' place searches live there) and no
+# referrer (which may hold one): method, path, protocol, status, size, agent, time.
+ACCESS_LOG_FORMAT = '%(h)s - - %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s" %(M)sms'
+
+
+class EscapingLogger(Logger):
+    """gunicorn's logger, escaping control characters in every access and error line."""
+
+    def setup(self, cfg: Any) -> None:
+        """Set up gunicorn's handlers, then escape what reaches the error log."""
+        super().setup(cfg)
+        for handler in self.error_log.handlers:
+            handler.addFilter(EscapeControlCharacters())
+
+    def atoms(self, resp: Any, req: Any, environ: dict, request_time: Any) -> dict:
+        """Return gunicorn's access log atoms with control characters escaped."""
+        return {key: escape_for_log(value) if isinstance(value, str) else value
+                for key, value in super().atoms(resp, req, environ, request_time).items()}
+
+
+class DropQueryStrings(logging.Filter):
+    """Cut query strings out of werkzeug's request lines (``geomap serve`` without --prod)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep the record, its request line without ``?query``."""
+        if record.args and isinstance(record.args, tuple) and isinstance(record.args[0], str):
+            line = record.args[0]
+            if "?" in line:
+                method, _, rest = line.partition(" ")
+                target, _, protocol = rest.rpartition(" ")
+                record.args = (f"{method} {target.split('?', 1)[0]} {protocol}",
+                               *record.args[1:])
+        return True
 
 
 def limit_malloc_arenas(arenas: int = 2) -> None:
@@ -60,6 +99,8 @@ def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
         "graceful_timeout": 20,
         "timeout": 60,
         "accesslog": "-",
+        "access_log_format": ACCESS_LOG_FORMAT,
+        "logger_class": "geomap.wsgi_server.EscapingLogger",
         # Recycle workers now and then, not every few seconds: at thousands of requests
         # a second a low limit restarts workers mid-load (a second of imports and a
         # cold cache each time); memory is bounded anyway (the cells cache has a cap).

@@ -27,6 +27,8 @@ missing_packages() {
     command -v chromium >/dev/null || missing+=(chromium)
     command -v npm >/dev/null || missing+=(nodejs npm)
     command -v wrk >/dev/null || missing+=(wrk)  # HTTP load generator of make bench
+    # Shared rate-limit storage; the test suite starts its own redis-server from it.
+    [ -x /usr/bin/redis-server ] || missing+=(redis-server)
     "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
     echo "${missing[@]:-}"
 }

@@ -274,3 +274,36 @@ def page(browser) -> Iterator[object]:  # noqa: ANN001
     page.on("request", lambda request: page.requested_urls.append(request.url))
     yield page
     context.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a redis-server the suite starts on a free 127.0.0.1 port (Debian's package)."""
+    import shutil
+    import subprocess
+    import time
+
+    executable = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not Path(executable).exists():
+        pytest.skip("redis-server is not installed (scripts/bootstrap.sh installs it)")
+    port = free_port()
+    folder = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen(
+        [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(folder), "--protected-mode", "yes"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                pytest.fail("redis-server did not start")
+            time.sleep(0.05)
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

@@ -17,6 +17,24 @@ from geomap.database import db
 from geomap.members import nearby as nearby_queries
 from geomap.members import queries, social
 from geomap.members.errors import MemberInputError
+from geomap.web.openapi import (
+    MEMBER,
+    ConnectBody,
+    ConnectionList,
+    Created,
+    LocationState,
+    MessageBody,
+    MyData,
+    NearbyPage,
+    NearbyQuery,
+    PlaceList,
+    PlacesQuery,
+    PointBody,
+    ThreadBody,
+    UnreadCounts,
+    answers,
+    contract,
+)
 
 ID = "int(max=9223372036854775807)"  # a bigint: larger ids are a 404, not a 500
 bp = Blueprint("members_api", __name__, url_prefix="/api/v1")
@@ -39,6 +57,7 @@ def _json_body() -> dict[str, Any]:
 
 @bp.get("/places")
 @member_required
+@contract.validate(query=PlacesQuery, resp=answers(PlaceList, *MEMBER), tags=["members"])
 def places() -> Response:
     """Return gazetteer places whose name starts with ``q`` (names, country, region)."""
     matches = queries.search_places(db.session, request.args.get("q", ""))
@@ -47,6 +66,7 @@ def places() -> Response:
 
 @bp.get("/nearby")
 @member_required
+@contract.validate(query=NearbyQuery, resp=answers(NearbyPage, *MEMBER, 409), tags=["members"])
 def nearby() -> Response:
     """Return a page of members with a condition near me, by distance band.
 
@@ -74,24 +94,37 @@ def nearby() -> Response:
     )
 
 
-@bp.route("/me/location", methods=["GET", "PUT"])
+@bp.get("/me/location")
 @member_required
+@contract.validate(resp=answers(LocationState, *MEMBER), tags=["members"])
+def location_state() -> Response:
+    """Say whether my location is set (never the exact point: see my settings page)."""
+    return _location_answer()
+
+
+@bp.put("/me/location")
+@member_required
+@contract.validate(json=PointBody, resp=answers(LocationState, *MEMBER, 409),
+                   tags=["members"])
 def location() -> Response:
-    """Set my location (``{"lat", "lng"}`` or ``{"place_id"}``) or say whether it is set.
+    """Set my location (``{"lat", "lng"}`` or ``{"place_id"}``).
 
     The answer never holds the exact point: members see it on their settings page only.
     """
-    if request.method == "PUT":
-        body = _json_body()
-        floor = current_app.config["GEOMAP_FLOOR_RESOLUTION"]
-        if "place_id" in body:
-            queries.set_location_to_place(db.session, _me(), body["place_id"], floor=floor)
-        elif "lat" in body or "lng" in body:
-            queries.set_location(db.session, _me(), body.get("lat"), body.get("lng"),
-                                 floor=floor)
-        else:
-            raise MemberInputError("Send lat and lng, or a place_id.")
-        db.session.commit()
+    body = _json_body()
+    floor = current_app.config["GEOMAP_FLOOR_RESOLUTION"]
+    if "place_id" in body:
+        queries.set_location_to_place(db.session, _me(), body["place_id"], floor=floor)
+    elif "lat" in body or "lng" in body:
+        queries.set_location(db.session, _me(), body.get("lat"), body.get("lng"), floor=floor)
+    else:
+        raise MemberInputError("Send lat and lng, or a place_id.")
+    db.session.commit()
+    return _location_answer()
+
+
+def _location_answer() -> Response:
+    """Return whether my location is set, its country, and when the map shows it."""
     own = queries.profile(db.session, _me())
     timing = queries.publish_timing(db.session, current_app.config["GEOMAP_PUBLISH_INTERVAL"])
     return jsonify(
@@ -103,6 +136,8 @@ def location() -> Response:
 
 @bp.post("/connections")
 @member_required
+@contract.validate(json=ConnectBody, resp=answers(Created, *MEMBER, 404, 409, ok_status=201),
+                   tags=["members"])
 def connect() -> tuple[Response, int]:
     """Send a connection request: ``{"to": pseudonym, "message": text}``."""
     body = _json_body()
@@ -119,6 +154,7 @@ def connect() -> tuple[Response, int]:
 
 @bp.get("/connections")
 @member_required
+@contract.validate(resp=answers(ConnectionList, *MEMBER), tags=["members"])
 def connections() -> Response:
     """Return my connections and requests."""
     return jsonify(connections=[_summary(c) for c in social.connections(db.session, _me())])
@@ -131,17 +167,27 @@ def _summary(summary: social.ConnectionSummary) -> dict[str, Any]:
     return data
 
 
-@bp.route(f"/connections/<{ID}:connection_id>/messages", methods=["GET", "POST"])
+@bp.post(f"/connections/<{ID}:connection_id>/messages")
 @member_required
-def messages(connection_id: int) -> Any:
-    """Read (and mark read) or add to the messages of one of my connections."""
-    if request.method == "POST":
-        body = _json_body().get("body")
-        if not isinstance(body, str):
-            raise MemberInputError("Send the message as \"body\": text.")
-        message_id = social.send_message(db.session, _me(), connection_id, body)
-        db.session.commit()
-        return jsonify(id=message_id), 201
+@contract.validate(json=MessageBody,
+                   resp=answers(Created, *MEMBER, 404, 405, 409, ok_status=201),
+                   tags=["members"])
+def messages(connection_id: int) -> tuple[Response, int]:
+    """Add a message (``{"body": text}``) to one of my connections."""
+    body = _json_body().get("body")
+    if not isinstance(body, str):
+        raise MemberInputError("Send the message as \"body\": text.")
+    message_id = social.send_message(db.session, _me(), connection_id, body)
+    db.session.commit()
+    return jsonify(id=message_id), 201
+
+
+@bp.get(f"/connections/<{ID}:connection_id>/messages")
+@member_required
+# An id past the bigint range matches no rule of this path: werkzeug answers 405.
+@contract.validate(resp=answers(ThreadBody, *MEMBER, 404, 405), tags=["members"])
+def thread(connection_id: int) -> Response:
+    """Read (and mark read) the messages of one of my connections."""
     conversation = social.thread(db.session, _me(), connection_id)
     db.session.commit()
     return jsonify(
@@ -156,6 +202,7 @@ def messages(connection_id: int) -> Any:
 
 @bp.get("/me/export")
 @member_required
+@contract.validate(resp=answers(MyData, *MEMBER), tags=["members"])
 def export() -> Response:
     """Return everything geomap holds about me."""
     return jsonify(queries.export(db.session, _me()))
@@ -163,6 +210,7 @@ def export() -> Response:
 
 @bp.get("/me/unread")
 @member_required
+@contract.validate(resp=answers(UnreadCounts, *MEMBER), tags=["members"])
 def unread() -> Response:
     """Return my waiting requests and unread messages."""
     counts = social.unread_counts(db.session, _me())

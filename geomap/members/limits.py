@@ -1,4 +1,10 @@
-"""Rate limits on nearby searches, location changes and contact (Flask-Limiter, in memory).
+"""Rate limits on nearby searches, location changes and contact (Flask-Limiter).
+
+Counts live where ``GEOMAP_RATELIMIT_STORAGE_URL`` says: ``memory://`` (the default)
+counts in each worker process, which is right for one process only; a Redis URL
+shares every count between all workers and machines (``geomap serve --prod`` with
+several workers should use one). When Redis is unreachable the limiter counts in
+memory meanwhile rather than failing requests.
 
 Each app gets its own limiter (so several apps in one process keep separate counts),
 keyed by member when signed in, else by address. The limits are settings; a page and
@@ -37,12 +43,15 @@ def rate_key() -> str:
 
 
 def init_app(app: Flask) -> None:
-    """Give ``app`` its own in-memory limiter and limit the member routes."""
+    """Give ``app`` its own limiter (storage per the settings) and limit the member routes."""
+    storage = app.config.get("GEOMAP_RATELIMIT_STORAGE_URL", "memory://")
     limiter = Limiter(
         key_func=rate_key,
-        storage_uri="memory://",
+        storage_uri=storage,
         strategy="moving-window",
         headers_enabled=True,
+        key_prefix="geomap",
+        in_memory_fallback_enabled=not storage.startswith("memory://"),
     )
     limiter.init_app(app)
     app.extensions["geomap.limiter"] = limiter

@@ -78,7 +78,7 @@ def parse_page(raw: str | None) -> int:
     """Return a page number from 1 to MAX_PAGE; raise MemberInputError otherwise."""
     if raw is None or raw == "":
         return 1
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9) or not 1 <= int(raw) <= MAX_PAGE:
         raise MemberInputError(f"page must be a whole number from 1 to {MAX_PAGE}.")
     return int(raw)
 

@@ -11,10 +11,21 @@ from collections import OrderedDict
 import h3.api.basic_int as h3i
 from flask import Blueprint, Response, abort, current_app, jsonify, request, url_for
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from werkzeug.exceptions import ServiceUnavailable
 
 from geomap.database import db
 from geomap.privacy import map_resolution
 from geomap.publish import published
+from geomap.web.openapi import (
+    CellCollection,
+    CellsQuery,
+    ConditionList,
+    RegionCounts,
+    RegionsQuery,
+    answers,
+    contract,
+)
 from geomap.web.viewport import ViewportError, parse_bbox, parse_zoom
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -24,6 +35,8 @@ _CACHE_SIZE = 4096
 # ~100 kB, and each worker must stay small (see docs/scaling.md).
 _CACHE_BYTES = 16 * 1024 * 1024
 _VERSION_TTL = 1.0  # seconds a worker trusts its idea of the publish version
+_MISSES = threading.BoundedSemaphore(2)  # cells rendered at once per worker process
+_MISS_WAIT_SECONDS = 10.0
 
 
 class _CellsCache:
@@ -39,7 +52,16 @@ class _CellsCache:
         now = time.monotonic()
         checked, version = self._version
         if now - checked > _VERSION_TTL:
-            version = published.publish_state(db.public_session).version
+            try:
+                version = published.publish_state(db.public_session).version
+            except DBAPIError:
+                # The database is down: keep serving what is cached under the last
+                # version seen (published data changes only by a publish anyway).
+                if version < 0:
+                    raise
+                db.public_session.rollback()
+                self._version = (now, version)
+                return version
             self._version = (now, version)
         return version
 
@@ -81,6 +103,7 @@ def _condition_or_404(slug: str) -> published.ConditionSummary:
 
 
 @bp.get("/conditions")
+@contract.validate(resp=answers(ConditionList), tags=["public"])
 def conditions() -> Response:
     """List the conditions with their published totals."""
     return jsonify(
@@ -99,11 +122,12 @@ def conditions() -> Response:
 
 
 @bp.get("/conditions/<slug>/cells")
+@contract.validate(query=CellsQuery, resp=answers(CellCollection, 404), tags=["public"])
 def cells(slug: str) -> Response:
     """Return the published cells of a condition at a zoom, optionally in a box."""
     try:
         zoom = parse_zoom(request.args.get("zoom"))
-        boxes = parse_bbox(request.args.get("bbox"))
+        boxes = parse_bbox(request.args.get("bbox"), zoom)
     except ViewportError as exc:
         abort(400, description=str(exc))
     resolution = map_resolution(zoom, current_app.config["GEOMAP_FLOOR_RESOLUTION"])
@@ -112,7 +136,15 @@ def cells(slug: str) -> Response:
     key = (slug, resolution, boxes, version)
     entry = cache.get(key)
     if entry is None:
-        entry = _render_cells(slug, zoom, resolution, boxes, version)
+        # Bound the work of cache misses: a client asking a new box each time waits
+        # its turn instead of taking every thread (and the database) from the others.
+        if not _MISSES.acquire(timeout=_MISS_WAIT_SECONDS):
+            raise ServiceUnavailable("The map is busy; please try again in a moment.",
+                                     retry_after=2)
+        try:
+            entry = _render_cells(slug, zoom, resolution, boxes, version)
+        finally:
+            _MISSES.release()
         cache.put(key, entry)
     body, etag = entry
     response = Response(body, mimetype="application/geo+json")
@@ -122,6 +154,7 @@ def cells(slug: str) -> Response:
 
 
 @bp.get("/conditions/<slug>/regions")
+@contract.validate(query=RegionsQuery, resp=answers(RegionCounts, 404), tags=["public"])
 def regions(slug: str) -> Response:
     """Return the published counts per country or first-level region of a condition."""
     level = request.args.get("level", "country")
@@ -173,6 +206,7 @@ def _render_cells(slug: str, zoom: int, resolution: int, boxes: tuple | None,
             "resolution": resolution,
             "publish_version": version,
             "total": total,
+            "bbox": [list(box) for box in boxes] if boxes else None,
         },
         "features": features,
     }
@@ -182,11 +216,26 @@ def _render_cells(slug: str, zoom: int, resolution: int, boxes: tuple | None,
 
 
 def healthz() -> Response:
-    """Say whether the service and its database answer."""
-    db.public_session.execute(text("SELECT 1"))
-    state = published.publish_state(db.public_session)
+    """Say that the service is alive (liveness): 200 even while the database is down."""
+    try:
+        state = published.publish_state(db.public_session)
+    except DBAPIError:
+        return jsonify(status="ok", database="unavailable", publish_version=None,
+                       published_at=None)
     return jsonify(
         status="ok",
+        database="ok",
         publish_version=state.version,
         published_at=state.published_at.isoformat() if state.published_at else None,
     )
+
+
+def readyz() -> Response | tuple[Response, int]:
+    """Say whether the service can answer (readiness): 503 while the database is down."""
+    try:
+        db.public_session.execute(text("SELECT 1"))
+    except DBAPIError:
+        response = jsonify(status="unavailable", database="unavailable")
+        response.headers["Retry-After"] = "30"
+        return response, 503
+    return jsonify(status="ok", database="ok")

@@ -32,6 +32,7 @@ from geomap.web.maps import first_viewport_url, world_map
 from geomap.web.preview import HEIGHT as PREVIEW_HEIGHT
 from geomap.web.preview import WIDTH as PREVIEW_WIDTH
 from geomap.web.preview import render_preview
+from geomap.web.openapi import OEmbedAnswer, OEmbedQuery, answers, contract
 from geomap.web.security import content_security_policy, tile_url
 
 bp = Blueprint("embed", __name__)
@@ -81,22 +82,22 @@ def embedded_map(slug: str) -> Response:
          config["GEOMAP_TILES"], _frame_ancestors(), request.host)
     )
     etag = hashlib.sha256(fingerprint.encode()).hexdigest()[:32]
+    # Rendered for a 304 too: its CSP must list the hashes of the page the client keeps.
+    parts = world_map(
+        slug=slug,
+        tiles=config["GEOMAP_TILES"] if options.tiles else "off",
+        tiles_attribution=config["GEOMAP_TILES_ATTRIBUTION"],
+        center=(options.lat, options.lng),
+        zoom=options.zoom,
+        height=f"{options.height}px" if options.height else "100%",
+    )
+    html = render_template("embed/map.html", condition=condition, map=parts, options=options,
+                           k=config["GEOMAP_K"], canonical_url=embed_url(slug, options),
+                           preload_url=first_viewport_url(slug, options.zoom))
     if request.if_none_match.contains(etag):
         response = Response(status=304)
     else:
-        parts = world_map(
-            slug=slug,
-            tiles=config["GEOMAP_TILES"] if options.tiles else "off",
-            tiles_attribution=config["GEOMAP_TILES_ATTRIBUTION"],
-            center=(options.lat, options.lng),
-            zoom=options.zoom,
-            height=f"{options.height}px" if options.height else "100%",
-        )
-        response = Response(
-            render_template("embed/map.html", condition=condition, map=parts, options=options,
-                            k=config["GEOMAP_K"], canonical_url=embed_url(slug, options),
-                            preload_url=first_viewport_url(slug, options.zoom))
-        )
+        response = Response(html)
     response.set_etag(etag)
     response.headers["Cache-Control"] = f"public, max-age={EMBED_MAX_AGE}"
     return _embed_headers(response)
@@ -153,7 +154,11 @@ def editor() -> str:
 
 def _map_of_url(url: str) -> tuple[published.ConditionSummary, EmbedOptions]:
     """Return the condition and embed options of one of our map URLs, or abort 404."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        abort(404, description="That URL is not a map on this site.")
     if parts.scheme not in ("http", "https") or parts.netloc != request.host:
         abort(404, description="That URL is not a map on this site.")
     adapter = current_app.url_map.bind(request.host, url_scheme=parts.scheme)
@@ -204,6 +209,7 @@ def preview(slug: str) -> Response:
 
 @bp.get("/oembed")
 @stateless
+@contract.validate(query=OEmbedQuery, resp=answers(OEmbedAnswer, 404, 501), tags=["embed"])
 def oembed() -> Response:
     """Answer oEmbed 1.0 for a map or embed URL: a rich response with the iframe."""
     url = request.args.get("url")

@@ -1,18 +1,52 @@
-"""Errors as JSON on the API and as readable pages on the site; never a bare 500."""
+"""Errors as JSON on the API and as readable pages on the site; never a bare 500.
+
+API errors have one shape, ``{"error": {"code", "message", "status", "title"}}``:
+``code`` is the HTTP reason in snake case (``bad_request``, ``not_found``,
+``too_many_requests``, ``service_unavailable``...), ``message`` a sentence for people.
+Log lines escape control characters, so a ``%0A`` in a path cannot start a forged line.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 
 from flask import Flask, current_app, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException, InternalServerError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, PendingRollbackError
+from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
 log = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 30
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_for_log(text: str) -> str:
+    """Return ``text`` with control characters (newlines included) as hex escapes."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256
+                        else f"\\u{ord(m.group()):04x}", text)
+
+
+class EscapeControlCharacters(logging.Filter):
+    """A handler filter that escapes control characters in every record's message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Replace the record's message by its escaped form; keep every record."""
+        message = record.getMessage()
+        escaped = escape_for_log(message)
+        if escaped != message:
+            record.msg, record.args = escaped, None
+        return True
 
 
 def wants_json() -> bool:
     """Return whether the current request is an API request."""
     return request.path.startswith("/api/") or request.path == "/oembed"
+
+
+def error_code(error: HTTPException) -> str:
+    """Return the machine-readable code of an HTTP error: its reason in snake case."""
+    return re.sub(r"[^a-z0-9]+", "_", (error.name or "error").lower()).strip("_")
 
 
 def render_error(error: HTTPException):  # noqa: ANN201
@@ -24,19 +58,50 @@ def _render(error: HTTPException):  # noqa: ANN202
     status = error.code or 500
     message = error.description or error.name
     if wants_json():
-        return jsonify(error={"status": status, "title": error.name, "message": message}), status
-    return render_template("error.html", status=status, title=error.name, message=message), status
+        response = jsonify(error={"code": error_code(error), "message": message,
+                                  "status": status, "title": error.name})
+    else:
+        response = current_app.make_response(
+            render_template("error.html", status=status, title=error.name, message=message))
+    response.status_code = status
+    if error.response is None:
+        for name, value in error.get_headers():
+            if name.lower() not in ("content-type", "content-length"):
+                response.headers[name] = value
+    return response
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """Return whether ``error`` means the database is down or went away mid-request."""
+    if isinstance(error, OperationalError | InterfaceError | PendingRollbackError):
+        return True
+    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
+
+
+def _database_unavailable(error: Exception):  # noqa: ANN202
+    # Log the kind only: driver messages may quote query parameters.
+    log.warning("database unavailable (%s) on %s %s", type(error).__name__, request.method,
+                escape_for_log(request.path))
+    unavailable = ServiceUnavailable(
+        "The map's database is not answering just now; please try again in a minute.",
+        retry_after=RETRY_AFTER_SECONDS)
+    return _render(unavailable)
 
 
 def _unexpected(error: Exception):  # noqa: ANN202
+    if database_unavailable(error):
+        return _database_unavailable(error)
     if current_app.testing:
         raise error
     # Log the type and place only: exception messages may quote request values.
-    log.error("unhandled %s on %s %s", type(error).__name__, request.method, request.path)
+    log.error("unhandled %s on %s %s", type(error).__name__, request.method,
+              escape_for_log(request.path))
     return _render(InternalServerError("Something went wrong on our side; please try again."))
 
 
 def init_app(app: Flask) -> None:
-    """Register the error handlers."""
+    """Register the error handlers and escape control characters in the app's logs."""
     app.register_error_handler(HTTPException, _render)
     app.register_error_handler(Exception, _unexpected)
+    for handler in app.logger.handlers:
+        handler.addFilter(EscapeControlCharacters())

@@ -7,7 +7,7 @@ from flask import Blueprint, Response, abort, current_app, render_template, url_
 from geomap.database import db
 from geomap.publish import published
 from geomap.publish.symptoms import symptom_picture
-from geomap.web.api import healthz
+from geomap.web.api import healthz, readyz
 from geomap.web.maps import first_viewport_url, world_map
 
 bp = Blueprint("pages", __name__)
@@ -16,6 +16,7 @@ INITIAL_ZOOM = 2  # the whole world: its cells can be preloaded (maps.first_view
 SIZE_STEPS = (("1–9", 30), ("10–99", 36), ("100–999", 42), ("1,000–9,999", 50),
               ("10,000 or more", 58))
 bp.add_url_rule("/healthz", view_func=healthz)
+bp.add_url_rule("/readyz", view_func=readyz)
 
 
 @bp.get("/")

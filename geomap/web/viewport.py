@@ -35,16 +35,33 @@ def parse_zoom(raw: str | None) -> int:
     return zoom
 
 
+# The widest map a client may ask for at once, in CSS pixels (a 4K screen plus the
+# tile-aligned padding static/geomap/map.js adds). Tiles are 256 px.
+MAX_VIEWPORT_PX = 8192
+TILE_PX = 256
+
+
+def max_span_degrees(zoom: int) -> float:
+    """Return the widest box (degrees of longitude) a viewport can show at ``zoom``.
+
+    Latitude spans are bounded by the same number: on a Web Mercator map a degree of
+    latitude is never shorter on screen than a degree of longitude.
+    """
+    return 360.0 * MAX_VIEWPORT_PX / (TILE_PX * 2**zoom)
+
+
 def _wrap(lng: float) -> float:
     wrapped = (lng + 180.0) % 360.0 - 180.0
     return 180.0 if wrapped == -180.0 and lng > 0 else wrapped
 
 
-def parse_bbox(raw: str | None) -> tuple[Box, ...] | None:
+def parse_bbox(raw: str | None, zoom: int | None = None) -> tuple[Box, ...] | None:
     """Return the boxes of ``bbox=W,S,E,N`` (split at the antimeridian), or None if absent.
 
     Longitudes may run past ±180 (a map panned across the antimeridian); a box wider
-    than the world means the whole world, and latitudes are clamped to ±90.
+    than the world means the whole world, and latitudes are clamped to ±90. Given the
+    ``zoom``, a box larger than a viewport can show there (``max_span_degrees``) is
+    shrunk around its centre, so one request's work is bounded by what a screen shows.
     """
     if raw is None or raw == "":
         return None
@@ -62,6 +79,14 @@ def parse_bbox(raw: str | None) -> tuple[Box, ...] | None:
     if west > east:
         # A box given across the antimeridian as west > east (e.g. 170,-10,-170,10).
         east += 360.0
+    if zoom is not None:
+        span = max_span_degrees(zoom)
+        if east - west > span:
+            centre = (west + east) / 2
+            west, east = centre - span / 2, centre + span / 2
+        if north - south > span:
+            centre = (south + north) / 2
+            south, north = centre - span / 2, centre + span / 2
     south, north = max(south, -90.0), min(north, 90.0)
     if south > 90.0 or north < -90.0:
         raise ViewportError("bbox latitudes must overlap -90..90")

@@ -1,0 +1,433 @@
+"""The JSON API's contract: an OpenAPI 3.1 document generated from the routes themselves.
+
+Each API route declares its query and body models (pydantic) and its answers with
+``@contract.validate(...)`` (spectree); the same declaration validates the request
+before the view runs (a 400 in geomap's error shape otherwise) and writes the
+document served at ``/api/v1/openapi.json``, so the two cannot drift. The reference
+page ``/api/v1/docs`` is Swagger UI from npm, served from our own ``static/vendor``.
+Responses are checked against the document by the schemathesis test
+(tests/test_openapi.py), not on every request.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Literal
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, render_template
+from pydantic import BaseModel, ConfigDict, Field
+from spectree import Response as Answers
+from spectree import SpecTree
+from spectree.plugins.flask_plugin import FlaskPlugin
+from werkzeug.exceptions import BadRequest
+
+from geomap.privacy import MAX_ZOOM
+
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: a code for programs, a sentence for people."""
+
+    code: str = Field(description="The HTTP reason in snake case, e.g. bad_request.")
+    message: str = Field(description="What to change, as a sentence.")
+    status: int = Field(ge=400, le=599)
+    title: str
+
+
+class ErrorBody(BaseModel):
+    """Every API error: ``{"error": {"code", "message", "status", "title"}}``."""
+
+    error: ErrorDetail
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_max_length=2000)
+
+
+class CellsQuery(_Strict):
+    """A map viewport: zoom level and an optional box ``west,south,east,north``."""
+
+    zoom: int = Field(ge=0, le=MAX_ZOOM, description="Map zoom level.")
+    bbox: str | None = Field(
+        default=None, max_length=200,
+        pattern=r"^-?[0-9.]+(e-?[0-9]+)?(,-?[0-9.]+(e-?[0-9]+)?){3}$",
+        description="west,south,east,north in degrees (west > east crosses the antimeridian).")
+
+
+class RegionsQuery(_Strict):
+    """Which level of regions to count."""
+
+    level: Literal["country", "admin1"] = "country"
+
+
+class PlacesQuery(_Strict):
+    """The start of a place name (gazetteer type-ahead)."""
+
+    q: str = Field(min_length=1, max_length=100,
+                   description="At least two letters once spaces are trimmed.")
+
+
+class NearbyQuery(_Strict):
+    """A condition and a page of nearby members."""
+
+    condition: str = Field(pattern=SLUG_PATTERN, max_length=64)
+    page: int = Field(default=1, ge=1, le=500)
+
+
+class PointBody(_Strict):
+    """A location: an exact point or a gazetteer place (exactly one of the two)."""
+
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lng: float | None = Field(default=None, ge=-180, le=180)
+    place_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+
+
+class ConnectBody(_Strict):
+    """A connection request to a member, with an optional first message."""
+
+    to: str = Field(min_length=1, max_length=64)
+    message: str = Field(default="", max_length=2000)
+
+
+class MessageBody(_Strict):
+    """A message in a connection's thread."""
+
+    body: str = Field(min_length=1, max_length=2000)
+
+
+class OEmbedQuery(_Strict):
+    """oEmbed 1.0 consumer parameters."""
+
+    url: str = Field(min_length=1, max_length=2000)
+    maxwidth: int | None = Field(default=None, ge=1, le=10000)
+    maxheight: int | None = Field(default=None, ge=1, le=10000)
+    format: str = Field(default="json", max_length=20,
+                        description="Only json is supported; any other format gets a 501.")
+
+
+class ConditionItem(BaseModel):
+    """A condition and how many members its map shows."""
+
+    slug: str
+    name: str
+    icd10: str | None
+    published_members: int = Field(ge=0)
+    map_url: str
+    cells_url: str
+
+
+class ConditionList(BaseModel):
+    """All conditions."""
+
+    conditions: list[ConditionItem]
+
+
+class CellProperties(BaseModel):
+    """A published cell's count (at least k) and H3 resolution."""
+
+    count: int = Field(ge=1)
+    cell_resolution: int = Field(ge=0, le=15)
+
+
+class CellPoint(BaseModel):
+    """The centre of a published cell: ``[lng, lat]``."""
+
+    type: Literal["Point"]
+    coordinates: list[float] = Field(min_length=2, max_length=2)
+
+
+class CellFeature(BaseModel):
+    """One published cell."""
+
+    type: Literal["Feature"]
+    id: str
+    geometry: CellPoint
+    properties: CellProperties
+
+
+class CellsProperties(BaseModel):
+    """What the collection is: condition, zoom, resolution, publish version, total."""
+
+    condition: str
+    zoom: int
+    resolution: int
+    publish_version: int
+    total: int
+    bbox: list[list[float]] | None = Field(
+        description="The boxes served (west, south, east, north): the one asked for, "
+                    "split at the antimeridian and shrunk to what a viewport can show "
+                    "at this zoom.")
+
+
+class CellCollection(BaseModel):
+    """The published cells of a viewport (GeoJSON FeatureCollection)."""
+
+    type: Literal["FeatureCollection"]
+    properties: CellsProperties
+    features: list[CellFeature]
+
+
+class RegionCount(BaseModel):
+    """A region's published count; null and suppressed when below k."""
+
+    code: str
+    name: str | None
+    country_code: str | None
+    count: int | None
+    suppressed: bool
+
+
+class RegionCounts(BaseModel):
+    """Published counts per country or first-level region."""
+
+    condition: str
+    level: Literal["country", "admin1"]
+    k: int
+    publish_version: int
+    note: str
+    regions: list[RegionCount]
+
+
+class Place(BaseModel):
+    """A gazetteer place."""
+
+    id: int
+    name: str
+    country_code: str
+    country: str
+    region_code: str
+    label: str
+
+
+class PlaceList(BaseModel):
+    """Places whose name starts with the query, most populous first."""
+
+    places: list[Place]
+
+
+class NearbyItem(BaseModel):
+    """A member nearby: pseudonym, role, a place no finer than their cell, a band."""
+
+    pseudonym: str
+    role: str
+    place: str
+    distance_band: str
+
+
+class NearbyPage(BaseModel):
+    """A page of members nearby."""
+
+    condition: str
+    page: int
+    page_size: int
+    has_next: bool
+    members: list[NearbyItem]
+
+
+class LocationState(BaseModel):
+    """Whether my location is set (never the point itself)."""
+
+    location_set: bool
+    country_code: str | None
+    visible_on_map_by: str | None
+
+
+class Created(BaseModel):
+    """The id of what was created."""
+
+    id: int
+    status: str | None = None
+
+
+class ConnectionItem(BaseModel):
+    """One of my connections or requests."""
+
+    id: int
+    other: str
+    other_role: str
+    incoming: bool
+    status: str
+    message: str
+    created_at: str
+    unread: int
+    blocked: bool
+
+
+class ConnectionList(BaseModel):
+    """My connections and requests."""
+
+    connections: list[ConnectionItem]
+
+
+class ThreadItem(BaseModel):
+    """A message."""
+
+    id: int
+    sender: str
+    mine: bool
+    body: str
+    created_at: str
+
+
+class ThreadBody(BaseModel):
+    """A connection and its messages."""
+
+    connection: ConnectionItem
+    messages: list[ThreadItem]
+
+
+class MyData(BaseModel):
+    """Everything geomap holds about me."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class UnreadCounts(BaseModel):
+    """Waiting requests and unread messages."""
+
+    requests: int
+    messages: int
+
+
+class OEmbedAnswer(BaseModel):
+    """oEmbed 1.0 rich response."""
+
+    type: Literal["rich"]
+    version: Literal["1.0"]
+    title: str
+    provider_name: str
+    provider_url: str
+    cache_age: int
+    html: str
+    width: int
+    height: int
+
+
+def answers(ok: type[BaseModel] | None, *statuses: int, ok_status: int = 200) -> Answers:
+    """Return the documented answers: ``ok`` on success, ErrorBody on each error status."""
+    documented: dict[str, Any] = {f"HTTP_{status}": ErrorBody for status in statuses}
+    documented[f"HTTP_{ok_status}"] = ok
+    documented.setdefault("HTTP_400", ErrorBody)
+    documented.setdefault("HTTP_503", ErrorBody)
+    return Answers(**documented)
+
+
+MEMBER = (401, 403, 429)
+
+
+class _RequestsOnly(FlaskPlugin):
+    """spectree's Flask plugin validating requests only (responses: see the module doc)."""
+
+    def validate_response(self, resp: Any, resp_model: Any, skip_validation: bool,
+                          force_resp_serialize: bool) -> Any:
+        """Pass the view's response through unchecked."""
+        return super().validate_response(resp, resp_model, True, force_resp_serialize)
+
+
+_KINDS = {"int": "a whole number", "float": "a number", "string": "text", "bool": "true or false"}
+
+
+def problem(item: dict[str, Any]) -> str:
+    """Return one pydantic validation error as a sentence (never quoting the input)."""
+    field = ".".join(str(part) for part in item.get("loc", ())) or "the body"
+    kind, ctx = item.get("type", ""), item.get("ctx") or {}
+    if kind == "missing":
+        return f"{field} is required"
+    if kind.endswith(("_parsing", "_type")):
+        return f"{field} must be {_KINDS.get(kind.split('_')[0], 'of another type')}"
+    if kind in ("greater_than_equal", "greater_than"):
+        return f"{field} must be at least {ctx.get('ge', ctx.get('gt'))}"
+    if kind in ("less_than_equal", "less_than"):
+        return f"{field} must be at most {ctx.get('le', ctx.get('lt'))}"
+    if kind == "string_too_short":
+        return f"{field} must have at least {ctx.get('min_length')} characters"
+    if kind == "string_too_long":
+        return f"{field} must have at most {ctx.get('max_length')} characters"
+    if kind == "string_pattern_mismatch":
+        return f"{field} is not in the expected form"
+    if kind == "finite_number":
+        return f"{field} must be a finite number"
+    return f"{field}: {item.get('msg', 'is not valid')}"
+
+
+def _refuse_invalid(request: Any, response: Any, error: Any, instance: Any,
+                    model_adapter: Any = None) -> None:
+    """Turn a request validation error into geomap's 400 (never echoing the input)."""
+    if error is None:
+        return
+    raise BadRequest("; ".join(problem(item) for item in error.errors()[:5]) + ".")
+
+
+contract = SpecTree(
+    "flask",
+    backend=_RequestsOnly,
+    mode="strict",
+    title="geomap API",
+    version="1",
+    description=(
+        "Published aggregates of patient community maps (public) and the members API "
+        "(session cookie; writes need the X-CSRFToken header). Errors: "
+        '{"error": {"code", "message", "status", "title"}}.'),
+    path="_contract",  # spectree skips routes under its own path; it serves none here
+    filename="openapi.json",
+    page_templates={},
+    before=_refuse_invalid,
+    validation_error_status=400,
+    validation_error_model=ErrorBody,
+    annotations=False,
+    naming_strategy=lambda model: model.__name__,
+)
+
+# Answers that are not application/json, by (path, status).
+MEDIA_TYPES = {("/api/v1/conditions/{slug}/cells", "200"): "application/geo+json"}
+
+bp = Blueprint("openapi", __name__, url_prefix="/api/v1")
+
+
+def document() -> dict[str, Any]:
+    """Return the OpenAPI 3.1 document of the API, with path parameters' bounds."""
+    spec = copy.deepcopy(contract.spec)
+    spec.setdefault("components", {})["securitySchemes"] = {
+        "session": {"type": "apiKey", "in": "cookie", "name": "session",
+                    "description": "The session cookie of a signed-in member."}}
+    for path, path_item in spec.get("paths", {}).items():
+        for operation in path_item.values():
+            if "members" in operation.get("tags", ()):
+                operation["security"] = [{"session": []}]
+            for status, answer in operation.get("responses", {}).items():
+                media = MEDIA_TYPES.get((path, status))
+                if media and "content" in answer:
+                    answer["content"] = {media: answer["content"]["application/json"]}
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") != "path":
+                    continue
+                if parameter["name"] in ("slug",):
+                    parameter["schema"] = {"type": "string", "pattern": SLUG_PATTERN}
+                elif parameter["schema"].get("type") == "integer":
+                    parameter["schema"] = {"type": "integer", "format": "int64",
+                                           "minimum": 0, "maximum": 2**63 - 1}
+    return spec
+
+
+@bp.get("/openapi.json", endpoint="document")
+def serve_document() -> Response:
+    """Serve the OpenAPI document."""
+    cache = current_app.extensions.setdefault("geomap.openapi", {})
+    if "document" not in cache:
+        cache["document"] = document()
+    response = jsonify(cache["document"])
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@bp.get("/docs")
+def reference_page() -> str:
+    """Show the API reference (Swagger UI, served from our own static folder)."""
+    return render_template("api_docs.html")
+
+
+def init_app(app: Flask) -> None:
+    """Serve the document and its reference page; bind the contract to ``app``."""
+    app.register_blueprint(bp)
+    contract.app = app  # spectree's own routes (CDN pages) are not registered
