@@ -29,10 +29,10 @@ from geomap.web.embed_options import (
     parse_size,
 )
 from geomap.web.maps import first_viewport_url, world_map
+from geomap.web.openapi import OEmbedAnswer, OEmbedQuery, answers, contract
 from geomap.web.preview import HEIGHT as PREVIEW_HEIGHT
 from geomap.web.preview import WIDTH as PREVIEW_WIDTH
 from geomap.web.preview import render_preview
-from geomap.web.openapi import OEmbedAnswer, OEmbedQuery, answers, contract
 from geomap.web.security import content_security_policy, tile_url
 
 bp = Blueprint("embed", __name__)
