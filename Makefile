@@ -15,6 +15,7 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(GEOMAP) db start
 	$(GEOMAP) db upgrade
+	$(GEOMAP) conditions import
 	$(GEOMAP) geo import --if-empty
 	$(GEOMAP) demo --members $(DEMO_MEMBERS) --seed 1 --if-empty --no-publish
 	$(GEOMAP) publish

@@ -15,6 +15,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the geomap web app, configured from ``test_config`` or the environment."""
     from geomap import auth, members
     from geomap.auth import views as auth_views
+    from geomap.catalogue import views as catalogue_views
     from geomap.database import db
     from geomap.embedded_pg import database_url
     from geomap.web import admin, api, embed, errors, pages, security
@@ -50,6 +51,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(embed.bp)
     app.register_blueprint(admin.bp)
     members.init_app(app)
+    catalogue_views.init_app(app)
 
     @app.context_processor
     def _endpoints() -> dict[str, Any]:
