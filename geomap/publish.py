@@ -90,10 +90,10 @@ def floor_counts(session: Session, condition_ids: Iterable[int] | None = None
 
 
 def published_floor_counts(session: Session) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Return the floor counts the current publish was made from (publish_floor_counts)."""
+    """Return the floor counts the current publish was made from, of enabled conditions."""
     rows = session.execute(
         text("SELECT condition_id, floor_cell, members FROM publish_floor_counts "
-             "ORDER BY 1, 2")
+             "WHERE condition_id IN (SELECT id FROM conditions WHERE enabled) ORDER BY 1, 2")
     ).all()
     return _split_by_condition(rows)
 

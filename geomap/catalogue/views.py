@@ -126,8 +126,8 @@ def _tell_opened_maps() -> None:
     ):
         return
     opened = curate.take_opened_maps(db.session, member_id)
-    if opened:
-        db.session.commit()
+    # Ends this short write before the view opens its own sessions.
+    db.session.commit()
     for condition in opened:
         flash(f"The map of {condition.name} you asked for is open now.", "ok")
 
