@@ -141,6 +141,14 @@ def _split_by_condition(rows: list | np.ndarray) -> dict[int, tuple[np.ndarray, 
     }
 
 
+def _by_condition(table: np.ndarray) -> dict[int, np.ndarray]:
+    """Split an int table sorted by its first column (condition) into per-condition rows."""
+    if len(table) == 0:
+        return {}
+    bounds = np.flatnonzero(np.diff(table[:, 0])) + 1
+    return {int(part[0, 0]): part for part in np.split(table, bounds)}
+
+
 Dirty = dict[int, tuple[np.ndarray, np.ndarray]]  # condition -> (floor cells, deltas)
 
 
@@ -344,8 +352,7 @@ def _publish_incremental(session: Session, condition_ids: list[int], dirty: Dirt
             whole += broken
     if whole:
         _recount_conditions(session, whole)
-    written = 0
-    insert_lines: list[str] = []
+    plan: dict[int, np.ndarray] = {}  # condition -> the base cells to re-roll
     for condition_id in condition_ids:
         if condition_id in whole:
             bases = np.arange(122, dtype=np.int64)
@@ -354,40 +361,59 @@ def _publish_incremental(session: Session, condition_ids: list[int], dirty: Dirt
             bases = np.unique(base_cells(cells[deltas != 0]))
         else:
             bases = _EMPTY
-        if len(bases) == 0:
-            if progress:
-                progress(1)
-            continue
-        stored = _fetch_ints(
-            session,
-            "SELECT floor_cell, members FROM publish_floor_counts WHERE condition_id = %(c)s "
-            "AND ((floor_cell >> 45) & 127) = ANY(%(bases)s) ORDER BY floor_cell",
-            {"c": condition_id, "bases": bases.tolist()}, 2,
-        )
-        new = _published_markers(stored[:, 0], stored[:, 1], k, floor)
-        old_rows = _fetch_ints(
-            session,
-            "SELECT resolution, cell, cell_resolution, count FROM published_cells "
-            "WHERE condition_id = %(c)s AND ((cell >> 45) & 127) = ANY(%(bases)s)",
-            {"c": condition_id, "bases": bases.tolist()}, 4,
-        )
-        old = Markers.from_rows(old_rows[:, 0], old_rows[:, 1], old_rows[:, 2], old_rows[:, 3])
+        if len(bases):
+            plan[condition_id] = bases
+        elif progress:
+            progress(1)
+    # Two queries for every condition to re-roll (not two per condition): the rows of
+    # the planned conditions in any planned base cell, narrowed per condition below.
+    if not plan:
+        return 0
+    params = {"c": list(plan), "bases": np.unique(np.concatenate(
+        [_EMPTY, *plan.values()])).tolist()}
+    stored_all = _by_condition(_fetch_ints(
+        session,
+        "SELECT condition_id, floor_cell, members FROM publish_floor_counts "
+        "WHERE condition_id = ANY(%(c)s) AND ((floor_cell >> 45) & 127) = ANY(%(bases)s) "
+        "ORDER BY condition_id, floor_cell", params, 3))
+    old_all = _by_condition(_fetch_ints(
+        session,
+        "SELECT condition_id, resolution, cell, cell_resolution, count FROM published_cells "
+        "WHERE condition_id = ANY(%(c)s) AND ((cell >> 45) & 127) = ANY(%(bases)s) "
+        "ORDER BY condition_id", params, 5))
+    written = 0
+    insert_lines: list[str] = []
+    gone_rows: list[np.ndarray] = []
+    for condition_id, bases in plan.items():
+        stored = stored_all.get(condition_id, np.zeros((0, 3), np.int64))
+        stored = stored[np.isin(base_cells(stored[:, 1]), bases)]
+        new = _published_markers(stored[:, 1], stored[:, 2], k, floor)
+        old_rows = old_all.get(condition_id, np.zeros((0, 5), np.int64))
+        old_rows = old_rows[np.isin(base_cells(old_rows[:, 2]), bases)]
+        old = Markers.from_rows(old_rows[:, 1], old_rows[:, 2], old_rows[:, 3], old_rows[:, 4])
         gone = old.differing(new)
         added = new.differing(old)
         if gone.any():
             resolutions, cells = old.rows(gone)
-            session.execute(
-                text(
-                    "DELETE FROM published_cells p USING "
-                    "unnest(CAST(:res AS smallint[]), CAST(:cells AS bigint[])) AS d (r, c) "
-                    "WHERE p.condition_id = :cid AND p.resolution = d.r AND p.cell = d.c"
-                ),
-                {"cid": condition_id, "res": resolutions.tolist(), "cells": cells.tolist()},
-            )
+            gone_rows.append(np.stack([np.full(len(cells), condition_id, np.int64),
+                                       np.asarray(resolutions, np.int64),
+                                       np.asarray(cells, np.int64)], axis=1))
         insert_lines.extend(_cell_lines(condition_id, new, added))
         written += int(gone.sum()) + int(added.sum())
         if progress:
             progress(1)
+    if gone_rows:
+        table = np.concatenate(gone_rows)
+        session.execute(
+            text(
+                "DELETE FROM published_cells p USING "
+                "unnest(CAST(:cid AS smallint[]), CAST(:res AS smallint[]), "
+                "CAST(:cells AS bigint[])) AS d (c, r, cell) "
+                "WHERE p.condition_id = d.c AND p.resolution = d.r AND p.cell = d.cell"
+            ),
+            {"cid": table[:, 0].tolist(), "res": table[:, 1].tolist(),
+             "cells": table[:, 2].tolist()},
+        )
     _copy(session, _CELLS_COPY, insert_lines)
     return written
 

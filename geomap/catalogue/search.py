@@ -143,14 +143,10 @@ def az_index(session: Session, letter: str, page: int = 1, per_page: int = 50) -
     ValueError for any other letter or a page below 1.
     """
     letter = letter.upper()
-    if letter == OTHER:
-        condition = "geomap_fold(e.name) !~ '^[a-z]'"
-        params: dict[str, object] = {}
-    elif letter in LETTERS:
-        condition = "geomap_fold(e.name) LIKE :prefix"
-        params = {"prefix": letter.lower() + "%"}
-    else:
+    if letter != OTHER and letter not in LETTERS:
         raise ValueError("The index has the letters A to Z and 0-9.")
+    condition = "e.initial = :letter"
+    params: dict[str, object] = {"letter": letter}
     if page < 1:
         raise ValueError("Pages are numbered from 1.")
     total = session.execute(
@@ -164,7 +160,7 @@ def az_index(session: Session, letter: str, page: int = 1, per_page: int = 50) -
             "LEFT JOIN conditions c ON c.id = e.condition_id "
             "LEFT JOIN published_totals t ON t.condition_id = c.id AND t.resolution = 0 "
             f"WHERE {SELECTABLE} AND {condition} "
-            "ORDER BY geomap_fold(e.name), e.id LIMIT :limit OFFSET :offset"
+            "ORDER BY e.sort_name, e.id LIMIT :limit OFFSET :offset"
         ),
         {**params, "limit": per_page, "offset": (page - 1) * per_page},
     ).all()

@@ -53,11 +53,14 @@ def index() -> str:
         except ValueError as exc:
             error = str(exc)
     letter = request.args.get("letter", "A")
+    page = None
     try:
-        page = search.az_index(db.public_session, letter, _page_number())
+        page_number = _page_number()
+        if not query:  # a search shows its results and the letters, not a letter's page
+            page = search.az_index(db.public_session, letter, page_number)
     except ValueError as exc:
         abort(400, description=str(exc))
-    if page.page > page.pages:
+    if page is not None and page.page > page.pages:
         abort(404, description=f"The index of {page.letter} has {page.pages} pages.")
     return render_template(
         "catalogue/index.html", query=query, hits=hits, error=error, index=page,

@@ -58,6 +58,10 @@ def upgrade() -> None:
         sa.Column("code", sa.String(24), nullable=False),
         sa.Column("parent_code", sa.String(24), nullable=True),
         sa.Column("condition_id", sa.SmallInteger(), nullable=True),
+        sa.Column("sort_name", sa.Text(), sa.Computed("geomap_fold(name)", persisted=True), nullable=False),
+        sa.Column("initial", sa.String(3), sa.Computed(
+            "CASE WHEN geomap_fold(name) ~ '^[a-z]' THEN upper(left(geomap_fold(name), 1)) ELSE '0-9' END",
+            persisted=True), nullable=False),
         sa.CheckConstraint("source IN ('icd10', 'orpha', 'local')", name=op.f("ck_catalogue_entries_source")),
         sa.CheckConstraint("kind IN ('chapter', 'block', 'category', 'disorder')", name=op.f("ck_catalogue_entries_kind")),
         sa.ForeignKeyConstraint(["condition_id"], ["conditions.id"], name=op.f("fk_catalogue_entries_condition_id_conditions")),
@@ -66,7 +70,8 @@ def upgrade() -> None:
         sa.UniqueConstraint("source", "code", name=op.f("uq_catalogue_entries_source")),
         sa.UniqueConstraint("condition_id", name=op.f("uq_catalogue_entries_condition_id")),
     )
-    op.execute("CREATE INDEX ix_catalogue_entries_az ON catalogue_entries (geomap_fold(name), id)")
+    op.execute("CREATE INDEX ix_catalogue_entries_az ON catalogue_entries (initial, sort_name, id) "
+               "WHERE kind IN ('category', 'disorder')")
     op.create_table(
         "catalogue_names",
         sa.Column("entry_id", sa.Integer(), nullable=False),
