@@ -21,7 +21,9 @@ from flask import (
     request,
     url_for,
 )
+from flask import session as flask_session
 from flask_login import current_user
+from sqlalchemy import text
 
 from geomap import published
 from geomap.auth import admin_required, member_required
@@ -122,15 +124,21 @@ def request_map(slug: str) -> Response:
 
 
 def _tell_opened_maps() -> None:
-    """Tell a signed-in member, once, about the maps they asked for that have opened."""
-    member_id = getattr(current_user, "member_id", None)
-    if member_id is None or request.method != "GET" or request.path.startswith(
-        ("/api/", "/static/", "/embed", "/oembed", "/healthz")
-    ):
+    """Tell a signed-in member, once, about the maps they asked for that have opened.
+
+    Runs in a short transaction of its own before anything else of the request
+    touches the database (the account id comes from Flask-Login's session key), so
+    that marking the notice as given never waits for the view.
+    """
+    account_id = flask_session.get("_user_id")
+    if not account_id or not str(account_id).isdigit() or request.method != "GET" or \
+            request.path.startswith(("/api/", "/static/", "/embed", "/oembed", "/healthz")):
         return
-    opened = curate.take_opened_maps(db.session, member_id)
-    # Ends this short write before the view opens its own sessions.
-    db.session.commit()
+    with db.new_session() as session, session.begin():
+        member_id = session.execute(
+            text("SELECT member_id FROM accounts WHERE id = :id"), {"id": int(account_id)}
+        ).scalar_one_or_none()
+        opened = curate.take_opened_maps(session, member_id) if member_id else []
     for condition in opened:
         flash(f"The map of {condition.name} you asked for is open now.", "ok")
 
