@@ -91,11 +91,11 @@ def floor_counts(session: Session, condition_ids: Iterable[int] | None = None
 
 def published_floor_counts(session: Session) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Return the floor counts the current publish was made from, of enabled conditions."""
-    rows = session.execute(
-        text("SELECT condition_id, floor_cell, members FROM publish_floor_counts "
-             "WHERE condition_id IN (SELECT id FROM conditions WHERE enabled) ORDER BY 1, 2")
-    ).all()
-    return _split_by_condition(rows)
+    return _split_by_condition(_fetch_ints(
+        session,
+        "SELECT condition_id, floor_cell, members FROM publish_floor_counts "
+        "WHERE condition_id IN (SELECT id FROM conditions WHERE enabled) ORDER BY 1, 2",
+        {}, 3))
 
 
 def _publish_regions(session: Session, version: int, k: int, floor: int) -> None:
@@ -272,13 +272,15 @@ def _publish_full(session: Session, condition_ids: list[int], k: int, floor: int
     )
     session.execute(text("DELETE FROM published_cells"))
     written = 0
+    lines: list[str] = []  # one COPY for every condition: no round trip per condition
     for condition_id in condition_ids:
         cells, cell_counts = counts.get(condition_id, (_EMPTY, _EMPTY))
         markers = _published_markers(cells, cell_counts, k, floor)
-        _copy(session, _CELLS_COPY, _cell_lines(condition_id, markers))
+        lines.extend(_cell_lines(condition_id, markers))
         written += len(markers.key)
         if progress:
             progress(1)
+    _copy(session, _CELLS_COPY, lines)
     return written
 
 
