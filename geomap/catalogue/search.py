@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 MIN_QUERY = 2
 MAX_QUERY = 100
+FUZZY_MAX = 24  # longer queries skip the (costly) trigram test for near misses
 LETTERS = tuple(string.ascii_uppercase)
 OTHER = "0-9"  # the A-Z index's page for names that start with anything else
 _ICD_CODE = re.compile(r"^([A-Z])(\d{2})\.?(\d{0,2})$")
@@ -64,7 +65,8 @@ def search(session: Session, query: str, limit: int = 20) -> list[CatalogueHit]:
 
     Case and accents are ignored. Ranked: a code, then a whole name, then names that
     start with the query, then names holding it as a word, then fuzzy (trigram word
-    similarity) matches; ties go to conditions with a map and more members on it.
+    similarity) matches, tried only when too few names hold a query of at most 24
+    characters; ties go to conditions with a map and more members on it.
     Raises ValueError when the query is shorter than 2 or longer than 100 characters.
     """
     query = " ".join(query.split())
@@ -75,46 +77,52 @@ def search(session: Session, query: str, limit: int = 20) -> list[CatalogueHit]:
     code = normalise_code(query)
     folded = session.execute(text("SELECT geomap_fold(:q)"), {"q": query}).scalar_one()
     escaped = _like_escape(folded)
-    rows = session.execute(
-        text(
-            "WITH name_hits AS ("
-            "  SELECT n.entry_id, n.name, n.locale, "
-            "  CASE WHEN n.folded = :f THEN 5 "
-            "       WHEN n.folded LIKE :prefix THEN 4 "
-            "       WHEN n.folded LIKE :word THEN 3 "
-            "       WHEN n.folded LIKE :inner THEN 2 "
-            "       ELSE 1 END + word_similarity(:f, n.folded) AS score "
-            "  FROM catalogue_names n "
-            "  WHERE n.folded LIKE :inner OR :f <% n.folded"
-            "), code_hits AS ("
-            "  SELECT entry_id, code AS name, '' AS locale, "
-            "  CASE WHEN upper(code) = :code THEN 7 ELSE 6 END AS score "
-            "  FROM catalogue_codes WHERE upper(code) LIKE :code_prefix"
-            "), best AS ("
-            "  SELECT DISTINCT ON (entry_id) entry_id, name, locale, score FROM "
-            "  (SELECT * FROM name_hits UNION ALL SELECT * FROM code_hits) h "
-            "  ORDER BY entry_id, score DESC, locale = 'en' DESC, name"
-            ") "
-            "SELECT e.slug, e.name, e.code, e.source, coalesce(c.enabled, false), "
-            "coalesce(t.published, 0), b.name, b.locale "
-            "FROM best b JOIN catalogue_entries e ON e.id = b.entry_id "
-            "LEFT JOIN conditions c ON c.id = e.condition_id "
-            "LEFT JOIN published_totals t ON t.condition_id = c.id AND t.resolution = 0 "
-            f"WHERE {SELECTABLE} "
-            "ORDER BY b.score DESC, coalesce(c.enabled, false) DESC, "
-            "coalesce(t.published, 0) DESC, length(e.name), e.name LIMIT :limit"
-        ),
-        {
-            "f": folded,
-            "prefix": escaped + "%",
-            "word": "% " + escaped + "%",
-            "inner": "%" + escaped + "%",
-            "code": code or "",
-            "code_prefix": (_like_escape(code) + "%") if code else "",
-            "limit": limit,
-        },
-    ).all()
+    params = {
+        "f": folded,
+        "prefix": escaped + "%",
+        "word": "% " + escaped + "%",
+        "inner": "%" + escaped + "%",
+        "code": code or "",
+        "code_prefix": (_like_escape(code) + "%") if code else "",
+        "limit": limit,
+    }
+    rows = session.execute(text(_SEARCH.format(fuzzy="")), params).all()
+    if len(rows) < limit and len(folded) <= FUZZY_MAX:
+        # Too few names hold the query: let near misses (typos) in too. Only then, as
+        # the fuzzy test is the costly one on long queries.
+        rows = session.execute(text(_SEARCH.format(fuzzy="OR :f <% n.folded")), params).all()
     return [_hit(row) for row in rows]
+
+
+# Ranked search over names and codes; {fuzzy} adds the trigram word-similarity test.
+_SEARCH = (
+    "WITH name_hits AS ("
+    "  SELECT n.entry_id, n.name, n.locale, "
+    "  CASE WHEN n.folded = :f THEN 5 "
+    "       WHEN n.folded LIKE :prefix THEN 4 "
+    "       WHEN n.folded LIKE :word THEN 3 "
+    "       WHEN n.folded LIKE :inner THEN 2 "
+    "       ELSE 1 END + word_similarity(:f, n.folded) AS score "
+    "  FROM catalogue_names n "
+    "  WHERE n.folded LIKE :inner {fuzzy}"
+    "), code_hits AS ("
+    "  SELECT entry_id, code AS name, '' AS locale, "
+    "  CASE WHEN upper(code) = :code THEN 7 ELSE 6 END AS score "
+    "  FROM catalogue_codes WHERE upper(code) LIKE :code_prefix"
+    "), best AS ("
+    "  SELECT DISTINCT ON (entry_id) entry_id, name, locale, score FROM "
+    "  (SELECT * FROM name_hits UNION ALL SELECT * FROM code_hits) h "
+    "  ORDER BY entry_id, score DESC, locale = 'en' DESC, name"
+    ") "
+    "SELECT e.slug, e.name, e.code, e.source, coalesce(c.enabled, false), "
+    "coalesce(t.published, 0), b.name, b.locale "
+    "FROM best b JOIN catalogue_entries e ON e.id = b.entry_id "
+    "LEFT JOIN conditions c ON c.id = e.condition_id "
+    "LEFT JOIN published_totals t ON t.condition_id = c.id AND t.resolution = 0 "
+    f"WHERE {SELECTABLE} "
+    "ORDER BY b.score DESC, coalesce(c.enabled, false) DESC, "
+    "coalesce(t.published, 0) DESC, length(e.name), e.name LIMIT :limit"
+)
 
 
 def _hit(row: tuple) -> CatalogueHit:

@@ -11,12 +11,13 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from importlib import resources
+from pathlib import Path
 
 # A trailing bracketed acronym in a WHO title: "Acute lymphoblastic leukaemia [ALL]".
 _ACRONYM = re.compile(r"\s*\[([A-Z][A-Z0-9-]{1,9})\]\s*$")
@@ -84,10 +85,14 @@ def spanish_icd10_titles() -> dict[str, str]:
 
     Returns an empty dict when the package or its data file is missing.
     """
-    try:
-        data = resources.files("cie").joinpath("data/cie-10.zip").read_bytes()
-    except (ModuleNotFoundError, FileNotFoundError):
+    spec = importlib.util.find_spec("cie")
+    # ``cie`` is a namespace package: look for its data file in each of its folders.
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    archives = [Path(folder) / "data" / "cie-10.zip" for folder in folders]
+    archives = [path for path in archives if path.is_file()]
+    if not archives:
         return {}
+    data = archives[0].read_bytes()
     titles: dict[str, str] = {}
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         with archive.open("cie-10.csv") as raw:
