@@ -15,6 +15,7 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(GEOMAP) db start
 	$(GEOMAP) db upgrade
+	$(GEOMAP) conditions import
 	$(GEOMAP) geo import --if-empty
 	$(GEOMAP) symptoms import $(if $(wildcard var/hpo/hp.obo),--obo var/hpo/hp.obo)
 	$(GEOMAP) demo --members $(DEMO_MEMBERS) --seed 1 --if-empty --no-publish

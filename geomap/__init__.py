@@ -16,6 +16,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from geomap import auth, members, moderation, symptoms
     from geomap.auth import limits as auth_limits
     from geomap.auth import views as auth_views
+    from geomap.catalogue import views as catalogue_views
     from geomap.database import db
     from geomap.embedded_pg import database_url
     from geomap.web import admin, api, assets, edge, embed, errors, openapi, pages, security
@@ -57,6 +58,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     symptoms.init_app(app)
     moderation.init_app(app)
     openapi.init_app(app)
+    catalogue_views.init_app(app)
 
     @app.context_processor
     def _endpoints() -> dict[str, Any]:

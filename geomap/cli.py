@@ -285,7 +285,9 @@ def _publish(ctx: Context, *, full: bool = False) -> None:
     from geomap.session import session_scope
 
     with session_scope(ctx.engine) as session:
-        conditions = session.execute(text("SELECT count(*) FROM conditions")).scalar_one()
+        conditions = session.execute(
+            text("SELECT count(*) FROM conditions WHERE enabled")
+        ).scalar_one()
         with click.progressbar(length=conditions, label="Publishing") as bar:
             summary = run_publish(
                 session,
@@ -457,6 +459,106 @@ def mail_notify(ctx: Context) -> None:
 
 
 # --- serving ---------------------------------------------------------------------
+
+
+# --- condition catalogue -----------------------------------------------------------
+
+
+@main.group()
+def conditions() -> None:
+    """Load the condition catalogue (ICD-10, Orphanet) and curate which have a map."""
+
+
+@conditions.command("import")
+@pass_context
+def conditions_import(ctx: Context) -> None:
+    """Load WHO ICD-10 and Orphanet into the catalogue (idempotent, offline)."""
+    from geomap.catalogue.load import import_catalogue, source_size
+    from geomap.session import session_scope
+
+    with session_scope(ctx.engine) as session:
+        with click.progressbar(length=source_size(), label="Catalogue entries") as bar:
+            summary = import_catalogue(session, progress=bar.update)
+    click.echo(
+        f"Catalogue: {summary.added:,} entries added, {summary.existing:,} already there; "
+        f"{summary.names_added:,} names ({summary.spanish_names:,} Spanish titles read) and "
+        f"{summary.codes_added:,} codes added."
+    )
+
+
+def _curate(ctx: Context, ref: str, change: Any) -> None:
+    """Run ``change(session, entry, actor)`` on the entry ``ref``; print errors plainly."""
+    import getpass
+
+    from geomap.catalogue import curate
+    from geomap.session import session_scope
+
+    try:
+        with session_scope(ctx.engine) as session:
+            entry = curate.require_entry(session, ref)
+            message = change(session, entry, f"cli:{getpass.getuser()}")
+    except curate.CatalogueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(message)
+
+
+@conditions.command("enable")
+@click.argument("condition")
+@pass_context
+def conditions_enable(ctx: Context, condition: str) -> None:
+    """Open the map of CONDITION (a slug or a code such as C91.0 or ORPHA:513)."""
+    from geomap.catalogue import curate
+
+    def change(session: Any, entry: Any, actor: str) -> str:
+        entry = curate.enable(session, entry, actor)
+        return f"{entry.name} ({entry.slug}) has a map from the next publish on."
+
+    _curate(ctx, condition, change)
+
+
+@conditions.command("disable")
+@click.argument("condition")
+@pass_context
+def conditions_disable(ctx: Context, condition: str) -> None:
+    """Close the map of CONDITION at the next publish; members keep their data."""
+    from geomap.catalogue import curate
+
+    def change(session: Any, entry: Any, actor: str) -> str:
+        entry = curate.disable(session, entry, actor)
+        return f"The map of {entry.name} closes at the next publish; no member data is lost."
+
+    _curate(ctx, condition, change)
+
+
+@conditions.command("rename")
+@click.argument("condition")
+@click.argument("name")
+@pass_context
+def conditions_rename(ctx: Context, condition: str, name: str) -> None:
+    """Give CONDITION the display name NAME (the old name stays a synonym)."""
+    from geomap.catalogue import curate
+
+    def change(session: Any, entry: Any, actor: str) -> str:
+        renamed = curate.rename(session, entry, name, actor)
+        return f"{entry.name} is now called {renamed.name}."
+
+    _curate(ctx, condition, change)
+
+
+@conditions.command("add-synonym")
+@click.argument("condition")
+@click.argument("synonym")
+@click.option("--locale", default="en", show_default=True, help="Language of the synonym.")
+@pass_context
+def conditions_add_synonym(ctx: Context, condition: str, synonym: str, locale: str) -> None:
+    """Make CONDITION findable by SYNONYM."""
+    from geomap.catalogue import curate
+
+    def change(session: Any, entry: Any, actor: str) -> str:
+        curate.add_synonym(session, entry, synonym, actor, locale=locale)
+        return f"{entry.name} can now be found as {synonym}."
+
+    _curate(ctx, condition, change)
 
 
 @main.command()

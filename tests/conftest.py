@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.serving import make_server
 
 from geomap import create_app, embedded_pg
+from geomap.catalogue.load import import_catalogue
 from geomap.config import load_settings
 from geomap.geo import reference
 from geomap.geo.derive import KeyDeriver
@@ -89,7 +90,7 @@ def _drop_database(server_url: str, name: str) -> None:
 
 @pytest.fixture(scope="session")
 def reference_template(server_url: str) -> str:
-    """Name of a template database: schema, conditions, places and countries, no members."""
+    """Name of a template database: schema, catalogue, places and countries, no members."""
     name = "geomap_test_reference"
     url = _create_database(server_url, name)
     engine = create_engine(url)
@@ -98,6 +99,7 @@ def reference_template(server_url: str) -> str:
         reference.import_places(session)
         reference.import_countries(session)
         import_vocabulary(session)
+        import_catalogue(session)
     engine.dispose()
     return name
 

@@ -16,7 +16,9 @@ LARGE_PER_CONDITION_TABLES = (
 )
 # Tables with a condition_id that stay small (one row per condition or so) and may key
 # otherwise; add a table here only with a reason.
-SMALL_TABLES: frozenset[str] = frozenset()
+# catalogue_entries: the condition catalogue (~17,000 rows, a Citus reference table);
+# its condition_id only links an entry to its map.
+SMALL_TABLES: frozenset[str] = frozenset({"catalogue_entries"})
 # Per-member tables: distributed by member id instead (documented in the guide).
 PER_MEMBER_TABLES = ("members", "member_locations")
 

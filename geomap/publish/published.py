@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 PUBLIC_TABLES = frozenset(
     {"conditions", "published_cells", "published_totals", "publish_runs", "published_regions",
-     "places", "countries"}  # the last two: public reference data (GeoNames, Natural Earth)
+     "places", "countries",
+     "catalogue_entries", "catalogue_names", "catalogue_codes"}  # the last two: public reference data (GeoNames, Natural Earth)
 )
 
 
@@ -39,30 +40,48 @@ class PublishState:
     published_at: datetime | None
 
 
-def conditions(session: Session) -> list[ConditionSummary]:
-    """Return every condition with the members published on its world map."""
+def conditions(session: Session, limit: int | None = None) -> list[ConditionSummary]:
+    """Return the enabled conditions (with a map), most members on the map first.
+
+    ``limit`` keeps the first ones only (the home page's most active conditions).
+    """
     rows = session.execute(
         text(
             "SELECT c.id, c.slug, c.name, c.icd10, coalesce(t.published, 0) "
             "FROM conditions c LEFT JOIN published_totals t "
-            "ON t.condition_id = c.id AND t.resolution = 0 "
-            "ORDER BY coalesce(t.published, 0) DESC, c.name"
-        )
+            "ON t.condition_id = c.id AND t.resolution = 0 WHERE c.enabled "
+            "ORDER BY coalesce(t.published, 0) DESC, c.name LIMIT :limit"
+        ),
+        {"limit": limit},
     ).all()
     return [ConditionSummary(*row) for row in rows]
 
 
 def condition(session: Session, slug: str) -> ConditionSummary | None:
-    """Return the condition ``slug`` with its published total, or None."""
+    """Return the enabled condition ``slug`` with its published total, or None.
+
+    A disabled condition (its map closed by an admin) is None like an unknown one;
+    :func:`missing_condition_message` tells them apart for the 404.
+    """
     row = session.execute(
         text(
             "SELECT c.id, c.slug, c.name, c.icd10, coalesce(t.published, 0) "
             "FROM conditions c LEFT JOIN published_totals t "
-            "ON t.condition_id = c.id AND t.resolution = 0 WHERE c.slug = :slug"
+            "ON t.condition_id = c.id AND t.resolution = 0 WHERE c.slug = :slug AND c.enabled"
         ),
         {"slug": slug},
     ).one_or_none()
     return ConditionSummary(*row) if row else None
+
+
+def missing_condition_message(session: Session, slug: str) -> str:
+    """Return the sentence a 404 gives for ``slug``: closed map, catalogue entry or unknown."""
+    name = session.execute(
+        text("SELECT name FROM catalogue_entries WHERE slug = :slug"), {"slug": slug[:64]}
+    ).scalar_one_or_none()
+    if name is None:
+        return f"There is no condition {slug!r}. See the list of conditions."
+    return f"{name} has no map on this site at the moment; members may ask for one."
 
 
 def publish_state(session: Session) -> PublishState:

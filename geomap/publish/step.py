@@ -148,14 +148,18 @@ def _take_dirty(session: Session) -> Dirty:
 
 
 def _can_go_incremental(session: Session, condition_ids: list[int], k: int, floor: int) -> bool:
-    """Whether every condition was last published with this k and floor."""
+    """Whether every condition was last published with this k and floor.
+
+    A condition without a snapshot (newly enabled) does not prevent it: it is
+    recounted whole (:func:`_follow_enabled`).
+    """
     snapshots = dict(
         (cid, (sk, sf))
         for cid, sk, sf in session.execute(
             text("SELECT condition_id, k, floor FROM publish_snapshots")
         ).all()
     )
-    return all(snapshots.get(cid) == (k, floor) for cid in condition_ids)
+    return all(snapshots.get(cid, (k, floor)) == (k, floor) for cid in condition_ids)
 
 
 def _copy(session: Session, statement: str, lines: list[str]) -> None:
@@ -314,6 +318,26 @@ def _publish_incremental(session: Session, condition_ids: list[int], dirty: Dirt
     return written
 
 
+def _follow_enabled(session: Session, enabled: list[int], dirty: Dirty) -> None:
+    """Drop the markers of disabled conditions; mark newly enabled ones for a recount.
+
+    A condition published last time has a snapshot row (publish_snapshots holds the
+    enabled conditions only); one without is recounted whole, so an incremental
+    publish opens its map. Floor counts of disabled conditions are kept current.
+    """
+    session.execute(
+        text("DELETE FROM published_cells WHERE condition_id <> ALL(CAST(:ids AS smallint[]))"),
+        {"ids": list(enabled)},
+    )
+    snapshotted = set(
+        session.execute(text("SELECT condition_id FROM publish_snapshots")).scalars()
+    )
+    whole = np.array([WHOLE_CONDITION], dtype=np.int64)
+    for condition_id in enabled:
+        if condition_id not in snapshotted:
+            dirty[condition_id] = (whole, np.zeros(1, dtype=np.int64))
+
+
 def publish(session: Session, *, k: int, floor: int, now: datetime | None = None,
             only_if_changed: bool = False, full: bool = False, snapshots: bool = True,
             progress: Callable[[int], None] | None = None) -> PublishSummary:
@@ -342,8 +366,11 @@ def publish(session: Session, *, k: int, floor: int, now: datetime | None = None
     if only_if_changed and last_version is not None and last_changed == changed_at:
         return PublishSummary(last_version, 0, 0, 0.0, skipped=True)
     version = (last_version or 0) + 1
-    condition_ids = session.execute(text("SELECT id FROM conditions ORDER BY id")).scalars().all()
+    condition_ids = session.execute(
+        text("SELECT id FROM conditions WHERE enabled ORDER BY id")
+    ).scalars().all()
     dirty = _take_dirty(session)
+    _follow_enabled(session, condition_ids, dirty)
     incremental = (
         not full and last_version is not None
         and _can_go_incremental(session, condition_ids, k, floor)
@@ -356,7 +383,7 @@ def publish(session: Session, *, k: int, floor: int, now: datetime | None = None
     session.execute(text("DELETE FROM publish_snapshots"))
     session.execute(
         text("INSERT INTO publish_snapshots (condition_id, k, floor, version) "
-             "SELECT id, :k, :floor, :version FROM conditions"),
+             "SELECT id, :k, :floor, :version FROM conditions WHERE enabled"),
         {"k": k, "floor": floor, "version": version},
     )
     # Further published aggregates (one place, after the cells, same transaction).
@@ -394,7 +421,7 @@ def _write_totals(session: Session, version: int, floor: int) -> int:
             "FROM publish_floor_counts GROUP BY 1) f ON f.condition_id = c.id "
             "LEFT JOIN (SELECT condition_id, resolution, sum(count) AS published "
             "FROM published_cells GROUP BY 1, 2) p "
-            "ON p.condition_id = c.id AND p.resolution = r.resolution"
+            "ON p.condition_id = c.id AND p.resolution = r.resolution WHERE c.enabled"
         ),
         {"version": version, "floor": floor},
     )

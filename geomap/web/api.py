@@ -98,7 +98,7 @@ def cells_cache() -> _CellsCache:
 def _condition_or_404(slug: str) -> published.ConditionSummary:
     condition = published.condition(db.public_session, slug)
     if condition is None:
-        abort(404, description=f"There is no condition {slug!r}.")
+        abort(404, description=published.missing_condition_message(db.public_session, slug))
     return condition
 
 

@@ -70,7 +70,7 @@ def embedded_map(slug: str) -> Response:
     """Show a condition's world map without site chrome, filling its frame."""
     condition = published.condition(db.public_session, slug)
     if condition is None:
-        return _embed_error(404, f"There is no condition {slug!r}.")
+        return _embed_error(404, published.missing_condition_message(db.public_session, slug))
     try:
         options = parse_embed_options(request.args, _tiles_enabled())
     except EmbedOptionError as exc:

@@ -11,6 +11,7 @@ from geomap.web.api import healthz, readyz
 from geomap.web.maps import first_viewport_url, world_map
 
 bp = Blueprint("pages", __name__)
+MOST_ACTIVE = 24  # conditions listed on the home page; the rest are searched or indexed
 INITIAL_ZOOM = 2  # the whole world: its cells can be preloaded (maps.first_viewport_url)
 # Marker circle sizes in pixels by count, as static/geomap/map.js draws them (legend).
 SIZE_STEPS = (("1–9", 30), ("10–99", 36), ("100–999", 42), ("1,000–9,999", 50),
@@ -21,10 +22,10 @@ bp.add_url_rule("/readyz", view_func=readyz)
 
 @bp.get("/")
 def index() -> str:
-    """List the conditions and how many members each map shows."""
+    """Show the condition search and the most active conditions with their members."""
     return render_template(
         "index.html",
-        conditions=published.conditions(db.public_session),
+        conditions=published.conditions(db.public_session, limit=MOST_ACTIVE),
         state=published.publish_state(db.public_session),
     )
 
@@ -34,7 +35,7 @@ def condition_map(slug: str) -> str:
     """Show the world map of one condition."""
     condition = published.condition(db.public_session, slug)
     if condition is None:
-        abort(404, description=f"There is no condition {slug!r}. See the list of conditions.")
+        abort(404, description=published.missing_condition_message(db.public_session, slug))
     config = current_app.config
     parts = world_map(
         slug=slug,
