@@ -16,8 +16,11 @@ from sqlalchemy.orm import Session
 
 PUBLIC_TABLES = frozenset(
     {"conditions", "published_cells", "published_totals", "publish_runs", "published_regions",
-     "places", "countries",
-     "catalogue_entries", "catalogue_names", "catalogue_codes"}  # the last two: public reference data (GeoNames, Natural Earth)
+     "published_symptoms",
+     # public reference data: GeoNames places, Natural Earth countries, HPO terms, the
+     # ICD-10 / Orphanet catalogue
+     "places", "countries", "hpo_terms",
+     "catalogue_entries", "catalogue_names", "catalogue_codes"}
 )
 
 
