@@ -100,8 +100,9 @@ class OEmbedQuery(_Strict):
     """oEmbed 1.0 consumer parameters."""
 
     url: str = Field(min_length=1, max_length=2000)
-    maxwidth: int | None = Field(default=None, ge=1, le=10000)
-    maxheight: int | None = Field(default=None, ge=1, le=10000)
+    # Any size is accepted and clamped to what the embed supports (as WordPress does).
+    maxwidth: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    maxheight: int | None = Field(default=None, ge=1, le=2**31 - 1)
     format: str = Field(default="json", max_length=20,
                         description="Only json is supported; any other format gets a 501.")
 
