@@ -299,9 +299,15 @@ def band_rings(cell: int, max_km: float) -> tuple[tuple[int, ...], ...]:
     a = (np.sin((lats - lat0) / 2) ** 2
          + np.cos(lat0) * np.cos(lats) * np.sin((lngs - lng0) / 2) ** 2)
     km = 2 * 6371.0088 * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+    # Near a band edge the fast formula and cell_distance_km may round apart: there the
+    # one distance rule decides, so rings and nearby's bands never disagree.
+    uppers = np.array([upper for upper, _label in DISTANCE_BANDS])
+    edges = np.append(uppers[np.isfinite(uppers)], max_km)
+    close = np.flatnonzero(np.min(np.abs(km[:, None] - edges[None, :]), axis=1) < 0.05)
+    for index in close:
+        km[index] = cell_distance_km(cell, int(candidates[index]))
     keep = km < max_km
     candidates, km = candidates[keep], km[keep]
-    uppers = np.array([upper for upper, _label in DISTANCE_BANDS])
     bands = np.searchsorted(uppers, km, side="right")
     return tuple(
         tuple(int(c) for c in candidates[bands == index]) for index in range(len(DISTANCE_BANDS))

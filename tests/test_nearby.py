@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import h3.api.basic_int as h3i
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -154,6 +154,7 @@ def test_candidate_query_uses_the_floor_cell_index(fresh_db_url) -> None:
 
 @settings(max_examples=15, deadline=None)
 @given(lat=st.floats(-85, 85), lng=st.floats(-180, 180))
+@example(lat=0.25, lng=-179.0)  # a centre 299.99999 km away, across 180°: one distance rule
 def test_band_rings_match_the_bands_of_every_cell_centre(lat, lng) -> None:
     from geomap.privacy import band_rings
 
