@@ -241,6 +241,20 @@ def stop(cluster: Cluster) -> bool:
     return True
 
 
+def destroy(cluster: Cluster) -> None:
+    """Stop the cluster and delete its data folder (throwaway clusters: tests, benchmarks).
+
+    A cluster kept under /var/lib/geomap (the root fallback) is not inside the caller's
+    data folder, so deleting that folder alone would leave it behind for ever.
+    """
+    stop(cluster)
+    folder = cluster.pgdata.parent
+    if folder.parent == Path("/var/lib/geomap"):
+        shutil.rmtree(folder, ignore_errors=True)
+    else:
+        shutil.rmtree(cluster.pgdata, ignore_errors=True)
+
+
 def crash(cluster: Cluster) -> bool:
     """Kill the cluster's server as a power cut would (``pg_ctl stop -m immediate``).
 

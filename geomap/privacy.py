@@ -53,6 +53,12 @@ def floor_cells(lats: Sequence[float] | np.ndarray, lngs: Sequence[float] | np.n
     )
 
 
+def cell_resolutions(cells: np.ndarray) -> np.ndarray:
+    """Return the H3 resolution (0..15, int16) of each H3 cell (vectorised get_resolution)."""
+    bits = np.asarray(cells, dtype=np.int64).astype(np.uint64)
+    return ((bits & _RES_MASK) >> np.uint64(_RES_SHIFT)).astype(np.int16)
+
+
 def cell_parents(cells: np.ndarray, resolution: int) -> np.ndarray:
     """Return the parent at ``resolution`` of each H3 cell (vectorised cell_to_parent).
 

@@ -64,7 +64,7 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         yield make_url(cluster.url).set(database="postgres").render_as_string(hide_password=False)
     finally:
-        embedded_pg.stop(cluster)
+        embedded_pg.destroy(cluster)
 
 
 def _admin_engine(server_url: str) -> Engine:

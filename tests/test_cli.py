@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from geomap import embedded_pg
+from geomap.config import load_settings
 from tests.conftest import free_port
 
 
@@ -36,6 +38,8 @@ def test_embedded_cluster_start_status_stop_are_idempotent(tmp_path: Path) -> No
     assert "not running" in geomap("db", "stop", env=env).stdout
     down = geomap("db", "status", env=env)
     assert down.returncode == 3 and "not running" in down.stdout
+    embedded_pg.destroy(embedded_pg.cluster_for(load_settings(
+        {"GEOMAP_DATA_DIR": str(tmp_path), "GEOMAP_DB_PORT": env["GEOMAP_DB_PORT"]})))
 
 
 def test_help_lists_the_commands() -> None:

@@ -44,7 +44,7 @@ def crash_cluster(tmp_path: Path) -> Iterator[embedded_pg.Cluster]:
         engine.dispose()
         yield cluster
     finally:
-        embedded_pg.stop(cluster)
+        embedded_pg.destroy(cluster)
 
 
 def _setting(cluster: embedded_pg.Cluster, name: str) -> str:

@@ -84,8 +84,9 @@ def test_public_regions_api_shows_no_small_count(client, level: str) -> None:
             assert region["count"] is None
         else:
             assert region["count"] >= K
-    # Region counts are sums of whole parts of the partition: nothing needs suppressing.
-    assert not any(region["suppressed"] for region in body["regions"])
+    # Region counts are sums of whole parts; the few hidden ones are those a marker
+    # centred in them undercuts by 1..k-1 (checked by tests/test_differencing_attacker).
+    assert sum(region["suppressed"] for region in body["regions"]) < len(body["regions"]) / 2
     assert "Set-Cookie" not in response.headers
 
 

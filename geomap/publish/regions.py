@@ -19,9 +19,9 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geomap.geo.derive import deriver_for
+from geomap.geo.derive import KeyDeriver, deriver_for
 from geomap.geo.reference import raw_connection
-from geomap.privacy import suppressed_parts
+from geomap.privacy import Partition, cell_resolutions, partition_markers, suppressed_parts
 from geomap.regions.names import country_name, region_names
 
 
@@ -35,7 +35,8 @@ def publish_regions(session: Session, parts: dict[int, tuple[np.ndarray, np.ndar
         np.concatenate([cells for cells, _ in parts.values()])
         if parts else np.zeros(0, np.int64)
     )
-    place_of = deriver_for(session, floor).cell_places(all_cells)
+    deriver = deriver_for(session, floor)
+    place_of = deriver.cell_places(all_cells)
     rows: list[dict] = []
     names = region_names(session, {region for _, region in place_of.values() if region})
     # Each part's place as small integer ids, so each condition's sums are bincounts.
@@ -56,12 +57,19 @@ def publish_regions(session: Session, parts: dict[int, tuple[np.ndarray, np.ndar
             by_country[country] += count
             # Members whose centre has no region stay in the country's hidden remainder.
             by_region[country][region] += count
-        for code, count in suppressed_parts(by_country, k).items():
+        shown_countries = suppressed_parts(by_country, k)
+        shown_regions = {country: suppressed_parts(regions, k)
+                         for country, regions in by_region.items()}
+        _hide_small_differences_with_markers(
+            deriver, Partition(cells=cells, cell_resolutions=cell_resolutions(cells),
+                               counts=counts, remainder=0),
+            floor, k, shown_countries, shown_regions)
+        for code, count in shown_countries.items():
             rows.append(dict(condition_id=condition_id, level="country", code=code,
                              country_code=code, name=country_name(code), count=count,
                              version=version))
-        for country, regions in sorted(by_region.items()):
-            for code, count in suppressed_parts(regions, k).items():
+        for country, regions in sorted(shown_regions.items()):
+            for code, count in regions.items():
                 if code:
                     rows.append(dict(condition_id=condition_id, level="admin1", code=code,
                                      country_code=country, name=names.get(code, code),
@@ -74,3 +82,45 @@ def publish_regions(session: Session, parts: dict[int, tuple[np.ndarray, np.ndar
         for row in rows:
             copy.write_row(tuple(row[column] for column in columns))
     return len(rows)
+
+
+def _hide_small_differences_with_markers(
+    deriver: KeyDeriver, parts: Partition, floor: int, k: int,
+    countries: dict[str, int | None], regions: dict[str, dict[str, int | None]],
+) -> None:
+    """Suppress (in place) each count that a marker centred in its area undercuts by 1..k-1.
+
+    A marker nests in the region of its centre only when every part it sums is counted
+    there; a coarse marker may also hold parts centred in a neighbouring region, and
+    then "region minus marker" is no sum of parts and could happen to be a small true
+    count. Hiding that region (or country) count removes the pair; what a country
+    minus its shown regions leaves grows by a count of at least k, so it stays safe.
+    """
+    shown = [count for count in countries.values() if count] + [
+        count for by_code in regions.values() for count in by_code.values() if count]
+    if not shown:
+        return
+    # Marker counts that some shown count exceeds by 1..k-1: only those need a place.
+    risky = np.unique(np.concatenate(
+        [np.asarray(shown, dtype=np.int64) - gap for gap in range(1, k)]))
+    candidates: list[np.ndarray] = []
+    marker_counts: list[np.ndarray] = []
+    for resolution in range(floor + 1):
+        markers = partition_markers(parts, resolution)
+        near = np.isin(markers.counts, risky)
+        candidates.append(markers.cells[near])
+        marker_counts.append(markers.counts[near])
+    cells = np.concatenate(candidates)
+    if len(cells) == 0:
+        return
+    counts = np.concatenate(marker_counts)
+    place_of = deriver.cell_places(np.unique(cells))
+    for cell, count in zip(cells.tolist(), counts.tolist(), strict=True):
+        country, region = place_of[cell]
+        if country is None:
+            continue
+        if (shown_count := countries.get(country)) and 1 <= shown_count - count < k:
+            countries[country] = None
+        by_code = regions.get(country, {})
+        if region and (shown_count := by_code.get(region)) and 1 <= shown_count - count < k:
+            by_code[region] = None

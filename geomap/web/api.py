@@ -169,7 +169,8 @@ def regions(slug: str) -> Response:
         k=current_app.config["GEOMAP_K"],
         publish_version=version,
         note="Each count is a sum of the same areas of at least k members as the map "
-             "markers, each area counted in the region of its centre.",
+             "markers, each area counted in the region of its centre; a count that a "
+             "map marker centred in it would undercut by fewer than k is hidden.",
         regions=[
             {"code": row.code, "name": row.name, "country_code": row.country_code}
             | ({"count": None, "suppressed": True} if row.count is None
