@@ -44,6 +44,8 @@
     });
   }
 
+  geomap.countIcon = countIcon;
+
   geomap.clusterIcon = function (cluster) {
     var total = 0;
     var areas = cluster.getAllChildMarkers();

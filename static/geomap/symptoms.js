@@ -117,16 +117,15 @@
       panel.appendChild(names);
     }
     var markers = options.areas.map(function (area) {
-      var icon = L.divIcon({html: "", className: "geomap-count geomap-cell", iconSize: L.point(30, 30)});
-      var marker = L.marker([area.lat, area.lng], {icon: icon, count: area.count, keyboard: true,
-                                                   title: area.place});
+      var name = area.count + (area.count === 1 ? " soulmate, " : " soulmates, ") + area.place;
+      var icon = geomap.countIcon(area.count, "geomap-cell", name);
+      var marker = L.marker([area.lat, area.lng], {icon: icon, count: area.count, keyboard: true});
       marker.on("add", function () {
         var el = marker.getElement();
         if (el) {
-          var span = document.createElement("span");
-          span.textContent = String(area.count);
-          el.replaceChildren(span);
           el.dataset.cell = area.cell;
+          el.setAttribute("role", "button");
+          el.setAttribute("aria-label", name);
         }
       });
       marker.on("click", function () { list(area); });
