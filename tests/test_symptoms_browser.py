@@ -86,8 +86,8 @@ def test_soulmates_journey(soulmates_community_url, tmp_path, browser) -> None:
         page.wait_for_selector("#map_soulmates[data-areas]")
         marker = page.locator("#map_soulmates .geomap-count").first
         marker.wait_for()
-        total = sum(int(t) for t in page.locator("#map_soulmates .geomap-count span[aria-hidden=true]")
-                    .all_inner_texts())
+        counts = page.locator("#map_soulmates .geomap-count span[aria-hidden=true]")
+        total = sum(int(t) for t in counts.all_inner_texts())
         assert total == page.locator(".soulmate").count()
         marker.click()
         page.wait_for_selector("#soulmate-area .area-soulmate")
