@@ -179,9 +179,9 @@ def demo(ctx: Context, count: int, seed: int, if_empty: bool, no_publish: bool) 
     """Add synthetic members around gazetteer cities (deterministic for a seed)."""
     from sqlalchemy import text
 
-    from geomap import demo as demo_data
     from geomap.geo.derive import deriver_for
-    from geomap.members_bulk import load_members
+    from geomap.ingest import demo as demo_data
+    from geomap.ingest.members_bulk import load_members
     from geomap.session import session_scope
 
     with session_scope(ctx.engine) as session:
@@ -209,8 +209,8 @@ def demo(ctx: Context, count: int, seed: int, if_empty: bool, no_publish: bool) 
 def import_members(ctx: Context, path: Path, fmt: str | None, all_or_nothing: bool,
                    no_publish: bool) -> None:
     """Import members from a CSV or GeoJSON file (columns: see the README)."""
-    from geomap import importer
     from geomap.geo.derive import deriver_for
+    from geomap.ingest import importer
     from geomap.session import session_scope
 
     started = time.perf_counter()

@@ -26,7 +26,7 @@ from geomap import create_app, embedded_pg
 from geomap.config import load_settings
 from geomap.geo import reference
 from geomap.geo.derive import KeyDeriver
-from geomap.members_bulk import load_members
+from geomap.ingest.members_bulk import load_members
 from geomap.migrate import upgrade
 from geomap.publish import publish
 from geomap.session import session_scope
@@ -103,7 +103,7 @@ def reference_template(server_url: str) -> str:
 @pytest.fixture(scope="session")
 def community_url(server_url: str, reference_template: str) -> str:
     """URL of a database with a published demo community (read-only for tests)."""
-    from geomap import demo
+    from geomap.ingest import demo
 
     url = _create_database(server_url, "geomap_test_community", template=reference_template)
     engine = create_engine(url)
