@@ -5,10 +5,12 @@ CSV columns (a header line names them; order is free):
 ========== ========= ==========================================================
 column     required  meaning
 ========== ========= ==========================================================
-pseudonym  yes       public name, 1-64 characters, unique
+pseudonym  yes       public name: 3-40 letters, digits, spaces, dots, dashes; unique
 lat, lng   one of    the member's point (WGS 84 degrees)
-city,      the two   a gazetteer city name and ISO 3166-1 alpha-2 country code;
-country              the point is the city's centre (largest city of that name)
+city,      the two   a gazetteer city name (any of its names, matched as the type-ahead
+country              does) and ISO 3166-1 alpha-2 code; the point is the city's centre
+region     no        first-level region name or code, to choose among same-named cities
+allow_sea  no        true to keep a point at sea, at (0, 0) or that looks swapped
 conditions yes       condition slugs separated by ``;`` (e.g. ``all;aml``)
 role       no        patient (default), relative, carer, professional, researcher,
                      organisation
@@ -29,8 +31,10 @@ with numpy where possible; keys are derived vectorised by the loader.
 from __future__ import annotations
 
 import csv
+import io
 import json
-from collections.abc import Callable, Iterator, Sequence
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,18 +43,28 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from geomap.geo import places as place_matcher
 from geomap.geo.derive import KeyDeriver
+from geomap.ingest import validators
 from geomap.ingest.members_bulk import MemberBatch, load_members
+from geomap.ingest.validators import FIELD_MAX, FieldError, coordinate
 from geomap.models import ROLES, VISIBILITIES
 
-COLUMNS = ("pseudonym", "lat", "lng", "city", "country", "conditions", "role", "visibility",
-           "contactable", "joined_at")
+COLUMNS = ("pseudonym", "lat", "lng", "city", "region", "country", "conditions", "role",
+           "visibility", "contactable", "joined_at", "allow_sea")
 _TRUE = {"true", "yes", "1", "t", "y"}
 _FALSE = {"false", "no", "0", "f", "n"}
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
+ACCEPTED_CRS = {
+    "urn:ogc:def:crs:OGC:1.3:CRS84", "urn:ogc:def:crs:OGC::CRS84",
+    "urn:ogc:def:crs:EPSG::4326", "urn:ogc:def:crs:EPSG:6.6:4326", "EPSG:4326",
+    "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
+    "http://www.opengis.net/def/crs/EPSG/0/4326",
+}
 
 
 class ImportFileError(ValueError):
-    """The file as a whole cannot be read (not a row problem)."""
+    """The file as a whole cannot be read (not a row problem); the message has no values."""
 
 
 @dataclass(frozen=True)
@@ -67,14 +81,26 @@ class RowError:
 
 @dataclass
 class Records:
-    """Raw rows of an import file as aligned string columns, with their locations."""
+    """Raw rows of an import file as aligned string columns, with their locations.
+
+    ``problems`` holds, per row, a reason found while reading (wrong number of fields,
+    a control character, an overlong field), or None.
+    """
 
     where: list[str] = field(default_factory=list)
     columns: dict[str, list[str]] = field(default_factory=lambda: {c: [] for c in COLUMNS})
+    problems: list[str | None] = field(default_factory=list)
 
     def __len__(self) -> int:
         """Return the number of rows."""
         return len(self.where)
+
+    def append(self, where: str, values: dict[str, str], problem: str | None = None) -> None:
+        """Add one row (missing columns are empty)."""
+        self.where.append(where)
+        self.problems.append(problem)
+        for name in COLUMNS:
+            self.columns[name].append(values.get(name, "") if problem is None else "")
 
 
 @dataclass
@@ -87,140 +113,218 @@ class Validated:
 
 
 def read_records(path: Path, fmt: str | None = None) -> Records:
-    """Read ``path`` (CSV, or GeoJSON by extension or ``fmt``) into string columns."""
+    """Read ``path`` (CSV, or GeoJSON by extension or ``fmt``) into string columns.
+
+    Raises :class:`ImportFileError` (never another exception) for a file that cannot
+    be read as a whole; a bad row is kept with its problem.
+    """
     fmt = fmt or ("geojson" if path.suffix.lower() in (".geojson", ".json") else "csv")
+    if fmt not in ("csv", "geojson"):
+        raise ImportFileError("unknown format: use csv or geojson")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImportFileError(f"cannot read the file ({exc.__class__.__name__})") from None
+    return read_bytes(data, fmt)
+
+
+def read_bytes(data: bytes, fmt: str) -> Records:
+    """Read an import file's bytes (``fmt`` csv or geojson); see :func:`read_records`."""
+    try:
+        content = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ImportFileError(f"the file is not UTF-8 text (byte {exc.start + 1:,})") from None
     if fmt == "geojson":
-        return _read_geojson(path)
-    if fmt == "csv":
-        return _read_csv(path)
-    raise ImportFileError(f"unknown format {fmt!r}: use csv or geojson")
+        return _read_geojson(content)
+    return _read_csv(content)
 
 
-def _read_csv(path: Path) -> Records:
-    """Read a CSV file with a header line; rows of the wrong width are kept, marked."""
+def _row_problem(values: Iterable[str]) -> str | None:
+    """Return why raw fields cannot be read (control character, overlong), or None."""
+    for value in values:
+        if len(value) > FIELD_MAX:
+            return f"a field is longer than {FIELD_MAX:,} characters"
+        if _CONTROL.search(value):
+            return "a field holds a control character (such as NUL or a line break)"
+    return None
+
+
+def _read_csv(content: str) -> Records:
+    """Read CSV text with a header line; rows of the wrong width are kept, marked."""
     records = Records()
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, 1 << 30))
+    try:
+        reader = csv.reader(io.StringIO(content, newline=""), strict=False)
         try:
             header = [name.strip().lower() for name in next(reader)]
         except StopIteration:
             raise ImportFileError("the file is empty: expected a header line") from None
-        unknown = [name for name in header if name not in COLUMNS]
+        except csv.Error:
+            raise ImportFileError("the header line is not valid CSV") from None
+        unknown = [i + 1 for i, name in enumerate(header) if name not in COLUMNS]
         if unknown:
+            # Never the names themselves: a file without a header line would echo a
+            # member's pseudonym and exact point here.
             raise ImportFileError(
-                f"unknown column(s) {', '.join(unknown)}; known: {', '.join(COLUMNS)}"
+                f"header column(s) {', '.join(map(str, unknown[:5]))} are not known columns "
+                f"(is the header line missing?); known: {', '.join(COLUMNS)}"
             )
+        if len(set(header)) != len(header):
+            raise ImportFileError("the header names a column twice")
         for required in ("pseudonym", "conditions"):
             if required not in header:
                 raise ImportFileError(f"the header has no {required!r} column")
         if not ({"lat", "lng"} <= set(header) or {"city", "country"} <= set(header)):
             raise ImportFileError("the header needs lat and lng, or city and country")
-        index = {name: header.index(name) for name in header}
         width = len(header)
-        absent = [c for c in COLUMNS if c not in index]
         line = reader.line_num
-        for row in reader:
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error:
+                start, line = line + 1, reader.line_num
+                records.append(f"line {start}", {}, "the line is not valid CSV")
+                continue
             start, line = line + 1, reader.line_num
             if not row:
                 continue
-            records.where.append(f"line {start}")
-            if len(row) != width:
-                # Kept aligned with a marker that validation turns into the error.
-                records.columns["pseudonym"].append("\0fields")
-                for name in COLUMNS[1:]:
-                    records.columns[name].append("")
-                continue
-            for name, i in index.items():
-                records.columns[name].append(row[i].strip())
-            for name in absent:
-                records.columns[name].append("")
+            problem = _row_problem(row)
+            if problem is None and len(row) != width:
+                problem = "wrong number of fields"
+            values = dict(zip(header, (v.strip() for v in row), strict=False))
+            records.append(f"line {start}", values, problem)
+    finally:
+        csv.field_size_limit(limit)
     return records
 
 
-def _read_geojson(path: Path) -> Records:
+def _read_geojson(content: str) -> Records:
     """Read a GeoJSON FeatureCollection; malformed features are kept, marked."""
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        document = json.loads(content)
+    except (json.JSONDecodeError, RecursionError, ValueError) as exc:
         raise ImportFileError(f"not valid JSON: {exc.__class__.__name__}") from None
     if not isinstance(document, dict) or document.get("type") != "FeatureCollection":
         raise ImportFileError("expected a GeoJSON FeatureCollection")
+    check_crs(document)
     features = document.get("features")
     if not isinstance(features, list):
         raise ImportFileError("the FeatureCollection has no features list")
     records = Records()
     for i, feature in enumerate(features):
-        records.where.append(f"features[{i}]")
-        props = feature.get("properties") if isinstance(feature, dict) else None
-        geometry = feature.get("geometry") if isinstance(feature, dict) else None
-        values = {c: "" for c in COLUMNS}
-        if not isinstance(props, dict):
-            values["pseudonym"] = "\0feature"
-        else:
-            for name in COLUMNS:
-                value = props.get(name)
-                if isinstance(value, list) and name == "conditions":
-                    value = ";".join(str(v) for v in value)
-                values[name] = "" if value is None else str(value).strip()
-            if isinstance(props.get("contactable"), bool):
-                values["contactable"] = "true" if props["contactable"] else "false"
-        if isinstance(geometry, dict):
-            coords = geometry.get("coordinates")
-            if geometry.get("type") != "Point" or not isinstance(coords, list) or len(coords) < 2:
-                values["lat"] = values["lng"] = "\0geometry"
-            else:
-                values["lng"], values["lat"] = str(coords[0]), str(coords[1])
-        elif geometry is not None:
-            values["lat"] = values["lng"] = "\0geometry"
-        for name in COLUMNS:
-            records.columns[name].append(values[name])
+        values, problem = _feature_values(feature)
+        records.append(f"features[{i}]", values, problem)
     return records
+
+
+def check_crs(document: dict) -> None:
+    """Refuse a GeoJSON ``crs`` member other than CRS84 / EPSG:4326 (RFC 7946 is WGS 84)."""
+    crs = document.get("crs")
+    if crs is None:
+        return
+    name = None
+    if isinstance(crs, dict) and isinstance(crs.get("properties"), dict):
+        name = crs["properties"].get("name")
+    if not isinstance(name, str) or name.strip() not in ACCEPTED_CRS:
+        raise ImportFileError(
+            "the file declares a coordinate reference system other than WGS 84 "
+            "(CRS84 / EPSG:4326); reproject it to longitude/latitude degrees first"
+        )
+
+
+def _feature_values(feature: object) -> tuple[dict[str, str], str | None]:
+    """Return one feature's column values and a reading problem (or None)."""
+    if not isinstance(feature, dict) or not isinstance(feature.get("properties"), dict):
+        return {}, "the feature has no properties object"
+    props = feature["properties"]
+    values: dict[str, str] = {}
+    for name in COLUMNS:
+        value = props.get(name)
+        if isinstance(value, list) and name == "conditions":
+            value = ";".join(str(v) for v in value)
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, dict | list):
+            return {}, f"{name} must be a string or a number"
+        values[name] = "" if value is None else str(value).strip()
+    geometry = feature.get("geometry")
+    if isinstance(geometry, dict):
+        coords = geometry.get("coordinates")
+        if (geometry.get("type") != "Point" or not isinstance(coords, list) or len(coords) < 2
+                or not all(isinstance(c, int | float) and not isinstance(c, bool)
+                           for c in coords[:2])):
+            return {}, "geometry must be a Point with two coordinates"
+        try:
+            values["lng"], values["lat"] = repr(float(coords[0])), repr(float(coords[1]))
+        except OverflowError:
+            return {}, "geometry must be a Point with two coordinates"
+    elif geometry is not None:
+        return {}, "geometry must be a Point with two coordinates"
+    return values, _row_problem(values.values())
 
 
 def _numbers(raw: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Return floats of ``raw`` and a mask of the entries that are not numbers."""
-    try:
-        values = np.array(raw, dtype=np.float64)
-        return values, ~np.isfinite(values)
-    except ValueError:
-        values = np.full(len(raw), np.nan)
-        for i, item in enumerate(raw):
-            try:
-                values[i] = float(item)
-            except ValueError:
-                pass
-        return values, ~np.isfinite(values)
+    values = np.full(len(raw), np.nan)
+    for i, item in enumerate(raw):
+        try:
+            values[i] = coordinate(item, "value", 1e300)
+        except FieldError:
+            pass
+    return values, ~np.isfinite(values)
 
 
-def _city_points(session: Session, cities: list[str], countries: list[str],
-                 rows: np.ndarray) -> dict[tuple[str, str], tuple[float, float]]:
-    """Return the gazetteer point of each (country, lower-case name) asked for."""
-    wanted = {(countries[i].upper(), cities[i].lower()) for i in rows.tolist()}
-    if not wanted:
-        return {}
-    codes = sorted({c for c, _ in wanted})
-    names = sorted({n for _, n in wanted})
-    found: dict[tuple[str, str], tuple[float, float]] = {}
-    for country, name, ascii_name, lat, lng in session.execute(
-        text(
-            "SELECT country_code, lower(name), lower(ascii_name), ST_Y(point), ST_X(point) "
-            "FROM places WHERE country_code = ANY(:codes) "
-            "AND (lower(name) = ANY(:names) OR lower(ascii_name) = ANY(:names)) "
-            "ORDER BY population ASC"
-        ),
-        {"codes": codes, "names": names},
-    ).all():
-        # Largest city last, so it wins for a name shared by several places.
-        found[(country, name)] = (lat, lng)
-        found[(country, ascii_name)] = (lat, lng)
+def _city_points(session: Session, records: Records, rows: list[int],
+                 reasons: list[str | None]) -> dict[int, tuple[float, float]]:
+    """Return {row: gazetteer point} of city rows; record a reason for the others.
+
+    Names go through the shared place matcher; a name that several places of the
+    country share is reported as ambiguous unless the ``region`` column settles it.
+    """
+    cols = records.columns
+    found: dict[int, tuple[float, float]] = {}
+    if not rows:
+        return found
+    candidates = place_matcher.exact(session, (cols["city"][i] for i in rows),
+                                     (cols["country"][i][:2] for i in rows))
+    ids: dict[int, int] = {}
+    for i in rows:
+        country = cols["country"][i].upper()
+        places = [p for p in candidates.get(place_matcher.fold(cols["city"][i]), [])
+                  if p.country_code == country]
+        places = place_matcher.settle(places, cols["region"][i])
+        if not places:
+            reasons[i] = reasons[i] or "unknown city for that country (and region) in the gazetteer"
+        elif len({p.id for p in places}) > 1:
+            reasons[i] = reasons[i] or (
+                f"the city name matches {len(places)} places in that country: "
+                "add a region column to choose one"
+            )
+        else:
+            ids[i] = places[0].id
+    if ids:
+        points = dict((pid, (lat, lng)) for pid, lat, lng in session.execute(
+            text("SELECT id, ST_Y(point), ST_X(point) FROM places WHERE id = ANY(:ids)"),
+            {"ids": sorted(set(ids.values()))},
+        ).all())
+        found = {i: points[pid] for i, pid in ids.items()}
     return found
 
 
-def validate(session: Session, records: Records, now: datetime | None = None) -> Validated:
-    """Check every row; return the good ones as a batch and an error per bad row."""
+def validate(session: Session, records: Records, now: datetime | None = None, *,
+             deriver: KeyDeriver | None = None, allow_sea: bool = False) -> Validated:
+    """Check every row; return the good ones as a batch and an error per bad row.
+
+    With a ``deriver``, points are checked for plausibility ((0, 0), at sea, swapped)
+    unless ``allow_sea`` or the row's ``allow_sea`` column is true. Reasons name the
+    field and the rule, never a value.
+    """
     n = len(records)
     cols = records.columns
-    reasons: list[str | None] = [None] * n
+    reasons: list[str | None] = list(records.problems)
 
     def reject(mask: np.ndarray, reason: str) -> None:
         """Give the rows in ``mask`` that have no reason yet this one."""
@@ -229,22 +333,20 @@ def validate(session: Session, records: Records, now: datetime | None = None) ->
                 reasons[i] = reason
 
     pseudonyms = cols["pseudonym"]
-    structural = np.array([p.startswith("\0") for p in pseudonyms], dtype=bool)
-    for i in np.flatnonzero(structural).tolist():
-        reasons[i] = (
-            "the feature has no properties object" if pseudonyms[i] == "\0feature"
-            else "wrong number of fields"
-        )
-    lengths = np.fromiter((len(p) for p in pseudonyms), dtype=np.int64, count=n)
-    reject(lengths == 0, "pseudonym is missing")
-    reject(lengths > 64, "pseudonym is longer than 64 characters")
+    for i, raw in enumerate(pseudonyms):
+        if reasons[i] is not None:
+            continue
+        if not raw:
+            reasons[i] = "pseudonym is missing"
+            continue
+        try:
+            pseudonyms[i] = validators.pseudonym(raw)
+        except FieldError as exc:
+            reasons[i] = str(exc).rstrip(".")
 
     # Location: lat/lng when given, else city + country.
     lat_raw, lng_raw = cols["lat"], cols["lng"]
-    bad_geometry = np.array([v == "\0geometry" for v in lat_raw], dtype=bool)
-    reject(bad_geometry, "geometry must be a Point with two coordinates")
     has_point = np.array([bool(a or b) for a, b in zip(lat_raw, lng_raw, strict=True)], bool)
-    has_point &= ~bad_geometry
     lats = np.full(n, np.nan)
     lngs = np.full(n, np.nan)
     point_rows = np.flatnonzero(has_point)
@@ -262,20 +364,32 @@ def validate(session: Session, records: Records, now: datetime | None = None) ->
             reject(np.abs(lats) > 90, "latitude out of range (-90 to 90)")
             reject(np.abs(lngs) > 180, "longitude out of range (-180 to 180)")
     cities, countries = cols["city"], cols["country"]
-    city_rows = np.flatnonzero(~has_point & ~bad_geometry)
-    no_place = [i for i in city_rows.tolist() if not (cities[i] and countries[i])]
-    mask = np.zeros(n, bool)
-    mask[no_place] = True
-    reject(mask, "no location: give lat and lng, or city and country")
-    city_rows = np.array([i for i in city_rows.tolist() if cities[i] and countries[i]], np.int64)
-    places = _city_points(session, cities, countries, city_rows)
-    for i in city_rows.tolist():
-        point = places.get((countries[i].upper(), cities[i].lower()))
-        if point is None:
-            if reasons[i] is None:
-                reasons[i] = "unknown city for that country in the gazetteer"
+    city_rows = [i for i in np.flatnonzero(~has_point).tolist() if reasons[i] is None]
+    for i in city_rows:
+        if not (cities[i] and countries[i]):
+            reasons[i] = "no location: give lat and lng, or city and country"
+        elif len(countries[i]) != 2 or not countries[i].isascii() or not countries[i].isalpha():
+            reasons[i] = "country must be an ISO 3166-1 alpha-2 code such as DE"
         else:
-            lats[i], lngs[i] = point
+            try:
+                validators.place_name(cities[i])
+            except FieldError as exc:
+                reasons[i] = str(exc).rstrip(".")
+    city_rows = [i for i in city_rows if reasons[i] is None]
+    for i, point in _city_points(session, records, city_rows, reasons).items():
+        lats[i], lngs[i] = point
+
+    # Plausibility of given points (gazetteer points are places, so plausible).
+    sea_ok = np.array([allow_sea or v.lower() in _TRUE for v in cols["allow_sea"]], bool)
+    bad_flag = np.array([v != "" and v.lower() not in _TRUE | _FALSE for v in cols["allow_sea"]],
+                        bool)
+    reject(bad_flag, "allow_sea must be true or false")
+    if deriver is not None:
+        check = [i for i in point_rows.tolist() if reasons[i] is None and not sea_ok[i]]
+        for i, reason in zip(check, validators.implausible_points(deriver, lats[check],
+                                                                   lngs[check]), strict=True):
+            if reason is not None:
+                reasons[i] = reason + " (set allow_sea to keep it)"
 
     # Conditions: known slugs, at least one.
     slugs_to_id = dict(session.execute(text("SELECT slug, id FROM conditions")).all())
@@ -286,7 +400,9 @@ def validate(session: Session, records: Records, now: datetime | None = None) ->
         if not slugs and reasons[i] is None:
             reasons[i] = "conditions is missing (slugs separated by ';')"
         elif unknown and reasons[i] is None:
-            reasons[i] = f"unknown condition {unknown[0][:64]!r}"
+            # A value is echoed only when it cannot be a coordinate (slug syntax, no digit).
+            reasons[i] = (f"unknown condition {unknown[0]!r}" if validators.echoable(unknown[0])
+                          else "unknown condition (not a known slug)")
         conditions.append(sorted({slugs_to_id[s] for s in slugs if s in slugs_to_id}))
 
     roles = np.array([r.lower() or "patient" for r in cols["role"]], dtype=object)
@@ -312,13 +428,11 @@ def validate(session: Session, records: Records, now: datetime | None = None) ->
             joined.append(now)
             continue
         try:
-            value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        except ValueError:
+            joined.append(validators.joined_at(raw, now))
+        except FieldError as exc:
             joined.append(now)
             if reasons[i] is None:
-                reasons[i] = "joined_at must be an ISO 8601 date or date-time"
-            continue
-        joined.append(value if value.tzinfo else value.replace(tzinfo=UTC))
+                reasons[i] = str(exc).rstrip(".")
 
     # Pseudonyms: unique in the file and not taken already.
     first_seen: dict[str, int] = {}
