@@ -262,3 +262,15 @@ def page(browser) -> Iterator[object]:  # noqa: ANN001
     page.on("request", lambda request: page.requested_urls.append(request.url))
     yield page
     context.close()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Print the figures test modules measured (geography self-consistency)."""
+    import sys
+
+    module = sys.modules.get("tests.test_geography")
+    lines = module.figures() if module is not None else []
+    if lines:
+        terminalreporter.section("geography figures")
+        for line in lines:
+            terminalreporter.write_line(line)
