@@ -55,12 +55,6 @@ COLUMNS = ("pseudonym", "lat", "lng", "city", "region", "country", "conditions",
 _TRUE = {"true", "yes", "1", "t", "y"}
 _FALSE = {"false", "no", "0", "f", "n"}
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
-ACCEPTED_CRS = {
-    "urn:ogc:def:crs:OGC:1.3:CRS84", "urn:ogc:def:crs:OGC::CRS84",
-    "urn:ogc:def:crs:EPSG::4326", "urn:ogc:def:crs:EPSG:6.6:4326", "EPSG:4326",
-    "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
-    "http://www.opengis.net/def/crs/EPSG/0/4326",
-}
 
 
 class ImportFileError(ValueError):
@@ -222,17 +216,8 @@ def _read_geojson(content: str) -> Records:
 
 def check_crs(document: dict) -> None:
     """Refuse a GeoJSON ``crs`` member other than CRS84 / EPSG:4326 (RFC 7946 is WGS 84)."""
-    crs = document.get("crs")
-    if crs is None:
-        return
-    name = None
-    if isinstance(crs, dict) and isinstance(crs.get("properties"), dict):
-        name = crs["properties"].get("name")
-    if not isinstance(name, str) or name.strip() not in ACCEPTED_CRS:
-        raise ImportFileError(
-            "the file declares a coordinate reference system other than WGS 84 "
-            "(CRS84 / EPSG:4326); reproject it to longitude/latitude degrees first"
-        )
+    if not validators.geojson_crs_ok(document):
+        raise ImportFileError(validators.CRS_RULE)
 
 
 def _feature_values(feature: object) -> tuple[dict[str, str], str | None]:

@@ -149,3 +149,28 @@ def joined_at(value: Any, now: datetime) -> datetime:
 def echoable(value: str) -> bool:
     """Return whether a value may appear in a message: slug syntax with no digit."""
     return len(value) <= 64 and bool(_SLUG.match(value))
+
+
+ACCEPTED_CRS = frozenset({
+    "urn:ogc:def:crs:OGC:1.3:CRS84", "urn:ogc:def:crs:OGC::CRS84",
+    "urn:ogc:def:crs:EPSG::4326", "urn:ogc:def:crs:EPSG:6.6:4326", "EPSG:4326",
+    "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
+    "http://www.opengis.net/def/crs/EPSG/0/4326",
+})
+CRS_RULE = ("the file declares a coordinate reference system other than WGS 84 "
+            "(CRS84 / EPSG:4326); reproject it to longitude/latitude degrees first")
+
+
+def geojson_crs_ok(document: dict) -> bool:
+    """Return whether a GeoJSON document has no ``crs`` member or a WGS 84 one.
+
+    RFC 7946 GeoJSON is always WGS 84 longitude/latitude; older files may declare
+    another system (often EPSG:3857 metres), which must not be read as degrees.
+    """
+    crs = document.get("crs")
+    if crs is None:
+        return True
+    name = None
+    if isinstance(crs, dict) and isinstance(crs.get("properties"), dict):
+        name = crs["properties"].get("name")
+    return isinstance(name, str) and name.strip() in ACCEPTED_CRS
