@@ -60,7 +60,7 @@ def test_wrong_csv_inputs_never_echo_a_coordinate(run_cli, tmp_path: Path) -> No
         f"in-joined,53.5,10.0,,,all,,,,{POINT}",
         f"in-city,,,{POINT},DE,all,,,,",
         f"in-country,,,Hamburg,{POINT},all,,,,",
-        f"far-out,{POINT}1,{POINT}9,,,all,,,,",
+        f"far-out,1{POINT},-1{POINT},,,all,,,,",
         f"short,{POINT}",
     ]
     path = tmp_path / "bad.csv"
