@@ -219,3 +219,21 @@ def test_stored_keys_are_the_floor_cells(deriver, lat, lng) -> None:
 def figures() -> list[str]:
     """Figures this module measured (printed at the end of the run by conftest)."""
     return list(FIGURES)
+
+
+def test_cached_cells_answers_equal_uncached_ones_in_any_order(community_url, tmp_path) -> None:
+    from geomap import create_app
+    from tests.conftest import app_config
+
+    cached = create_app(app_config(tmp_path, GEOMAP_DATABASE_URL=community_url)).test_client()
+    box = "0,40,22.5,60"
+    orders = [[3, 4, 5, 6, 10], [10, 6, 5, 4, 3], [5, 3, 10, 4, 6, 3, 5]]
+    expected = {}
+    for zoom in sorted({z for order in orders for z in order}):
+        fresh = create_app(app_config(tmp_path, GEOMAP_DATABASE_URL=community_url))
+        expected[zoom] = fresh.test_client().get(
+            f"/api/v1/conditions/all/cells?zoom={zoom}&bbox={box}").data
+    for order in orders:
+        for zoom in order:
+            body = cached.get(f"/api/v1/conditions/all/cells?zoom={zoom}&bbox={box}").data
+            assert body == expected[zoom], zoom
