@@ -50,10 +50,10 @@ def sign_up(page, base: str, pseudonym: str) -> None:  # noqa: ANN001
     page.wait_for_url(f"{base}/settings")
 
 
-def join_via_city(page, typed: str, expected: str) -> None:  # noqa: ANN001
+def join_via_city(page, typed: str, option_text: str, expected: str) -> None:  # noqa: ANN001
     page.fill("#city-input", "")
     page.type("#city-input", typed, delay=30)
-    option = page.locator(".city-option", has_text=expected).first
+    option = page.locator(".city-option", has_text=option_text).first
     option.wait_for(timeout=30_000)
     option.click()
     page.click("#save-location")
@@ -85,7 +85,7 @@ def test_member_journey(small_community_url, tmp_path, browser) -> None:
         # Sign up and join the ALL map via the type-ahead.
         sign_up(ada, base, "ada-otter")
         assert "publish" in ada.inner_text("#publish-timing")
-        join_via_city(ada, "Hamb", "Hamburg, Germany")
+        join_via_city(ada, "Hamb", "Hamburg", "Hamburg, Germany")
         assert "only you see this" in ada.inner_text("#own-location")
         before = published_total(ada, base)
         publish_now(small_community_url)
@@ -93,7 +93,7 @@ def test_member_journey(small_community_url, tmp_path, browser) -> None:
 
         # A second member joins nearby (the type-ahead folds accents: "Lübeck").
         sign_up(bo, base, "bo-heron")
-        join_via_city(bo, "Lübe", "Lübeck, Germany")
+        join_via_city(bo, "Lübe", "Lübeck", "Lübeck, Schleswig-Holstein, Germany")
 
         # Ada finds Bo nearby and sends a request.
         ada.goto(f"{base}/nearby?condition=all")
