@@ -268,7 +268,7 @@ def pytest_terminal_summary(terminalreporter) -> None:
     """Print the figures test modules measured (geography self-consistency)."""
     import sys
 
-    module = sys.modules.get("tests.test_geography")
+    module = sys.modules.get("test_geography") or sys.modules.get("tests.test_geography")
     lines = module.figures() if module is not None else []
     if lines:
         terminalreporter.section("geography figures")

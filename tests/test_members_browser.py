@@ -157,7 +157,11 @@ def test_join_by_dropping_a_pin(small_community_url, tmp_path, page) -> None:
     app = create_app(app_config(tmp_path, GEOMAP_DATABASE_URL=small_community_url))
     with LiveServer(app) as server:
         sign_up(page, server.url, "pin-dropper")
-        page.wait_for_selector("#pin-map .leaflet-overlay-pane path", timeout=45_000)
+        # Outlines are drawn in three world copies; wait for one drawn in view.
+        page.wait_for_function(
+            "[...document.querySelectorAll('#pin-map .leaflet-overlay-pane path')]"
+            ".some((p) => p.getAttribute('d') && p.getAttribute('d') !== 'M0 0')",
+            timeout=45_000)
         page.evaluate("document.getElementById('pin-map').scrollIntoView()")
         box = page.locator("#pin-map").bounding_box()
         page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)

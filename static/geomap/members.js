@@ -124,8 +124,8 @@
   var holder = document.getElementById("pin-map");
   if (holder && window.L) {
     var start = holder.dataset.lat ? [Number(holder.dataset.lat), Number(holder.dataset.lng)] : null;
-    // A first view of land where most members live (Europe, Africa, Asia), not ocean.
-    map = L.map(holder, {worldCopyJump: true}).setView(start || [35, 20], start ? 9 : 2);
+    // A first view centred on land (central Europe), with Africa and Asia around it.
+    map = L.map(holder, {worldCopyJump: true}).setView(start || [48, 15], start ? 9 : 2);
     holder.classList.add("geomap-map", "geomap-no-tiles");
     fetch(holder.dataset.outlines)
       .then(function (r) { return r.ok ? r.json() : null; })
