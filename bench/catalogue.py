@@ -72,9 +72,9 @@ def open_maps(engine, count: int) -> list[str]:  # noqa: ANN001
 
 def load_members(engine, members: int) -> float:  # noqa: ANN001
     """Load synthetic members, then give each 1-3 Zipf-drawn conditions; return seconds."""
-    from geomap import demo
     from geomap.geo.derive import KeyDeriver
-    from geomap.members_bulk import load_members as bulk_load
+    from geomap.ingest import demo
+    from geomap.ingest.members_bulk import load_members as bulk_load
 
     started = time.perf_counter()
     with session_scope(engine) as session:

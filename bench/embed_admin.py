@@ -29,9 +29,9 @@ from geomap import create_app, embedded_pg
 from geomap.auth.accounts import create_admin
 from geomap.config import load_settings
 from geomap.database import make_engine
-from geomap.demo import generate
 from geomap.geo.derive import KeyDeriver
-from geomap.members_bulk import load_members
+from geomap.ingest.demo import generate
+from geomap.ingest.members_bulk import load_members
 from geomap.publish import publish
 from geomap.session import session_scope
 

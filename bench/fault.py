@@ -41,8 +41,8 @@ from geomap.auth.accounts import create_member_account
 from geomap.config import load_settings
 from geomap.geo import reference
 from geomap.geo.derive import KeyDeriver
+from geomap.ingest.members_bulk import load_members
 from geomap.members import queries
-from geomap.members_bulk import load_members
 from geomap.migrate import upgrade
 from geomap.publish import publish
 from geomap.session import session_scope

@@ -107,9 +107,9 @@ def prepare_reference(engine: Engine) -> None:
 
 
 def bench_import(engine: Engine, members: int) -> None:
-    from geomap import demo
     from geomap.geo.derive import KeyDeriver
-    from geomap.members_bulk import load_members
+    from geomap.ingest import demo
+    from geomap.ingest.members_bulk import load_members
 
     print(f"Import: {members:,} synthetic members (generate + derive + COPY) ...", flush=True)
     started = time.perf_counter()
@@ -125,8 +125,8 @@ def bench_import(engine: Engine, members: int) -> None:
 
 
 def bench_file_import(engine: Engine, workdir: Path, rows: int) -> None:
-    from geomap import importer
     from geomap.geo.derive import KeyDeriver
+    from geomap.ingest import importer
 
     rng = np.random.default_rng(5)
     path = workdir / "members.csv"

@@ -32,9 +32,9 @@ TOP = 20
 
 def prepare(engine, members: int, seed: int) -> None:  # noqa: ANN001
     """Load ``members`` demo members; give half of them 5–15 symptoms, opted in."""
-    from geomap import demo
     from geomap.geo.derive import KeyDeriver
-    from geomap.members_bulk import load_members
+    from geomap.ingest import demo
+    from geomap.ingest.members_bulk import load_members
     from geomap.publish import publish
     from geomap.session import session_scope
     from geomap.symptoms.vocabulary import import_vocabulary

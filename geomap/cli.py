@@ -200,9 +200,9 @@ def demo(ctx: Context, count: int, seed: int, if_empty: bool, no_publish: bool) 
     """Add synthetic members around gazetteer cities (deterministic for a seed)."""
     from sqlalchemy import text
 
-    from geomap import demo as demo_data
     from geomap.geo.derive import deriver_for
-    from geomap.members_bulk import load_members
+    from geomap.ingest import demo as demo_data
+    from geomap.ingest.members_bulk import load_members
     from geomap.session import session_scope
 
     with session_scope(ctx.engine) as session:
@@ -227,12 +227,14 @@ def demo(ctx: Context, count: int, seed: int, if_empty: bool, no_publish: bool) 
               help="File format (default: by extension; .geojson/.json is GeoJSON).")
 @click.option("--all-or-nothing", is_flag=True, help="Import nothing if any row is bad.")
 @click.option("--no-publish", is_flag=True, help="Skip the publish that follows.")
+@click.option("--allow-sea", is_flag=True,
+              help="Keep points at sea, at (0, 0) or that look swapped (rare real cases).")
 @pass_context
 def import_members(ctx: Context, path: Path, fmt: str | None, all_or_nothing: bool,
-                   no_publish: bool) -> None:
+                   no_publish: bool, allow_sea: bool) -> None:
     """Import members from a CSV or GeoJSON file (columns: see the README)."""
-    from geomap import importer
     from geomap.geo.derive import deriver_for
+    from geomap.ingest import importer
     from geomap.session import session_scope
 
     started = time.perf_counter()
@@ -241,13 +243,13 @@ def import_members(ctx: Context, path: Path, fmt: str | None, all_or_nothing: bo
     except (importer.ImportFileError, UnicodeDecodeError) as exc:
         raise click.ClickException(f"{path}: {exc}") from None
     with session_scope(ctx.engine) as session:
-        validated = importer.validate(session, records)
+        deriver = deriver_for(session, ctx.settings["GEOMAP_FLOOR_RESOLUTION"])
+        validated = importer.validate(session, records, deriver=deriver, allow_sea=allow_sea)
         for line in importer.iter_errors(validated.errors):
             click.echo(f"{path}: {line}", err=True)
         if all_or_nothing and validated.errors:
             imported = 0
         else:
-            deriver = deriver_for(session, ctx.settings["GEOMAP_FLOOR_RESOLUTION"])
             with click.progressbar(length=len(validated.batch), label="Importing") as bar:
                 imported = importer.import_members(session, validated, deriver,
                                                    progress=bar.update)

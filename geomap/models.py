@@ -132,6 +132,25 @@ class Place(Base):
     point: Mapped[WKBElement] = mapped_column(Geometry("POINT", srid=4326, spatial_index=False))
 
 
+class Admin1Name(Base):
+    """The GeoNames first-level region name of a (country, admin1 code)."""
+
+    __tablename__ = "admin1_names"
+
+    country_code: Mapped[str] = mapped_column(String(2), primary_key=True)
+    admin1_code: Mapped[str] = mapped_column(String(20), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class PlaceName(Base):
+    """One folded name (name, ASCII or alternate) of a gazetteer place, for search."""
+
+    __tablename__ = "place_names"
+
+    folded: Mapped[str] = mapped_column(String(200), primary_key=True)
+    place_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
 class Country(Base):
     """A country outline (Natural Earth) with its ISO 3166-1 codes."""
 

@@ -27,7 +27,7 @@ from geomap.catalogue.load import import_catalogue
 from geomap.config import load_settings
 from geomap.geo import reference
 from geomap.geo.derive import KeyDeriver
-from geomap.members_bulk import load_members
+from geomap.ingest.members_bulk import load_members
 from geomap.migrate import upgrade
 from geomap.publish import publish
 from geomap.session import session_scope
@@ -107,7 +107,7 @@ def reference_template(server_url: str) -> str:
 @pytest.fixture(scope="session")
 def community_url(server_url: str, reference_template: str) -> str:
     """URL of a database with a published demo community (read-only for tests)."""
-    from geomap import demo
+    from geomap.ingest import demo
 
     url = _create_database(server_url, "geomap_test_community", template=reference_template)
     engine = create_engine(url)
@@ -309,3 +309,15 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Print the figures test modules measured (geography self-consistency)."""
+    import sys
+
+    module = sys.modules.get("test_geography") or sys.modules.get("tests.test_geography")
+    lines = module.figures() if module is not None else []
+    if lines:
+        terminalreporter.section("geography figures")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -19,8 +19,8 @@ from sqlalchemy import create_engine, text
 from geomap import create_app, demo
 from geomap.auth.accounts import create_admin
 from geomap.geo.derive import KeyDeriver
+from geomap.ingest.members_bulk import load_members
 from geomap.members import queries, social
-from geomap.members_bulk import load_members
 from geomap.publish import publish
 from geomap.session import session_scope
 from tests.conftest import FLOOR, K, LiveServer, _create_database, _drop_database, app_config

@@ -24,7 +24,8 @@ def add_member(session: Session, pseudonym: str, *, lat: float | None = None,
     queries.update_profile(session, account.member_id, role=role, visibility=visibility,
                            contactable=contactable, condition_slugs=list(conditions))
     if lat is not None:
-        queries.set_location(session, account.member_id, lat, lng, floor=FLOOR)
+        queries.set_location(session, account.member_id, lat, lng, floor=FLOOR,
+                              allow_sea=True)
     session.flush()
     return account.id, account.member_id
 

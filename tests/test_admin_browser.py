@@ -21,7 +21,7 @@ PLACES = [(52.52, 13.40, 12), (48.86, 2.35, 7), (41.90, 12.50, 3), (40.42, -3.70
 @pytest.fixture
 def admin_site(fresh_db_url, tmp_path):  # noqa: ANN001, ANN201
     """A live site over a small community with an admin account."""
-    from geomap.members_bulk import load_members
+    from geomap.ingest.members_bulk import load_members
 
     engine = create_engine(fresh_db_url)
     lats = np.concatenate([np.full(n, lat) for lat, _, n in PLACES])

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from geomap import create_app
 from geomap.auth.accounts import create_admin, create_member_account
 from geomap.geo.derive import KeyDeriver
-from geomap.members_bulk import MemberBatch, load_members
+from geomap.ingest.members_bulk import MemberBatch, load_members
 from geomap.models import ROLES
 from geomap.publish.admin_counts import month_starts, refresh_admin_counts
 from tests.conftest import FLOOR, app_config, sessions_on

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from geomap import create_app
 from geomap.geo.derive import KeyDeriver
-from geomap.members_bulk import MemberBatch, load_members
+from geomap.ingest.members_bulk import MemberBatch, load_members
 from geomap.privacy import MAX_ZOOM, cell_parents, map_resolution
 from geomap.publish import publish
 from geomap.session import session_scope

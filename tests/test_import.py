@@ -144,7 +144,7 @@ def test_unknown_condition_slug_is_rejected(run_cli, fresh_engine, tmp_path: Pat
 
 def test_duplicate_pseudonyms_in_the_file_and_in_the_database(run_cli, fresh_engine,
                                                               tmp_path: Path) -> None:
-    first = write(tmp_path, "first.csv", HEADER + GOOD_ROWS + "Harbor-Otter,1,1,,,all,,,,\n")
+    first = write(tmp_path, "first.csv", HEADER + GOOD_ROWS + "Harbor-Otter,48.1,11.5,,,all,,,,\n")
     result = run_cli("import", "--no-publish", str(first))
     assert "line 5: pseudonym repeats line 2" in result.output
     assert len(members(fresh_engine)) == 3

@@ -42,7 +42,8 @@ def test_places_type_ahead_returns_names_with_country_and_region(member_app, ses
     places = response.get_json()["places"]
     assert places[0]["name"] == "Hamburg" and places[0]["country"] == "Germany"
     assert places[0]["region_code"].startswith("DE.")
-    assert set(places[0]) == {"id", "name", "country_code", "country", "region_code", "label"}
+    assert set(places[0]) == {"id", "name", "country_code", "country", "region_code", "region",
+                              "label", "population"}
     assert client.get("/api/v1/places?q=l%C3%BCbeck").get_json()["places"][0]["name"] == "Lübeck"
 
 
@@ -153,7 +154,13 @@ def test_join_from_the_settings_page(member_app, session) -> None:
     sign_in(client, account_id)
     page = client.get("/settings").get_data(as_text=True)
     assert "next publish" in page and "You have not set a location yet" in page
-    response = client.post("/settings/location", data={"city": "Hamburg"})
+    # Several places are called Hamburg: the member must choose (never picked silently).
+    response = client.post("/settings/location", data={"city": "Hamburg"},
+                           follow_redirects=True)
+    assert "places have that name" in response.get_data(as_text=True)
+    hamburg = client.get("/api/v1/places?q=Hamburg").get_json()["places"][0]
+    assert hamburg["country_code"] == "DE" and hamburg["region"] == "Hamburg"
+    response = client.post("/settings/location", data={"place_id": hamburg["id"]})
     assert response.status_code == 302
     response = client.post("/settings", data={"conditions": ["all", "cll"], "role": "carer",
                                               "visibility": "map", "contactable": "y"})

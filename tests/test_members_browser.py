@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, text
 
 from geomap import create_app, demo
 from geomap.geo.derive import KeyDeriver
-from geomap.members_bulk import load_members
+from geomap.ingest.members_bulk import load_members
 from geomap.publish import publish
 from geomap.session import session_scope
 from tests.conftest import FLOOR, K, LiveServer, app_config
@@ -50,10 +50,10 @@ def sign_up(page, base: str, pseudonym: str, data_dir) -> None:  # noqa: ANN001
     page.wait_for_url(f"{base}/settings")
 
 
-def join_via_city(page, typed: str, expected: str) -> None:  # noqa: ANN001
+def join_via_city(page, typed: str, option_text: str, expected: str) -> None:  # noqa: ANN001
     page.fill("#city-input", "")
     page.type("#city-input", typed, delay=30)
-    option = page.locator(".city-option", has_text=expected).first
+    option = page.locator(".city-option", has_text=option_text).first
     option.wait_for(timeout=30_000)
     option.click()
     page.click("#save-location")
@@ -85,7 +85,7 @@ def test_member_journey(small_community_url, tmp_path, browser) -> None:
         # Sign up and join the ALL map via the type-ahead.
         sign_up(ada, base, "ada-otter", tmp_path)
         assert "publish" in ada.inner_text("#publish-timing")
-        join_via_city(ada, "Hamb", "Hamburg, Germany")
+        join_via_city(ada, "Hamb", "Hamburg", "Hamburg, Germany")
         assert "only you see this" in ada.inner_text("#own-location")
         before = published_total(ada, base)
         publish_now(small_community_url)
@@ -93,7 +93,7 @@ def test_member_journey(small_community_url, tmp_path, browser) -> None:
 
         # A second member joins nearby (the type-ahead folds accents: "Lübeck").
         sign_up(bo, base, "bo-heron", tmp_path)
-        join_via_city(bo, "Lübe", "Lübeck, Germany")
+        join_via_city(bo, "Lübe", "Lübeck", "Lübeck, Schleswig-Holstein, Germany")
 
         # Ada finds Bo nearby and sends a request.
         ada.goto(f"{base}/nearby?condition=all")
@@ -158,7 +158,11 @@ def test_join_by_dropping_a_pin(small_community_url, tmp_path, page) -> None:
     app = create_app(app_config(tmp_path, GEOMAP_DATABASE_URL=small_community_url))
     with LiveServer(app) as server:
         sign_up(page, server.url, "pin-dropper", tmp_path)
-        page.wait_for_selector("#pin-map .leaflet-overlay-pane path", timeout=45_000)
+        # Outlines are drawn in three world copies; wait for one drawn in view.
+        page.wait_for_function(
+            "[...document.querySelectorAll('#pin-map .leaflet-overlay-pane path')]"
+            ".some((p) => p.getAttribute('d') && p.getAttribute('d') !== 'M0 0')",
+            timeout=45_000)
         page.evaluate("document.getElementById('pin-map').scrollIntoView()")
         box = page.locator("#pin-map").bounding_box()
         page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)

@@ -284,7 +284,7 @@ def test_moderator_create_from_the_cli(fresh_db_url, tmp_path) -> None:
 
 
 def test_import_refuses_look_alikes_of_taken_and_repeated_pseudonyms(session, tmp_path) -> None:
-    from geomap.importer import read_records, validate
+    from geomap.ingest.importer import read_records, validate
 
     create_member_account(session, pseudonym="harbor-otter", email="h@example.org",
                           password="correct horse battery")

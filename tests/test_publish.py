@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geomap.geo.derive import KeyDeriver
-from geomap.members_bulk import MemberBatch, load_members
+from geomap.ingest.members_bulk import MemberBatch, load_members
 from geomap.publish import publish
 from tests.conftest import FLOOR, K
 

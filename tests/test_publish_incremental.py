@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geomap.geo.derive import KeyDeriver
-from geomap.members_bulk import MemberBatch, load_members
+from geomap.ingest.members_bulk import MemberBatch, load_members
 from geomap.publish import EXTRA_PUBLISHERS, publish
 from tests.conftest import DEMO_MEMBERS, FLOOR, K
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 
 from geomap.geo.derive import KeyDeriver
-from geomap.members_bulk import MemberBatch, load_members
+from geomap.ingest.members_bulk import MemberBatch, load_members
 from geomap.privacy import suppressed_parts
 from geomap.publish import publish
 from geomap.regions.load import load_regions, reassign_regions

@@ -13,7 +13,7 @@ from sqlalchemy import create_engine
 
 from geomap import create_app, demo
 from geomap.geo.derive import KeyDeriver
-from geomap.members_bulk import load_members
+from geomap.ingest.members_bulk import load_members
 from geomap.publish import publish
 from geomap.session import session_scope
 from tests.conftest import FLOOR, K, LiveServer, app_config

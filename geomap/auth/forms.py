@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, StringField
-from wtforms.validators import DataRequired, Email, EqualTo, Length, Regexp
+from wtforms.validators import DataRequired, Email, EqualTo, Length, ValidationError
+
+from geomap.ingest import validators
+
+
+def valid_pseudonym(form: FlaskForm, field: StringField) -> None:
+    """Apply the pseudonym rule shared with the importer (:func:`validators.pseudonym`)."""
+    try:
+        field.data = validators.pseudonym(field.data or "")
+    except validators.FieldError:
+        raise ValidationError(validators.PSEUDONYM_RULE) from None
 
 _PASSWORD = [DataRequired(), Length(min=10, max=200)]
 
@@ -21,11 +31,7 @@ class SignupForm(FlaskForm):
 
     pseudonym = StringField(
         "Pseudonym (shown to other members)",
-        validators=[
-            DataRequired(),
-            Length(min=3, max=40),
-            Regexp(r"^[\w.\- ]+$", message="Use letters, digits, spaces, dots and dashes."),
-        ],
+        validators=[DataRequired(), valid_pseudonym],
     )
     email = EmailField("Email (never shown)", validators=[DataRequired(), Email(),
                                                           Length(max=254)])

@@ -1,18 +1,33 @@
 """Deriving a member's public keys from an exact point: floor cell, country, region.
 
 One implementation serves every write path (a member's location change, bulk import,
-demo data): it takes arrays of points and works vectorised. Country is by polygon
-containment (Natural Earth, subdivided for speed); a point within ~10 km off a coast
-falls back to the nearest country. The first-level region is, in a country whose
-region polygons an operator loaded (``geomap regions load``), the polygon containing
-the point (or the nearest one of that country within ~10 km, off a coast); elsewhere
-the admin1 code of the nearest gazetteer place in the same country (``CC.admin1``,
-GeoNames style).
+demo data, region reassignment) and the counts: it takes arrays of points and works
+vectorised. The rules, their sources and their bounds are written down in
+``docs/geography.md``; in short:
+
+* **Country of a point.** The Natural Earth outline containing it, or, off a coast, the
+  outline nearest within :data:`COAST_KM` (geodesic, so correct across 180° and at the
+  poles). The gazetteer (GeoNames) then has the last word, because we follow its
+  country codes: inside an outline, the nearest gazetteer place attached to that
+  outline gives its own country when it is a territory Natural Earth merges into the
+  outline (French Guiana in France, Svalbard in Norway) or when it is within
+  :data:`FOREIGN_PLACE_KM` (Gibraltar, Vatican City, Crimea). Where no outline is
+  near, a gazetteer place within :data:`PLACE_LAND_KM` marks land (small islands);
+  south of :data:`ANTARCTIC_LAT` is Antarctica.
+* **Region of a point.** In a country whose region polygons an operator loaded
+  (``geomap regions load``), the polygon containing it (or the nearest of that country
+  within :data:`COAST_KM`). Elsewhere the GeoNames first-level code (``CC.admin1``) of
+  the nearest gazetteer place of the same country, when that place is within
+  :data:`REGION_BOUND_KM`; otherwise the region is unknown (``None``).
+* **Stored keys are the floor cell's.** A member's stored country and region are those
+  of their floor cell (:meth:`KeyDeriver.cell_places`): the cell centre's, or, for a
+  cell whose centre is at sea, the land the cell covers.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -27,8 +42,38 @@ from geomap.privacy import floor_cells
 if TYPE_CHECKING:
     from scipy.spatial import cKDTree
 
-COAST_FALLBACK_KM = 10.0
+COAST_KM = 10.0
+"""A point this close (geodesic km) to a country outline belongs to it (coasts)."""
+COAST_FALLBACK_KM = COAST_KM  # older name, kept for callers
+PLACE_LAND_KM = 10.0
+"""Away from every outline, a gazetteer place this close marks land (small islands)."""
+FOREIGN_PLACE_KM = 25.0
+"""Inside an outline, a place of another country this close gives its country."""
+REGION_BOUND_KM = 100.0
+"""A region is taken from a gazetteer place at most this far away, else unknown."""
+ANTARCTIC_LAT = -85.0
+"""South of this latitude everything is Antarctica (AQ); the outline stops near 85.2°S."""
+TERRITORY_SHARE = 0.5
+"""A country most of whose places lie in another's outline is that outline's territory."""
+SEA_SAMPLES_RES = 2
+"""A sea-centre cell is sampled at its children this many resolutions finer."""
 _EARTH_KM = 6371.0088
+_BOUNDARY_STEP_DEG = 0.02  # densified outline vertices, at most ~2.3 km apart
+
+
+def _chord(km: float) -> float:
+    """Return the unit-sphere chord length of a great-circle distance in km."""
+    return 2.0 * np.sin(km / (2.0 * _EARTH_KM))
+
+
+def _unit_vectors(lats: np.ndarray, lngs: np.ndarray) -> np.ndarray:
+    lat = np.radians(lats)
+    lng = np.radians(lngs)
+    return np.column_stack((np.cos(lat) * np.cos(lng), np.cos(lat) * np.sin(lng), np.sin(lat)))
+
+
+def _chord_to_km(chord: np.ndarray) -> np.ndarray:
+    return 2.0 * _EARTH_KM * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0))
 
 
 @dataclass(frozen=True)
@@ -40,17 +85,15 @@ class DerivedKeys:
     region_codes: np.ndarray  # object: 'DE.04' or None
 
 
-def _unit_vectors(lats: np.ndarray, lngs: np.ndarray) -> np.ndarray:
-    lat = np.radians(lats)
-    lng = np.radians(lngs)
-    return np.column_stack((np.cos(lat) * np.cos(lng), np.cos(lat) * np.sin(lng), np.sin(lat)))
-
-
 class KeyDeriver:
-    """Derives public keys; holds country parts and gazetteer trees in memory."""
+    """Derives public keys; holds outlines and gazetteer trees in memory."""
 
     def __init__(self, session: Session, floor: int) -> None:
         """Load country outlines and gazetteer places from the database."""
+        # scipy is imported here, not at module level: web workers that only serve maps
+        # never build a deriver and so never pay its ~60 MB.
+        from scipy.spatial import cKDTree
+
         self.floor = floor
         self._cell_places: dict[int, tuple[str | None, str | None]] = {}
         self._cell_places_lock = threading.Lock()
@@ -62,27 +105,59 @@ class KeyDeriver:
         self._part_codes = np.array([code for code, _ in rows], dtype=object)
         self._parts = shapely.from_wkb([bytes(wkb) for _, wkb in rows])
         self._country_tree = shapely.STRtree(self._parts)
+        self._build_coast_tree(session, cKDTree)
+
         places = session.execute(
             text(
                 "SELECT country_code, admin1_code, ST_Y(point), ST_X(point) FROM places "
-                "ORDER BY country_code, id"
+                "ORDER BY id"
             )
         ).all()
-        # scipy is imported here, not at module level: web workers that only serve maps
-        # never build a deriver and so never pay its ~60 MB.
-        from scipy.spatial import cKDTree
-
+        self._place_country = np.array([p[0] for p in places], dtype=object)
+        self._place_region = np.array(
+            [f"{p[0]}.{p[1]}" if p[1] and p[1] != "00" else None for p in places], dtype=object
+        )
+        lats = np.array([p[2] for p in places], dtype=np.float64)
+        lngs = np.array([p[3] for p in places], dtype=np.float64)
+        self._place_vectors = _unit_vectors(lats, lngs)
+        self._all_places = cKDTree(self._place_vectors) if len(places) else None
+        # Which outline each place lies in (or off whose coast): the place is "attached"
+        # to that outline, and a country most of whose places are attached to another
+        # outline is a territory Natural Earth merged into it.
+        self._place_outline = self._outline_countries(lats, lngs)
+        self._territories = self._territories_of_outlines()
+        self._attached: dict[str, tuple[cKDTree, np.ndarray]] = {}
         self._regions: dict[str, tuple[cKDTree, np.ndarray]] = {}
-        by_country: dict[str, list[tuple[str, float, float]]] = {}
-        for country, admin1, lat, lng in places:
-            by_country.setdefault(country, []).append((admin1, lat, lng))
-        for country, entries in by_country.items():
-            admin1 = np.array([f"{country}.{a}" if a else None for a, _, _ in entries], object)
-            vectors = _unit_vectors(
-                np.array([e[1] for e in entries]), np.array([e[2] for e in entries])
-            )
-            self._regions[country] = (cKDTree(vectors), admin1)
+        for code, index in _group(self._place_outline).items():
+            self._attached[code] = (cKDTree(self._place_vectors[index]), index)
+        for code, index in _group(self._place_country).items():
+            self._regions[code] = (cKDTree(self._place_vectors[index]), index)
         self._load_region_polygons(session)
+
+    # -- set-up -------------------------------------------------------------------
+
+    def _build_coast_tree(self, session: Session, kdtree: type[cKDTree]) -> None:
+        """Index densified outline vertices on the unit sphere (geodesic coast checks)."""
+        boundaries = shapely.segmentize(shapely.boundary(self._parts), _BOUNDARY_STEP_DEG)
+        coords, owner = shapely.get_coordinates(boundaries, return_index=True)
+        self._coast_codes = self._part_codes[owner] if len(owner) else np.array([], object)
+        self._coast_tree = (
+            kdtree(_unit_vectors(coords[:, 1], coords[:, 0])) if len(coords) else None
+        )
+
+    def _territories_of_outlines(self) -> dict[str, frozenset[str]]:
+        """Return, per outline country, the gazetteer countries that are its territories."""
+        by_country: dict[str, Counter] = {}
+        for country, outline in zip(self._place_country.tolist(),
+                                    self._place_outline.tolist(), strict=True):
+            by_country.setdefault(country, Counter())[outline] += 1
+        territories: dict[str, set[str]] = {}
+        for country, outlines in by_country.items():
+            total = sum(outlines.values())
+            for outline, count in outlines.items():
+                if outline and outline != country and count / total >= TERRITORY_SHARE:
+                    territories.setdefault(outline, set()).add(country)
+        return {outline: frozenset(codes) for outline, codes in territories.items()}
 
     def _load_region_polygons(self, session: Session) -> None:
         """Load the subdivided admin1 polygons, if an operator loaded any."""
@@ -100,66 +175,130 @@ class KeyDeriver:
         self._polygon_tree = shapely.STRtree(self._polygons)
         self.countries_with_polygons = frozenset(self._polygon_countries.tolist())
 
+    # -- public -------------------------------------------------------------------
+
     def derive(self, lats: np.ndarray, lngs: np.ndarray) -> DerivedKeys:
-        """Return the floor cell, country and region of each point."""
+        """Return the floor cell of each point and that cell's country and region.
+
+        The stored country and region are the floor cell's (:meth:`cell_places`), so a
+        member moving inside one floor cell changes no key anyone but them can see.
+        """
         lats = np.asarray(lats, dtype=np.float64)
         lngs = np.asarray(lngs, dtype=np.float64)
         cells = floor_cells(lats, lngs, self.floor)
-        countries = self._countries(lats, lngs)
-        regions = self._regions_of(lats, lngs, countries)
+        places = self.cell_places(cells)
+        countries = np.array([places[int(c)][0] for c in cells.tolist()], dtype=object)
+        regions = np.array([places[int(c)][1] for c in cells.tolist()], dtype=object)
         return DerivedKeys(floor_cells=cells, country_codes=countries, region_codes=regions)
 
-    def cell_places(self, cells: np.ndarray) -> dict[int, tuple[str | None, str | None]]:
-        """Return {cell: (country, region)} of each H3 cell's centre.
+    def point_places(self, lats: np.ndarray, lngs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return (countries, regions) of exact points: object arrays, None if unknown."""
+        lats = np.asarray(lats, dtype=np.float64)
+        lngs = np.asarray(lngs, dtype=np.float64)
+        countries = self._countries(lats, lngs)
+        return countries, self._regions_of(lats, lngs, countries)
 
-        Public region counts are a function of floor cells only, so each cell's place is
-        derived once per deriver and remembered: an incremental publish of a long-running
-        service derives only the cells it has not seen.
+    def cell_places(self, cells: np.ndarray) -> dict[int, tuple[str | None, str | None]]:
+        """Return {cell: (country, region)} of each H3 cell.
+
+        A cell takes its centre's place; a cell whose centre is at sea takes the land it
+        covers: the most common country among its gazetteer places and its children
+        :data:`SEA_SAMPLES_RES` resolutions finer (so a cell holding a city always has a
+        country), and the most common known region of that country among them. Each
+        cell is derived once per deriver and remembered, so an incremental publish of a
+        long-running service derives only the cells it has not seen.
         """
         wanted = [int(cell) for cell in np.unique(np.asarray(cells, dtype=np.int64)).tolist()]
         with self._cell_places_lock:
             missing = [cell for cell in wanted if cell not in self._cell_places]
             if missing:
-                centres = np.array([h3i.cell_to_latlng(cell) for cell in missing],
-                                   dtype=np.float64).reshape(-1, 2)
-                countries = self._countries(centres[:, 0], centres[:, 1])
-                regions = self._regions_of(centres[:, 0], centres[:, 1], countries)
-                self._cell_places.update(
-                    zip(missing, zip(countries.tolist(), regions.tolist(), strict=True),
-                        strict=True)
-                )
+                self._cell_places.update(self._derive_cells(missing))
             return {cell: self._cell_places[cell] for cell in wanted}
 
     def on_land(self, lats: np.ndarray, lngs: np.ndarray) -> np.ndarray:
-        """Return, per point, whether it falls in (or within ~10 km of) a country."""
+        """Return, per point, whether it has a country (land, or within the coast bound)."""
         return ~pd_isnull(self._countries(np.asarray(lats, float), np.asarray(lngs, float)))
 
-    def _countries(self, lats: np.ndarray, lngs: np.ndarray) -> np.ndarray:
-        points = shapely.points(lngs, lats)
-        codes = np.full(len(points), None, dtype=object)
-        if len(self._parts) == 0:
+    def km_to_land(self, lats: np.ndarray, lngs: np.ndarray, limit_km: float) -> np.ndarray:
+        """Return geodesic km from each point to the nearest land, ``inf`` past ``limit_km``.
+
+        Land is a country outline or a gazetteer place; points inside an outline are 0.
+        """
+        lats = np.asarray(lats, dtype=np.float64)
+        lngs = np.asarray(lngs, dtype=np.float64)
+        km = np.full(len(lats), np.inf)
+        inside = self._contained(lats, lngs)
+        km[~pd_isnull(inside)] = 0.0
+        rest = np.flatnonzero(pd_isnull(inside))
+        if len(rest):
+            vectors = _unit_vectors(lats[rest], lngs[rest])
+            for tree in (self._coast_tree, self._all_places):
+                if tree is None:
+                    continue
+                chord, _ = tree.query(vectors, distance_upper_bound=_chord(limit_km))
+                km[rest] = np.minimum(km[rest], _chord_to_km(np.where(np.isinf(chord), 9, chord)))
+            km[rest[km[rest] > limit_km]] = np.inf
+            km[rest[lats[rest] < ANTARCTIC_LAT]] = 0.0
+        return km
+
+    # -- countries ------------------------------------------------------------------
+
+    def _contained(self, lats: np.ndarray, lngs: np.ndarray) -> np.ndarray:
+        """Return the outline country containing each point, or None."""
+        codes = np.full(len(lats), None, dtype=object)
+        if len(self._parts) == 0 or len(lats) == 0:
             return codes
-        point_idx, part_idx = self._country_tree.query(points, predicate="intersects")
+        point_idx, part_idx = self._country_tree.query(shapely.points(lngs, lats),
+                                                       predicate="intersects")
         codes[point_idx] = self._part_codes[part_idx]
-        missing = np.flatnonzero(pd_isnull(codes))
-        if len(missing):
-            # Off a coast: the nearest country within ~10 km (degrees of longitude
-            # shrink with latitude, so the search radius widens accordingly).
-            sub = points[missing]
-            max_deg = COAST_FALLBACK_KM / 111.32
-            near_point, near_part = self._country_tree.query_nearest(
-                sub, max_distance=max_deg / np.cos(np.radians(75.0)), all_matches=False
-            )
-            if len(near_point):
-                lines = shapely.shortest_line(sub[near_point], self._parts[near_part])
-                ends = shapely.get_coordinates(lines).reshape(-1, 2, 2)
-                km = _haversine_km(ends[:, 0, 1], ends[:, 0, 0], ends[:, 1, 1], ends[:, 1, 0])
-                close = km <= COAST_FALLBACK_KM
-                codes[missing[near_point[close]]] = self._part_codes[near_part[close]]
         return codes
 
+    def _outline_countries(self, lats: np.ndarray, lngs: np.ndarray) -> np.ndarray:
+        """Return the outline containing each point, else the one within COAST_KM."""
+        codes = self._contained(lats, lngs)
+        missing = np.flatnonzero(pd_isnull(codes))
+        if len(missing) and self._coast_tree is not None:
+            chord, nearest = self._coast_tree.query(
+                _unit_vectors(lats[missing], lngs[missing]), distance_upper_bound=_chord(COAST_KM)
+            )
+            close = np.isfinite(chord)
+            codes[missing[close]] = self._coast_codes[nearest[close]]
+        return codes
+
+    def _countries(self, lats: np.ndarray, lngs: np.ndarray) -> np.ndarray:
+        """Return the country of each point (see the module docstring), or None."""
+        codes = self._outline_countries(lats, lngs)
+        if self._all_places is None or len(lats) == 0:
+            return codes
+        vectors = _unit_vectors(lats, lngs)
+        for outline, rows in _group(codes).items():
+            attached = self._attached.get(outline)
+            if attached is None:
+                continue
+            tree, index = attached
+            chord, nearest = tree.query(vectors[rows])
+            place_countries = self._place_country[index[nearest]]
+            km = _chord_to_km(chord)
+            territories = list(self._territories.get(outline, ()))
+            foreign = (place_countries != outline) & (
+                np.isin(place_countries, territories) | (km <= FOREIGN_PLACE_KM)
+            )
+            codes[rows[foreign]] = place_countries[foreign]
+        missing = np.flatnonzero(pd_isnull(codes))
+        if len(missing):
+            chord, nearest = self._all_places.query(
+                vectors[missing], distance_upper_bound=_chord(PLACE_LAND_KM)
+            )
+            close = np.isfinite(chord)
+            codes[missing[close]] = self._place_country[nearest[close]]
+            polar = missing[~close & (lats[missing] < ANTARCTIC_LAT)]
+            codes[polar] = "AQ"
+        return codes
+
+    # -- regions --------------------------------------------------------------------
+
     def _regions_of(self, lats: np.ndarray, lngs: np.ndarray, countries: np.ndarray) -> np.ndarray:
-        """Return the region of each point: polygon containment or nearest gazetteer place."""
+        """Return the region of each point: polygon containment or a near gazetteer place."""
         regions = np.full(len(lats), None, dtype=object)
         by_polygon = np.zeros(len(countries), dtype=bool)
         with_polygons = self.countries_with_polygons
@@ -173,20 +312,14 @@ class KeyDeriver:
         if len(known) == 0:
             return regions
         vectors = _unit_vectors(lats[known], lngs[known])
-        # Group the points by country once (sorting), then one tree query per country.
-        codes = countries[known].astype(str)
-        order = np.argsort(codes, kind="stable")
-        sorted_codes = codes[order]
-        starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
-        ends = np.r_[starts[1:], len(order)]
-        for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
-            tree_and_codes = self._regions.get(sorted_codes[start])
-            if tree_and_codes is None:
+        for country, rows in _group(countries[known]).items():
+            tree_and_index = self._regions.get(country)
+            if tree_and_index is None:
                 continue
-            tree, admin1 = tree_and_codes
-            rows = order[start:end]
-            _dist, nearest = tree.query(vectors[rows])
-            regions[known[rows]] = admin1[nearest]
+            tree, index = tree_and_index
+            chord, nearest = tree.query(vectors[rows], distance_upper_bound=_chord(REGION_BOUND_KM))
+            close = np.isfinite(chord)
+            regions[known[rows[close]]] = self._place_region[index[nearest[close]]]
         return regions
 
     def _contained_regions(self, lats: np.ndarray, lngs: np.ndarray,
@@ -200,42 +333,116 @@ class KeyDeriver:
         missing = np.flatnonzero(pd_isnull(codes))
         for row in missing.tolist():
             # Off a coast (or in a gap between two polygons): the nearest polygon of the
-            # same country within ~10 km.
-            candidates = self._polygon_tree.query(
-                points[row].buffer(COAST_FALLBACK_KM / 111.32 / np.cos(np.radians(75.0)))
-            )
+            # same country within COAST_KM.
+            radius = COAST_KM / 111.32 / max(np.cos(np.radians(lats[row])), 0.05)
+            candidates = self._polygon_tree.query(points[row].buffer(min(radius, 180.0)))
             best: tuple[float, str] | None = None
             for part in candidates.tolist():
                 if self._polygon_countries[part] != countries[row]:
                     continue
                 km = _km_to_geometry(points[row], self._polygons[part])
-                if km <= COAST_FALLBACK_KM and (best is None or km < best[0]):
+                if km <= COAST_KM and (best is None or km < best[0]):
                     best = (km, self._polygon_codes[part])
             if best is not None:
                 codes[row] = best[1]
         return codes
 
+    # -- floor cells ------------------------------------------------------------------
+
+    def _derive_cells(self, cells: list[int]) -> dict[int, tuple[str | None, str | None]]:
+        """Derive (country, region) of cells not seen yet (see :meth:`cell_places`)."""
+        centres = np.array([h3i.cell_to_latlng(cell) for cell in cells],
+                           dtype=np.float64).reshape(-1, 2)
+        countries, regions = self.point_places(centres[:, 0], centres[:, 1])
+        out = dict(zip(cells, zip(countries.tolist(), regions.tolist(), strict=True),
+                       strict=True))
+        at_sea = [cell for cell, country in zip(cells, countries.tolist(), strict=True)
+                  if country is None]
+        if not at_sea:
+            return out
+        owners: list[int] = []
+        points: list[tuple[float, float]] = []
+        for cell in at_sea:
+            res = h3i.get_resolution(cell)
+            children = h3i.cell_to_children(cell, min(res + SEA_SAMPLES_RES, 15))
+            points.extend(h3i.cell_to_latlng(child) for child in children)
+            owners.extend([cell] * len(children))
+        # Gazetteer places inside the sea-centre cells count too (a cell holding a city).
+        if len(self._place_country):
+            res_cells = {h3i.get_resolution(cell) for cell in at_sea}
+            wanted = set(at_sea)
+            place_latlng = self._place_latlng()
+            for res in res_cells:
+                place_cells = floor_cells(place_latlng[:, 0], place_latlng[:, 1], res)
+                for i in np.flatnonzero(np.isin(place_cells, list(wanted))).tolist():
+                    owners.append(int(place_cells[i]))
+                    points.append((place_latlng[i, 0], place_latlng[i, 1]))
+        sample = np.array(points, dtype=np.float64).reshape(-1, 2)
+        s_countries, s_regions = self.point_places(sample[:, 0], sample[:, 1])
+        votes: dict[int, Counter] = {}
+        region_votes: dict[int, Counter] = {}
+        for owner, country, region in zip(owners, s_countries.tolist(), s_regions.tolist(),
+                                          strict=True):
+            if country is None:
+                continue
+            votes.setdefault(owner, Counter())[country] += 1
+            if region is not None:
+                region_votes.setdefault(owner, Counter())[(country, region)] += 1
+        for cell in at_sea:
+            if cell not in votes:
+                continue
+            country = _most_common(votes[cell])
+            regions = Counter({r: n for (c, r), n in region_votes.get(cell, Counter()).items()
+                               if c == country})
+            out[cell] = (country, _most_common(regions) if regions else None)
+        return out
+
+    def _place_latlng(self) -> np.ndarray:
+        """Return (lat, lng) degrees of every gazetteer place."""
+        v = self._place_vectors
+        return np.column_stack((np.degrees(np.arcsin(np.clip(v[:, 2], -1, 1))),
+                                np.degrees(np.arctan2(v[:, 1], v[:, 0]))))
+
+
+def _most_common(votes: Counter) -> str:
+    """Return the key with most votes; ties go to the smallest key (deterministic)."""
+    return min(votes.items(), key=lambda item: (-item[1], item[0]))[0]
+
+
+def _group(codes: np.ndarray) -> dict[str, np.ndarray]:
+    """Return {code: row indices} of the non-None entries of an object array."""
+    groups: dict[str, list[int]] = {}
+    for i, code in enumerate(codes.tolist()):
+        if code is not None:
+            groups.setdefault(code, []).append(i)
+    return {code: np.array(rows, dtype=np.int64) for code, rows in groups.items()}
+
 
 def pd_isnull(values: np.ndarray) -> np.ndarray:
     """Return a boolean mask of the None entries of an object array."""
+    if len(values) == 0:
+        return np.zeros(0, dtype=bool)
     return np.frompyfunc(lambda v: v is None, 1, 1)(values).astype(bool)
 
 
 def _km_to_geometry(point: shapely.Geometry, geometry: shapely.Geometry) -> float:
     """Return the great-circle km from ``point`` to the nearest point of ``geometry``."""
     (lng1, lat1), (lng2, lat2) = shapely.get_coordinates(shapely.shortest_line(point, geometry))
-    return float(_haversine_km(np.array(lat1), np.array(lng1), np.array(lat2), np.array(lng2)))
+    return float(haversine_km(np.array(lat1), np.array(lng1), np.array(lat2), np.array(lng2)))
 
 
-def _haversine_km(lat1: np.ndarray, lng1: np.ndarray, lat2: np.ndarray,
-                  lng2: np.ndarray) -> np.ndarray:
-    """Return great-circle distances in km between aligned arrays of points."""
+def haversine_km(lat1: np.ndarray, lng1: np.ndarray, lat2: np.ndarray,
+                 lng2: np.ndarray) -> np.ndarray:
+    """Return great-circle distances in km between aligned arrays of points (degrees)."""
     phi1, phi2 = np.radians(lat1), np.radians(lat2)
     a = (
         np.sin((phi2 - phi1) / 2) ** 2
         + np.cos(phi1) * np.cos(phi2) * np.sin(np.radians(lng2 - lng1) / 2) ** 2
     )
     return 2 * _EARTH_KM * np.arcsin(np.sqrt(a))
+
+
+_haversine_km = haversine_km
 
 
 _cache: dict[tuple[str, int, str], KeyDeriver] = {}

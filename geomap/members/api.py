@@ -116,7 +116,8 @@ def location() -> Response:
     if "place_id" in body:
         queries.set_location_to_place(db.session, _me(), body["place_id"], floor=floor)
     elif "lat" in body or "lng" in body:
-        queries.set_location(db.session, _me(), body.get("lat"), body.get("lng"), floor=floor)
+        queries.set_location(db.session, _me(), body.get("lat"), body.get("lng"), floor=floor,
+                             allow_sea=body.get("allow_sea") is True)
     else:
         raise MemberInputError("Send lat and lng, or a place_id.")
     db.session.commit()

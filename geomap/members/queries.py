@@ -7,8 +7,6 @@ of a location goes through the floor cell derived when it is written.
 
 from __future__ import annotations
 
-import math
-import unicodedata
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,7 +15,11 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from geomap.geo import places as place_matcher
 from geomap.geo.derive import deriver_for
+from geomap.geo.places import PlaceMatch
+from geomap.ingest import validators
+from geomap.ingest.validators import FieldError
 from geomap.members.errors import MemberInputError, MemberNotFoundError
 from geomap.models import AGE_GROUPS, INTRODUCTION_MAX, ROLES, TREATMENT_PHASES, VISIBILITIES
 from geomap.publish.nearby_index import sync_member
@@ -61,18 +63,6 @@ class Profile:
     treatment_phase: str | None = None
     suspended: bool = False
     warning: str | None = None
-
-
-@dataclass(frozen=True)
-class PlaceMatch:
-    """A gazetteer place offered by the type-ahead."""
-
-    id: int
-    name: str
-    country_code: str
-    country: str
-    region_code: str
-    label: str
 
 
 @dataclass(frozen=True)
@@ -195,25 +185,28 @@ def acknowledge_warning(session: Session, member_id: int) -> None:
 
 def parse_point(lat: Any, lng: Any) -> tuple[float, float]:
     """Return (lat, lng) as floats; raise MemberInputError for non-numbers or out of range."""
-    values = []
-    for name, raw, limit in (("lat", lat, 90.0), ("lng", lng, 180.0)):
-        if isinstance(raw, bool):
-            raise MemberInputError(f"{name} must be a number.")
-        try:
-            value = float(raw)
-        except (TypeError, ValueError):
-            raise MemberInputError(f"{name} must be a number.") from None
-        if not math.isfinite(value) or not -limit <= value <= limit:
-            raise MemberInputError(f"{name} must be between {-limit:g} and {limit:g}.")
-        values.append(value)
-    return values[0], values[1]
+    try:
+        return validators.coordinates(lat, lng)
+    except FieldError as exc:
+        raise MemberInputError(str(exc)) from None
 
 
 def set_location(session: Session, member_id: int, lat: float, lng: float, *,
-                 floor: int) -> None:
-    """Write a member's exact location and the public keys derived from it (one deriver)."""
+                 floor: int, allow_sea: bool = False) -> None:
+    """Write a member's exact location and the public keys derived from it (one deriver).
+
+    A point at (0, 0), far at sea or that looks swapped is refused unless ``allow_sea``.
+    """
     lat, lng = parse_point(lat, lng)
-    keys = deriver_for(session, floor).derive(np.array([lat]), np.array([lng]))
+    deriver = deriver_for(session, floor)
+    if not allow_sea:
+        reason = validators.implausible_point(deriver, lat, lng)
+        if reason is not None:
+            raise MemberInputError(
+                f"That pin does not look like a home: {reason}. "
+                "If it is right, confirm it (allow_sea)."
+            )
+    keys = deriver.derive(np.array([lat]), np.array([lng]))
     session.execute(
         text(
             "INSERT INTO member_locations "
@@ -241,51 +234,38 @@ def set_location_to_place(session: Session, member_id: int, place_id: Any, *,
     row = session.execute(
         text("SELECT ST_Y(point), ST_X(point) FROM places WHERE id = :id"), {"id": place.id}
     ).one()
-    set_location(session, member_id, row[0], row[1], floor=floor)
+    set_location(session, member_id, row[0], row[1], floor=floor, allow_sea=True)
     return place
 
 
-def _fold(value: str) -> str:
-    """Return ``value`` lower-cased without accents, as GeoNames' ascii names are."""
-    decomposed = unicodedata.normalize("NFKD", value)
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).lower()
-
-
-def _country_names(session: Session, codes: set[str]) -> dict[str, str]:
-    """Return the names of countries by code."""
-    rows = session.execute(
-        text("SELECT code, name FROM countries WHERE code = ANY(:codes)"), {"codes": list(codes)}
-    ).all()
-    return dict(rows)
-
-
-def _place_matches(session: Session, rows: list) -> list[PlaceMatch]:
-    """Return gazetteer rows as place matches with country names."""
-    names = _country_names(session, {row[2] for row in rows})
-    matches = []
-    for place_id, name, country_code, admin1 in rows:
-        country = names.get(country_code, country_code)
-        matches.append(PlaceMatch(place_id, name, country_code, country,
-                                  f"{country_code}.{admin1}", f"{name}, {country}"))
-    return matches
-
-
 def search_places(session: Session, query: str, limit: int = PLACE_RESULTS) -> list[PlaceMatch]:
-    """Return gazetteer places whose name starts with ``query``, most populous first."""
-    if len(query) > PLACE_QUERY_MAX:
+    """Return gazetteer places one of whose names starts with ``query``, most populous first.
+
+    The shared matcher (:mod:`geomap.geo.places`): alternate names, folding, Saint/St.
+    """
+    if not isinstance(query, str) or len(query) > PLACE_QUERY_MAX:
         raise MemberInputError(f"A place name has at most {PLACE_QUERY_MAX} characters.")
-    folded = _fold(clean_text(query, "place name").strip())
+    folded = place_matcher.fold(clean_text(query, "place name"))
     if len(folded) < 2:
         raise MemberInputError("Type at least two letters of a place name.")
-    pattern = folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    rows = session.execute(
-        text(
-            "SELECT id, name, country_code, admin1_code FROM places "
-            "WHERE lower(ascii_name) LIKE :pattern ORDER BY population DESC, id LIMIT :limit"
-        ),
-        {"pattern": pattern, "limit": limit},
-    ).all()
-    return _place_matches(session, rows)
+    return place_matcher.search(session, query, limit=limit)
+
+
+def place_named(session: Session, name: str) -> PlaceMatch:
+    """Return the one place called ``name``; MemberInputError if none or several are."""
+    try:
+        name = validators.place_name(name)
+    except FieldError as exc:
+        raise MemberInputError(str(exc)) from None
+    found = place_matcher.exact(session, [name]).get(place_matcher.fold(name), [])
+    if not found:
+        raise MemberInputError("Unknown city: pick one from the list.")
+    if len(found) > 1:
+        raise MemberInputError(
+            f"{len(found)} places have that name: pick yours from the list (it shows the "
+            "region and country of each)."
+        )
+    return found[0]
 
 
 def place_by_id(session: Session, place_id: Any) -> PlaceMatch:
@@ -296,13 +276,10 @@ def place_by_id(session: Session, place_id: Any) -> PlaceMatch:
         raise MemberInputError("Unknown city: pick one from the list.") from None
     if isinstance(place_id, bool | float) or not 0 < wanted < 2**31:
         raise MemberInputError("Unknown city: pick one from the list.")
-    rows = session.execute(
-        text("SELECT id, name, country_code, admin1_code FROM places WHERE id = :id"),
-        {"id": wanted},
-    ).all()
-    if not rows:
+    place = place_matcher.by_id(session, wanted)
+    if place is None:
         raise MemberInputError("Unknown city: pick one from the list.")
-    return _place_matches(session, rows)[0]
+    return place
 
 
 def utc_now() -> datetime:

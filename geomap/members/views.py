@@ -137,13 +137,12 @@ def location() -> Any:
                                                   floor=floor)
             message = f"Your location is now {place.label}."
         elif form.lat.data or form.lng.data:
-            queries.set_location(db.session, _me(), form.lat.data, form.lng.data, floor=floor)
+            queries.set_location(db.session, _me(), form.lat.data, form.lng.data, floor=floor,
+                                 allow_sea=request.form.get("allow_sea") == "1")
             message = "Your location is now the pin you dropped."
         elif form.city.data:
-            matches = queries.search_places(db.session, form.city.data, limit=1)
-            if not matches:
-                raise MemberInputError("Unknown city: pick one from the list.")
-            place = queries.set_location_to_place(db.session, _me(), matches[0].id, floor=floor)
+            named = queries.place_named(db.session, form.city.data)
+            place = queries.set_location_to_place(db.session, _me(), named.id, floor=floor)
             message = f"Your location is now {place.label}."
         else:
             raise MemberInputError("Pick a city or drop a pin on the map.")

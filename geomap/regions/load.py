@@ -15,15 +15,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import shapely
+import shapely.errors
+import shapely.geometry
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geomap.geo.derive import KeyDeriver, forget_derivers
 from geomap.geo.reference import split_at_antimeridian
+from geomap.ingest import validators
 
 SUBDIVIDE_VERTICES = 128
 REASSIGN_BATCH = 50_000
 _ISO_3166_2 = re.compile(r"^([A-Z]{2})-[A-Z0-9]{1,3}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class RegionFileError(ValueError):
@@ -49,13 +54,22 @@ class ReassignSummary:
 
 def load_regions(session: Session, path: Path, *, level: str, code_field: str,
                  name_field: str | None = None) -> LoadSummary:
-    """Load (or replace, code by code) the region polygons of a GeoJSON file."""
+    """Load (or replace, code by code) the region polygons of a GeoJSON file.
+
+    All or nothing: any bad feature raises :class:`RegionFileError` before anything is
+    replaced (the caller's transaction rolls back), and so does a file whose features
+    give no usable polygon. A ``crs`` other than WGS 84 is refused.
+    """
     try:
-        collection = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise RegionFileError(f"{path}: not a readable GeoJSON file ({exc})") from None
+        collection = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        raise RegionFileError(
+            f"{path}: not a readable GeoJSON file ({exc.__class__.__name__})"
+        ) from None
+    if isinstance(collection, dict) and not validators.geojson_crs_ok(collection):
+        raise RegionFileError(f"{path}: {validators.CRS_RULE}")
     features = collection.get("features") if isinstance(collection, dict) else None
-    if not features:
+    if not isinstance(features, list) or not features:
         raise RegionFileError(f"{path}: no features in this GeoJSON file")
     session.execute(
         text(
@@ -63,16 +77,38 @@ def load_regions(session: Session, path: Path, *, level: str, code_field: str,
             "country_code text, geom geometry) ON COMMIT DROP"
         )
     )
+    # Messages name the feature by number, never a value (it could be a coordinate).
     for number, feature in enumerate(features, start=1):
-        properties = feature.get("properties") or {}
+        properties = feature.get("properties") if isinstance(feature, dict) else None
+        properties = properties if isinstance(properties, dict) else {}
         code = properties.get(code_field)
-        if not code:
+        if not isinstance(code, str | int) or isinstance(code, bool) or not str(code).strip():
             raise RegionFileError(f"feature {number} has no {code_field!r} property")
         code = str(code).strip()
+        if len(code) > 24 or _CONTROL.search(code):
+            raise RegionFileError(f"feature {number}: the {code_field!r} property is not a code")
         geometry = feature.get("geometry") or {}
-        if geometry.get("type") not in ("Polygon", "MultiPolygon"):
-            raise RegionFileError(f"feature {number} ({code}) is not a (multi)polygon")
-        name = str(properties.get(name_field) or code) if name_field else code
+        if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon",
+                                                                           "MultiPolygon"):
+            raise RegionFileError(f"feature {number} is not a (multi)polygon")
+        try:
+            raw_bounds = shapely.geometry.shape(geometry).bounds
+            if not all(np.isfinite(raw_bounds)) or max(map(abs, raw_bounds)) > 540:
+                raise RegionFileError(
+                    f"feature {number}: coordinates are not longitude/latitude degrees"
+                )
+            shape = split_at_antimeridian(geometry)
+        except (TypeError, ValueError, IndexError, KeyError, shapely.errors.ShapelyError):
+            raise RegionFileError(f"feature {number} has malformed coordinates") from None
+        minx, miny, maxx, maxy = shape.bounds if not shape.is_empty else (0, 0, 0, 0)
+        if shape.is_empty or shapely.area(shape) == 0:
+            raise RegionFileError(f"feature {number} gives no usable polygon")
+        if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
+            raise RegionFileError(
+                f"feature {number}: coordinates are not longitude/latitude degrees"
+            )
+        raw_name = properties.get(name_field) if name_field else None
+        name = str(raw_name) if isinstance(raw_name, str) and raw_name.strip() else code
         match = _ISO_3166_2.match(code)
         session.execute(
             text(
@@ -81,7 +117,7 @@ def load_regions(session: Session, path: Path, *, level: str, code_field: str,
                 "SET geom = ST_Union(region_features.geom, EXCLUDED.geom)"
             ),
             {"code": code, "name": name[:200], "country": match.group(1) if match else None,
-             "wkb": split_at_antimeridian(geometry).wkb},
+             "wkb": shape.wkb},
         )
     # Codes that do not start with an ISO country: the country containing the region.
     session.execute(
@@ -108,6 +144,8 @@ def load_regions(session: Session, path: Path, *, level: str, code_field: str,
         ),
         {"level": level, "vertices": SUBDIVIDE_VERTICES},
     ).rowcount
+    if not parts:
+        raise RegionFileError(f"{path}: no feature gives a usable polygon; nothing changed")
     countries = session.execute(
         text("SELECT DISTINCT coalesce(country_code, '??') FROM region_features ORDER BY 1")
     ).scalars().all()

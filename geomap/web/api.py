@@ -133,7 +133,8 @@ def cells(slug: str) -> Response:
     resolution = map_resolution(zoom, current_app.config["GEOMAP_FLOOR_RESOLUTION"])
     cache = cells_cache()
     version = cache.version()
-    key = (slug, resolution, boxes, version)
+    # Every value the body holds is in the key (the body echoes the zoom).
+    key = (slug, zoom, resolution, boxes, version)
     entry = cache.get(key)
     if entry is None:
         # Bound the work of cache misses: a client asking a new box each time waits

@@ -1,6 +1,7 @@
 """A country choropleth for admins, built with folium from our own assets.
 
-The page gets the counts per country (ISO numeric codes, as in world-atlas) and our
+The page gets the counts per country by ISO 3166-1 alpha-2 code as GeoNames uses them
+(the same codes as the counts: XK shows), a table from outline feature to code, and our
 ``static/geomap/choropleth.js`` colours the country outlines we serve. Element ids
 are fixed so the same counts always give the same bytes.
 """
@@ -11,7 +12,7 @@ from branca.element import MacroElement
 from flask import url_for
 from jinja2 import Template
 
-from geomap.web.maps import MapParts, local_map, map_parts
+from geomap.web.maps import MapParts, feature_codes, local_map, map_parts
 
 
 class CountryCounts(MacroElement):
@@ -32,7 +33,7 @@ class CountryCounts(MacroElement):
 
 
 def country_choropleth(counts: dict[str, int], height: str = "420px") -> MapParts:
-    """Return a world map with countries coloured by ``counts`` (ISO numeric → members)."""
+    """Return a world map with countries coloured by ``counts`` (alpha-2 code → members)."""
     world = local_map("choropleth", center=(25.0, 10.0), zoom=1, max_zoom=6, height=height)
     world.default_js += [
         ("topojson", url_for("static", filename="vendor/topojson-client.min.js")),
@@ -43,6 +44,7 @@ def country_choropleth(counts: dict[str, int], height: str = "420px") -> MapPart
         {
             "countriesUrl": url_for("static", filename="vendor/world-atlas/countries-50m.json"),
             "counts": counts,
+            "featureCodes": feature_codes(),
         }
     ).add_to(world)
     return map_parts(world)

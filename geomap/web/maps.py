@@ -8,17 +8,19 @@ same question always gets the same bytes.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import folium
 from branca.element import MacroElement
-from flask import url_for
+from flask import current_app, url_for
 from folium.plugins import MarkerCluster
 from jinja2 import Template
 from markupsafe import Markup
 
-from geomap.privacy import MAX_ZOOM
+from geomap.privacy import MAX_ZOOM, RESOLUTION_BY_ZOOM
 from geomap.web.security import OSM_TILES, tile_url
 
 # Sums the member counts of the markers in a cluster; counts are numbers we publish,
@@ -68,12 +70,42 @@ class ViewportLayer(MacroElement):
         self.options = options
 
 
+@lru_cache(maxsize=1)
+def feature_codes() -> dict[str, str]:
+    """Return {world-atlas feature id (or name, for features without one): alpha-2 code}.
+
+    The same codes as the counts (:func:`geomap.geo.reference.country_code`), so the
+    choropleth shows Kosovo (XK), Northern Cyprus and Somaliland.
+    """
+    from geomap.geo.reference import countries_geojson_path, country_code
+
+    codes = {}
+    for feature in json.loads(countries_geojson_path().read_text())["features"]:
+        code = country_code(feature)
+        key = feature.get("id")
+        key = str(key) if key is not None else feature.get("properties", {}).get("name")
+        if code and key:
+            codes[key] = code
+    return codes
+
+
+def useful_max_zoom(floor: int) -> int:
+    """Return the deepest zoom worth showing: two levels past where markers stop refining."""
+    finest = next((zoom for zoom, res in enumerate(RESOLUTION_BY_ZOOM) if res >= floor),
+                  MAX_ZOOM)
+    return min(MAX_ZOOM, finest + 2)
+
+
 def local_map(map_id: str, *, center: tuple[float, float], zoom: int, max_zoom: int,
-              height: str, **options: object) -> folium.Map:
-    """Return a folium map with no tiles, a fixed element id and Leaflet from our static/."""
-    world = folium.Map(location=list(center), zoom_start=zoom, tiles=None, min_zoom=1,
-                       max_zoom=max_zoom, height=height, world_copy_jump=False,
-                       max_bounds=True, **options)
+              height: str, world_copies: bool = False, **options: object) -> folium.Map:
+    """Return a folium map with no tiles, a fixed element id and Leaflet from our static/.
+
+    With ``world_copies`` the map may be centred anywhere, 180° included (Fiji, the
+    Bering Strait): no bounds, and the view jumps between world copies.
+    """
+    world = folium.Map(location=list(center), zoom_start=min(zoom, max_zoom), tiles=None,
+                       min_zoom=1, max_zoom=max_zoom, height=height,
+                       world_copy_jump=world_copies, max_bounds=not world_copies, **options)
     world._id = map_id
     # Without a tile layer Leaflet needs the zoom range on the map itself.
     world.options.update(minZoom=1, maxZoom=max_zoom)
@@ -108,8 +140,9 @@ def world_map(*, slug: str, tiles: str, tiles_attribution: str, center: tuple[fl
 
     ``join_url``: where each area's popup invites visitors to join (None: no invitation).
     """
-    world = local_map("world", center=center, zoom=zoom, max_zoom=MAX_ZOOM, height=height,
-                      control_scale=True)
+    max_zoom = useful_max_zoom(current_app.config["GEOMAP_FLOOR_RESOLUTION"])
+    world = local_map("world", center=center, zoom=zoom, max_zoom=max_zoom, height=height,
+                      control_scale=True, world_copies=True)
     url = tile_url(tiles)
     if url:
         attribution = (

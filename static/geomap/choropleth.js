@@ -64,21 +64,27 @@
     var container = map.getContainer();
     container.classList.add("geomap-map", "geomap-no-tiles");
     var counts = options.counts;
+    var codes = options.featureCodes || {};
+    // Joined by alpha-2 code, like the counts (Kosovo, N. Cyprus, Somaliland included).
+    function countOf(f) {
+      var key = f.id != null ? String(f.id) : (f.properties && f.properties.name) || "";
+      return counts[codes[key]] || 0;
+    }
     var breaks = classBreaks(Object.keys(counts).map(function (k) { return counts[k]; }));
     map.attributionControl.addAttribution("Outlines: Natural Earth");
     addLegend(map, breaks);
     fetch(options.countriesUrl)
       .then(function (r) { return r.json(); })
       .then(function (topo) {
-        var countries = geomap.outlineFeatures(topo, "countries");
+        var countries = geomap.worldCopies(geomap.outlineFeatures(topo, "countries"));
         L.geoJSON(countries, {
           style: function (f) {
             return { color: "#a9a294", weight: 0.6, fillOpacity: 1,
-                     fillColor: colour(counts[f.id] || 0, breaks) };
+                     fillColor: colour(countOf(f), breaks) };
           },
           onEachFeature: function (f, layer) {
             var label = document.createElement("span");
-            var count = counts[f.id] || 0;
+            var count = countOf(f);
             label.textContent = (f.properties.name || "") + ": " + count.toLocaleString("en-US");
             layer.bindTooltip(label, { sticky: true });
           },

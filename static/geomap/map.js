@@ -6,6 +6,7 @@
   "use strict";
 
   var geomap = (window.geomap = window.geomap || {});
+  var MERCATOR_LAT = 85.0;
 
   function formatCount(n) {
     return n.toLocaleString("en-US");
@@ -86,6 +87,10 @@
     var east = Math.ceil(b.getEast() / step) * step;
     var south = Math.max(-90, Math.floor(b.getSouth() / step) * step);
     var north = Math.min(90, Math.ceil(b.getNorth() / step) * step);
+    // Web Mercator stops at ±85.05°: a view touching that edge asks for the cap too,
+    // so polar cells are requested (and drawn at the edge) at every zoom.
+    if (b.getNorth() >= 84) north = 90;
+    if (b.getSouth() <= -84) south = -90;
     if (east - west >= 360) {
       west = -180;
       east = 180;
@@ -105,7 +110,7 @@
     return Promise.all([topology, markersShown])
       .then(function (results) {
         var topo = results[0];
-        var countries = geomap.outlineFeatures(topo, "countries");
+        var countries = geomap.worldCopies(geomap.outlineFeatures(topo, "countries"));
         L.geoJSON(countries, {
           pane: "outlines",
           interactive: false,
@@ -148,12 +153,18 @@
           return r.json();
         })
         .then(function (collection) {
+          // Each marker goes to the world copy nearest the view's centre (a view
+          // centred on 180° shows the cells on both sides), and polar cells to the
+          // edge of the Mercator plane.
+          var centre = map.getCenter().lng;
           var markers = collection.features.map(function (f) {
             var c = f.geometry.coordinates;
             var count = f.properties.count;
             var label = f.properties.label || "";
             var name = members(count) + (label ? ", " + label : "");
-            var marker = L.marker([c[1], c[0]], {
+            var lng = c[0] + 360 * Math.round((centre - c[0]) / 360);
+            var lat = Math.max(-MERCATOR_LAT, Math.min(MERCATOR_LAT, c[1]));
+            var marker = L.marker([lat, lng], {
               icon: countIcon(count, "geomap-cell", name),
               count: count,
               keyboard: true,

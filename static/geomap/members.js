@@ -14,7 +14,37 @@
   var marker = null;
   var map = null;
 
-  function clearList() { list.replaceChildren(); list.hidden = true; }
+  var status = document.getElementById("city-status");
+  var options = [];
+  var active = -1;
+
+  // ARIA 1.2 combobox: the input owns a listbox; arrow keys move the active option,
+  // Enter picks it, Escape closes the list; a live region says how many were found.
+  input.setAttribute("role", "combobox");
+  input.setAttribute("aria-autocomplete", "list");
+  input.setAttribute("aria-expanded", "false");
+  input.setAttribute("aria-controls", "city-suggestions");
+  list.setAttribute("role", "listbox");
+
+  function setActive(index) {
+    options.forEach(function (option, i) {
+      option.el.setAttribute("aria-selected", i === index ? "true" : "false");
+      option.el.classList.toggle("active", i === index);
+    });
+    active = index;
+    if (index >= 0) {
+      input.setAttribute("aria-activedescendant", options[index].el.id);
+      options[index].el.scrollIntoView({block: "nearest"});
+    } else {
+      input.removeAttribute("aria-activedescendant");
+    }
+  }
+
+  function clearList() {
+    list.replaceChildren(); list.hidden = true; options = []; active = -1;
+    input.setAttribute("aria-expanded", "false");
+    input.removeAttribute("aria-activedescendant");
+  }
 
   function pick(place) {
     placeId.value = String(place.id);
@@ -23,22 +53,61 @@
     choice.textContent = "Chosen: " + place.label;
     if (marker) { map.removeLayer(marker); marker = null; }
     clearList();
+    if (status) { status.textContent = ""; }
   }
 
   function show(places) {
     list.replaceChildren();
-    places.forEach(function (place) {
+    options = [];
+    active = -1;
+    places.forEach(function (place, i) {
       var item = document.createElement("li");
-      var button = document.createElement("button");
-      button.type = "button";
-      button.className = "city-option";
-      button.textContent = place.label + " (" + place.region_code + ")";
-      button.addEventListener("click", function () { pick(place); });
-      item.appendChild(button);
+      item.id = "city-option-" + i;
+      item.className = "city-option";
+      item.setAttribute("role", "option");
+      item.setAttribute("aria-selected", "false");
+      var name = document.createElement("span");
+      name.className = "city-name";
+      name.textContent = place.name;
+      var where = document.createElement("span");
+      where.className = "city-where";
+      where.textContent = [place.region, place.country].filter(Boolean).join(", ");
+      item.appendChild(name);
+      item.appendChild(where);
+      item.addEventListener("mousedown", function (event) { event.preventDefault(); });
+      item.addEventListener("click", function () { pick(place); });
       list.appendChild(item);
+      options.push({el: item, place: place});
     });
-    list.hidden = places.length === 0;
+    if (places.length === 0) {
+      var none = document.createElement("li");
+      none.className = "city-none";
+      none.setAttribute("role", "option");
+      none.setAttribute("aria-disabled", "true");
+      none.textContent = "No place found with that name. Check the spelling, try another " +
+        "name for it, or drop a pin on the map.";
+      list.appendChild(none);
+    }
+    list.hidden = false;
+    input.setAttribute("aria-expanded", "true");
+    if (status) {
+      status.textContent = places.length ? places.length + " places found. Use the up and " +
+        "down arrows to choose." : "No place found.";
+    }
   }
+
+  input.addEventListener("keydown", function (event) {
+    if (event.key === "ArrowDown" && options.length) {
+      event.preventDefault(); setActive(active < options.length - 1 ? active + 1 : 0);
+    } else if (event.key === "ArrowUp" && options.length) {
+      event.preventDefault(); setActive(active > 0 ? active - 1 : options.length - 1);
+    } else if (event.key === "Enter" && active >= 0) {
+      event.preventDefault(); pick(options[active].place);
+    } else if (event.key === "Escape") {
+      clearList();
+    }
+  });
+  input.addEventListener("blur", function () { setTimeout(clearList, 150); });
 
   input.addEventListener("input", function () {
     placeId.value = "";
@@ -55,13 +124,14 @@
   var holder = document.getElementById("pin-map");
   if (holder && window.L) {
     var start = holder.dataset.lat ? [Number(holder.dataset.lat), Number(holder.dataset.lng)] : null;
-    map = L.map(holder, {worldCopyJump: true}).setView(start || [30, 10], start ? 9 : 2);
+    // A first view centred on land (central Europe), with Africa and Asia around it.
+    map = L.map(holder, {worldCopyJump: true}).setView(start || [48, 15], start ? 9 : 2);
     holder.classList.add("geomap-map", "geomap-no-tiles");
     fetch(holder.dataset.outlines)
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (topo) {
         if (topo && window.topojson) {
-          var land = geomap.outlineFeatures(topo, "land");
+          var land = geomap.worldCopies(geomap.outlineFeatures(topo, "land"));
           L.geoJSON(land, {interactive: false,
                            style: {color: "#8a7f8f", weight: 1, fillColor: "#efeae2", fillOpacity: 1}})
             .addTo(map).bringToBack();

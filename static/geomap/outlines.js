@@ -19,8 +19,39 @@
       prev = lng;
       return [lng, point[1]];
     });
-    return Math.abs(out[0][0] - out[out.length - 1][0]) < 1e-9 ? out : ring;
+    if (Math.abs(out[0][0] - out[out.length - 1][0]) >= 1e-9) return ring;
+    // Unwrapping follows the first vertex: a ring that starts in Chukotka would put
+    // Afro-Eurasia 360° west. Shift the ring so that its middle lies in -180..180.
+    var min = Infinity, max = -Infinity;
+    out.forEach(function (p) { if (p[0] < min) min = p[0]; if (p[0] > max) max = p[0]; });
+    var shift = -360 * Math.round((min + max) / 2 / 360);
+    return shift ? out.map(function (p) { return [p[0] + shift, p[1]]; }) : out;
   }
+
+  function shiftGeometry(geometry, by) {
+    var move = function (ring) { return ring.map(function (p) { return [p[0] + by, p[1]]; }); };
+    if (geometry.type === "Polygon") {
+      return {type: "Polygon", coordinates: geometry.coordinates.map(move)};
+    }
+    return {type: "MultiPolygon", coordinates: geometry.coordinates.map(function (polygon) {
+      return polygon.map(move);
+    })};
+  }
+
+  // Returns the features repeated 360° west and east: Leaflet does not copy vector
+  // layers into its world copies, so a view centred on 180° would show land on one side.
+  geomap.worldCopies = function (collection) {
+    var features = collection.type === "FeatureCollection" ? collection.features : [collection];
+    var out = [];
+    [-360, 0, 360].forEach(function (by) {
+      features.forEach(function (f) {
+        if (!f.geometry) return;
+        out.push({type: "Feature", id: f.id, properties: f.properties || {},
+                  geometry: by ? shiftGeometry(f.geometry, by) : f.geometry});
+      });
+    });
+    return {type: "FeatureCollection", features: out};
+  };
 
   function unwrapGeometry(geometry) {
     if (geometry.type === "Polygon") {

@@ -9,9 +9,10 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geomap.members_bulk import MemberBatch
+from geomap.ingest.members_bulk import MemberBatch
 from geomap.models import ROLES
 
+DEMO_MIN_POPULATION = 15_000  # demo members live around towns of at least this size
 # Relative weights: how common each condition is among demo members.
 CONDITION_WEIGHTS = {
     "all": 30, "aml": 10, "cll": 8, "cml": 6, "hodgkin-lymphoma": 8, "multiple-myeloma": 7,
@@ -50,7 +51,9 @@ def generate(session: Session, members: int, seed: int, anchor: datetime | None 
     """
     rng = np.random.default_rng(seed)
     places = session.execute(
-        text("SELECT ST_Y(point), ST_X(point), population FROM places ORDER BY id")
+        text("SELECT ST_Y(point), ST_X(point), population FROM places "
+             "WHERE population >= :min ORDER BY id"),
+        {"min": DEMO_MIN_POPULATION},
     ).all()
     if not places:
         raise RuntimeError("no gazetteer places: run `geomap geo import` first")

@@ -1,0 +1,149 @@
+"""The place matcher: one way to turn what people type into gazetteer places.
+
+Shared by the type-ahead (prefix search) and the importer (whole-name match). Both
+compare *folded* names (:func:`fold`): NFKC, case folding, Latin look-alikes
+(ø→o, ł→l, ß→ss, æ→ae …), accents dropped, punctuation and hyphens as spaces, and
+Saint/St./Ste/Sankt as one word. Every name of a place is searchable: its GeoNames
+name, ASCII name and alternate names (exonyms such as "Cologne", older names such as
+"Bombay", and names in other scripts such as "Москва"), stored folded in
+``place_names`` by :func:`geomap.geo.reference.import_places`. Results are ranked by
+population and each carries its first-level region and country, so a member (or the
+importer's report) can tell the many Springfields apart.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from geomap.regions.names import country_name, region_names
+
+_LOOKALIKES = str.maketrans({
+    "ø": "o", "ł": "l", "ß": "ss", "æ": "ae", "œ": "oe", "đ": "d", "ð": "d", "þ": "th",
+    "ı": "i", "ħ": "h", "ŀ": "l", "ŧ": "t", "ŋ": "n", "ſ": "s",
+    "‘": "'", "’": "'", "ʻ": "'", "ʼ": "'", "`": "'",
+})
+_SAINT = re.compile(r"(?<!\w)(?:saint|sainte|sankt|st|ste)(?!\w)")
+_NOT_WORD = re.compile(r"[\W_]+")
+NAME_MAX = 200
+
+
+def fold(name: str) -> str:
+    """Return the search form of a place name ('' for nothing searchable).
+
+    >>> fold("Sankt Gallen") == fold("St. Gallen") == fold("saint-gallen")
+    True
+    """
+    value = unicodedata.normalize("NFKC", name).casefold().translate(_LOOKALIKES)
+    value = "".join(ch for ch in unicodedata.normalize("NFKD", value)
+                    if not unicodedata.combining(ch))
+    value = unicodedata.normalize("NFC", value).replace("'", "")
+    value = _NOT_WORD.sub(" ", value)
+    value = _SAINT.sub("st", value)
+    return " ".join(value.split())[:NAME_MAX]
+
+
+def folded_names(names: Iterable[str]) -> set[str]:
+    """Return the distinct non-empty folded forms of ``names``."""
+    return {folded for folded in map(fold, names) if folded}
+
+
+@dataclass(frozen=True)
+class PlaceMatch:
+    """A gazetteer place as a suggestion: names, region and country, no coordinates."""
+
+    id: int
+    name: str
+    country_code: str
+    country: str
+    region_code: str | None
+    region: str
+    label: str  # "Springfield, Illinois, United States"
+    population: int
+
+
+def _matches(session: Session, rows: list) -> list[PlaceMatch]:
+    """Return place rows (id, name, country, admin1, population) as matches."""
+    codes = {f"{row[2]}.{row[3]}" for row in rows if row[3] and row[3] != "00"}
+    regions = region_names(session, codes)
+    out = []
+    for place_id, name, country_code, admin1, population in rows:
+        code = f"{country_code}.{admin1}" if admin1 and admin1 != "00" else None
+        country = country_name(country_code)
+        region = regions.get(code, "") if code else ""
+        label = ", ".join(part for part in (name, region, country) if part and part != name)
+        out.append(PlaceMatch(int(place_id), name, country_code, country, code, region,
+                              f"{name}, {label}" if label else name, int(population)))
+    return out
+
+
+_SELECT = "SELECT p.id, p.name, p.country_code, p.admin1_code, p.population FROM places p "
+
+
+def search(session: Session, query: str, limit: int = 10) -> list[PlaceMatch]:
+    """Return places one of whose names starts with ``query`` (folded), most populous first.
+
+    Each place appears once. An empty folded query returns no places.
+    """
+    folded = fold(query)
+    if not folded:
+        return []
+    pattern = folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    rows = session.execute(
+        text(
+            _SELECT + "WHERE p.id IN (SELECT place_id FROM place_names WHERE folded LIKE :p) "
+            "ORDER BY (p.id IN (SELECT place_id FROM place_names WHERE folded = :f)) DESC, "
+            "p.population DESC, p.id LIMIT :limit"
+        ),
+        {"p": pattern, "f": folded, "limit": limit},
+    ).all()
+    return _matches(session, rows)
+
+
+def exact(session: Session, names: Iterable[str], country_codes: Iterable[str] | None = None,
+          ) -> dict[str, list[PlaceMatch]]:
+    """Return {folded name: places with exactly that name}, most populous first.
+
+    With ``country_codes`` only places of those countries are returned.
+    """
+    wanted = sorted(folded_names(names))
+    if not wanted:
+        return {}
+    countries = sorted({c.upper() for c in country_codes}) if country_codes is not None else None
+    rows = session.execute(
+        text(
+            "SELECT n.folded, p.id, p.name, p.country_code, p.admin1_code, p.population "
+            "FROM place_names n JOIN places p ON p.id = n.place_id "
+            "WHERE n.folded = ANY(:names) "
+            + ("AND p.country_code = ANY(:countries) " if countries is not None else "")
+            + "ORDER BY n.folded, p.population DESC, p.id"
+        ),
+        {"names": wanted, "countries": countries},
+    ).all()
+    matches = _matches(session, [row[1:] for row in rows])
+    out: dict[str, list[PlaceMatch]] = {}
+    for row, match in zip(rows, matches, strict=True):
+        out.setdefault(row[0], []).append(match)
+    return out
+
+
+def by_id(session: Session, place_id: int) -> PlaceMatch | None:
+    """Return the place ``place_id``, or None."""
+    rows = session.execute(text(_SELECT + "WHERE p.id = :id"), {"id": place_id}).all()
+    return _matches(session, rows)[0] if rows else None
+
+
+def settle(candidates: list[PlaceMatch], region: str = "") -> list[PlaceMatch]:
+    """Return the candidates a region name or code leaves (all of them without one)."""
+    if not region:
+        return candidates
+    wanted = fold(region)
+    return [c for c in candidates
+            if wanted and (fold(c.region) == wanted
+                           or (c.region_code or "").lower() == region.strip().lower()
+                           or fold((c.region_code or "").split(".")[-1]) == wanted)]

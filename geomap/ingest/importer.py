@@ -1,0 +1,502 @@
+"""Bulk import of members from CSV or GeoJSON files, validated, through the COPY loader.
+
+CSV columns (a header line names them; order is free):
+
+========== ========= ==========================================================
+column     required  meaning
+========== ========= ==========================================================
+pseudonym  yes       public name: 3-40 letters, digits, spaces, dots, dashes; unique
+lat, lng   one of    the member's point (WGS 84 degrees)
+city,      the two   a gazetteer city name (any of its names, matched as the type-ahead
+country              does) and ISO 3166-1 alpha-2 code; the point is the city's centre
+region     no        first-level region name or code, to choose among same-named cities
+allow_sea  no        true to keep a point at sea, at (0, 0) or that looks swapped
+conditions yes       condition slugs separated by ``;`` (e.g. ``all;aml``)
+role       no        patient (default), relative, carer, professional, researcher,
+                     organisation
+visibility no        map (default), country, hidden
+contactable no       true/false, yes/no, 1/0 (default true)
+joined_at  no        ISO 8601 date or date-time (default: now; UTC if no zone)
+symptoms   no        HPO ids separated by ``;`` (see geomap.symptoms.ingest)
+========== ========= ==========================================================
+
+GeoJSON: a FeatureCollection of Point features with the same properties
+(``conditions`` and ``symptoms`` may also be lists); the point is the geometry, or
+``city`` and ``country`` properties when the geometry is null.
+
+Validation reports every bad row with its line number (``features[i]`` for GeoJSON)
+and the reason, never the coordinates themselves. Fields are validated column-wise
+with numpy where possible; keys are derived vectorised by the loader.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from geomap.geo import places as place_matcher
+from geomap.geo.derive import KeyDeriver
+from geomap.ingest import validators
+from geomap.ingest.members_bulk import MemberBatch, load_members
+from geomap.ingest.validators import FIELD_MAX, FieldError, coordinate
+from geomap.members.pseudonyms import pseudonym_key
+from geomap.models import ROLES, VISIBILITIES
+from geomap.symptoms.ingest import parse_symptom_cells, store_symptoms
+
+COLUMNS = ("pseudonym", "lat", "lng", "city", "region", "country", "conditions", "role",
+           "visibility", "contactable", "joined_at", "allow_sea", "symptoms")
+_TRUE = {"true", "yes", "1", "t", "y"}
+_FALSE = {"false", "no", "0", "f", "n"}
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+class ImportFileError(ValueError):
+    """The file as a whole cannot be read (not a row problem); the message has no values."""
+
+
+@dataclass(frozen=True)
+class RowError:
+    """A rejected row: where it is in the file and why."""
+
+    where: str  # "line 12" or "features[3]"
+    reason: str
+
+    def __str__(self) -> str:
+        """Return 'where: reason'."""
+        return f"{self.where}: {self.reason}"
+
+
+@dataclass
+class Records:
+    """Raw rows of an import file as aligned string columns, with their locations.
+
+    ``problems`` holds, per row, a reason found while reading (wrong number of fields,
+    a control character, an overlong field), or None.
+    """
+
+    where: list[str] = field(default_factory=list)
+    columns: dict[str, list[str]] = field(default_factory=lambda: {c: [] for c in COLUMNS})
+    problems: list[str | None] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        """Return the number of rows."""
+        return len(self.where)
+
+    def append(self, where: str, values: dict[str, str], problem: str | None = None) -> None:
+        """Add one row (missing columns are empty)."""
+        self.where.append(where)
+        self.problems.append(problem)
+        for name in COLUMNS:
+            self.columns[name].append(values.get(name, "") if problem is None else "")
+
+
+@dataclass
+class Validated:
+    """The good rows as a loader batch, and the bad rows' errors."""
+
+    batch: MemberBatch
+    errors: list[RowError]
+    rows: int
+    symptoms: list[list[int]] = field(default_factory=list)  # aligned with batch
+
+
+def read_records(path: Path, fmt: str | None = None) -> Records:
+    """Read ``path`` (CSV, or GeoJSON by extension or ``fmt``) into string columns.
+
+    Raises :class:`ImportFileError` (never another exception) for a file that cannot
+    be read as a whole; a bad row is kept with its problem.
+    """
+    fmt = fmt or ("geojson" if path.suffix.lower() in (".geojson", ".json") else "csv")
+    if fmt not in ("csv", "geojson"):
+        raise ImportFileError("unknown format: use csv or geojson")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImportFileError(f"cannot read the file ({exc.__class__.__name__})") from None
+    return read_bytes(data, fmt)
+
+
+def read_bytes(data: bytes, fmt: str) -> Records:
+    """Read an import file's bytes (``fmt`` csv or geojson); see :func:`read_records`."""
+    try:
+        content = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ImportFileError(f"the file is not UTF-8 text (byte {exc.start + 1:,})") from None
+    if fmt == "geojson":
+        return _read_geojson(content)
+    return _read_csv(content)
+
+
+def _row_problem(values: Iterable[str]) -> str | None:
+    """Return why raw fields cannot be read (control character, overlong), or None."""
+    for value in values:
+        if len(value) > FIELD_MAX:
+            return f"a field is longer than {FIELD_MAX:,} characters"
+        if _CONTROL.search(value):
+            return "a field holds a control character (such as NUL or a line break)"
+    return None
+
+
+def _read_csv(content: str) -> Records:
+    """Read CSV text with a header line; rows of the wrong width are kept, marked."""
+    records = Records()
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, 1 << 30))
+    try:
+        reader = csv.reader(io.StringIO(content, newline=""), strict=False)
+        try:
+            header = [name.strip().lower() for name in next(reader)]
+        except StopIteration:
+            raise ImportFileError("the file is empty: expected a header line") from None
+        except csv.Error:
+            raise ImportFileError("the header line is not valid CSV") from None
+        unknown = [i + 1 for i, name in enumerate(header) if name not in COLUMNS]
+        if unknown:
+            # Never the names themselves: a file without a header line would echo a
+            # member's pseudonym and exact point here.
+            raise ImportFileError(
+                f"header column(s) {', '.join(map(str, unknown[:5]))} are not known columns "
+                f"(is the header line missing?); known: {', '.join(COLUMNS)}"
+            )
+        if len(set(header)) != len(header):
+            raise ImportFileError("the header names a column twice")
+        for required in ("pseudonym", "conditions"):
+            if required not in header:
+                raise ImportFileError(f"the header has no {required!r} column")
+        if not ({"lat", "lng"} <= set(header) or {"city", "country"} <= set(header)):
+            raise ImportFileError("the header needs lat and lng, or city and country")
+        width = len(header)
+        line = reader.line_num
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error:
+                start, line = line + 1, reader.line_num
+                records.append(f"line {start}", {}, "the line is not valid CSV")
+                continue
+            start, line = line + 1, reader.line_num
+            if not row:
+                continue
+            problem = _row_problem(row)
+            if problem is None and len(row) != width:
+                problem = "wrong number of fields"
+            values = dict(zip(header, (v.strip() for v in row), strict=False))
+            records.append(f"line {start}", values, problem)
+    finally:
+        csv.field_size_limit(limit)
+    return records
+
+
+def _read_geojson(content: str) -> Records:
+    """Read a GeoJSON FeatureCollection; malformed features are kept, marked."""
+    try:
+        document = json.loads(content)
+    except (json.JSONDecodeError, RecursionError, ValueError) as exc:
+        raise ImportFileError(f"not valid JSON: {exc.__class__.__name__}") from None
+    if not isinstance(document, dict) or document.get("type") != "FeatureCollection":
+        raise ImportFileError("expected a GeoJSON FeatureCollection")
+    check_crs(document)
+    features = document.get("features")
+    if not isinstance(features, list):
+        raise ImportFileError("the FeatureCollection has no features list")
+    records = Records()
+    for i, feature in enumerate(features):
+        values, problem = _feature_values(feature)
+        records.append(f"features[{i}]", values, problem)
+    return records
+
+
+def check_crs(document: dict) -> None:
+    """Refuse a GeoJSON ``crs`` member other than CRS84 / EPSG:4326 (RFC 7946 is WGS 84)."""
+    if not validators.geojson_crs_ok(document):
+        raise ImportFileError(validators.CRS_RULE)
+
+
+def _feature_values(feature: object) -> tuple[dict[str, str], str | None]:
+    """Return one feature's column values and a reading problem (or None)."""
+    if not isinstance(feature, dict) or not isinstance(feature.get("properties"), dict):
+        return {}, "the feature has no properties object"
+    props = feature["properties"]
+    values: dict[str, str] = {}
+    for name in COLUMNS:
+        value = props.get(name)
+        if isinstance(value, list) and name in ("conditions", "symptoms"):
+            value = ";".join(str(v) for v in value)
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, dict | list):
+            return {}, f"{name} must be a string or a number"
+        values[name] = "" if value is None else str(value).strip()
+    geometry = feature.get("geometry")
+    if isinstance(geometry, dict):
+        coords = geometry.get("coordinates")
+        if (geometry.get("type") != "Point" or not isinstance(coords, list) or len(coords) < 2
+                or not all(isinstance(c, int | float) and not isinstance(c, bool)
+                           for c in coords[:2])):
+            return {}, "geometry must be a Point with two coordinates"
+        try:
+            values["lng"], values["lat"] = repr(float(coords[0])), repr(float(coords[1]))
+        except OverflowError:
+            return {}, "geometry must be a Point with two coordinates"
+    elif geometry is not None:
+        return {}, "geometry must be a Point with two coordinates"
+    return values, _row_problem(values.values())
+
+
+def _numbers(raw: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Return floats of ``raw`` and a mask of the entries that are not numbers."""
+    values = np.full(len(raw), np.nan)
+    for i, item in enumerate(raw):
+        try:
+            values[i] = coordinate(item, "value", 1e300)
+        except FieldError:
+            pass
+    return values, ~np.isfinite(values)
+
+
+def _city_points(session: Session, records: Records, rows: list[int],
+                 reasons: list[str | None]) -> dict[int, tuple[float, float]]:
+    """Return {row: gazetteer point} of city rows; record a reason for the others.
+
+    Names go through the shared place matcher; a name that several places of the
+    country share is reported as ambiguous unless the ``region`` column settles it.
+    """
+    cols = records.columns
+    found: dict[int, tuple[float, float]] = {}
+    if not rows:
+        return found
+    candidates = place_matcher.exact(session, (cols["city"][i] for i in rows),
+                                     (cols["country"][i][:2] for i in rows))
+    ids: dict[int, int] = {}
+    for i in rows:
+        country = cols["country"][i].upper()
+        places = [p for p in candidates.get(place_matcher.fold(cols["city"][i]), [])
+                  if p.country_code == country]
+        places = place_matcher.settle(places, cols["region"][i])
+        if not places:
+            reasons[i] = reasons[i] or "unknown city for that country (and region) in the gazetteer"
+        elif len({p.id for p in places}) > 1:
+            reasons[i] = reasons[i] or (
+                f"the city name matches {len(places)} places in that country: "
+                "add a region column to choose one"
+            )
+        else:
+            ids[i] = places[0].id
+    if ids:
+        points = dict((pid, (lat, lng)) for pid, lat, lng in session.execute(
+            text("SELECT id, ST_Y(point), ST_X(point) FROM places WHERE id = ANY(:ids)"),
+            {"ids": sorted(set(ids.values()))},
+        ).all())
+        found = {i: points[pid] for i, pid in ids.items()}
+    return found
+
+
+def validate(session: Session, records: Records, now: datetime | None = None, *,
+             deriver: KeyDeriver | None = None, allow_sea: bool = False) -> Validated:
+    """Check every row; return the good ones as a batch and an error per bad row.
+
+    With a ``deriver``, points are checked for plausibility ((0, 0), at sea, swapped)
+    unless ``allow_sea`` or the row's ``allow_sea`` column is true. Reasons name the
+    field and the rule, never a value.
+    """
+    n = len(records)
+    cols = records.columns
+    reasons: list[str | None] = list(records.problems)
+
+    def reject(mask: np.ndarray, reason: str) -> None:
+        """Give the rows in ``mask`` that have no reason yet this one."""
+        for i in np.flatnonzero(mask).tolist():
+            if reasons[i] is None:
+                reasons[i] = reason
+
+    pseudonyms = cols["pseudonym"]
+    for i, raw in enumerate(pseudonyms):
+        if reasons[i] is not None:
+            continue
+        if not raw:
+            reasons[i] = "pseudonym is missing"
+            continue
+        try:
+            pseudonyms[i] = validators.pseudonym(raw)
+        except FieldError as exc:
+            reasons[i] = str(exc).rstrip(".")
+
+    # Location: lat/lng when given, else city + country.
+    lat_raw, lng_raw = cols["lat"], cols["lng"]
+    has_point = np.array([bool(a or b) for a, b in zip(lat_raw, lng_raw, strict=True)], bool)
+    lats = np.full(n, np.nan)
+    lngs = np.full(n, np.nan)
+    point_rows = np.flatnonzero(has_point)
+    if len(point_rows):
+        lat_values, lat_bad = _numbers([lat_raw[i] for i in point_rows.tolist()])
+        lng_values, lng_bad = _numbers([lng_raw[i] for i in point_rows.tolist()])
+        lats[point_rows], lngs[point_rows] = lat_values, lng_values
+        mask = np.zeros(n, bool)
+        mask[point_rows[lat_bad]] = True
+        reject(mask, "latitude is not a number")
+        mask[:] = False
+        mask[point_rows[lng_bad]] = True
+        reject(mask, "longitude is not a number")
+        with np.errstate(invalid="ignore"):
+            reject(np.abs(lats) > 90, "latitude out of range (-90 to 90)")
+            reject(np.abs(lngs) > 180, "longitude out of range (-180 to 180)")
+    cities, countries = cols["city"], cols["country"]
+    city_rows = [i for i in np.flatnonzero(~has_point).tolist() if reasons[i] is None]
+    for i in city_rows:
+        if not (cities[i] and countries[i]):
+            reasons[i] = "no location: give lat and lng, or city and country"
+        elif len(countries[i]) != 2 or not countries[i].isascii() or not countries[i].isalpha():
+            reasons[i] = "country must be an ISO 3166-1 alpha-2 code such as DE"
+        else:
+            try:
+                validators.place_name(cities[i])
+            except FieldError as exc:
+                reasons[i] = str(exc).rstrip(".")
+    city_rows = [i for i in city_rows if reasons[i] is None]
+    for i, point in _city_points(session, records, city_rows, reasons).items():
+        lats[i], lngs[i] = point
+
+    # Plausibility of given points (gazetteer points are places, so plausible).
+    sea_ok = np.array([allow_sea or v.lower() in _TRUE for v in cols["allow_sea"]], bool)
+    bad_flag = np.array([v != "" and v.lower() not in _TRUE | _FALSE for v in cols["allow_sea"]],
+                        bool)
+    reject(bad_flag, "allow_sea must be true or false")
+    if deriver is not None:
+        check = [i for i in point_rows.tolist() if reasons[i] is None and not sea_ok[i]]
+        for i, reason in zip(check, validators.implausible_points(deriver, lats[check],
+                                                                   lngs[check]), strict=True):
+            if reason is not None:
+                reasons[i] = reason + " (set allow_sea to keep it)"
+
+    # Conditions: known slugs, at least one.
+    slugs_to_id = dict(session.execute(text("SELECT slug, id FROM conditions")).all())
+    conditions: list[list[int]] = []
+    for i, raw in enumerate(cols["conditions"]):
+        slugs = [s.strip().lower() for s in raw.split(";") if s.strip()]
+        unknown = [s for s in slugs if s not in slugs_to_id]
+        if not slugs and reasons[i] is None:
+            reasons[i] = "conditions is missing (slugs separated by ';')"
+        elif unknown and reasons[i] is None:
+            # A value is echoed only when it cannot be a coordinate (slug syntax, no digit).
+            reasons[i] = (f"unknown condition {unknown[0]!r}" if validators.echoable(unknown[0])
+                          else "unknown condition (not a known slug)")
+        conditions.append(sorted({slugs_to_id[s] for s in slugs if s in slugs_to_id}))
+
+    symptom_sets, symptom_reasons = parse_symptom_cells(session, cols["symptoms"])
+    for i, reason in enumerate(symptom_reasons):
+        if reason is not None and reasons[i] is None:
+            reasons[i] = reason
+
+    roles = np.array([r.lower() or "patient" for r in cols["role"]], dtype=object)
+    reject(~np.isin(roles, ROLES), f"role must be one of {', '.join(ROLES)}")
+    visibilities = np.array([v.lower() or "map" for v in cols["visibility"]], dtype=object)
+    reject(~np.isin(visibilities, VISIBILITIES),
+           f"visibility must be one of {', '.join(VISIBILITIES)}")
+    contactable = []
+    for i, raw in enumerate(cols["contactable"]):
+        value = raw.lower()
+        if value in _TRUE or value == "":
+            contactable.append(True)
+        elif value in _FALSE:
+            contactable.append(False)
+        else:
+            contactable.append(True)
+            if reasons[i] is None:
+                reasons[i] = "contactable must be true or false"
+    now = now or datetime.now(UTC)
+    joined: list[datetime] = []
+    for i, raw in enumerate(cols["joined_at"]):
+        if not raw:
+            joined.append(now)
+            continue
+        try:
+            joined.append(validators.joined_at(raw, now))
+        except FieldError as exc:
+            joined.append(now)
+            if reasons[i] is None:
+                reasons[i] = str(exc).rstrip(".")
+
+    # Pseudonyms: unique in the file and not taken already, case and look-alikes
+    # folded (geomap.members.pseudonyms, the key the database keeps unique).
+    first_seen: dict[str, int] = {}
+    for i, pseudonym in enumerate(pseudonyms):
+        if reasons[i] is not None or not pseudonym:
+            continue
+        key = pseudonym_key(pseudonym)
+        if key in first_seen:
+            reasons[i] = f"pseudonym repeats {records.where[first_seen[key]]}"
+        else:
+            first_seen[key] = i
+    taken = _taken_pseudonyms(session, list(first_seen))
+    for key in taken:
+        reasons[first_seen[key]] = "pseudonym is taken already"
+
+    good = np.array([reason is None for reason in reasons], dtype=bool)
+    keep = np.flatnonzero(good).tolist()
+    batch = MemberBatch(
+        pseudonyms=[pseudonyms[i] for i in keep],
+        roles=[roles[i] for i in keep],
+        visibilities=[visibilities[i] for i in keep],
+        contactable=[contactable[i] for i in keep],
+        joined_at=[joined[i] for i in keep],
+        lats=lats[good],
+        lngs=lngs[good],
+        conditions=[conditions[i] for i in keep],
+    )
+    errors = [
+        RowError(records.where[i], reason)
+        for i, reason in enumerate(reasons) if reason is not None
+    ]
+    return Validated(batch=batch, errors=errors, rows=n,
+                     symptoms=[symptom_sets[i] for i in keep])
+
+
+def _taken_pseudonyms(session: Session, keys: Sequence[str]) -> set[str]:
+    """Return the pseudonym keys among ``keys`` that members have already."""
+    taken: set[str] = set()
+    for start in range(0, len(keys), 100_000):
+        chunk = list(keys[start : start + 100_000])
+        taken.update(
+            session.execute(
+                text("SELECT pseudonym_key FROM members "
+                     "WHERE pseudonym_key = ANY(CAST(:names AS text[]))"),
+                {"names": chunk},
+            ).scalars()
+        )
+    return taken
+
+
+def import_members(session: Session, validated: Validated, deriver: KeyDeriver, *,
+                   all_or_nothing: bool = False,
+                   progress: Callable[[int], None] | None = None) -> int:
+    """Load the good rows in the session's transaction; return how many were loaded.
+
+    With ``all_or_nothing`` and any bad row, nothing is loaded.
+    """
+    if all_or_nothing and validated.errors:
+        return 0
+    ids = load_members(session, validated.batch, deriver, progress=progress)
+    if validated.symptoms:
+        store_symptoms(session, ids, validated.symptoms)
+    return len(ids)
+
+
+def iter_errors(errors: Sequence[RowError], limit: int | None = None) -> Iterator[str]:
+    """Yield printable error lines, then how many more there are past ``limit``."""
+    shown = errors if limit is None else errors[:limit]
+    for error in shown:
+        yield str(error)
+    if limit is not None and len(errors) > limit:
+        yield f"... and {len(errors) - limit:,} more bad rows"
