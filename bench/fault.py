@@ -36,11 +36,12 @@ from pathlib import Path
 import requests
 from sqlalchemy import create_engine, text
 
-from geomap import create_app, demo, embedded_pg
+from geomap import create_app, embedded_pg
 from geomap.auth.accounts import create_member_account
 from geomap.config import load_settings
 from geomap.geo import reference
 from geomap.geo.derive import KeyDeriver
+from geomap.ingest import demo
 from geomap.ingest.members_bulk import load_members
 from geomap.members import queries
 from geomap.migrate import upgrade
