@@ -2,9 +2,9 @@
 
 schemathesis (from PyPI) reads /api/v1/openapi.json from a live test server and calls
 every operation with bounded, seeded examples (valid and invalid), signed in as a
-member; the run fails on any 5xx and on any answer the document does not describe.
-Its figures (operations, requests, failures) are printed (``pytest -s``) and written
-to ``<tmp>/schemathesis.json``.
+member who lists symptoms and takes part in matching; the run fails on any 5xx and
+on any answer the document does not describe. Its figures (operations, requests,
+failures) are printed (``pytest -s``) and written to ``<tmp>/schemathesis.json``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from sqlalchemy import create_engine
 from geomap import create_app
 from geomap.session import session_scope
 from tests.conftest import LiveServer, app_config
-from tests.members_helpers import add_member, sign_in
+from tests.members_helpers import sign_in
+from tests.symptoms_helpers import BONE_PAIN, FATIGUE, FEVER, member_with_symptoms
 
 MAX_EXAMPLES = int(os.environ.get("GEOMAP_SCHEMATHESIS_EXAMPLES", "15"))
 SEED = 20261130
@@ -35,8 +36,11 @@ def member_server(fresh_db_url, tmp_path):
     """A live server over a fresh database, with a session cookie of a member there."""
     engine = create_engine(fresh_db_url)
     with session_scope(engine) as session:
-        account_id, _ = add_member(session, "contract-heron", lat=53.55, lng=10.0)
-        add_member(session, "contract-otter", lat=52.5, lng=13.4)
+        # Both list symptoms and take part in matching, so the symptoms routes and
+        # /api/v1/soulmates answer 200 (not only 409) to the signed-in one.
+        account_id, _ = member_with_symptoms(session, "contract-heron", [BONE_PAIN, FATIGUE],
+                                             lat=53.55, lng=10.0)
+        member_with_symptoms(session, "contract-otter", [BONE_PAIN, FEVER], lat=52.5, lng=13.4)
     engine.dispose()
     app = create_app(app_config(tmp_path, GEOMAP_DATABASE_URL=fresh_db_url,
                                 WTF_CSRF_ENABLED=False, RATELIMIT_ENABLED=False,

@@ -18,6 +18,18 @@ from geomap.database import db
 from geomap.members.errors import MemberInputError
 from geomap.symptoms import queries
 from geomap.symptoms import soulmates as soulmate_queries
+from geomap.web.openapi import (
+    MEMBER,
+    MatchingBody,
+    MySymptoms,
+    SoulmateList,
+    SoulmatesQuery,
+    SymptomBody,
+    SymptomTermList,
+    SymptomTermsQuery,
+    answers,
+    contract,
+)
 
 bp = Blueprint("symptoms_api", __name__, url_prefix="/api/v1")
 
@@ -37,6 +49,8 @@ def _json_body() -> dict[str, Any]:
 
 @bp.get("/symptom-terms")
 @member_required
+@contract.validate(query=SymptomTermsQuery, resp=answers(SymptomTermList, *MEMBER),
+                   tags=["members"])
 def terms() -> Response:
     """Return symptom terms matching ``q`` (labels, synonyms or an HPO id)."""
     matches = queries.search_terms(db.session, request.args.get("q", ""))
@@ -55,6 +69,7 @@ def _own() -> dict[str, Any]:
 
 @bp.get("/me/symptoms")
 @member_required
+@contract.validate(resp=answers(MySymptoms, *MEMBER), tags=["members"])
 def my_symptoms() -> Response:
     """Return my symptoms and whether I take part in matching."""
     return jsonify(_own())
@@ -62,6 +77,8 @@ def my_symptoms() -> Response:
 
 @bp.post("/me/symptoms")
 @member_required
+@contract.validate(json=SymptomBody, resp=answers(MySymptoms, *MEMBER, 409, ok_status=201),
+                   tags=["members"])
 def add() -> tuple[Response, int]:
     """Add a symptom: ``{"hpo_id": "HP:0001250"}``."""
     queries.add_symptom(db.session, _me(), _json_body().get("hpo_id"))
@@ -71,6 +88,7 @@ def add() -> tuple[Response, int]:
 
 @bp.delete("/me/symptoms/<hpo_id>")
 @member_required
+@contract.validate(resp=answers(MySymptoms, *MEMBER), tags=["members"])
 def remove(hpo_id: str) -> Response:
     """Remove one of my symptoms."""
     queries.remove_symptom(db.session, _me(), hpo_id)
@@ -80,11 +98,10 @@ def remove(hpo_id: str) -> Response:
 
 @bp.put("/me/symptom-matching")
 @member_required
+@contract.validate(json=MatchingBody, resp=answers(MySymptoms, *MEMBER), tags=["members"])
 def matching() -> Response:
     """Opt in to matching (``{"opted_in": true}``) or withdraw (``false``)."""
-    opted_in = _json_body().get("opted_in")
-    if not isinstance(opted_in, bool):
-        raise MemberInputError("Send \"opted_in\": true or false.")
+    opted_in: bool = _json_body()["opted_in"]  # a JSON boolean: the contract checks it
     queries.set_matching(db.session, _me(), opted_in)
     db.session.commit()
     return jsonify(_own())
@@ -92,6 +109,8 @@ def matching() -> Response:
 
 @bp.get("/soulmates")
 @member_required
+@contract.validate(query=SoulmatesQuery, resp=answers(SoulmateList, *MEMBER, 409),
+                   tags=["members"])
 def soulmates() -> Response:
     """Return my soulmates: ``?condition=<slug>`` or ``?every=1`` for every condition."""
     every = request.args.get("every") == "1"

@@ -12,10 +12,11 @@ Responses are checked against the document by the schemathesis test
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any, Literal
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, render_template
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from spectree import Response as Answers
 from spectree import SpecTree
 from spectree.plugins.flask_plugin import FlaskPlugin
@@ -24,6 +25,9 @@ from werkzeug.exceptions import BadRequest
 from geomap.privacy import MAX_ZOOM
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
+HPO_PATTERN = r"^HP:[0-9]{7}$"
+# Path parameters checked at the edge (and documented) by name: pattern of each.
+PATH_PATTERNS = {"hpo_id": HPO_PATTERN}
 
 
 class ErrorDetail(BaseModel):
@@ -305,6 +309,129 @@ class OEmbedAnswer(BaseModel):
     height: int
 
 
+class CatalogueQuery(_Strict):
+    """The search box's text: a condition's name, synonym or code (ICD-10, ORPHA)."""
+
+    q: str = Field(min_length=2, max_length=100,
+                   description="2 to 100 characters once runs of spaces are collapsed.")
+
+
+class CatalogueItem(BaseModel):
+    """A catalogue entry matching the query."""
+
+    slug: str
+    name: str
+    code: str
+    enabled: bool = Field(description="Whether the condition has a map.")
+    published: int = Field(ge=0, description="Members on its published map.")
+    matched: str | None = Field(description="The synonym or code matched, if not the name.")
+    locale: str | None
+    url: str
+
+
+class CatalogueList(BaseModel):
+    """The best matches of the query, best first."""
+
+    conditions: list[CatalogueItem]
+
+
+class SymptomTermsQuery(_Strict):
+    """The start of a symptom's name, a synonym, or an HPO id."""
+
+    q: str = Field(min_length=1, max_length=100,
+                   description="At least two letters, or an HPO id such as HP:0001250.")
+
+
+class SymptomBody(_Strict):
+    """A symptom to add, as an HPO id."""
+
+    hpo_id: str = Field(pattern=HPO_PATTERN, max_length=10, examples=["HP:0001250"])
+
+
+class MatchingBody(_Strict):
+    """Take part in soulmate matching (true) or withdraw (false)."""
+
+    opted_in: StrictBool
+
+
+class SoulmatesQuery(_Strict):
+    """Which condition to match within (``condition``), or every condition (``every=1``).
+
+    One of the two is required (a 400 otherwise); ``every`` wins when both are given.
+    """
+
+    condition: str | None = Field(default=None, pattern=SLUG_PATTERN, max_length=64)
+    every: Literal["1"] | None = Field(default=None, description="1: every condition.")
+
+
+class SymptomTerm(BaseModel):
+    """A symptom term offered by the type-ahead."""
+
+    hpo_id: str
+    label: str = Field(description="The plain-language label, else the HPO name.")
+    name: str = Field(description="The HPO name.")
+    matched: str = Field(description="The label the query matched.")
+
+
+class SymptomTermList(BaseModel):
+    """Terms matching the query, best first."""
+
+    terms: list[SymptomTerm]
+
+
+class SymptomItem(BaseModel):
+    """One of my symptoms."""
+
+    hpo_id: str
+    label: str
+    name: str
+
+
+class MySymptoms(BaseModel):
+    """My symptoms, whether I take part in matching, and how many I may list."""
+
+    symptoms: list[SymptomItem]
+    matching: bool
+    max_symptoms: int = Field(ge=1)
+
+
+class SharedSymptom(BaseModel):
+    """A symptom both I and a soulmate list."""
+
+    hpo_id: str
+    label: str
+
+
+class SoulmateItem(BaseModel):
+    """A soulmate: pseudonym, role, a similarity band, a coarse place, shared symptoms."""
+
+    pseudonym: str
+    role: str
+    similarity: str
+    place: str
+    distance_band: str
+    shared_symptoms: list[SharedSymptom]
+
+
+class SoulmateAreaItem(BaseModel):
+    """An area of the soulmates map: a floor cell's centre and the soulmates there."""
+
+    cell: str
+    lat: float = Field(ge=-90, le=90)
+    lng: float = Field(ge=-180, le=180)
+    place: str
+    count: int = Field(ge=0)
+    pseudonyms: list[str]
+
+
+class SoulmateList(BaseModel):
+    """My soulmates for a condition (null: every condition) and their areas."""
+
+    condition: str | None
+    members: list[SoulmateItem]
+    areas: list[SoulmateAreaItem]
+
+
 def answers(ok: type[BaseModel] | None, *statuses: int, ok_status: int = 200) -> Answers:
     """Return the documented answers: ``ok`` on success, ErrorBody on each error status."""
     documented: dict[str, Any] = {f"HTTP_{status}": ErrorBody for status in statuses}
@@ -356,6 +483,10 @@ def _refuse_invalid(request: Any, response: Any, error: Any, instance: Any,
                     model_adapter: Any = None) -> None:
     """Turn a request validation error into geomap's 400 (never echoing the input)."""
     if error is None:
+        for name, pattern in PATH_PATTERNS.items():
+            value = (request.view_args or {}).get(name)
+            if value is not None and not re.fullmatch(pattern, str(value)):
+                raise BadRequest(f"{name} is not in the expected form.")
         return
     raise BadRequest("; ".join(problem(item) for item in error.errors()[:5]) + ".")
 
@@ -405,6 +536,9 @@ def document() -> dict[str, Any]:
                     continue
                 if parameter["name"] in ("slug",):
                     parameter["schema"] = {"type": "string", "pattern": SLUG_PATTERN}
+                elif parameter["name"] in PATH_PATTERNS:
+                    parameter["schema"] = {"type": "string",
+                                           "pattern": PATH_PATTERNS[parameter["name"]]}
                 elif parameter["schema"].get("type") == "integer":
                     parameter["schema"] = {"type": "integer", "format": "int64",
                                            "minimum": 0, "maximum": 2**63 - 1}
