@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from geomap import create_app, demo
+from geomap import create_app
 from geomap.auth.accounts import create_admin
 from geomap.geo.derive import KeyDeriver
+from geomap.ingest import demo
 from geomap.ingest.members_bulk import load_members
 from geomap.members import queries, social
 from geomap.publish import publish

@@ -11,8 +11,9 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import create_engine, text
 
-from geomap import create_app, demo
+from geomap import create_app
 from geomap.geo.derive import KeyDeriver
+from geomap.ingest import demo
 from geomap.ingest.members_bulk import load_members
 from geomap.publish import publish
 from geomap.session import session_scope
