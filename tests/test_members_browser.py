@@ -160,10 +160,15 @@ def test_join_by_dropping_a_pin(small_community_url, tmp_path, page) -> None:
     with LiveServer(app) as server:
         sign_up(page, server.url, "pin-dropper", tmp_path)
         # Outlines are drawn in three world copies; wait for one drawn in view.
-        page.wait_for_function(
-            "[...document.querySelectorAll('#pin-map .leaflet-overlay-pane path')]"
-            ".some((p) => p.getAttribute('d') && p.getAttribute('d') !== 'M0 0')",
-            timeout=45_000)
+        # (polled from Python: wait_for_function needs 'unsafe-eval', which the CSP refuses)
+        for _ in range(450):
+            if page.evaluate(
+                    "() => [...document.querySelectorAll('#pin-map .leaflet-overlay-pane path')]"
+                    ".some((p) => p.getAttribute('d') && p.getAttribute('d') !== 'M0 0')"):
+                break
+            page.wait_for_timeout(100)
+        else:
+            pytest.fail("no land outline was drawn in the pin map")
         page.evaluate("document.getElementById('pin-map').scrollIntoView()")
         box = page.locator("#pin-map").bounding_box()
         page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)

@@ -7,6 +7,18 @@ class MemberInputError(ValueError):
     """Bad input from the member (HTTP 400); the message says what to fix."""
 
 
+class ImplausiblePointError(MemberInputError):
+    """A dropped pin far from land, at (0, 0) or that looks swapped; the member may confirm it.
+
+    ``reason`` is the validator's plain sentence (e.g. "far from land"), without coordinates.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"That pin does not look like a home: {reason}. "
+                         "If it is right, confirm it (allow_sea).")
+        self.reason = reason
+
+
 class MemberNotFoundError(LookupError):
     """A member, connection or message the caller may not see, or that does not exist (404)."""
 

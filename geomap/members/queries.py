@@ -20,7 +20,7 @@ from geomap.geo.derive import deriver_for
 from geomap.geo.places import PlaceMatch
 from geomap.ingest import validators
 from geomap.ingest.validators import FieldError
-from geomap.members.errors import MemberInputError, MemberNotFoundError
+from geomap.members.errors import ImplausiblePointError, MemberInputError, MemberNotFoundError
 from geomap.models import AGE_GROUPS, INTRODUCTION_MAX, ROLES, TREATMENT_PHASES, VISIBILITIES
 from geomap.publish.nearby_index import sync_member
 from geomap.symptoms.queries import export as symptoms_export
@@ -195,17 +195,15 @@ def set_location(session: Session, member_id: int, lat: float, lng: float, *,
                  floor: int, allow_sea: bool = False) -> None:
     """Write a member's exact location and the public keys derived from it (one deriver).
 
-    A point at (0, 0), far at sea or that looks swapped is refused unless ``allow_sea``.
+    A point at (0, 0), far at sea or that looks swapped is refused unless ``allow_sea``
+    (ImplausiblePointError, a MemberInputError).
     """
     lat, lng = parse_point(lat, lng)
     deriver = deriver_for(session, floor)
     if not allow_sea:
         reason = validators.implausible_point(deriver, lat, lng)
         if reason is not None:
-            raise MemberInputError(
-                f"That pin does not look like a home: {reason}. "
-                "If it is right, confirm it (allow_sea)."
-            )
+            raise ImplausiblePointError(reason)
     keys = deriver.derive(np.array([lat]), np.array([lng]))
     session.execute(
         text(

@@ -23,7 +23,7 @@ from geomap.auth import member_required
 from geomap.database import db
 from geomap.members import nearby as nearby_queries
 from geomap.members import queries, social
-from geomap.members.errors import MemberConflictError, MemberInputError
+from geomap.members.errors import ImplausiblePointError, MemberConflictError, MemberInputError
 from geomap.members.forms import (
     AGE_GROUP_LABELS,
     PHASE_LABELS,
@@ -54,16 +54,22 @@ def _form_errors(form: Any) -> str:
                     for name, errs in form.errors.items())
 
 
+def _profile_form(own: queries.Profile) -> ProfileForm:
+    """Return the profile form filled from the member's saved profile (never the request)."""
+    return ProfileForm(formdata=None,
+                       data={"conditions": list(own.conditions), "role": own.role,
+                             "visibility": own.visibility, "contactable": own.contactable,
+                             "introduction": own.introduction,
+                             "age_group": own.age_group or "",
+                             "treatment_phase": own.treatment_phase or ""})
+
+
 @bp.get("/settings")
 @member_required
 def settings() -> str:
     """Show my conditions, role, visibility, contact choice and location."""
     own = queries.profile(db.session, _me())
-    form = ProfileForm(data={"conditions": list(own.conditions), "role": own.role,
-                             "visibility": own.visibility, "contactable": own.contactable,
-                             "introduction": own.introduction,
-                             "age_group": own.age_group or "",
-                             "treatment_phase": own.treatment_phase or ""})
+    form = _profile_form(own)
     wanted = request.args.get("condition") or session.pop("join_condition", None)
     known = {c.slug for c in queries.conditions(db.session)}
     if wanted in known and wanted not in own.conditions:
@@ -73,14 +79,17 @@ def settings() -> str:
 
 
 def _settings_page(own: queries.Profile, form: ProfileForm, location_form: LocationForm,
-                   status: int = 200) -> Any:
-    """Render the settings page with both forms and the publish timing."""
+                   status: int = 200, *, confirm_sea: bool = False) -> Any:
+    """Render the settings page with both forms and the publish timing.
+
+    ``confirm_sea`` offers the "my home really is at sea" box for a refused pin.
+    """
     choices = queries.conditions(db.session)
     form.conditions.choices = [(c.slug, c.name) for c in choices]
     timing = queries.publish_timing(db.session, current_app.config["GEOMAP_PUBLISH_INTERVAL"])
     return render_template("members/settings.html", profile=own, form=form,
                            location_form=location_form, timing=timing,
-                           role_labels=ROLE_LABELS), status
+                           role_labels=ROLE_LABELS, confirm_sea=confirm_sea), status
 
 
 @bp.get("/join/<slug>")
@@ -146,6 +155,14 @@ def location() -> Any:
             message = f"Your location is now {place.label}."
         else:
             raise MemberInputError("Pick a city or drop a pin on the map.")
+    except ImplausiblePointError as exc:
+        # Keep the pin and offer to confirm it: a real home at sea or on a tiny island.
+        db.session.rollback()
+        flash(f"That pin is not saved: it does not look like a home ({exc.reason}). If it "
+              "is right, tick the box below and save again.", "error")
+        return _settings_page(queries.profile(db.session, _me()),
+                              _profile_form(queries.profile(db.session, _me())), form, 400,
+                              confirm_sea=True)
     except MemberInputError as exc:
         db.session.rollback()
         flash(str(exc), "error")

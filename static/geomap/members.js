@@ -138,6 +138,13 @@
         }
       });
     if (start) { L.circleMarker(start, {radius: 7, color: "#7a2a6e", fillOpacity: 0.6}).addTo(map); }
+    // A refused pin (far from land) comes back in the form: show it, ready to confirm.
+    if (lat.value && lng.value && !isNaN(Number(lat.value)) && !isNaN(Number(lng.value))) {
+      var pending = [Number(lat.value), Number(lng.value)];
+      marker = L.circleMarker(pending, {radius: 7, color: "#2b2530", fillOpacity: 0.6}).addTo(map);
+      map.setView(pending, 3);
+      choice.textContent = "Pin dropped at " + pending[0].toFixed(4) + ", " + pending[1].toFixed(4);
+    }
     map.on("click", function (event) {
       var p = event.latlng.wrap();
       lat.value = p.lat.toFixed(6); lng.value = p.lng.toFixed(6);
