@@ -41,6 +41,7 @@ class JourneySite:
     db_url: str
     ids: dict[str, int]
     states: dict[str, dict] = field(default_factory=dict)
+    data_dir: Path | None = None  # where the file mail backend writes (.eml)
 
 
 def build_community(db_url: str) -> dict[str, int]:
@@ -76,10 +77,10 @@ def journey_site(server_url, reference_template, tmp_path_factory) -> Iterator[J
     name = f"geomap_journey_{uuid.uuid4().hex[:10]}"
     db_url = _create_database(server_url, name, template=reference_template)
     ids = build_community(db_url)
-    app = create_app(app_config(tmp_path_factory.mktemp("journey"), GEOMAP_DATABASE_URL=db_url,
-                                RATELIMIT_ENABLED=False))
+    data_dir = tmp_path_factory.mktemp("journey")
+    app = create_app(app_config(data_dir, GEOMAP_DATABASE_URL=db_url, RATELIMIT_ENABLED=False))
     with LiveServer(app) as server:
-        yield JourneySite(server.url, db_url, ids)
+        yield JourneySite(server.url, db_url, ids, data_dir=data_dir)
     _drop_database(server_url, name)
 
 

@@ -103,10 +103,12 @@ def map_parts(world: folium.Map) -> MapParts:
 
 
 def world_map(*, slug: str, tiles: str, tiles_attribution: str, center: tuple[float, float],
-              zoom: int, height: str = "100%", join_url: str | None = None) -> MapParts:
+              zoom: int, height: str = "100%", join_url: str | None = None,
+              join_target: str | None = None) -> MapParts:
     """Return the world map of condition ``slug``, loading its markers by viewport.
 
-    ``join_url``: where each area's popup invites visitors to join (None: no invitation).
+    ``join_url``: where each area's popup invites visitors to join (None: no invitation);
+    ``join_target``: the link's target, ``"_blank"`` for the embed (None: same window).
     """
     world = local_map("world", center=center, zoom=zoom, max_zoom=MAX_ZOOM, height=height,
                       control_scale=True)
@@ -144,6 +146,7 @@ def world_map(*, slug: str, tiles: str, tiles_attribution: str, center: tuple[fl
             "countriesUrl": url_for("static", filename="vendor/world-atlas/countries-50m.json"),
             "outlines": url is None,
             "joinUrl": join_url,
+            "joinTarget": join_target,
         },
     ).add_to(world)
     return map_parts(world)
