@@ -135,7 +135,8 @@ def test_embed_popup_invites_to_join_in_a_new_tab(browser, journey_site,  # noqa
         assert "noopener" in join.get_attribute("rel")
         assert page.context.cookies() == []  # the embed sets no cookie
         with page.context.expect_page() as opened:
-            join.click()
+            join.focus()  # by keyboard: the popup may still be panning into view
+            page.keyboard.press("Enter")
         tab = opened.value
         tab.wait_for_url(f"{base}/signup")
         assert tab.inner_text("#joining").startswith("You are joining the ")

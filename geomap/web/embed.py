@@ -150,6 +150,7 @@ def editor() -> str:
         height=height,
         src=src,
         snippet=iframe_snippet(src, width, height, f"{chosen.name} world map"),
+        preview=iframe_snippet(src, width, height, f"{chosen.name} world map", styled=False),
         view=view if view != EmbedOptions(tiles=view.tiles) else None,
         max_zoom=MAX_ZOOM,
     )
