@@ -29,6 +29,7 @@ from geomap.auth import admin_required, member_required
 from geomap.catalogue import curate, search
 from geomap.database import db
 from geomap.publish import published
+from geomap.web.openapi import CatalogueQuery, CatalogueSuggestions, answers, contract
 
 bp = Blueprint("catalogue", __name__)
 admin_bp = Blueprint("catalogue_admin", __name__, url_prefix="/admin/conditions")
@@ -71,6 +72,7 @@ def index() -> str:
 
 
 @bp.get("/api/v1/catalogue")
+@contract.validate(query=CatalogueQuery, resp=answers(CatalogueSuggestions), tags=["public"])
 def suggest() -> Response:
     """Answer the search box: the best matches of ``q`` as JSON."""
     try:

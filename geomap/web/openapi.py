@@ -106,6 +106,32 @@ class OEmbedQuery(_Strict):
                         description="Only json is supported; any other format gets a 501.")
 
 
+class CatalogueQuery(_Strict):
+    """A search of the condition catalogue (names in every locale, synonyms, codes)."""
+
+    q: str = Field(min_length=1, max_length=100,
+                   description="2 to 100 characters of a name, synonym or code.")
+
+
+class CatalogueSuggestion(BaseModel):
+    """A catalogue entry matching the search, with its map state."""
+
+    slug: str
+    name: str
+    code: str
+    enabled: bool
+    published: int = Field(ge=0)
+    matched: str | None
+    locale: str | None
+    url: str
+
+
+class CatalogueSuggestions(BaseModel):
+    """The best matches of a catalogue search."""
+
+    conditions: list[CatalogueSuggestion]
+
+
 class ConditionItem(BaseModel):
     """A condition and how many members its map shows."""
 
