@@ -216,6 +216,13 @@ SETTINGS: tuple[Setting, ...] = (
         "searcher's; the `500+ km` band ends here.",
     ),
     Setting(
+        "GEOMAP_CELLS_MISS_WAIT",
+        _parse_int(0, 60),
+        "10",
+        "Seconds a cells request that misses the cache waits for one of the two render "
+        "slots of its worker process before it is answered 503 with `Retry-After`.",
+    ),
+    Setting(
         "GEOMAP_BASE_URL",
         _parse_optional,
         "",

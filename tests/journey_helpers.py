@@ -17,15 +17,19 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from geomap import create_app
-from geomap.auth.accounts import create_admin
+from geomap.auth.accounts import create_admin, create_member_account
 from geomap.geo.derive import KeyDeriver
 from geomap.ingest import demo
 from geomap.ingest.members_bulk import load_members
 from geomap.members import queries, social
 from geomap.publish import publish
 from geomap.session import session_scope
+from geomap.symptoms import queries as symptom_queries
 from tests.conftest import FLOOR, K, LiveServer, _create_database, _drop_database, app_config
 from tests.members_helpers import add_member
+from tests.symptoms_helpers import BONE_PAIN, FATIGUE, PERIPHERAL_NEUROPATHY
+
+SYMPTOMS = (PERIPHERAL_NEUROPATHY, BONE_PAIN, FATIGUE)
 
 PASSWORD = "correct horse battery"
 DESKTOP = {"width": 1280, "height": 800}
@@ -40,19 +44,34 @@ class JourneySite:
 
     url: str
     db_url: str
-    ids: dict[str, int]
+    ids: dict[str, int | str]
     states: dict[str, dict] = field(default_factory=dict)
+    data_dir: Path | None = None  # where the file mail backend writes (.eml)
 
 
-def build_community(db_url: str) -> dict[str, int]:
-    """Load 1,500 demo members, Ada and Bo (connected, one report) and two staff accounts."""
+def build_community(db_url: str) -> dict[str, int | str]:
+    """Load demo members, Ada, Bo, an unverified member and staff; return ids for paths.
+
+    1,500 demo members with symptoms; Ada has symptoms and soulmates, is connected to Bo
+    and reported one of his messages; Eve has not confirmed her email; Dee is suspended; a
+    moderator and an admin.
+    """
     engine = create_engine(db_url)
     with session_scope(engine) as session:
         deriver = KeyDeriver(session, FLOOR)
         batch, prefixes = demo.generate(session, 1500, 11, on_land=deriver.on_land)
         load_members(session, batch, deriver, pseudonym_prefix=prefixes)
+        demo.add_symptoms(session, 11)
     with session_scope(engine) as session:
         ada = add_member(session, "ada-otter", lat=53.55, lng=10.0)
+        for symptom in SYMPTOMS:  # Ada has soulmates among the demo members
+            symptom_queries.add_symptom(session, ada[1], symptom)
+        symptom_queries.set_matching(session, ada[1], True)
+        create_member_account(session, pseudonym="eve-unverified", password=PASSWORD,
+                              email="eve-unverified@example.org", consented=True)
+        dee = add_member(session, "dee-suspended", lat=52.5, lng=13.4)
+        session.execute(text("UPDATE members SET suspended_at = now() WHERE id = :id"),
+                        {"id": dee[1]})
         bo = add_member(session, "bo-heron", lat=53.6, lng=9.9)
         add_member(session, "cy-wren", lat=53.5, lng=10.1, role="carer")
         queries.update_about(session, bo[1], introduction="Dad of a teenager with ALL.",
@@ -67,6 +86,10 @@ def build_community(db_url: str) -> dict[str, int]:
     with session_scope(engine) as session:
         publish(session, k=K, floor=FLOOR)
         ids["report"] = session.execute(text("SELECT max(id) FROM message_reports")).scalar_one()
+        ids["closed_entry"] = session.execute(text(
+            "SELECT e.slug FROM catalogue_entries e LEFT JOIN conditions c "
+            "ON c.id = e.condition_id WHERE NOT coalesce(c.enabled, false) "
+            "ORDER BY e.slug LIMIT 1")).scalar_one()
     engine.dispose()
     return ids
 
@@ -77,10 +100,10 @@ def journey_site(server_url, reference_template, tmp_path_factory) -> Iterator[J
     name = f"geomap_journey_{uuid.uuid4().hex[:10]}"
     db_url = _create_database(server_url, name, template=reference_template)
     ids = build_community(db_url)
-    app = create_app(app_config(tmp_path_factory.mktemp("journey"), GEOMAP_DATABASE_URL=db_url,
-                                RATELIMIT_ENABLED=False))
+    data_dir = tmp_path_factory.mktemp("journey")
+    app = create_app(app_config(data_dir, GEOMAP_DATABASE_URL=db_url, RATELIMIT_ENABLED=False))
     with LiveServer(app) as server:
-        yield JourneySite(server.url, db_url, ids)
+        yield JourneySite(server.url, db_url, ids, data_dir=data_dir)
     _drop_database(server_url, name)
 
 
@@ -102,10 +125,14 @@ def signed_in_state(browser, site: JourneySite, email: str | None) -> dict | Non
     return site.states[email]
 
 
-def open_page(browser, site: JourneySite, email: str | None, viewport: dict):  # noqa: ANN001
-    """Return a new page of a fresh context at ``viewport``, signed in as ``email``."""
-    # bypass_csp: axe-core is injected as a script tag, which a strict CSP would refuse.
-    context = browser.new_context(viewport=viewport, bypass_csp=True,
+def open_page(browser, site: JourneySite, email: str | None, viewport: dict,  # noqa: ANN001
+              bypass_csp: bool = True):
+    """Return a new page of a fresh context at ``viewport``, signed in as ``email``.
+
+    ``bypass_csp``: axe-core is injected as a script tag, which the strict CSP refuses;
+    pass False to load the page under its real CSP.
+    """
+    context = browser.new_context(viewport=viewport, bypass_csp=bypass_csp,
                                   storage_state=signed_in_state(browser, site, email))
     context.set_default_timeout(60_000)
     return context.new_page()

@@ -496,3 +496,25 @@ def test_any_token_in_a_link_gets_a_page_never_a_500(mail_app, token: str) -> No
     for path in (f"/verify/{quoted}", f"/reset/{quoted}", f"/unsubscribe/{quoted}"):
         response = client.get(path)
         assert response.status_code in (302, 404, 410), (path, response.status_code)
+
+
+def test_joining_a_map_is_named_at_sign_up_and_carried_through_verification(
+        mail_app, smtp_server) -> None:
+    visitor = mail_app.test_client()
+    assert visitor.get("/join/all").headers["Location"].endswith("/signup")
+    page = visitor.get("/signup").get_data(as_text=True)
+    assert re.search(r"You are joining the <strong>[^<]+</strong> map\.", page)
+    assert sign_up(visitor, "joining-otter", "joining@example.org").status_code == 302
+    assert "You are joining the" in visitor.get("/signup/sent").get_data(as_text=True)
+    link = link_in(smtp_server.wait_for("joining@example.org")[0], "/verify/")
+    assert link.endswith("?condition=all")
+    # Opened elsewhere (no session): the link alone leads to settings with the map ticked.
+    elsewhere = mail_app.test_client()
+    answer = elsewhere.get(urlsplit(link).path + "?" + urlsplit(link).query)
+    assert answer.headers["Location"] == "/login?next=/settings?condition%3Dall"
+    assert sign_in(elsewhere, "joining@example.org").status_code == 302
+    settings = elsewhere.get("/settings?condition=all").get_data(as_text=True)
+    assert re.search(r'value="all"[^>]*checked|checked[^>]*value="all"', settings)
+    # An unknown condition in the link is ignored, never echoed.
+    other = mail_app.test_client()
+    assert "You are joining" not in other.get("/signup").get_data(as_text=True)

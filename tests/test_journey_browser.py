@@ -12,7 +12,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from werkzeug.wrappers import Request, Response
 
+from tests.conftest import LiveServer
 from tests.journey_helpers import (
     DESKTOP,
     PASSWORD,
@@ -22,6 +24,7 @@ from tests.journey_helpers import (
     journey_site,  # noqa: F401  (module fixture)
     open_page,
 )
+from tests.mail_helpers import sign_in_in_browser, stored_link
 
 SIZES = pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 AREA_NAME = re.compile(r"^[\d,]+ members?, .+ area")
@@ -76,19 +79,69 @@ def test_visitor_learns_the_map_and_joins(browser, journey_site, viewport) -> No
     popup.wait_for()
     assert re.match(r"[\d,]+ members", popup.locator("strong").inner_text())
     assert "never a person's location" in popup.inner_text()
-    # "Join to connect with them" signs up with the condition ticked in settings.
+    # "Join to connect with them": sign-up names the map being joined, the mailed link
+    # carries it through verification (opened in another browser), settings tick it.
     popup.get_by_role("link", name="Join to connect with them").click()
     page.wait_for_url(f"{base}/signup")
+    joining = page.inner_text("#joining")
+    assert re.match(r"You are joining the .+ map\.", joining)
     name = f"joiner-{_tag(viewport)}"
+    email = f"{name}@example.org"
     page.fill("#pseudonym", name)
-    page.fill("#email", f"{name}@example.org")
+    page.fill("#email", email)
     page.fill("#password", PASSWORD)
     page.fill("#confirm", PASSWORD)
+    page.check("#consent")
+    page.check("#terms")
     page.click("main button[type=submit]")
-    page.wait_for_url(re.compile(r".*/settings.*"))
-    assert page.is_checked("#profile-form input[value=all]")
-    assert page.locator("text=We ticked this map's condition").count() == 1
+    page.wait_for_url(f"{base}/signup/sent")
+    assert page.inner_text("#joining").startswith(joining.split(" map")[0])
+    link = stored_link(journey_site.data_dir, email, "/verify/")
     page.context.close()
+    other = open_page(browser, journey_site, None, viewport)
+    other.goto(link)
+    other.wait_for_url(re.compile(r".*/login\?next=.*"))
+    sign_in_in_browser(other, email, PASSWORD)
+    other.wait_for_url(re.compile(r".*/settings\?condition=all"))
+    assert other.is_checked("#profile-form input[value=all]")
+    assert other.locator("text=We ticked this map's condition").count() == 1
+    other.context.close()
+
+
+@SIZES
+def test_embed_popup_invites_to_join_in_a_new_tab(browser, journey_site,  # noqa: F811
+                                                  viewport) -> None:
+    base = journey_site.url
+    embed_url = f"{base}/embed/conditions/all/map?lat=50.5&lng=9.5&zoom=7"
+    html = (f'<!doctype html><html lang="en"><head><title>Partner</title></head><body>'
+            f'<iframe src="{embed_url}" width="340" height="420" title="Map"></iframe>'
+            f"</body></html>")
+
+    @Request.application
+    def partner(request: Request) -> Response:
+        return Response(html, mimetype="text/html")
+
+    with LiveServer(partner) as other_origin:
+        page = open_page(browser, journey_site, None, viewport)
+        page.goto(other_origin.url)
+        frame = page.frame_locator("iframe")
+        frame.locator(".geomap-map[data-loaded-zoom='7']").wait_for(state="attached")
+        area = frame.get_by_role("button", name=AREA_NAME).first
+        area.focus()
+        page.keyboard.press("Enter")
+        join = frame.locator(".geomap-popup").get_by_role("link",
+                                                          name="Join to connect with them")
+        assert join.get_attribute("target") == "_blank"
+        assert "noopener" in join.get_attribute("rel")
+        assert page.context.cookies() == []  # the embed sets no cookie
+        with page.context.expect_page() as opened:
+            join.focus()  # by keyboard: the popup may still be panning into view
+            page.keyboard.press("Enter")
+        tab = opened.value
+        tab.wait_for_url(f"{base}/signup")
+        assert tab.inner_text("#joining").startswith("You are joining the ")
+        assert page.url == other_origin.url + "/"  # the partner page stays
+        page.context.close()
 
 
 @SIZES

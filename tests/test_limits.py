@@ -6,12 +6,15 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 
+from geomap import create_app
+from geomap.web.api import CELLS_MISS_SLOTS
 from geomap.web.viewport import max_span_degrees, parse_bbox
-from tests.conftest import free_port
+from tests.conftest import app_config, free_port
 
 
 def test_a_large_form_to_login_is_refused_before_it_is_parsed(client) -> None:
@@ -39,6 +42,56 @@ def test_cells_box_is_shrunk_to_what_a_viewport_shows(client) -> None:
         assert west <= lng <= east and south <= lat <= north
     # At world zooms the whole world still fits.
     assert parse_bbox("-180,-90,180,90", 2) == ((-180.0, -90.0, 180.0, 90.0),)
+
+
+def _cells_app(community_url, tmp_path, wait: int):  # noqa: ANN001, ANN202
+    return create_app(app_config(tmp_path, GEOMAP_DATABASE_URL=community_url,
+                                 GEOMAP_CELLS_MISS_WAIT=str(wait)))
+
+
+def test_a_cache_miss_beyond_the_render_slots_is_a_json_503(community_url, tmp_path) -> None:
+    client = _cells_app(community_url, tmp_path, 0).test_client()
+    cached = "/api/v1/conditions/all/cells?zoom=3&bbox=0,40,20,60"
+    assert client.get(cached).status_code == 200
+    taken = 0
+    try:
+        for _ in range(2):
+            assert CELLS_MISS_SLOTS.acquire(timeout=60)
+            taken += 1
+        missed = client.get("/api/v1/conditions/all/cells?zoom=4&bbox=0,40,20,60")
+        assert missed.status_code == 503
+        assert int(missed.headers["Retry-After"]) > 0
+        error = missed.get_json()["error"]
+        assert error["code"] == "service_unavailable" and "busy" in error["message"]
+        # A viewport already cached needs no slot.
+        assert client.get(cached).status_code == 200
+    finally:
+        for _ in range(taken):
+            CELLS_MISS_SLOTS.release()
+    served = client.get("/api/v1/conditions/all/cells?zoom=4&bbox=0,40,20,60")
+    assert served.status_code == 200 and served.get_json()["type"] == "FeatureCollection"
+
+
+def test_a_cache_miss_waits_for_a_free_render_slot(community_url, tmp_path) -> None:
+    client = _cells_app(community_url, tmp_path, 60).test_client()
+    answers: list[int] = []
+    taken = 0
+    try:
+        for _ in range(2):
+            assert CELLS_MISS_SLOTS.acquire(timeout=60)
+            taken += 1
+        asker = threading.Thread(target=lambda: answers.append(
+            client.get("/api/v1/conditions/all/cells?zoom=5&bbox=0,40,20,60").status_code))
+        asker.start()
+        asker.join(0.5)
+        assert answers == []  # still waiting for a slot, not refused
+        CELLS_MISS_SLOTS.release()
+        taken -= 1
+        asker.join(60)
+    finally:
+        for _ in range(taken):
+            CELLS_MISS_SLOTS.release()
+    assert answers == [200]
 
 
 def _http(sock: socket.socket, request: bytes) -> bytes:

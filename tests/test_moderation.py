@@ -257,6 +257,36 @@ def test_each_action_works_and_is_logged(app, session, reported_thread, action) 
     assert "not open any more" in moderator.get("/moderation").get_data(as_text=True)
 
 
+def test_a_suspension_is_lifted_from_the_moderation_page_and_logged(app, session,
+                                                                   reported_thread) -> None:
+    moderator, bo, ada = (reported_thread[k] for k in ("moderator", "bo", "ada"))
+    member = reported_thread["bo_member"]
+    moderator.post(f"/moderation/reports/{_report_id(session)}", data={"action": "suspend"})
+    page = moderator.get("/moderation").get_data(as_text=True)
+    assert "Lift the suspension of bo-heron" in page
+    api = f"/api/v1/connections/{reported_thread['connection']}/messages"
+    assert bo.post(api, json={"body": "still here"}).status_code == 409
+    # Members cannot lift it; a moderator can, with a note kept in the log.
+    assert bo.post(f"/moderation/members/{member}/unsuspend").status_code == 403
+    answer = moderator.post(f"/moderation/members/{member}/unsuspend",
+                            data={"note": "Apologised by mail."})
+    assert answer.status_code == 302
+    page = moderator.get("/moderation").get_data(as_text=True)
+    assert "bo-heron&#39;s suspension is lifted." in page and "Nobody is suspended." in page
+    log = reported_thread["admin"].get("/moderation/log").get_data(as_text=True)
+    assert "<td>unsuspend</td><td></td><td>bo-heron</td><td>Apologised by mail.</td>" in log
+    # Bo may write again and is listed in nearby again; his settings show no suspension.
+    assert bo.post(api, json={"body": "back again"}).status_code in (200, 201)
+    assert "suspended your account" not in bo.get("/settings").get_data(as_text=True)
+    listed = ada.get("/api/v1/nearby?condition=all").get_json()["members"]
+    assert "bo-heron" in {m["pseudonym"] for m in listed}
+    # Lifting twice, or for someone never suspended, is refused with a message.
+    moderator.post(f"/moderation/members/{member}/unsuspend")
+    assert "This member is not suspended." in moderator.get("/moderation").get_data(as_text=True)
+    assert session.execute(text("SELECT count(*) FROM moderation_log WHERE action = 'unsuspend'")
+                           ).scalar_one() == 1
+
+
 def test_unknown_action_is_refused(app, session, reported_thread) -> None:
     report = _report_id(session)
     moderator = reported_thread["moderator"]

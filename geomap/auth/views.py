@@ -19,6 +19,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from flask_login import current_user, login_required, login_user, logout_user
@@ -37,6 +38,7 @@ from geomap.auth.forms import (
 from geomap.auth.models import Account
 from geomap.database import db
 from geomap.mail.notifications import unsubscribe_account
+from geomap.members import queries as member_queries
 
 bp = Blueprint("auth", __name__)
 
@@ -63,10 +65,19 @@ def _link(endpoint: str, **values: Any) -> str:
     return mail.base_url(current_app.config, request.host_url) + url_for(endpoint, **values)
 
 
-def _send_verification(account: Account, pseudonym: str) -> None:
+def _send_verification(account: Account, pseudonym: str, condition: str | None = None) -> None:
+    """Mail a verification link; ``condition`` (a slug being joined) rides along in it."""
     token = tokens.issue(db.session, account.id, "verify")
+    extra = {"condition": condition} if condition else {}
     _send(account.email, "verify", "Confirm your email address for geomap",
-          pseudonym=pseudonym, link=_link("auth.verify", token=token))
+          pseudonym=pseudonym, link=_link("auth.verify", token=token, **extra))
+
+
+def _joining(slug: str | None) -> member_queries.ConditionChoice | None:
+    """Return the condition ``slug`` a visitor is joining ("Join" on a map), if it exists."""
+    if not slug or len(slug) > 64:
+        return None
+    return next((c for c in member_queries.conditions(db.session) if c.slug == slug), None)
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -87,6 +98,7 @@ def login() -> Any:
 def signup() -> Any:
     """Create a member account; the same answer whether or not the email has one."""
     form = SignupForm()
+    joining = _joining(session.get("join_condition"))
     if form.validate_on_submit():
         password = form.password.data or ""
         weak = passwords.weakness(password, email=form.email.data or "",
@@ -102,20 +114,23 @@ def signup() -> Any:
                 form.pseudonym.errors = [str(exc)]
             else:
                 if outcome.account is not None:
-                    _send_verification(outcome.account, (form.pseudonym.data or "").strip())
+                    _send_verification(outcome.account, (form.pseudonym.data or "").strip(),
+                                       joining.slug if joining else None)
                 else:
                     _send(outcome.existing.email, "already_registered",
                           "Someone tried to create a geomap account with your email",
                           reset_link=_link("auth.reset_request"))
                 db.session.commit()
                 return redirect(url_for("auth.signup_sent"))
-    return render_template("auth/signup.html", form=form), (400 if form.errors else 200)
+    return render_template("auth/signup.html", form=form, joining=joining), (
+        400 if form.errors else 200)
 
 
 @bp.get("/signup/sent")
 def signup_sent() -> str:
     """Tell a new member to look for the verification mail."""
-    return render_template("auth/check_mail.html", reason="signup")
+    return render_template("auth/check_mail.html", reason="signup",
+                           joining=_joining(session.get("join_condition")))
 
 
 @bp.get("/verify/<token>")
@@ -131,10 +146,12 @@ def verify(token: str) -> Response:
     accounts.mark_verified(account)
     db.session.commit()
     flash("Thank you: your email address is confirmed.")
+    joining = _joining(request.args.get("condition"))
+    settings = url_for("members.settings", **({"condition": joining.slug} if joining else {}))
     if current_user.is_authenticated and current_user.id == account_id:
-        return redirect(url_for("members.settings"))
+        return redirect(settings)
     flash("Please sign in to continue.")
-    return redirect(url_for("auth.login", next=url_for("members.settings")))
+    return redirect(url_for("auth.login", next=settings))
 
 
 @bp.post("/verify/resend")

@@ -26,7 +26,8 @@ from geomap.database import Base
 
 CONNECTION_STATUSES = ("pending", "accepted", "declined")
 REPORT_STATUSES = ("open", "handled")
-MODERATION_ACTIONS = ("dismiss", "warn", "hide", "suspend", "delete")
+REPORT_ACTIONS = ("dismiss", "warn", "hide", "suspend", "delete")  # decisions on a report
+MODERATION_ACTIONS = (*REPORT_ACTIONS, "unsuspend")  # what the audit log records
 REQUEST_MAX = 500
 MESSAGE_MAX = 2000
 REPORT_MAX = 500

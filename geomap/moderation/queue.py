@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geomap.members.errors import MemberInputError, MemberNotFoundError
-from geomap.members.models import MODERATION_ACTIONS
+from geomap.members.models import REPORT_ACTIONS
 from geomap.members.queries import delete_member
 from geomap.publish.nearby_index import sync_member
 
@@ -100,8 +100,8 @@ def act(session: Session, *, report_id: int, action: str, moderator: str,
     (the sender's account and everything about them). Raises MemberInputError for an
     unknown action or a long note, MemberNotFoundError for a report that is not open.
     """
-    if action not in MODERATION_ACTIONS:
-        raise MemberInputError(f"The action must be one of {', '.join(MODERATION_ACTIONS)}.")
+    if action not in REPORT_ACTIONS:
+        raise MemberInputError(f"The action must be one of {', '.join(REPORT_ACTIONS)}.")
     note = (note or "").strip()
     if len(note) > NOTE_MAX or "\x00" in note:
         raise MemberInputError(f"The note has at most {NOTE_MAX} characters.")
@@ -141,6 +141,52 @@ def act(session: Session, *, report_id: int, action: str, moderator: str,
         delete_member(session, sender_id)
         return f"{sender}'s account is deleted."
     return "The report is dismissed."
+
+
+@dataclass(frozen=True)
+class SuspendedMember:
+    """A suspended member, as the moderation page lists them."""
+
+    id: int
+    pseudonym: str
+    suspended_at: datetime
+
+
+def suspended_members(session: Session, limit: int = QUEUE_PAGE) -> list[SuspendedMember]:
+    """Return suspended members, longest suspended first."""
+    rows = session.execute(
+        text("SELECT id, pseudonym, suspended_at FROM members "
+             "WHERE suspended_at IS NOT NULL ORDER BY suspended_at, id LIMIT :limit"),
+        {"limit": limit},
+    ).all()
+    return [SuspendedMember(*row) for row in rows]
+
+
+def lift_suspension(session: Session, *, member_id: int, moderator: str,
+                    note: str | None = None) -> str:
+    """Lift a member's suspension, log it as ``unsuspend``; return a summary.
+
+    The member may contact others again and is listed in nearby again (if their own
+    choices allow it). Raises MemberInputError for a long note, MemberNotFoundError for
+    a member who does not exist or is not suspended.
+    """
+    note = (note or "").strip()
+    if len(note) > NOTE_MAX or "\x00" in note:
+        raise MemberInputError(f"The note has at most {NOTE_MAX} characters.")
+    pseudonym = session.execute(
+        text("UPDATE members SET suspended_at = NULL "
+             "WHERE id = :id AND suspended_at IS NOT NULL RETURNING pseudonym"),
+        {"id": member_id},
+    ).scalar_one_or_none()
+    if pseudonym is None:
+        raise MemberNotFoundError("This member is not suspended.")
+    session.execute(
+        text("INSERT INTO moderation_log (moderator, action, report_id, subject, note) "
+             "VALUES (:moderator, 'unsuspend', NULL, :subject, :note)"),
+        {"moderator": moderator, "subject": pseudonym, "note": note},
+    )
+    sync_member(session, member_id)
+    return f"{pseudonym}'s suspension is lifted."
 
 
 def audit_log(session: Session, limit: int = 200) -> list[LogEntry]:

@@ -35,12 +35,41 @@ class ActionForm(FlaskForm):
                          validators=[Optional(), Length(max=queue.NOTE_MAX)])
 
 
+class LiftForm(FlaskForm):
+    """A moderator lifts one member's suspension."""
+
+    note = TextAreaField("Note (kept in the log)",
+                         validators=[Optional(), Length(max=queue.NOTE_MAX)])
+
+
 @bp.get("", endpoint="queue")
 @moderator_required
 def queue_page() -> str:
-    """List open reports, oldest first, each with its message in context."""
+    """List open reports, oldest first, each with its message in context; and suspensions."""
     reports = queue.open_reports(db.session)
-    return render_template("moderation/queue.html", reports=reports, form=ActionForm())
+    return render_template("moderation/queue.html", reports=reports, form=ActionForm(),
+                           suspended=queue.suspended_members(db.session), lift_form=LiftForm())
+
+
+@bp.post(f"/members/<{ID}:member_id>/unsuspend")
+@moderator_required
+def lift(member_id: int) -> Response:
+    """Lift a member's suspension and log it."""
+    form = LiftForm()
+    if not form.validate_on_submit():
+        flash(" ".join(e for errs in form.errors.values() for e in errs)
+              or "Please try again.", "error")
+        return redirect(url_for("moderation.queue"))
+    try:
+        summary = queue.lift_suspension(db.session, member_id=member_id,
+                                        moderator=current_user.email, note=form.note.data)
+    except (MemberInputError, MemberNotFoundError) as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("moderation.queue"))
+    db.session.commit()
+    flash(summary + " The action is in the moderation log.")
+    return redirect(url_for("moderation.queue"))
 
 
 @bp.post(f"/reports/<{ID}:report_id>")

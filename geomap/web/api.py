@@ -35,8 +35,9 @@ _CACHE_SIZE = 4096
 # ~100 kB, and each worker must stay small (see docs/scaling.md).
 _CACHE_BYTES = 16 * 1024 * 1024
 _VERSION_TTL = 1.0  # seconds a worker trusts its idea of the publish version
-_MISSES = threading.BoundedSemaphore(2)  # cells rendered at once per worker process
-_MISS_WAIT_SECONDS = 10.0
+# Cache misses of the cells API rendered at once per worker process; a miss waits up to
+# GEOMAP_CELLS_MISS_WAIT seconds for a slot, then is answered 503.
+CELLS_MISS_SLOTS = threading.BoundedSemaphore(2)
 
 
 class _CellsCache:
@@ -139,13 +140,13 @@ def cells(slug: str) -> Response:
     if entry is None:
         # Bound the work of cache misses: a client asking a new box each time waits
         # its turn instead of taking every thread (and the database) from the others.
-        if not _MISSES.acquire(timeout=_MISS_WAIT_SECONDS):
+        if not CELLS_MISS_SLOTS.acquire(timeout=current_app.config["GEOMAP_CELLS_MISS_WAIT"]):
             raise ServiceUnavailable("The map is busy; please try again in a moment.",
                                      retry_after=2)
         try:
             entry = _render_cells(slug, zoom, resolution, boxes, version)
         finally:
-            _MISSES.release()
+            CELLS_MISS_SLOTS.release()
         cache.put(key, entry)
     body, etag = entry
     response = Response(body, mimetype="application/geo+json")

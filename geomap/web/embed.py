@@ -37,7 +37,7 @@ from geomap.web.security import content_security_policy, tile_url
 
 bp = Blueprint("embed", __name__)
 
-EMBED_REVISION = "2"  # bump when the embed page's markup changes
+EMBED_REVISION = "3"  # bump when the embed page's markup changes
 EMBED_MAX_AGE = 300  # seconds browsers and proxies may reuse an embed page
 MAP_ENDPOINTS = ("pages.condition_map", "embed.map")
 
@@ -90,6 +90,9 @@ def embedded_map(slug: str) -> Response:
         center=(options.lat, options.lng),
         zoom=options.zoom,
         height=f"{options.height}px" if options.height else "100%",
+        # In a frame on someone else's page: joining opens our site in a new tab.
+        join_url=flask_url_for("members.join", slug=slug, _external=True),
+        join_target="_blank",
     )
     html = render_template("embed/map.html", condition=condition, map=parts, options=options,
                            k=config["GEOMAP_K"], canonical_url=embed_url(slug, options),
@@ -147,6 +150,7 @@ def editor() -> str:
         height=height,
         src=src,
         snippet=iframe_snippet(src, width, height, f"{chosen.name} world map"),
+        preview=iframe_snippet(src, width, height, f"{chosen.name} world map", styled=False),
         view=view if view != EmbedOptions(tiles=view.tiles) else None,
         max_zoom=MAX_ZOOM,
     )

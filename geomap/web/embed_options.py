@@ -138,13 +138,15 @@ def parse_max_size(args: Mapping[str, str]) -> tuple[int, int]:
     return sizes[0], sizes[1]
 
 
-def iframe_snippet(src: str, width: int, height: int, title: str) -> Markup:
+def iframe_snippet(src: str, width: int, height: int, title: str, styled: bool = True) -> Markup:
     """Return the iframe element that embeds the map at ``src`` (every value escaped).
 
     The frame is ``width`` wide at most and shrinks with a narrower column (phones).
+    ``styled=False`` leaves out the style attribute (our own pages' CSP refuses inline
+    styles; their stylesheet sizes the frame).
     """
+    style = Markup(' style="border:0;width:100%;max-width:{}px"').format(int(width))
     return Markup(
-        '<iframe src="{}" width="{}" height="{}" title="{}" '
-        'style="border:0;width:100%;max-width:{}px" '
+        '<iframe src="{}" width="{}" height="{}" title="{}"{} '
         'loading="lazy" referrerpolicy="no-referrer"></iframe>'
-    ).format(src, int(width), int(height), escape(title), int(width))
+    ).format(src, int(width), int(height), escape(title), style if styled else Markup(""))

@@ -135,10 +135,12 @@ def map_parts(world: folium.Map) -> MapParts:
 
 
 def world_map(*, slug: str, tiles: str, tiles_attribution: str, center: tuple[float, float],
-              zoom: int, height: str = "100%", join_url: str | None = None) -> MapParts:
+              zoom: int, height: str = "100%", join_url: str | None = None,
+              join_target: str | None = None) -> MapParts:
     """Return the world map of condition ``slug``, loading its markers by viewport.
 
-    ``join_url``: where each area's popup invites visitors to join (None: no invitation).
+    ``join_url``: where each area's popup invites visitors to join (None: no invitation);
+    ``join_target``: the link's target, ``"_blank"`` for the embed (None: same window).
     """
     max_zoom = useful_max_zoom(current_app.config["GEOMAP_FLOOR_RESOLUTION"])
     world = local_map("world", center=center, zoom=zoom, max_zoom=max_zoom, height=height,
@@ -177,6 +179,7 @@ def world_map(*, slug: str, tiles: str, tiles_attribution: str, center: tuple[fl
             "countriesUrl": url_for("static", filename="vendor/world-atlas/countries-50m.json"),
             "outlines": url is None,
             "joinUrl": join_url,
+            "joinTarget": join_target,
         },
     ).add_to(world)
     return map_parts(world)

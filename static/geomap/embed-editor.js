@@ -47,8 +47,12 @@
       })
       .then(function (answer) {
         snippet.value = answer.html;
-        // The html is our own oEmbed answer: an iframe with escaped attributes.
-        preview.innerHTML = answer.html;
+        // The html is our own oEmbed answer: an iframe with escaped attributes. Parsed
+        // inertly and shown without its style attribute, which this page's CSP refuses.
+        var frame = new DOMParser().parseFromString(answer.html, "text/html")
+          .querySelector("iframe");
+        frame.removeAttribute("style");
+        preview.replaceChildren(document.importNode(frame, true));
         status.textContent = "";
       })
       .catch(function (err) {

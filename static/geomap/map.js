@@ -73,6 +73,14 @@
       join.href = options.joinUrl;
       join.className = "geomap-join";
       join.textContent = "Join to connect with them";
+      if (options.joinTarget) {  // the embed: leave the frame, keep the host page
+        join.target = options.joinTarget;
+        join.rel = "noopener";
+        var note = document.createElement("span");
+        note.className = "geomap-visually-hidden";
+        note.textContent = " (opens in a new tab)";
+        join.appendChild(note);
+      }
       box.appendChild(join);
     }
     return box;
