@@ -72,41 +72,56 @@ def state_token(session: Session) -> str:
     return str(session.execute(text("SELECT token FROM soulmate_state")).scalar_one())
 
 
+def _numbers(csv: str | None, dtype: type) -> np.ndarray:
+    """Return the integers of a comma-separated string as an array (no Python int each)."""
+    if not csv:
+        return np.zeros(0, dtype=dtype)
+    return np.fromstring(csv, dtype=np.int64, sep=",").astype(dtype, copy=False)
+
+
 def _build(session: Session, condition: int | None, token: str) -> Pack:
-    """Read the opted-in listable profiles of ``condition`` (None: any) into a Pack."""
-    rows = session.execute(
-        text("SELECT p.member_id, p.terms, c.cell FROM (SELECT member_id, min(floor_cell) "
-             "AS cell FROM nearby_members WHERE CAST(:condition AS smallint) IS NULL "
-             "OR condition_id = :condition GROUP BY member_id) c "
-             "JOIN soulmate_profiles p ON p.member_id = c.member_id ORDER BY p.member_id"),
+    """Read the opted-in listable profiles of ``condition`` (None: any) into a Pack.
+
+    One row of comma-separated numbers (ids, cells, lengths, terms, by member id), so
+    that no Python object is made per profile or term: the worker's memory stays flat.
+    """
+    ids_csv, cells_csv, lengths_csv, terms_csv = session.execute(
+        text("WITH c AS (SELECT member_id, min(floor_cell) AS cell FROM nearby_members "
+             "WHERE CAST(:condition AS smallint) IS NULL OR condition_id = :condition "
+             "GROUP BY member_id), j AS MATERIALIZED (SELECT p.member_id, c.cell, p.terms "
+             "FROM c JOIN soulmate_profiles p ON p.member_id = c.member_id) "
+             "SELECT string_agg(member_id::text, ',' ORDER BY member_id), "
+             "string_agg(cell::text, ',' ORDER BY member_id), "
+             "string_agg(cardinality(terms)::text, ',' ORDER BY member_id), "
+             "string_agg(array_to_string(terms, ','), ',' ORDER BY member_id) FROM j"),
         {"condition": condition},
-    ).all()
-    lists = [list(row[1]) for row in rows]
-    lengths = np.fromiter((len(t) for t in lists), dtype=np.int64, count=len(lists))
-    used = np.unique(np.fromiter((t for ts in lists for t in ts), dtype=np.int64,
-                                 count=int(lengths.sum())))
-    index = {int(t): i for i, t in enumerate(used.tolist())}
-    dtype = np.uint16 if used.size < 2 ** 16 else np.int32
-    flat = np.fromiter((index[t] for ts in lists for t in ts), dtype=dtype,
-                       count=int(lengths.sum()))
-    starts = np.zeros(len(lists), dtype=np.int64)
-    if len(lists):
+    ).one()
+    ids = _numbers(ids_csv, np.int64)
+    lengths = _numbers(lengths_csv, np.int32)
+    all_terms = _numbers(terms_csv, np.int64)
+    used, inverse = np.unique(all_terms, return_inverse=True)
+    flat = inverse.astype(np.uint16 if used.size < 2 ** 16 else np.int32)
+    starts = np.zeros(ids.size, dtype=np.int64)
+    if ids.size:
         np.cumsum(lengths[:-1], out=starts[1:])
     term_rows = session.execute(
         text("SELECT id, ancestors, self_ic FROM hpo_terms WHERE id = ANY(CAST(:ids AS int[]))"),
         {"ids": used.tolist()},
     ).all()
-    self_ic = {row[0]: row[2] for row in term_rows}
-    pairs = [(index[row[0]], a) for row in term_rows for a in row[1]]
-    of = np.array([p[0] for p in pairs], dtype=np.int64)
-    ancestors = np.array([p[1] for p in pairs], dtype=np.int64)
+    position = {int(t): i for i, t in enumerate(used.tolist())}
+    self_ic = np.zeros(used.size, dtype=np.float64)
+    for row in term_rows:
+        self_ic[position[row[0]]] = row[2]
+    of = np.array([position[row[0]] for row in term_rows for _a in row[1]], dtype=np.int64)
+    ancestors = np.array([a for row in term_rows for a in row[1]], dtype=np.int64)
     ic = dict(session.execute(
         text("SELECT id, ic FROM hpo_terms WHERE id = ANY(CAST(:ids AS int[]))"),
         {"ids": np.unique(ancestors).tolist()},
     ).all())
-    self_scores = np.array([self_score(ts, self_ic) for ts in lists], dtype=np.float64)
-    return Pack(token, np.array([row[0] for row in rows], dtype=np.int64),
-                np.array([row[2] for row in rows], dtype=np.int64), starts, lengths, flat,
+    # self_score of each profile: the mean of its terms' self IC
+    self_scores = (np.add.reduceat(self_ic[flat], starts) / lengths if ids.size
+                   else np.zeros(0, dtype=np.float64))
+    return Pack(token, ids, _numbers(cells_csv, np.int64), starts, lengths, flat,
                 self_scores, used, ancestors, of, ic)
 
 
