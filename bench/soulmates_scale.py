@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from geomap.config import load_settings, secret_key
 from geomap.embedded_pg import database_url
 from geomap.geo.reference import raw_connection
+from geomap.symptoms import candidates
 from geomap.symptoms import soulmates as soulmate_queries
 from geomap.symptoms.demo import condition_pools, noisy_profile
 from geomap.symptoms.queries import refresh_profiles
@@ -122,7 +123,17 @@ def recall(engine, probes: list[tuple[int, int]]) -> None:  # noqa: ANN001
             if wanted:
                 recalls.append(sum(pseudonyms[o] in names for o in wanted) / len(wanted))
             session.rollback()
+        condition = session.execute(text("SELECT id FROM conditions WHERE slug = 'all'")
+                                    ).scalar_one()
+        rebuilds = []
+        for _round in range(5):  # after any symptom change a worker re-reads the profiles
+            candidates.clear()
+            started = time.perf_counter()
+            candidates.pack(session, condition)
+            rebuilds.append((time.perf_counter() - started) * 1000)
+            session.rollback()
     print(f"{'opted-in listable with ALL':<28} {len(every):,}")
+    print(summary("cache rebuild (ALL)", rebuilds))
     print(summary("brute force per search", brute_ms))
     print(summary("soulmates() per search", pipeline_ms))
     print(f"{'recall of the top 20':<28} mean={statistics.mean(recalls):.3f}  "

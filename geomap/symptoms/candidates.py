@@ -33,6 +33,8 @@ from geomap.symptoms.similarity import (
 # At most this many profile terms are cached per worker (uint16 or int32 each, plus
 # per-profile arrays): least recently used packs are dropped beyond it.
 CACHE_TERMS = 2_000_000
+# Profiles scored per numpy step (bounds the temporaries, which glibc may keep per thread).
+CHUNK = 2048
 
 
 @dataclass(frozen=True)
@@ -182,12 +184,19 @@ def best(session: Session, candidates: Pack, my_terms: list[int], exclude: set[i
     term_scores = np.zeros((len(my_terms), candidates.terms.size), dtype=np.float64)
     for row in range(len(my_terms)):
         np.maximum.at(term_scores[row], pair_term, weights[row, pair_column])
-    flat = candidates.flat.astype(np.intp)
-    first = np.zeros(candidates.ids.size, dtype=np.float64)
-    for row in range(len(my_terms)):  # each query term's best match in each profile
-        first += np.maximum.reduceat(term_scores[row][flat], candidates.starts)
-    second = np.add.reduceat(term_scores.max(axis=0)[flat], candidates.starts)
-    scores = (first + second) / (len(my_terms) + candidates.lengths)
+    best_of_term = term_scores.max(axis=0)
+    scores = np.empty(candidates.ids.size, dtype=np.float64)
+    for lo in range(0, candidates.ids.size, CHUNK):  # small temporaries: flat worker memory
+        hi = min(lo + CHUNK, candidates.ids.size)
+        start = candidates.starts[lo]
+        end = candidates.starts[hi] if hi < candidates.ids.size else candidates.flat.size
+        flat = candidates.flat[start:end].astype(np.intp)
+        starts = candidates.starts[lo:hi] - start
+        first = np.zeros(hi - lo, dtype=np.float64)
+        for row in range(len(my_terms)):  # each query term's best match in each profile
+            first += np.maximum.reduceat(term_scores[row][flat], starts)
+        second = np.add.reduceat(best_of_term[flat], starts)
+        scores[lo:hi] = (first + second) / (len(my_terms) + candidates.lengths[lo:hi])
     scale = np.sqrt(own * candidates.self_scores)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(scale > 0, scores / np.where(scale > 0, scale, 1.0), -1.0)
