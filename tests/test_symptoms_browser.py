@@ -63,7 +63,7 @@ def test_soulmates_journey(soulmates_community_url, tmp_path, browser) -> None:
     page = context.new_page()
     with LiveServer(app) as server:
         base = server.url
-        sign_up(page, base, "keyboard-kim")
+        sign_up(page, base, "keyboard-kim", tmp_path)
         join_via_city(page, "Hamb", "Hamburg, Germany")
         page.goto(f"{base}/symptoms")
         assert "Take part in matching" in page.inner_text("#matching")
