@@ -15,11 +15,11 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
-from geomap import create_app, published
+from geomap import create_app
 from geomap.auth.accounts import create_admin
 from geomap.catalogue import curate, search
 from geomap.catalogue.load import import_catalogue
-from geomap.publish import publish
+from geomap.publish import publish, published
 from tests.conftest import FLOOR, K, app_config, sessions_on
 from tests.members_helpers import add_member, sign_in
 
