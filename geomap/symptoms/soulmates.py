@@ -4,10 +4,11 @@ Who may be listed: members in the nearby index (on the map and contactable) with
 condition (or any condition when widened), who opted in to matching, minus blocks
 either way; the searcher must be listable too (reciprocity) and opted in.
 
-Candidates come from PostgreSQL: a GIN index over each profile's informative ancestor
-terms finds members sharing at least one, pre-ranked by a cosine-like overlap of
-those ancestors; the best ``POOL`` are re-ranked exactly by Resnik best-match average
-(:mod:`geomap.symptoms.similarity`). Others see a coarse label, never a score; only
+Every candidate is scored exactly by Resnik best-match average
+(:mod:`geomap.symptoms.similarity`) in one numpy pass over the worker's cached
+profiles of the condition (:mod:`geomap.symptoms.candidates`, kept in step by a
+state token that changes with any profile or nearby-index change); the best
+``limit`` by score (ties by member id) are listed. Others see a coarse label, never a score; only
 the symptoms both list; the place label and distance band exactly as nearby gives
 them (floor cells only); order within a label is keyed (HMAC), not by score.
 """
@@ -24,17 +25,11 @@ from sqlalchemy.orm import Session
 from geomap.members.errors import MemberConflictError, MemberInputError
 from geomap.members.nearby import band_runs, cell_labels
 from geomap.privacy import DISTANCE_BANDS, cell_distance_km, distance_band, keyed_order
+from geomap.symptoms import candidates
 from geomap.symptoms.similarity import VERY_SIMILAR, SetScorer, self_score, similarity_label
 
 SOULMATES_MAX = 30
-POOL = 1000
 _LABEL_ORDER = {VERY_SIMILAR: 0}
-
-_BLOCKS = (
-    "NOT EXISTS (SELECT 1 FROM member_blocks b WHERE "
-    "(b.blocker_id = :me AND b.blocked_id = p.member_id) OR "
-    "(b.blocker_id = p.member_id AND b.blocked_id = :me))"
-)
 
 
 @dataclass(frozen=True)
@@ -119,25 +114,13 @@ def soulmates(session: Session, *, member_id: int, condition_slug: str | None, s
     member may not search (no location, not listable, not opted in, no symptoms).
     """
     condition, my_cell, my_terms = _searcher(session, member_id, condition_slug)
-    in_condition = ("n.condition_id = :condition" if condition is not None else "TRUE")
-    # Pre-rank: shared informative ancestors over the square root of the candidate's
-    # (a cosine-like overlap: raw counts favour long lists, which BMA does not).
-    rows = session.execute(
-        text(
-            "WITH mine AS (SELECT informative FROM soulmate_profiles WHERE member_id = :me) "
-            "SELECT p.member_id, p.terms, min(n.floor_cell) FROM soulmate_profiles p "
-            f"JOIN nearby_members n ON n.member_id = p.member_id AND {in_condition} "
-            "CROSS JOIN mine WHERE p.informative && mine.informative "
-            "AND p.member_id <> :me AND " + _BLOCKS + " "
-            "GROUP BY p.member_id, p.terms, p.informative, mine.informative "
-            "ORDER BY icount(p.informative & mine.informative) "
-            "/ sqrt(icount(p.informative) + 1.0) DESC, p.member_id LIMIT :pool"
-        ),
-        {"me": member_id, "condition": condition, "pool": POOL},
-    ).all()
-    ranked = rank(session, my_terms, [(row[0], list(row[1])) for row in rows])
-    cells = {row[0]: int(row[2]) for row in rows}
-    picked = ranked[:limit]
+    blocked = {int(row[0]) for row in session.execute(
+        text("SELECT blocked_id FROM member_blocks WHERE blocker_id = :me UNION "
+             "SELECT blocker_id FROM member_blocks WHERE blocked_id = :me"), {"me": member_id})}
+    found = candidates.best(session, candidates.pack(session, condition), my_terms,
+                            blocked | {member_id}, limit)
+    cells = {member: cell for member, cell, _label in found}
+    picked = [(member, label) for member, _cell, label in found]
     picked.sort(key=lambda item: (_LABEL_ORDER.get(item[1], 1),
                                   keyed_order(secret, member_id, item[0])))
     return _describe(session, member_id, my_cell, my_terms, picked, cells,

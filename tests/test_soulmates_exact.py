@@ -1,0 +1,86 @@
+"""My soulmates score every candidate exactly, and the worker cache never goes stale."""
+
+from __future__ import annotations
+
+import numpy as np
+from sqlalchemy import text
+
+from geomap.symptoms import candidates, queries, soulmates
+from geomap.symptoms.similarity import SetScorer, self_score, similarity_label
+from tests.symptoms_helpers import (
+    ANEMIA,
+    BONE_PAIN,
+    FATIGUE,
+    FEVER,
+    HEARING_LOSS,
+    PERIPHERAL_NEUROPATHY,
+    SEIZURE,
+    SENSORY_NEUROPATHY,
+    member_with_symptoms,
+)
+
+POOL = [PERIPHERAL_NEUROPATHY, SENSORY_NEUROPATHY, BONE_PAIN, FATIGUE, FEVER, ANEMIA, SEIZURE,
+        HEARING_LOSS, "HP:0001875", "HP:0002240", "HP:0001744", "HP:0002716"]
+
+
+def brute_force(session, me: int, limit: int) -> list[str]:
+    """Pseudonyms of the exact top ``limit`` by Resnik BMA over every listable ALL profile."""
+    every = session.execute(text(
+        "SELECT DISTINCT p.member_id, p.terms, m.pseudonym FROM soulmate_profiles p "
+        "JOIN nearby_members n ON n.member_id = p.member_id "
+        "JOIN conditions c ON c.id = n.condition_id AND c.slug = 'all' "
+        "JOIN members m ON m.id = p.member_id")).all()
+    rows = session.execute(text("SELECT id, ancestors, ic, self_ic FROM hpo_terms")).all()
+    ancestors = {r[0]: r[1] for r in rows}
+    ic = {r[0]: r[2] for r in rows}
+    self_ic = {r[0]: r[3] for r in rows}
+    mine = next(list(t) for m, t, _p in every if m == me)
+    scorer = SetScorer(mine, ancestors, ic)
+    own = self_score(mine, self_ic)
+    ranked = []
+    for member, terms, pseudonym in every:
+        score = scorer.score(list(terms))
+        if member != me and similarity_label(score, own, self_score(terms, self_ic)):
+            ranked.append((-score, member, pseudonym))
+    return [pseudonym for _s, _m, pseudonym in sorted(ranked)[:limit]]
+
+
+def test_soulmates_are_the_exact_top_of_a_brute_force_ranking(session, monkeypatch) -> None:
+    monkeypatch.setattr(candidates, "CHUNK", 5)  # several scoring steps, as at scale
+    rng = np.random.default_rng(7)
+    members = []
+    for number in range(24):
+        picked = rng.choice(len(POOL), size=int(rng.integers(1, 6)), replace=False)
+        members.append(member_with_symptoms(
+            session, f"exact-{number}", [POOL[i] for i in picked],
+            lat=float(rng.uniform(45, 54)), lng=float(rng.uniform(2, 15)))[1])
+    for me in members[:6]:
+        found = soulmates.soulmates(session, member_id=me, condition_slug="all", secret="s",
+                                    max_km=1000, limit=5)
+        expected = brute_force(session, me, 5)
+        assert expected, "the pool is related enough for every member to have soulmates"
+        assert sorted(m.pseudonym for m in found.members) == sorted(expected)
+
+
+def test_the_cache_follows_symptoms_opt_out_and_blocks_at_once(session) -> None:
+    _a, me = member_with_symptoms(session, "fresh-me", [PERIPHERAL_NEUROPATHY, BONE_PAIN])
+    _b, mate = member_with_symptoms(session, "fresh-mate", [SENSORY_NEUROPATHY, BONE_PAIN],
+                                    lat=48.1, lng=11.6)
+    _c, other = member_with_symptoms(session, "fresh-other", [SEIZURE], lat=52.5, lng=13.4)
+
+    def names() -> set[str]:
+        return {m.pseudonym for m in soulmates.soulmates(
+            session, member_id=me, condition_slug="all", secret="s", max_km=1000).members}
+
+    assert "fresh-mate" in names() and "fresh-other" not in names()
+    token = candidates.state_token(session)
+    assert names() and candidates.state_token(session) == token  # a search changes nothing
+    queries.add_symptom(session, other, PERIPHERAL_NEUROPATHY)
+    queries.add_symptom(session, other, BONE_PAIN)
+    assert candidates.state_token(session) != token
+    assert "fresh-other" in names()  # the new symptoms count at once
+    queries.set_matching(session, mate, False)
+    assert "fresh-mate" not in names()  # withdrawal is effective at once
+    session.execute(text("INSERT INTO member_blocks (blocker_id, blocked_id) VALUES (:a, :b)"),
+                    {"a": other, "b": me})
+    assert "fresh-other" not in names()  # blocks either way, read at each search
