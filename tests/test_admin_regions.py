@@ -243,8 +243,10 @@ def _border_cell(deriver: KeyDeriver) -> tuple[tuple[float, float], tuple[float,
     """Return two points of one floor cell near Basel that lie in different countries."""
     for cell in sorted(h3i.grid_disk(h3i.latlng_to_cell(47.56, 7.59, FLOOR), 3)):
         points = _points_in(cell)
-        keys = deriver.derive(np.array([p[0] for p in points]), np.array([p[1] for p in points]))
-        countries = keys.country_codes.tolist()
+        # The places of the points themselves (stored keys are the floor cell's).
+        countries, _regions = deriver.point_places(np.array([p[0] for p in points]),
+                                                   np.array([p[1] for p in points]))
+        countries = list(countries)
         for i, country in enumerate(countries):
             for j in range(i + 1, len(countries)):
                 if country and countries[j] and countries[j] != country:
