@@ -118,6 +118,7 @@ def test_reset_the_password_by_mail_and_old_sessions_end(
     page = context.new_page()
     page.goto(f"{server.url}/login")
     page.click("text=Forgot your password?")
+    page.wait_for_url(f"{server.url}/reset")
     assert_fits(page)
     page.fill("#email", email)
     page.click("form.stacked button[type=submit]")

@@ -65,7 +65,7 @@ def test_soulmates_journey(soulmates_community_url, tmp_path, browser) -> None:
     with LiveServer(app) as server:
         base = server.url
         sign_up(page, base, "keyboard-kim", tmp_path)
-        join_via_city(page, "Hamb", "Hamburg, Germany")
+        join_via_city(page, "Hamb", "Hamburg", "Hamburg, Germany")
         page.goto(f"{base}/symptoms")
         assert "Take part in matching" in page.inner_text("#matching")
         add_by_keyboard(page, "fatig", "Fatigue")
