@@ -51,23 +51,50 @@ def first_viewport_url(slug: str, zoom: int) -> str | None:
     return f"{url_for('api.cells', slug=slug)}?zoom={zoom}&bbox={WORLD_BOX}"
 
 
-class ViewportLayer(MacroElement):
-    """Attaches geomap's viewport loader and country outlines to the map."""
+class ClusterScript(MacroElement):
+    """Calls one of geomap's map scripts with the map, its cluster group and ``options``."""
 
     _template = Template(
         """{% macro script(this, kwargs) %}
-        geomap.attach({{ this._parent.get_name() }}, {{ this.cluster.get_name() }},
+        {{ this.function }}({{ this._parent.get_name() }}, {{ this.cluster.get_name() }},
                       {{ this.options|tojson }});
         {% endmacro %}"""
     )
 
-    def __init__(self, cluster: MarkerCluster, options: dict) -> None:
-        """Load markers into ``cluster`` using ``options`` (URLs, condition, labels)."""
+    def __init__(self, function: str, name: str, element_id: str, cluster: MarkerCluster,
+                 options: dict) -> None:
+        """Call the JS ``function`` (e.g. ``geomap.attach``) as element ``name``_``element_id``."""
         super().__init__()
-        self._name = "ViewportLayer"
-        self._id = "viewport"
+        self._name = name
+        self._id = element_id
+        self.function = function
         self.cluster = cluster
         self.options = options
+
+
+def local_cluster(element_id: str, radius: int, extra_js: tuple = ()) -> MarkerCluster:
+    """Return a MarkerCluster with our own assets, the summing icon and a fixed id.
+
+    ``radius`` is markercluster's maxClusterRadius in pixels; ``extra_js`` lists further
+    (name, URL) scripts the page needs after map.js.
+    """
+    cluster = MarkerCluster(
+        icon_create_function=CLUSTER_ICON,
+        options={"showCoverageOnHover": False, "maxClusterRadius": radius},
+    )
+    cluster._id = element_id
+    cluster.default_js = [
+        ("markercluster",
+         url_for("static", filename="vendor/markercluster/leaflet.markercluster.js")),
+        ("topojson", url_for("static", filename="vendor/topojson-client.min.js")),
+        ("geomap_outlines", url_for("static", filename="geomap/outlines.js")),
+        ("geomap", url_for("static", filename="geomap/map.js")),
+        *extra_js,
+    ]
+    cluster.default_css = [
+        ("markercluster_css", url_for("static", filename="vendor/markercluster/MarkerCluster.css")),
+    ]
+    return cluster
 
 
 @lru_cache(maxsize=1)
@@ -156,24 +183,10 @@ def world_map(*, slug: str, tiles: str, tiles_attribution: str, center: tuple[fl
         layer = folium.TileLayer(tiles=url, attr=str(attribution), name="tiles", max_zoom=19)
         layer._id = "tiles"
         layer.add_to(world)
-    cluster = MarkerCluster(
-        icon_create_function=CLUSTER_ICON,
-        options={"showCoverageOnHover": False, "maxClusterRadius": 60},
-    )
-    cluster._id = "markers"
-    cluster.default_js = [
-        ("markercluster",
-         url_for("static", filename="vendor/markercluster/leaflet.markercluster.js")),
-        ("topojson", url_for("static", filename="vendor/topojson-client.min.js")),
-        ("geomap_outlines", url_for("static", filename="geomap/outlines.js")),
-        ("geomap", url_for("static", filename="geomap/map.js")),
-    ]
-    cluster.default_css = [
-        ("markercluster_css", url_for("static", filename="vendor/markercluster/MarkerCluster.css")),
-    ]
+    cluster = local_cluster("markers", 60)
     cluster.add_to(world)
-    ViewportLayer(
-        cluster,
+    ClusterScript(
+        "geomap.attach", "ViewportLayer", "viewport", cluster,
         {
             "cellsUrl": url_for("api.cells", slug=slug),
             "countriesUrl": url_for("static", filename="vendor/world-atlas/countries-50m.json"),
