@@ -37,6 +37,19 @@ def test_public_role_reads_published_aggregates(community_url: str) -> None:
         engine.dispose()
 
 
+@pytest.mark.parametrize("table", ["published_totals", "publish_runs"])
+def test_public_role_cannot_read_the_true_member_count(community_url: str, table: str) -> None:
+    """``members_on_map`` includes the unpublished remainder: operators only."""
+    engine = make_public_engine(community_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text(f"SELECT count(version) FROM {table}")).scalar() > 0
+            with pytest.raises(ProgrammingError, match="permission denied"):
+                conn.execute(text(f"SELECT members_on_map FROM {table} LIMIT 1"))
+    finally:
+        engine.dispose()
+
+
 def test_public_views_use_only_the_public_session() -> None:
     for module in ("web/pages.py", "web/api.py", "web/embed.py"):
         tree = ast.parse((PACKAGE / module).read_text())
