@@ -448,6 +448,21 @@ def mail_show(ctx: Context, name: str | None) -> None:
     click.echo(message.get_content())
 
 
+@mail.command("send")
+@pass_context
+def mail_send(ctx: Context) -> None:
+    """Send the mails waiting in the outbox now (`geomap serve` sends them on its own)."""
+    from sqlalchemy.orm import sessionmaker
+
+    from geomap.mail.outbox import send_pending
+
+    run = send_pending(sessionmaker(ctx.engine), ctx.settings)
+    click.echo(f"{run.sent} mail(s) sent, {run.failed} failed; {run.waiting} waiting "
+               "in the outbox.")
+    if run.failed:
+        raise SystemExit(1)
+
+
 @mail.command("notify")
 @pass_context
 def mail_notify(ctx: Context) -> None:

@@ -37,6 +37,7 @@ from geomap.auth.forms import (
 )
 from geomap.auth.models import Account
 from geomap.database import db
+from geomap.mail import outbox
 from geomap.mail.notifications import unsubscribe_account
 from geomap.members import queries as member_queries
 
@@ -53,11 +54,15 @@ def _safe_next(target: str | None) -> str | None:
 
 
 def _send(to: str, template: str, subject: str, **context: Any) -> None:
-    """Queue a mail rendered from ``templates/mail/<template>.txt``."""
+    """Put a mail rendered from ``templates/mail/<template>.txt`` in the outbox.
+
+    It is sent after the request, if the request commits (geomap.mail.outbox).
+    """
     settings = current_app.config
     message = mail.build(settings, to=to, subject=subject,
                          body=mail.render(template, **context))
-    mail.send_later(settings, message)
+    outbox.enqueue(db.session, message)
+    outbox.send_soon()
 
 
 def _link(endpoint: str, **values: Any) -> str:

@@ -5,19 +5,18 @@ for a local relay; optional login). Unset, each mail is written as an RFC 5322 `
 file under ``<data dir>/mail/`` so that ``make run`` works offline; ``geomap mail
 list|show`` prints them.
 
-Web requests hand mail to :func:`send_later`: one background thread per process sends
-it, so a request costs the same whether it sends a mail or not (no timing oracle on
-who has an account). Logs name the kind of failure only, never an address.
+Web requests write their mail into the outbox table in their own transaction
+(:mod:`geomap.mail.outbox`); a background sender delivers it after the commit, so a
+request costs the same whether it sends a mail or not (no timing oracle on who has an
+account) and a crash loses no acknowledged mail. Logs name the kind of failure only,
+never an address.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import smtplib
 import ssl
-import threading
-import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -115,44 +114,17 @@ def _write_file(settings: Mapping[str, Any], message: EmailMessage) -> None:
     staging.rename(path)  # readers never see half a mail
 
 
-# --- background sending from web requests ------------------------------------------
-
-_outbox: queue.Queue[tuple[dict[str, Any], EmailMessage]] = queue.Queue()
-_worker_lock = threading.Lock()
-_worker: threading.Thread | None = None
-
-
-def send_later(settings: Mapping[str, Any], message: EmailMessage) -> None:
-    """Queue ``message`` for the background sender of this process and return at once."""
-    global _worker
-    with _worker_lock:
-        if _worker is None or not _worker.is_alive():
-            _worker = threading.Thread(target=_send_queued, name="geomap-mail", daemon=True)
-            _worker.start()
-    _outbox.put((dict(settings), message))
-
-
-def _send_queued() -> None:
-    while True:
-        settings, message = _outbox.get()
-        try:
-            deliver(settings, message)
-        except MailError as exc:
-            log.error("%s", exc)
-        except Exception as exc:  # keep the sender alive for the next mail
-            log.error("mail delivery failed: %s", type(exc).__name__)
-        finally:
-            _outbox.task_done()
+# --- waiting for background sending --------------------------------------------------
 
 
 def flush(timeout: float = 30.0) -> bool:
-    """Wait until every queued mail is handled; return False if ``timeout`` (s) passed."""
-    deadline = time.monotonic() + timeout
-    while _outbox.unfinished_tasks:
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
+    """Wait until this process has sent what its requests queued (geomap.mail.outbox).
+
+    Return False if ``timeout`` (seconds) passed first.
+    """
+    from geomap.mail import outbox
+
+    return outbox.flush(timeout)
 
 
 # --- reading the file backend --------------------------------------------------------

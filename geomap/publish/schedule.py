@@ -50,6 +50,7 @@ class PublishScheduler:
         log.info("refreshed admin counts and the nearby index in %.1f s", seconds)
 
     def _run(self) -> None:
+        self._send_outbox()
         while not self._stop.wait(self.interval):
             try:
                 self.run_once()
@@ -57,9 +58,22 @@ class PublishScheduler:
                 log.exception("scheduled publish failed")
             self._notify()
 
+    def _send_outbox(self) -> None:
+        """Send the outbox's due mails: retries, and what a process left when it died."""
+        from sqlalchemy.orm import sessionmaker
+
+        from geomap.mail import outbox
+
+        try:
+            outbox.send_pending(sessionmaker(self.engine), self.settings)
+        except Exception:  # the next run retries
+            log.exception("outbox mails failed")
+
     def _notify(self) -> None:
-        """Mail members their batched notifications (geomap.mail.notifications)."""
+        """Send the outbox, then mail members their batched notifications."""
         from geomap.mail.notifications import send_notifications
+
+        self._send_outbox()
 
         try:
             send_notifications(self.engine, self.settings)
