@@ -95,7 +95,7 @@ class Database:
         if sessions is None:
             url = app.config["GEOMAP_DATABASE_URL_RESOLVED"]
             sessions = sessionmaker(make_engine(url), expire_on_commit=False)
-        if sessions is None or app.config.get("GEOMAP_REPLICA_URL"):
+        if public is None or app.config.get("GEOMAP_REPLICA_URL"):
             public = sessionmaker(read_engine(app.config), expire_on_commit=False)
         app.extensions["geomap.sessions"] = sessions
         app.extensions["geomap.public_sessions"] = public
