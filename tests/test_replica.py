@@ -152,3 +152,10 @@ def test_writes_go_to_the_primary_never_to_the_replica(replica_setup) -> None:
     with primary.connect() as conn:
         assert conn.execute(text(
             "SELECT count(*) FROM members WHERE pseudonym = 'replica-otter'")).scalar_one() == 1
+
+
+def test_without_a_replica_public_reads_use_the_main_database(app, community_url) -> None:
+    with app.app_context():
+        port, recovering = db.public_session.execute(
+            text("SELECT inet_server_port(), pg_is_in_recovery()")).one()
+    assert port == make_url(community_url).port and recovering is False
