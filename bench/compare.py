@@ -26,6 +26,7 @@ import os
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -386,8 +387,8 @@ def main() -> None:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     minutes = (time.perf_counter() - started) / 60
-    command = "make bench" if args.sizes == "100000,1000000" else (
-        f".venv/bin/python bench/compare.py --sizes {args.sizes}")
+    command = ".venv/bin/python bench/compare.py " + " ".join(sys.argv[1:]) if sys.argv[1:] \
+        else "make bench"
     section = [
         f"### Side by side and scale curve ({command}, {when})",
         "",
