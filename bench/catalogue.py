@@ -27,7 +27,7 @@ from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import (  # noqa: E402  (bench/ is on sys.path)
+from common import (  # noqa: E402  (bench/ is on sys.path)
     FLOOR,
     K,
     free_port,

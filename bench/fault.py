@@ -24,7 +24,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+from common import free_port  # bench/ is on sys.path when run as a script
 from sqlalchemy import create_engine, text
 
 from geomap import create_app, embedded_pg
@@ -54,13 +54,6 @@ CACHED_VIEWPORTS = [
     (2, "-180,-90,180,90"), (3, "-30,20,60,70"), (4, "-10,35,30,60"), (5, "0,40,20,55"),
     (3, "-130,10,-60,60"), (4, "60,0,150,50"), (6, "5,45,15,52"), (2, "-180,-60,0,80"),
 ]
-
-
-def free_port() -> int:
-    """Return a free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

@@ -9,34 +9,46 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import math
-import multiprocessing
 import os
 import random
 import re
 import shutil
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from common import (  # bench/ is on sys.path when run as a script
+    FLOOR,
+    MAP_PX,
+    ROOT,
+    ROWS,
+    SLUG,
+    K,
+    change_one_percent,
+    free_port,
+    geomap_urls,
+    import_members,
+    percentile,
+    prepare_reference,
+    python_load,
+    report,
+    start_cluster,
+    start_server,
+    stop_process,
+    timed_gets,
+    viewports,
+    worker_rss_mb,
+    wrk_load,
+)
+from probes import FIRST_MARKERS_PROBE
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from probes import FIRST_MARKERS_PROBE  # noqa: E402  (bench/ is on sys.path)
-
-from geomap import embedded_pg  # noqa: E402
-from geomap.config import load_settings  # noqa: E402
-from geomap.privacy import map_resolution  # noqa: E402
-from geomap.session import session_scope  # noqa: E402
+from geomap import embedded_pg
+from geomap.privacy import map_resolution
+from geomap.session import session_scope
 
 CHROMIUM = os.environ.get("GEOMAP_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -44,84 +56,17 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--disable-dev-shm-usage",
 ]
-MAP_PX = (1400, 900)  # browser map size the viewports are cut for
-K, FLOOR = 5, 5
-SLUG = "all"
-
-
-@dataclass
-class Row:
-    """One line of the result table."""
-
-    name: str
-    value: str
-    target: str = ""
-    met: bool | None = None
-
-
-ROWS: list[Row] = []
-
-
-def report(name: str, value: str, target: str = "", met: bool | None = None) -> None:
-    ROWS.append(Row(name, value, target, met))
-    mark = "" if met is None else ("  ok" if met else "  MISSED")
-    print(f"  {name}: {value}{'  (target ' + target + ')' if target else ''}{mark}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
 
 
 # --- database ------------------------------------------------------------------------
 
 
-def start_cluster(workdir: Path) -> tuple[embedded_pg.Cluster, str]:
-    settings = load_settings({"GEOMAP_DATA_DIR": str(workdir / "data"),
-                              "GEOMAP_DB_PORT": str(free_port())})
-    cluster = embedded_pg.cluster_for(settings)
-    embedded_pg.start(cluster)
-    admin = create_engine(make_url(cluster.url).set(database="postgres"),
-                          isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text("CREATE DATABASE geomap_bench"))
-    admin.dispose()
-    url = make_url(cluster.url).set(database="geomap_bench").render_as_string(hide_password=False)
-    return cluster, url
-
-
-def prepare_reference(engine: Engine) -> None:
-    from geomap.geo import reference
-    from geomap.migrate import upgrade
-
-    upgrade(engine)
-    with session_scope(engine) as session:
-        reference.import_places(session)
-        reference.import_countries(session)
-
-
 def bench_import(engine: Engine, members: int) -> None:
-    from geomap.geo.derive import KeyDeriver
-    from geomap.ingest import demo
-    from geomap.ingest.members_bulk import load_members
-
     print(f"Import: {members:,} synthetic members (generate + derive + COPY) ...", flush=True)
-    started = time.perf_counter()
-    with session_scope(engine) as session:
-        batch, prefixes = demo.generate(session, members, seed=1)
-        generated = time.perf_counter()
-        deriver = KeyDeriver(session, FLOOR)
-        load_members(session, batch, deriver, pseudonym_prefix=prefixes)
-    seconds = time.perf_counter() - started
+    seconds, generating = import_members(engine, members)
     rate = members / seconds
     report("import, end to end (members/s)", f"{rate:,.0f} ({seconds:.1f} s; generate "
-           f"{generated - started:.1f} s)", ">= 100,000", rate >= 100_000)
+           f"{generating:.1f} s)", ">= 100,000", rate >= 100_000)
 
 
 def bench_file_import(engine: Engine, workdir: Path, rows: int) -> None:
@@ -158,17 +103,9 @@ def bench_publish(engine: Engine) -> None:
         seconds = refresh_snapshots(session)
     report("private snapshots after a publish: admin counts + nearby index (s)",
            f"{seconds:.2f}", "", None)
-    with session_scope(engine) as session:
-        members = session.execute(text("SELECT count(*) FROM members")).scalar_one()
-        # A 1% change: every hundredth member moves to where another member lives,
-        # and every hundredth (another set) changes visibility.
-        session.execute(text(
-            "UPDATE member_locations ml SET location = o.location, floor_cell = o.floor_cell "
-            "FROM member_locations o WHERE ml.member_id % 200 = 11 "
-            "AND o.member_id = ml.member_id + 7919"))
-        session.execute(text(
-            "UPDATE members SET visibility = CASE visibility WHEN 'map' THEN 'hidden' "
-            "ELSE 'map' END WHERE id % 200 = 13"))
+    with engine.connect() as conn:
+        members = conn.execute(text("SELECT count(*) FROM members")).scalar_one()
+    change_one_percent(engine)
     with session_scope(engine) as session:
         summary = publish(session, k=K, floor=FLOOR, snapshots=False)
     report(f"incremental re-publish, 1% of {members:,} changed (s)",
@@ -178,157 +115,8 @@ def bench_publish(engine: Engine) -> None:
 
 # --- web server ------------------------------------------------------------------------
 
-SERVER = """
-import sys
-from geomap.wsgi_server import GeomapServer, gunicorn_options, limit_malloc_arenas
-limit_malloc_arenas()
-options = gunicorn_options("127.0.0.1", int(sys.argv[1]), int(sys.argv[2]))
-options.update(accesslog=None, errorlog="-", loglevel="warning", graceful_timeout=5)
-GeomapServer(options).run()
-"""
-
-
-def start_server(url: str, workdir: Path, port: int, workers: int) -> subprocess.Popen:
-    env = dict(os.environ, GEOMAP_DATABASE_URL=url, GEOMAP_DATA_DIR=str(workdir / "data"),
-               GEOMAP_SECRET_KEY="bench",  # noqa: S106
-               GEOMAP_PUBLISH_INTERVAL="0",
-               GEOMAP_K=str(K), GEOMAP_FLOOR_RESOLUTION=str(FLOOR))
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SERVER, str(port), str(workers)],
-        env=env, cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return proc
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("the server did not come up: " + proc.stderr.read().decode()[-2000:])
-
-
-def request_box(lat: float, lng: float, zoom: int) -> tuple[float, ...]:
-    """Return the tile-aligned box static/geomap/map.js asks for at this centre and zoom."""
-    width = 360.0 * MAP_PX[0] / (256 * 2**zoom)
-    height = min(170.0, 360.0 * MAP_PX[1] / (256 * 2**zoom) * max(math.cos(math.radians(lat)),
-                                                                   0.2))
-    step = 360.0 / 2 ** max(zoom - 1, 0)
-    west = math.floor((lng - width / 2) / step) * step
-    east = math.ceil((lng + width / 2) / step) * step
-    south = max(-90.0, math.floor((lat - height / 2) / step) * step)
-    north = min(90.0, math.ceil((lat + height / 2) / step) * step)
-    if east - west >= 360:
-        west, east = -180.0, 180.0
-    return (round(west, 6), round(south, 6), round(east, 6), round(north, 6))
-
-
-def viewports(engine: Engine, count: int) -> list[tuple[int, tuple[float, ...]]]:
-    """Distinct (zoom, box) pairs at zooms 2..10 centred where members are."""
-    with engine.connect() as conn:
-        centres = conn.execute(text(
-            "SELECT lat, lng FROM published_cells p JOIN conditions c ON c.id = p.condition_id "
-            "WHERE c.slug = :slug AND p.resolution = 4 ORDER BY p.cell"), {"slug": SLUG}).all()
-    rng = random.Random(3)
-    seen: set[tuple[int, tuple[float, ...]]] = set()
-    for _ in range(count * 20):
-        zoom = rng.randint(2, 10)
-        lat, lng = rng.choice(centres)
-        lat += rng.uniform(-2, 2)
-        lng += rng.uniform(-2, 2)
-        seen.add((zoom, request_box(lat, lng, zoom)))
-        if len(seen) >= count:
-            break
-    return sorted(seen)
-
-
 def path_of(zoom: int, box: tuple[float, ...]) -> str:
-    return f"/api/v1/conditions/{SLUG}/cells?zoom={zoom}&bbox={','.join(map(str, box))}"
-
-
-def timed_gets(port: int, paths: list[str]) -> tuple[list[float], int, int]:
-    """GET each path on one keep-alive connection; return latencies (s), errors, bytes."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    latencies, errors, size = [], 0, 0
-    for path in paths:
-        started = time.perf_counter()
-        try:
-            conn.request("GET", path)
-            response = conn.getresponse()
-            body = response.read()
-            if response.status != 200:
-                errors += 1
-            size += len(body)
-        except OSError:
-            errors += 1
-            conn.close()
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        latencies.append(time.perf_counter() - started)
-    conn.close()
-    return latencies, errors, size
-
-
-def _client(args: tuple[int, list[str], float]) -> tuple[list[float], int]:
-    port, paths, until = args
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    latencies, errors, i = [], 0, 0
-    while time.time() < until:
-        started = time.perf_counter()
-        try:
-            conn.request("GET", paths[i % len(paths)])
-            response = conn.getresponse()
-            response.read()
-            if response.status != 200:
-                errors += 1
-        except OSError:
-            errors += 1
-            conn.close()
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        latencies.append(time.perf_counter() - started)
-        i += 1
-    conn.close()
-    return latencies, errors
-
-
-def python_load(port: int, paths: list[str], seconds: float) -> tuple[float, float, int]:
-    """Run 8 keep-alive clients in processes for ``seconds``; return req/s, p99 ms, errors."""
-    until = time.time() + seconds
-    shuffled = [paths[i::8] + paths[:i:8] for i in range(8)]
-    with multiprocessing.get_context("fork").Pool(8) as pool:
-        results = pool.map(_client, [(port, p, until) for p in shuffled])
-    latencies = [lat for lats, _ in results for lat in lats]
-    return (len(latencies) / seconds, percentile(latencies, 99) * 1e3,
-            sum(e for _, e in results))
-
-
-WRK_SCRIPT = """
-paths = {%s}
-counter = 0
-request = function()
-  counter = counter + 1
-  return wrk.format("GET", paths[(counter %% #paths) + 1])
-end
-"""
-
-
-def wrk_load(port: int, paths: list[str], seconds: float,
-             workdir: Path) -> tuple[float, float, int]:
-    """Run wrk (8 connections, 2 threads) against 127.0.0.1; return req/s, p99 ms, errors."""
-    script = workdir / "viewports.lua"
-    script.write_text(WRK_SCRIPT % ", ".join(f'"{p}"' for p in paths))
-    out = subprocess.run(
-        ["wrk", "-t2", "-c8", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script),
-         f"http://127.0.0.1:{port}/"],
-        capture_output=True, text=True, timeout=seconds + 60, check=True,
-    ).stdout
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()
-    p99 = float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
-    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return rate, p99, errors + (int(non_2xx.group(1)) if non_2xx else 0)
+    return geomap_urls("cells", (zoom, box))[0]
 
 
 def bench_viewports(engine: Engine, port: int, count: int, seconds: float,
@@ -347,7 +135,8 @@ def bench_viewports(engine: Engine, port: int, count: int, seconds: float,
     report("viewport API, single client, cached (p50 / p95 ms)", f"{p50:.2f} / {p95:.2f}",
            "<= 1 / <= 3", p50 <= 1 and p95 <= 3)
     if shutil.which("wrk"):
-        rate, p99, errors = wrk_load(port, paths, seconds, workdir)
+        load = wrk_load(port, paths, seconds, workdir)
+        rate, p99, errors = load.rate, load.p99, load.errors
         tool = "wrk -c8"
     else:
         rate, p99, errors = python_load(port, paths, seconds)
@@ -473,17 +262,6 @@ def folium_page(workdir: Path, points: int) -> Path:
     return path
 
 
-def worker_rss_mb(server: subprocess.Popen) -> float:
-    """Return the largest resident set of the gunicorn workers (children of the server)."""
-    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
-    sizes = []
-    for pid in children:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                sizes.append(int(line.split()[1]) / 1024)
-    return max(sizes) if sizes else float("nan")
-
-
 def print_table(members: int, total: float) -> None:
     width = max(len(r.name) for r in ROWS)
     vwidth = max(len(r.value) for r in ROWS)
@@ -532,14 +310,9 @@ def main() -> None:
             bench_file_import(engine, workdir, args.csv_rows)
         engine.dispose()
     finally:
-        if server is not None:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        stop_process(server)
         if cluster is not None:
-            embedded_pg.stop(cluster)
+            embedded_pg.destroy(cluster)
         shutil.rmtree(workdir, ignore_errors=True)
     print_table(args.members, time.perf_counter() - started)
 

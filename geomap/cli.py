@@ -12,7 +12,7 @@ import click
 from sqlalchemy.engine import Engine
 
 from geomap import embedded_pg
-from geomap.config import ConfigError, check_environment, load_settings
+from geomap.config import ConfigError, check_environment, data_dir, load_settings
 from geomap.database import make_engine
 
 
@@ -596,7 +596,7 @@ def serve(ctx: Context, prod: bool) -> None:
         if prod:
             from geomap.wsgi_server import run_gunicorn
 
-            run_gunicorn(host, port, settings["GEOMAP_WORKERS"])
+            run_gunicorn(host, port, settings["GEOMAP_WORKERS"], data_dir(settings))
         else:
             import logging
 

@@ -101,6 +101,15 @@ SETTINGS: tuple[Setting, ...] = (
         "embedded PostGIS cluster in the data folder.",
     ),
     Setting(
+        "GEOMAP_REPLICA_URL",
+        _parse_optional,
+        "",
+        "SQLAlchemy URL of a read-only replica (a hot standby streaming from the "
+        "database above) for the public read path: published cells and totals, the "
+        "conditions list, region counts, the publish version. Writes never go there. "
+        "Unset: public reads use the database above (docs/scaling.md).",
+    ),
+    Setting(
         "GEOMAP_DATA_DIR",
         _parse_str,
         "var",

@@ -8,6 +8,7 @@ request gets one session, closed at teardown.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, current_app, g
@@ -67,6 +68,18 @@ def make_public_engine(url: str, **kwargs: Any) -> Engine:
     return engine
 
 
+def read_engine(config: Mapping[str, Any]) -> Engine:
+    """Return the engine of the public read path: the replica if one is configured.
+
+    ``GEOMAP_REPLICA_URL`` (a hot standby of the main database) takes the public reads
+    (published cells and totals, conditions, region counts, the publish version) off
+    the primary; unset, they go to the main database. Either way connections run as
+    the read-only public role, so nothing on this path can write.
+    """
+    url = config.get("GEOMAP_REPLICA_URL") or config["GEOMAP_DATABASE_URL_RESOLVED"]
+    return make_public_engine(url)
+
+
 class Database:
     """Hands out the current app's sessions: full ones, and public read-only ones."""
 
@@ -74,14 +87,16 @@ class Database:
         """Give ``app`` its session factories and close each request's sessions at teardown.
 
         Tests may pass ``GEOMAP_SESSIONS`` (a sessionmaker bound to a connection in a
-        transaction they roll back) instead of a URL; public reads then share it.
+        transaction they roll back) instead of a URL; public reads then share it unless
+        ``GEOMAP_REPLICA_URL`` is set. Public sessions come from :func:`read_engine`.
         """
         sessions = app.config.get("GEOMAP_SESSIONS")
         public = sessions
         if sessions is None:
             url = app.config["GEOMAP_DATABASE_URL_RESOLVED"]
             sessions = sessionmaker(make_engine(url), expire_on_commit=False)
-            public = sessionmaker(make_public_engine(url), expire_on_commit=False)
+        if public is None or app.config.get("GEOMAP_REPLICA_URL"):
+            public = sessionmaker(read_engine(app.config), expire_on_commit=False)
         app.extensions["geomap.sessions"] = sessions
         app.extensions["geomap.public_sessions"] = public
         app.teardown_appcontext(self._close_session)

@@ -269,6 +269,61 @@ def crash(cluster: Cluster) -> bool:
     return True
 
 
+def standby_for(primary: Cluster, port: int) -> Cluster:
+    """Return a hot standby of ``primary`` on ``port`` (not necessarily created or running).
+
+    Its data folder sits next to the primary's (``<folder>-standby``), run by the same
+    user, so :func:`destroy` removes it, under /var/lib/geomap too.
+    """
+    folder = primary.pgdata.parent
+    return Cluster(
+        pgdata=folder.with_name(folder.name + "-standby") / "data",
+        port=port,
+        password=primary.password,
+        run_as=primary.run_as,
+    )
+
+
+def start_standby(primary: Cluster, standby: Cluster) -> bool:
+    """Create ``standby`` from a base backup of the running ``primary`` and start it.
+
+    ``pg_basebackup -R`` copies the primary and writes the streaming configuration
+    (``standby.signal`` and ``primary_conninfo``); the server then runs as a read-only
+    hot standby replaying the primary's WAL. The primary's own settings allow it
+    (``wal_level = replica``, WAL senders, replication from 127.0.0.1 in pg_hba.conf).
+    Returns whether it was started; raises :class:`EmbeddedError` when it cannot be.
+    """
+    if not (standby.pgdata / "PG_VERSION").exists():
+        _prepare_dirs(standby)
+        result = _run(
+            standby,
+            [
+                "pg_basebackup",
+                "-D",
+                str(standby.pgdata),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(primary.port),
+                "-U",
+                SUPERUSER,
+                "-R",
+                "-X",
+                "stream",
+                "--checkpoint=fast",
+                "--no-password",
+            ],
+            env=dict(os.environ, PGPASSWORD=primary.password),
+        )
+        if result.returncode != 0:
+            shutil.rmtree(standby.pgdata, ignore_errors=True)
+            raise EmbeddedError(f"pg_basebackup failed:\n{result.stderr.strip()}")
+        with (standby.pgdata / "postgresql.conf").open("a") as conf:
+            # Long public reads are not cancelled by the primary's vacuum of old rows.
+            conf.write("hot_standby = on\nhot_standby_feedback = on\n")
+    return start(standby)
+
+
 def database_url(settings: dict[str, Any]) -> str:
     """Return the configured database URL, or the embedded cluster's."""
     return settings["GEOMAP_DATABASE_URL"] or cluster_for(settings).url

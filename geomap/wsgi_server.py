@@ -7,7 +7,11 @@ Equivalent command line: ``MALLOC_ARENA_MAX=2 gunicorn -w 2 -k gthread --threads
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import logging
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -16,6 +20,7 @@ from gunicorn.glogging import Logger
 from geomap.web.errors import EscapeControlCharacters, escape_for_log
 
 _M_ARENA_MAX = -8  # mallopt parameter, glibc malloc.h
+_SUN_PATH_MAX = 100  # a Unix socket path must fit sockaddr_un.sun_path (108 bytes on Linux)
 
 
 class GeomapServer(BaseApplication):
@@ -86,10 +91,36 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
         pass
 
 
-def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
-    """Return the gunicorn settings of ``geomap serve --prod``."""
+def control_socket_path(data_folder: Path, host: str, port: int) -> Path:
+    """Return the gunicorn control socket of the instance serving ``host:port``.
+
+    gunicorn (25.1 and later) opens a control socket for ``gunicornc`` at
+    ``$XDG_RUNTIME_DIR/gunicorn.ctl`` or ``~/.gunicorn/gunicorn.ctl`` by default: one
+    path for every instance of the same user on the machine, so a second instance
+    takes the first one's socket over. Each geomap instance gets its own under the data
+    folder (``<data dir>/run/gunicorn-<host>-<port>.ctl``), or, if that path is too long
+    for a Unix socket, in the temporary folder under a name derived from it.
+    """
+    path = Path(data_folder).resolve() / "run" / f"gunicorn-{host}-{port}.ctl"
+    if len(str(path)) > _SUN_PATH_MAX:
+        digest = hashlib.sha256(str(path).encode()).hexdigest()[:16]
+        path = Path(tempfile.gettempdir()) / f"geomap-gunicorn-{digest}.ctl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def gunicorn_options(host: str, port: int, workers: int,
+                     control_socket: Path | None = None) -> dict[str, Any]:
+    """Return the gunicorn settings of ``geomap serve --prod``.
+
+    ``control_socket`` is this instance's gunicornc socket (see
+    :func:`control_socket_path`); None takes the one under the configured data folder.
+    """
+    if control_socket is None:
+        control_socket = control_socket_path(_configured_data_folder(), host, port)
     return {
         "bind": f"{host}:{port}",
+        "control_socket": str(control_socket),
         "workers": workers,
         "worker_class": "gthread",
         # More threads than a worker's share of keep-alive clients: a gthread worker
@@ -109,7 +140,19 @@ def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
     }
 
 
-def run_gunicorn(host: str, port: int, workers: int) -> None:
-    """Serve with gunicorn until stopped (SIGTERM finishes requests in flight)."""
+def _configured_data_folder() -> Path:
+    from geomap.config import data_dir, load_settings
+
+    return data_dir(load_settings(os.environ))
+
+
+def run_gunicorn(host: str, port: int, workers: int, data_folder: Path | None = None) -> None:
+    """Serve with gunicorn until stopped (SIGTERM finishes requests in flight).
+
+    The instance's control socket lives under ``data_folder`` (default: the configured
+    data folder), so several instances on one machine each keep their own.
+    """
     limit_malloc_arenas()
-    GeomapServer(gunicorn_options(host, port, workers)).run()
+    folder = data_folder if data_folder is not None else _configured_data_folder()
+    GeomapServer(gunicorn_options(host, port, workers,
+                                  control_socket_path(folder, host, port))).run()

@@ -47,11 +47,10 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URL of the PostgreSQL server's maintenance database (postgres)."""
-    provided = os.environ.get("GEOMAP_TEST_DATABASE_URL")
-    if provided:
-        yield make_url(provided).set(database="postgres").render_as_string(hide_password=False)
+def suite_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[embedded_pg.Cluster | None]:
+    """The suite's own embedded cluster, running; None with GEOMAP_TEST_DATABASE_URL."""
+    if os.environ.get("GEOMAP_TEST_DATABASE_URL"):
+        yield None
         return
     settings = load_settings(
         {
@@ -62,9 +61,36 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     cluster = embedded_pg.cluster_for(settings)
     embedded_pg.start(cluster)
     try:
-        yield make_url(cluster.url).set(database="postgres").render_as_string(hide_password=False)
+        yield cluster
     finally:
         embedded_pg.destroy(cluster)
+
+
+@pytest.fixture(scope="session")
+def server_url(suite_cluster: embedded_pg.Cluster | None) -> str:
+    """URL of the PostgreSQL server's maintenance database (postgres)."""
+    provided = os.environ.get("GEOMAP_TEST_DATABASE_URL")
+    url = provided if suite_cluster is None else suite_cluster.url
+    return make_url(url).set(database="postgres").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def standby_cluster(suite_cluster: embedded_pg.Cluster | None,
+                    server_url: str) -> Iterator[embedded_pg.Cluster]:
+    """A real hot standby of the suite's cluster (pg_basebackup -R), streaming from it.
+
+    Started once, after the suite's databases that exist by then; databases created
+    later on the primary reach it by replay like any other change.
+    """
+    if suite_cluster is None:
+        pytest.skip("a streaming replica needs the suite's own cluster "
+                    "(GEOMAP_TEST_DATABASE_URL is set)")
+    standby = embedded_pg.standby_for(suite_cluster, free_port())
+    try:
+        embedded_pg.start_standby(suite_cluster, standby)
+        yield standby
+    finally:
+        embedded_pg.destroy(standby)
 
 
 def _admin_engine(server_url: str) -> Engine:

@@ -1,0 +1,89 @@
+"""gunicorn instances of ``geomap serve --prod`` side by side on one machine."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from gunicorn.ctl.client import ControlClient
+
+from geomap.wsgi_server import control_socket_path, gunicorn_options
+from tests.conftest import free_port
+
+
+def start_instance(community_url: str, data_dir: Path, port: int) -> subprocess.Popen:
+    """Start ``run_gunicorn`` on ``port`` with ``data_dir`` and wait until it listens."""
+    env = {**os.environ, "GEOMAP_DATABASE_URL": community_url,
+           "GEOMAP_DATA_DIR": str(data_dir), "GEOMAP_SECRET_KEY": "test-secret",
+           "GEOMAP_K": "5", "GEOMAP_FLOOR_RESOLUTION": "5"}
+    process = subprocess.Popen(
+        [sys.executable, "-c",
+         f"from geomap.wsgi_server import run_gunicorn; run_gunicorn('127.0.0.1', {port}, 1)"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                pytest.fail("gunicorn did not start: " + process.stderr.read().decode()[-2000:])
+            time.sleep(0.1)
+
+
+def wait_for_socket(path: Path) -> None:
+    """Wait until ``path`` is a socket (gunicorn opens it once its workers are spawned)."""
+    deadline = time.monotonic() + 60
+    while not path.is_socket():
+        assert time.monotonic() < deadline, f"no control socket at {path}"
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def two_instances(community_url: str, tmp_path: Path) -> Iterator[list[tuple[int, object]]]:
+    """Two gunicorn instances of geomap sharing one data folder, on two ports."""
+    started = []
+    try:
+        for _ in range(2):
+            port = free_port()
+            started.append((port, start_instance(community_url, tmp_path, port)))
+        yield started
+    finally:
+        for _port, process in started:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def test_each_instance_has_its_own_control_socket(two_instances, tmp_path: Path) -> None:
+    paths = [control_socket_path(tmp_path, "127.0.0.1", port) for port, _ in two_instances]
+    assert paths[0] != paths[1]
+    for path, (_port, process) in zip(paths, two_instances, strict=True):
+        assert path.is_relative_to(tmp_path.resolve())
+        wait_for_socket(path)
+        with ControlClient(str(path), timeout=30) as client:
+            stats = client.send_command("show stats")
+        # Each socket is answered by its own arbiter (the process we started).
+        assert stats["pid"] == process.pid
+
+
+def test_options_name_a_socket_per_port_under_the_data_folder(tmp_path: Path) -> None:
+    first = gunicorn_options("127.0.0.1", 5001, 2, control_socket_path(tmp_path, "127.0.0.1",
+                                                                       5001))
+    second = gunicorn_options("127.0.0.1", 5002, 2, control_socket_path(tmp_path, "127.0.0.1",
+                                                                        5002))
+    assert first["control_socket"] != second["control_socket"]
+    assert Path(first["control_socket"]).parent == tmp_path.resolve() / "run"
+
+
+def test_a_data_folder_too_deep_for_a_unix_socket_gets_a_short_path(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    path = control_socket_path(deep, "127.0.0.1", 5001)
+    assert len(str(path)) <= 100
+    assert path != control_socket_path(deep, "127.0.0.1", 5002)
