@@ -26,10 +26,16 @@ from geomap.regions.names import country_name, region_names
 
 
 def publish_regions(session: Session, parts: dict[int, tuple[np.ndarray, np.ndarray]],
-                    *, k: int, floor: int, version: int) -> int:
+                    *, k: int, floor: int, version: int, conditions: list[int] | None = None,
+                    enabled: list[int] | None = None) -> int:
     """Replace the published region counts; return the rows written.
 
     ``parts`` maps a condition id to its partition's (cells, counts), cells sorted.
+    With ``conditions``, only the rows of those conditions are replaced (``parts``
+    holds them); with ``enabled``, the rows of any other condition are dropped. A
+    condition's counts and their suppression depend on its own parts only, so this
+    gives the same rows as replacing all; ``version`` is the publish that last wrote
+    a row.
     """
     all_cells = np.unique(
         np.concatenate([cells for cells, _ in parts.values()])
@@ -74,7 +80,16 @@ def publish_regions(session: Session, parts: dict[int, tuple[np.ndarray, np.ndar
                     rows.append(dict(condition_id=condition_id, level="admin1", code=code,
                                      country_code=country, name=names.get(code, code),
                                      count=count, version=version))
-    session.execute(text("DELETE FROM published_regions"))
+    if conditions is None:
+        session.execute(text("DELETE FROM published_regions"))
+    else:
+        session.execute(text("DELETE FROM published_regions "
+                             "WHERE condition_id = ANY(CAST(:ids AS smallint[]))"),
+                        {"ids": conditions})
+    if enabled is not None:
+        session.execute(text("DELETE FROM published_regions "
+                             "WHERE condition_id <> ALL(CAST(:ids AS smallint[]))"),
+                        {"ids": list(enabled)})
     columns = ("condition_id", "level", "code", "country_code", "name", "count", "version")
     with raw_connection(session).cursor().copy(
         f"COPY published_regions ({', '.join(columns)}) FROM STDIN"

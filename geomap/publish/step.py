@@ -91,27 +91,34 @@ def floor_counts(session: Session, condition_ids: Iterable[int] | None = None
     return _split_by_condition(rows)
 
 
-def published_parts(session: Session, floor: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Return, per condition, the parts of the current partition (cells, counts).
+def published_parts(session: Session, floor: int, condition_ids: Iterable[int] | None = None
+                    ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Return, per condition (of ``condition_ids``; None: all), the current parts.
 
-    The markers at the floor resolution are the parts themselves, so they are read
-    back from published_cells rather than kept twice.
+    The parts are (cells, counts) of the partition. The markers at the floor resolution
+    are the parts themselves, so they are read back from published_cells rather than
+    kept twice.
     """
-    rows = session.execute(
-        text("SELECT condition_id, cell, count FROM published_cells WHERE resolution = :floor "
-             "ORDER BY 1, 2"),
-        {"floor": floor},
-    ).all()
-    return _split_by_condition(rows)
+    only = "" if condition_ids is None else "AND condition_id = ANY(%(ids)s) "
+    return _split_by_condition(_fetch_ints(
+        session,
+        "SELECT condition_id, cell, count FROM published_cells WHERE resolution = %(floor)s "
+        + only + "ORDER BY 1, 2",
+        {"floor": floor, "ids": sorted(condition_ids or ())}, 3))
 
 
-def _publish_regions(session: Session, version: int, k: int, floor: int) -> None:
-    """Publish region counts as sums of the same parts as the markers."""
-    publish_regions(session, published_parts(session, floor), k=k, floor=floor,
-                    version=version)
+def _publish_regions(session: Session, version: int, k: int, floor: int,
+                     touched: Touched | None, enabled: list[int]) -> None:
+    """Publish region counts as sums of the same parts as the markers.
+
+    Only the conditions in ``touched`` (None: every condition) are recounted: a
+    condition's region counts and their suppression depend on its own parts only.
+    """
+    conditions = None if touched is None else sorted(touched)
+    publish_regions(session, published_parts(session, floor, conditions), k=k, floor=floor,
+                    version=version, conditions=conditions, enabled=enabled)
 
 
-EXTRA_PUBLISHERS.append(_publish_regions)
 EXTRA_PUBLISHERS.append(publish_symptoms)  # the public symptom picture per condition
 
 
@@ -258,9 +265,35 @@ def _apply_deltas(session: Session, partial: Dirty) -> list[int]:
     return sorted({cid for cid, members in broken if members < 0})
 
 
+ALL_BASE_CELLS = np.arange(122, dtype=np.int64)
+
+Touched = dict[int, np.ndarray]  # condition -> H3 base cells (res 0) whose parts may change
+
+
+def touched_parts(dirty: Dirty) -> Touched:
+    """Return, per condition, the H3 base cells whose members changed in ``dirty``.
+
+    The one definition of what a publish must follow: a condition marked whole
+    (:data:`WHOLE_CONDITION`) touches every base cell; otherwise the base cells of its
+    floor cells with a non-zero delta. Conditions without any are left out. A part of
+    the partition never crosses a base cell, so every other part is unchanged.
+    """
+    touched: Touched = {}
+    for condition_id, (cells, deltas) in dirty.items():
+        if WHOLE_CONDITION in cells:
+            touched[condition_id] = ALL_BASE_CELLS
+        elif (bases := np.unique(base_cells(cells[deltas != 0]))).size:
+            touched[condition_id] = bases
+    return touched
+
+
 def _publish_incremental(session: Session, condition_ids: list[int], dirty: Dirty, k: int,
-                         floor: int, progress: Callable[[int], None] | None) -> int:
-    """Apply the dirty deltas, re-roll the base cells they touch, write changed rows only."""
+                         floor: int, progress: Callable[[int], None] | None
+                         ) -> tuple[int, Touched]:
+    """Apply the dirty deltas, re-roll the base cells they touch, write changed rows only.
+
+    Returns the rows written and the touched base cells per condition.
+    """
     whole = [cid for cid, (cells, _) in dirty.items() if WHOLE_CONDITION in cells]
     partial = {cid: value for cid, value in dirty.items() if cid not in whole}
     if partial:
@@ -268,18 +301,16 @@ def _publish_incremental(session: Session, condition_ids: list[int], dirty: Dirt
         if broken:
             log.warning("negative floor counts for conditions %s: recounting them", broken)
             whole += broken
+            for condition_id in broken:
+                dirty[condition_id] = (np.array([WHOLE_CONDITION], np.int64),
+                                       np.zeros(1, np.int64))
     if whole:
         _recount_conditions(session, whole)
+    touched = touched_parts(dirty)
     written = 0
     insert_lines: list[str] = []
     for condition_id in condition_ids:
-        if condition_id in whole:
-            bases = np.arange(122, dtype=np.int64)
-        elif condition_id in partial:
-            cells, deltas = partial[condition_id]
-            bases = np.unique(base_cells(cells[deltas != 0]))
-        else:
-            bases = _EMPTY
+        bases = touched.get(condition_id, _EMPTY)
         if len(bases) == 0:
             if progress:
                 progress(1)
@@ -315,7 +346,7 @@ def _publish_incremental(session: Session, condition_ids: list[int], dirty: Dirt
         if progress:
             progress(1)
     _copy(session, _CELLS_COPY, insert_lines)
-    return written
+    return written, touched
 
 
 def _follow_enabled(session: Session, enabled: list[int], dirty: Dirty) -> None:
@@ -375,8 +406,10 @@ def publish(session: Session, *, k: int, floor: int, now: datetime | None = None
         not full and last_version is not None
         and _can_go_incremental(session, condition_ids, k, floor)
     )
+    touched: Touched | None = None  # None: everything
     if incremental:
-        written = _publish_incremental(session, condition_ids, dirty, k, floor, progress)
+        written, touched = _publish_incremental(session, condition_ids, dirty, k, floor,
+                                                progress)
     else:
         written = _publish_full(session, condition_ids, k, floor, progress)
     members_on_map = _write_totals(session, version, floor)
@@ -386,6 +419,7 @@ def publish(session: Session, *, k: int, floor: int, now: datetime | None = None
              "SELECT id, :k, :floor, :version FROM conditions WHERE enabled"),
         {"k": k, "floor": floor, "version": version},
     )
+    _publish_regions(session, version, k, floor, touched, condition_ids)
     # Further published aggregates (one place, after the cells, same transaction).
     for extra_publisher in EXTRA_PUBLISHERS:
         extra_publisher(session, version, k, floor)
