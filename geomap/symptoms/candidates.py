@@ -40,10 +40,12 @@ from geomap.symptoms.similarity import (
 # least recently used packs are dropped beyond it.
 CACHE_TERMS = 2_000_000
 # Profiles scored exactly per numpy step (bounds the temporaries).
-CHUNK = 4096
+CHUNK = 2048
 # More changed members than this (or a tenth of a pack) since a pack was read: read it
 # whole rather than patch it.
 PATCH_LIMIT = 5_000
+# Profiles scored exactly first (best bounds), to find the score the rest must reach.
+FIRST_ROUND = 256
 # Relative slack on the upper bound, so that rounding never drops an exact tie.
 _SLACK = 1e-9
 
@@ -248,30 +250,40 @@ def _apply(session: Session, old: Pack, condition: int | None, version: int,
     )
 
 
-def pack(session: Session, condition: int | None) -> Pack:
-    """Return the Pack of ``condition`` (None: any) as of now: cached, patched or read whole."""
-    with _lock:
-        cached = _packs.get(condition)
+def follow(session: Session, condition: int | None, cached: Pack | None
+           ) -> tuple[Pack, bool]:
+    """Return the Pack of ``condition`` as of now from ``cached``, and whether to keep it.
+
+    ``cached`` is returned as is when nothing changed, patched with the members
+    changed since its version (few changes), or replaced by one read whole (a new
+    epoch, a pruned log, many changes, or no ``cached``). Not to be kept when this
+    transaction wrote the state itself (its changes may yet roll back).
+    """
     version, epoch, pruned_to, changed, mine = _state(
         session, cached.version if cached else 2 ** 62)
     if cached is not None and cached.epoch == epoch and cached.version >= pruned_to:
         if cached.version == version:
-            with _lock:
-                if condition in _packs:
-                    _packs.move_to_end(condition)
-            return cached
+            return cached, not mine
         if len(changed) <= max(PATCH_LIMIT, cached.ids.size // 10):
-            return _keep(condition, _apply(session, cached, condition, version, changed), mine)
-    return _keep(condition, _build(session, condition, version, epoch), mine)
+            return _apply(session, cached, condition, version, changed), not mine
+    return _build(session, condition, version, epoch), not mine
 
 
-def _keep(condition: int | None, built: Pack, uncommitted: bool) -> Pack:
-    """Store ``built`` as the pack of ``condition`` unless a newer one is there; return it.
+def pack(session: Session, condition: int | None) -> Pack:
+    """Return the Pack of ``condition`` (None: any) as of now: cached, patched or read whole."""
+    with _lock:
+        cached = _packs.get(condition)
+    current, keep = follow(session, condition, cached)
+    if current is cached:
+        with _lock:
+            if condition in _packs:
+                _packs.move_to_end(condition)
+        return current
+    return _keep(condition, current) if keep else current
 
-    A pack read by a transaction with ``uncommitted`` changes to the state is used once.
-    """
-    if uncommitted:
-        return built
+
+def _keep(condition: int | None, built: Pack) -> Pack:
+    """Store ``built`` as the pack of ``condition`` unless a newer one is there; return it."""
     with _lock:
         current = _packs.get(condition)
         if current is None or current.epoch != built.epoch or current.version < built.version:
@@ -314,17 +326,18 @@ def _query_scores(candidates: Pack, my_terms: list[int], session: Session) -> tu
 def _exact(candidates: Pack, chosen: np.ndarray, term_scores: np.ndarray) -> np.ndarray:
     """Return the exact Resnik BMA of the ``chosen`` profiles (indices) against the query."""
     out = np.empty(chosen.size, dtype=np.float64)
-    by_term = np.ascontiguousarray(term_scores.T)  # (table terms, query terms)
     best_of_term = term_scores.max(axis=0)
     queries = term_scores.shape[0]
-    for lo in range(0, chosen.size, CHUNK):
+    for lo in range(0, chosen.size, CHUNK):  # small temporaries: flat worker memory
         part = chosen[lo:lo + CHUNK]
         lengths = candidates.lengths[part].astype(np.int64)
         offsets = _starts(lengths)
         positions = (np.arange(int(lengths.sum()), dtype=np.int64)
                      + np.repeat(candidates.starts[part] - offsets, lengths))
         flat = candidates.flat[positions].astype(np.intp)
-        first = np.maximum.reduceat(by_term[flat], offsets, axis=0).sum(axis=1)
+        first = np.zeros(part.size, dtype=np.float64)
+        for row in range(queries):  # each query term's best match in each profile
+            first += np.maximum.reduceat(term_scores[row][flat], offsets)
         second = np.add.reduceat(best_of_term[flat], offsets)
         out[lo:lo + CHUNK] = (first + second) / (queries + lengths)
     return out
@@ -345,9 +358,15 @@ def best(session: Session, candidates: Pack, my_terms: list[int], exclude: set[i
     term_scores, own = _query_scores(candidates, my_terms, session)
     queries = len(my_terms)
     best_of_term = term_scores.max(axis=0)
-    gathered = best_of_term[candidates.flat]
-    second = np.add.reduceat(gathered, candidates.starts)
-    most = np.maximum.reduceat(gathered, candidates.starts)
+    second = np.empty(candidates.ids.size, dtype=np.float64)
+    most = np.empty(candidates.ids.size, dtype=np.float64)
+    for lo in range(0, candidates.ids.size, CHUNK):  # small temporaries: flat worker memory
+        hi = min(lo + CHUNK, candidates.ids.size)
+        start = candidates.starts[lo]
+        end = candidates.starts[hi] if hi < candidates.ids.size else candidates.flat.size
+        gathered = best_of_term[candidates.flat[start:end]]
+        second[lo:hi] = np.add.reduceat(gathered, candidates.starts[lo:hi] - start)
+        most[lo:hi] = np.maximum.reduceat(gathered, candidates.starts[lo:hi] - start)
     # sum over query terms of min(row best, most): piecewise linear in `most`
     row_best = np.sort(term_scores.max(axis=1))
     below = np.searchsorted(row_best, most, side="right")
@@ -361,7 +380,7 @@ def best(session: Session, candidates: Pack, my_terms: list[int], exclude: set[i
     pool = np.flatnonzero(eligible)
     if pool.size == 0:
         return []
-    first_round = min(pool.size, max(8 * limit, 256))
+    first_round = min(pool.size, max(2 * limit, FIRST_ROUND))
     index = pool[np.argpartition(-bound[pool], first_round - 1)[:first_round]]
     score = _exact(candidates, index, term_scores)
     listed = score / scale[index] >= SIMILAR_FROM
