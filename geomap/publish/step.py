@@ -67,6 +67,7 @@ class PublishSummary:
     skipped: bool = False
     kind: str = "full"
     rows_written: int = 0
+    phases: tuple[tuple[str, float], ...] = ()  # (phase, seconds) in order, for benchmarks
 
 
 def base_cells(cells: np.ndarray) -> np.ndarray:
@@ -141,6 +142,14 @@ def _split_by_condition(rows: list | np.ndarray) -> dict[int, tuple[np.ndarray, 
 
 
 Dirty = dict[int, tuple[np.ndarray, np.ndarray]]  # condition -> (floor cells, deltas)
+
+
+def _rows_by_condition(table: np.ndarray) -> dict[int, np.ndarray]:
+    """Split integer rows sorted by their first column (a condition id) per condition."""
+    if len(table) == 0:
+        return {}
+    bounds = np.flatnonzero(np.diff(table[:, 0])) + 1
+    return {int(part[0, 0]): part for part in np.split(table, bounds)}
 
 
 def _take_dirty(session: Session) -> Dirty:
@@ -307,44 +316,54 @@ def _publish_incremental(session: Session, condition_ids: list[int], dirty: Dirt
     if whole:
         _recount_conditions(session, whole)
     touched = touched_parts(dirty)
+    enabled = set(condition_ids)
+    pairs = [(cid, base) for cid in sorted(touched) if cid in enabled
+             for base in touched[cid].tolist()]
+    # The floor counts and old markers of every touched base cell: two reads in all.
+    keys = {"c": [c for c, _b in pairs], "b": [b for _c, b in pairs]}
+    stored_by = _rows_by_condition(_fetch_ints(
+        session,
+        "SELECT f.condition_id, f.floor_cell, f.members FROM publish_floor_counts f "
+        "JOIN unnest(%(c)s::smallint[], %(b)s::bigint[]) AS t (c, b) "
+        "ON f.condition_id = t.c AND ((f.floor_cell >> 45) & 127) = t.b ORDER BY 1, 2",
+        keys, 3))
+    old_by = _rows_by_condition(_fetch_ints(
+        session,
+        "SELECT p.condition_id, p.resolution, p.cell, p.cell_resolution, p.count "
+        "FROM published_cells p JOIN unnest(%(c)s::smallint[], %(b)s::bigint[]) AS t (c, b) "
+        "ON p.condition_id = t.c AND ((p.cell >> 45) & 127) = t.b ORDER BY 1",
+        keys, 5))
     written = 0
     insert_lines: list[str] = []
+    gone_rows: list[np.ndarray] = []
     for condition_id in condition_ids:
-        bases = touched.get(condition_id, _EMPTY)
-        if len(bases) == 0:
-            if progress:
-                progress(1)
-            continue
-        stored = _fetch_ints(
-            session,
-            "SELECT floor_cell, members FROM publish_floor_counts WHERE condition_id = %(c)s "
-            "AND ((floor_cell >> 45) & 127) = ANY(%(bases)s) ORDER BY floor_cell",
-            {"c": condition_id, "bases": bases.tolist()}, 2,
-        )
-        new = published_markers(stored[:, 0], stored[:, 1], k, floor)
-        old_rows = _fetch_ints(
-            session,
-            "SELECT resolution, cell, cell_resolution, count FROM published_cells "
-            "WHERE condition_id = %(c)s AND ((cell >> 45) & 127) = ANY(%(bases)s)",
-            {"c": condition_id, "bases": bases.tolist()}, 4,
-        )
-        old = Markers.from_rows(old_rows[:, 0], old_rows[:, 1], old_rows[:, 2], old_rows[:, 3])
-        gone = old.differing(new)
-        added = new.differing(old)
-        if gone.any():
-            resolutions, cells = old.rows(gone)
-            session.execute(
-                text(
-                    "DELETE FROM published_cells p USING "
-                    "unnest(CAST(:res AS smallint[]), CAST(:cells AS bigint[])) AS d (r, c) "
-                    "WHERE p.condition_id = :cid AND p.resolution = d.r AND p.cell = d.c"
-                ),
-                {"cid": condition_id, "res": resolutions.tolist(), "cells": cells.tolist()},
-            )
-        insert_lines.extend(cell_lines(condition_id, new, added))
-        written += int(gone.sum()) + int(added.sum())
+        if condition_id in touched:
+            stored = stored_by.get(condition_id, np.zeros((0, 3), np.int64))
+            new = published_markers(stored[:, 1], stored[:, 2], k, floor)
+            old_rows = old_by.get(condition_id, np.zeros((0, 5), np.int64))
+            old = Markers.from_rows(old_rows[:, 1], old_rows[:, 2], old_rows[:, 3],
+                                    old_rows[:, 4])
+            gone = old.differing(new)
+            added = new.differing(old)
+            if gone.any():
+                resolutions, cells = old.rows(gone)
+                gone_rows.append(np.column_stack([
+                    np.full(len(cells), condition_id, np.int64), resolutions, cells]))
+            insert_lines.extend(cell_lines(condition_id, new, added))
+            written += int(gone.sum()) + int(added.sum())
         if progress:
             progress(1)
+    if gone_rows:
+        table = np.concatenate(gone_rows)
+        session.execute(
+            text(
+                "DELETE FROM published_cells p USING unnest(CAST(:cid AS smallint[]), "
+                "CAST(:res AS smallint[]), CAST(:cells AS bigint[])) AS d (c, r, cell) "
+                "WHERE p.condition_id = d.c AND p.resolution = d.r AND p.cell = d.cell"
+            ),
+            {"cid": table[:, 0].tolist(), "res": table[:, 1].tolist(),
+             "cells": table[:, 2].tolist()},
+        )
     _copy(session, _CELLS_COPY, insert_lines)
     return written, touched
 
@@ -402,6 +421,7 @@ def publish(session: Session, *, k: int, floor: int, now: datetime | None = None
     ).scalars().all()
     dirty = _take_dirty(session)
     _follow_enabled(session, condition_ids, dirty)
+    phases = [("deltas", time.perf_counter())]
     incremental = (
         not full and last_version is not None
         and _can_go_incremental(session, condition_ids, k, floor)
@@ -412,7 +432,9 @@ def publish(session: Session, *, k: int, floor: int, now: datetime | None = None
                                                 progress)
     else:
         written = _publish_full(session, condition_ids, k, floor, progress)
+    phases.append(("cells", time.perf_counter()))
     members_on_map = _write_totals(session, version, floor)
+    phases.append(("totals", time.perf_counter()))
     session.execute(text("DELETE FROM publish_snapshots"))
     session.execute(
         text("INSERT INTO publish_snapshots (condition_id, k, floor, version) "
@@ -420,9 +442,11 @@ def publish(session: Session, *, k: int, floor: int, now: datetime | None = None
         {"k": k, "floor": floor, "version": version},
     )
     _publish_regions(session, version, k, floor, touched, condition_ids)
+    phases.append(("regions", time.perf_counter()))
     # Further published aggregates (one place, after the cells, same transaction).
     for extra_publisher in EXTRA_PUBLISHERS:
         extra_publisher(session, version, k, floor)
+        phases.append((getattr(extra_publisher, "__name__", "extra"), time.perf_counter()))
     published_cells = session.execute(text("SELECT count(*) FROM published_cells")).scalar_one()
     seconds = time.perf_counter() - started
     kind = "incremental" if incremental else "full"
@@ -437,8 +461,12 @@ def publish(session: Session, *, k: int, floor: int, now: datetime | None = None
     )
     if snapshots:
         refresh_snapshots(session)
+        phases.append(("snapshots", time.perf_counter()))
+    marks = [started] + [mark for _name, mark in phases]
     return PublishSummary(version, members_on_map, published_cells, seconds, kind=kind,
-                          rows_written=written)
+                          rows_written=written,
+                          phases=tuple((name, round(mark - marks[i], 3))
+                                       for i, (name, mark) in enumerate(phases)))
 
 
 def _write_totals(session: Session, version: int, floor: int) -> int:
