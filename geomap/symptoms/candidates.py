@@ -20,6 +20,8 @@ withdrew. Blocks are read at each search.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -165,7 +167,8 @@ _PROFILES = (
     "SELECT string_agg(member_id::text, ',' ORDER BY member_id), "
     "string_agg(cell::text, ',' ORDER BY member_id), "
     "string_agg(cardinality(terms)::text, ',' ORDER BY member_id), "
-    "string_agg(array_to_string(terms, ','), ',' ORDER BY member_id) FROM j"
+    "string_agg(array_to_string(terms, ','), ',' ORDER BY member_id) FROM j "
+    "GROUP BY member_id >> 16 ORDER BY member_id >> 16"
 )
 
 
@@ -173,19 +176,23 @@ def _read_profiles(session: Session, condition: int | None, epoch: str,
                    members: list[int] | None) -> tuple:
     """Read the listable opted-in profiles (of ``members`` only, when given) as arrays.
 
-    One row of comma-separated numbers, so that no Python object is made per profile
-    or term: the worker's memory stays flat. Returns (term table, ids, cells, lengths,
+    Rows of comma-separated numbers, so that no Python object is made per profile or
+    term: the worker's memory stays flat. Returns (term table, ids, cells, lengths,
     terms as table indices, self-scores).
     """
     members_filter = ("AND member_id = ANY(CAST(:members AS bigint[]))"
                       if members is not None else "")
-    ids_csv, cells_csv, lengths_csv, terms_csv = session.execute(
+    # One row per range of 65,536 member ids: libpq keeps its input buffer as large as
+    # the largest row it has read, for as long as the connection lives.
+    rows = session.execute(
         text(_PROFILES.format(members=members_filter)),
         {"condition": condition} | ({"members": members} if members is not None else {}),
-    ).one()
-    ids = _numbers(ids_csv, np.int64)
-    lengths = _numbers(lengths_csv, np.int64)
-    all_terms = _numbers(terms_csv, np.int64)
+    ).all()
+
+    ids, cells, lengths, all_terms = (
+        np.concatenate([_numbers(row[index], np.int64) for row in rows] or [_EMPTY])
+        for index in range(4))
+    rows.clear()
     used, inverse = np.unique(all_terms, return_inverse=True)
     table = _term_table(session, epoch, used)
     index_of = table.index()
@@ -197,8 +204,7 @@ def _read_profiles(session: Session, condition: int | None, epoch: str,
     self_scores = (np.add.reduceat(table.self_ic[flat], starts) / lengths if ids.size
                    else np.zeros(0, dtype=np.float64))
     id_type = np.int32 if ids.size == 0 or ids.max() < 2 ** 31 else np.int64
-    return (table, ids.astype(id_type), _numbers(cells_csv, np.int64), lengths.astype(np.uint16),
-            flat, self_scores)
+    return (table, ids.astype(id_type), cells, lengths.astype(np.uint16), flat, self_scores)
 
 
 def _starts(lengths: np.ndarray) -> np.ndarray:
@@ -226,8 +232,33 @@ def _state(session: Session, since: int) -> tuple[int, str, int, list[int], bool
     return int(version), str(epoch), int(pruned_to), list(changed or []), bool(mine)
 
 
+_M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
+_malloc_tuned: list[bool] = []
+
+
+def _tune_malloc() -> None:
+    """Give large blocks back to the system at once (glibc only; once per process).
+
+    glibc raises its mmap threshold each time a large block is freed, so after the
+    first read of a pack the multi-megabyte temporaries of reads and searches come
+    from the heap, which keeps them: the worker's RSS grew by ~50 MB at 1,000,000
+    members. A fixed 256 kB threshold keeps every array above it in its own mapping.
+    """
+    if _malloc_tuned:
+        return
+    _malloc_tuned.append(True)
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        if libc is not None and hasattr(libc, "mallopt"):
+            libc.mallopt(_M_MMAP_THRESHOLD, 256 * 1024)
+    except OSError:  # not glibc: nothing to tune
+        pass
+
+
 def _build(session: Session, condition: int | None, version: int, epoch: str) -> Pack:
     """Read the opted-in listable profiles of ``condition`` (None: any) into a Pack."""
+    _tune_malloc()
     table, ids, cells, lengths, flat, self_scores = _read_profiles(session, condition, epoch, None)
     return Pack(epoch, version, table, ids, cells, _starts(lengths), lengths, flat, self_scores)
 
