@@ -48,6 +48,8 @@ CHUNK = 2048
 PATCH_LIMIT = 5_000
 # Profiles scored exactly first (best bounds), to find the score the rest must reach.
 FIRST_ROUND = 256
+# Groups of query terms in the upper bound (more: tighter bound, one more pass each).
+BOUND_GROUPS = 3
 # Relative slack on the upper bound, so that rounding never drops an exact tie.
 _SLACK = 1e-9
 
@@ -381,27 +383,36 @@ def best(session: Session, candidates: Pack, my_terms: list[int], exclude: set[i
     Every candidate of ``candidates`` but ``exclude`` counts, by its exact Resnik
     best-match average against ``my_terms``; only members with a label count; the best
     scores first, ties by member id. An upper bound of each score (each query term's
-    best match is at most the profile's best match of any query term, and at most its
-    best match anywhere) rules out, unscored, the profiles that cannot reach the list.
+    best match is at most the profile's best match of any term of its group of query
+    terms, and at most its best match anywhere) rules out, unscored, the profiles that
+    cannot reach the list.
     """
     if candidates.ids.size == 0 or not my_terms:
         return []
     term_scores, own = _query_scores(candidates, my_terms, session)
     queries = len(my_terms)
     best_of_term = term_scores.max(axis=0)
+    # My terms in a few groups (by their best match anywhere): within a group, each
+    # term's best match in a profile is at most the group's best match there.
+    row_best = term_scores.max(axis=1)
+    groups = np.array_split(np.argsort(-row_best), min(queries, BOUND_GROUPS))
+    group_best = [term_scores[group].max(axis=0) for group in groups]
+    group_rows = [np.sort(row_best[group]) for group in groups]
+    group_sums = [np.concatenate([[0.0], np.cumsum(rows)]) for rows in group_rows]
     second = np.empty(candidates.ids.size, dtype=np.float64)
-    most = np.empty(candidates.ids.size, dtype=np.float64)
+    first_bound = np.zeros(candidates.ids.size, dtype=np.float64)
     for lo in range(0, candidates.ids.size, CHUNK):  # small temporaries: flat worker memory
         hi = min(lo + CHUNK, candidates.ids.size)
         start = candidates.starts[lo]
         end = candidates.starts[hi] if hi < candidates.ids.size else candidates.flat.size
-        gathered = best_of_term[candidates.flat[start:end]]
-        second[lo:hi] = np.add.reduceat(gathered, candidates.starts[lo:hi] - start)
-        most[lo:hi] = np.maximum.reduceat(gathered, candidates.starts[lo:hi] - start)
-    # sum over query terms of min(row best, most): piecewise linear in `most`
-    row_best = np.sort(term_scores.max(axis=1))
-    below = np.searchsorted(row_best, most, side="right")
-    first_bound = np.concatenate([[0.0], np.cumsum(row_best)])[below] + (queries - below) * most
+        flat = candidates.flat[start:end].astype(np.intp)
+        offsets = candidates.starts[lo:hi] - start
+        second[lo:hi] = np.add.reduceat(best_of_term[flat], offsets)
+        for best_there, rows, sums in zip(group_best, group_rows, group_sums, strict=True):
+            most = np.maximum.reduceat(best_there[flat], offsets)
+            # sum over the group's terms of min(their best anywhere, most)
+            below = np.searchsorted(rows, most, side="right")
+            first_bound[lo:hi] += sums[below] + (rows.size - below) * most
     bound = (first_bound + second) / (queries + candidates.lengths) * (1 + _SLACK) + _SLACK
     scale = np.sqrt(own * candidates.self_scores)
     with np.errstate(divide="ignore", invalid="ignore"):
