@@ -129,13 +129,22 @@ def _hide_small_differences_with_markers(
     if len(cells) == 0:
         return
     counts = np.concatenate(marker_counts)
-    place_of = deriver.cell_places(np.unique(cells))
-    for cell, count in zip(cells.tolist(), counts.tolist(), strict=True):
-        country, region = place_of[cell]
-        if country is None:
-            continue
-        if (shown_count := countries.get(country)) and 1 <= shown_count - count < k:
-            countries[country] = None
-        by_code = regions.get(country, {})
-        if region and (shown_count := by_code.get(region)) and 1 <= shown_count - count < k:
-            by_code[region] = None
+    # Hiding only ever sets a count to None, so whether a count is hidden depends on
+    # the original counts alone: compare all markers at once, per distinct cell.
+    unique_cells, inverse = np.unique(cells, return_inverse=True)
+    place_of = deriver.cell_places(unique_cells)
+    places = [place_of[cell] for cell in unique_cells.tolist()]
+    country_shown = np.array([countries.get(country) or 0 if country is not None else 0
+                              for country, _region in places], dtype=np.int64)
+    region_shown = np.array([regions.get(country, {}).get(region) or 0
+                             if country is not None and region else 0
+                             for country, region in places], dtype=np.int64)
+    for shown, level in ((country_shown, "country"), (region_shown, "region")):
+        gap = shown[inverse] - counts
+        undercut = (shown[inverse] > 0) & (gap >= 1) & (gap < k)
+        for index in np.unique(inverse[undercut]).tolist():
+            country, region = places[index]
+            if level == "country":
+                countries[country] = None
+            else:
+                regions[country][region] = None
