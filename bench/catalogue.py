@@ -116,6 +116,8 @@ def bench_publish(engine, members: int) -> None:  # noqa: ANN001
     report(f"full publish, {ENABLED:,} conditions, {links:,} memberships (s)",
            f"{summary.seconds:.2f} ({summary.published_cells:,} markers)", "<= 30",
            summary.seconds <= 30)
+    print("  phases (s): " + ", ".join(f"{name} {sec:.2f}" for name, sec in summary.phases),
+          flush=True)
     with session_scope(engine) as session:
         session.execute(text(
             "UPDATE member_locations ml SET location = o.location, floor_cell = o.floor_cell "
@@ -129,6 +131,8 @@ def bench_publish(engine, members: int) -> None:  # noqa: ANN001
     report(f"incremental publish, 1% of {members:,} members changed (s)",
            f"{summary.seconds:.2f} ({summary.kind}, {summary.rows_written:,} rows rewritten)",
            "<= 2", summary.seconds <= 2)
+    print("  phases (s): " + ", ".join(f"{name} {sec:.2f}" for name, sec in summary.phases),
+          flush=True)
 
 
 def bench_http(port: int, slugs: list[str], rounds: int) -> None:

@@ -23,6 +23,7 @@ from geomap.config import load_settings, secret_key
 from geomap.embedded_pg import database_url
 from geomap.geo.reference import raw_connection
 from geomap.symptoms import candidates
+from geomap.symptoms import queries as soulmate_symptoms
 from geomap.symptoms import soulmates as soulmate_queries
 from geomap.symptoms.demo import condition_pools, noisy_profile
 from geomap.symptoms.queries import refresh_profiles
@@ -126,14 +127,29 @@ def recall(engine, probes: list[tuple[int, int]]) -> None:  # noqa: ANN001
         condition = session.execute(text("SELECT id FROM conditions WHERE slug = 'all'")
                                     ).scalar_one()
         rebuilds = []
-        for _round in range(5):  # after any symptom change a worker re-reads the profiles
+        for _round in range(5):  # a worker's first search, or after a bulk change
             candidates.clear()
             started = time.perf_counter()
             candidates.pack(session, condition)
             rebuilds.append((time.perf_counter() - started) * 1000)
             session.rollback()
+        patches = []
+        candidates.pack(session, condition)
+        session.rollback()
+        for member, _cell in probes[:10]:  # one member adds a symptom: the next search
+            with Session(engine) as writer, writer.begin():
+                soulmate_symptoms.add_symptom(writer, member, "HP:0012378")
+            started = time.perf_counter()
+            candidates.pack(session, condition)
+            patches.append((time.perf_counter() - started) * 1000)
+            session.rollback()
+            with Session(engine) as writer, writer.begin():
+                soulmate_symptoms.remove_symptom(writer, member, "HP:0012378")
+            candidates.pack(session, condition)
+            session.rollback()
     print(f"{'opted-in listable with ALL':<28} {len(every):,}")
     print(summary("cache rebuild (ALL)", rebuilds))
+    print(summary("cache after one change (ALL)", patches))
     print(summary("brute force per search", brute_ms))
     print(summary("soulmates() per search", pipeline_ms))
     print(f"{'recall of the top 20':<28} mean={statistics.mean(recalls):.3f}  "

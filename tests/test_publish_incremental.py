@@ -18,8 +18,11 @@ from geomap.publish import EXTRA_PUBLISHERS, publish
 from tests.conftest import DEMO_MEMBERS, FLOOR, K
 
 
-def snapshot(session: Session) -> tuple[list, list, list]:
-    """Every published row, and the stored floor counts, in a fixed order."""
+def snapshot(session: Session) -> tuple[list, ...]:
+    """Every published row, and the stored floor counts, in a fixed order.
+
+    Region and symptom rows without their version (the publish that last wrote them).
+    """
     cells = session.execute(
         text("SELECT condition_id, resolution, cell, cell_resolution, count, lat, lng "
              "FROM published_cells ORDER BY 1, 2, 3")
@@ -31,7 +34,15 @@ def snapshot(session: Session) -> tuple[list, list, list]:
     floor = session.execute(
         text("SELECT condition_id, floor_cell, members FROM publish_floor_counts ORDER BY 1, 2")
     ).all()
-    return cells, totals, floor
+    regions = session.execute(
+        text("SELECT condition_id, level, code, country_code, name, count "
+             "FROM published_regions ORDER BY 1, 2, 3")
+    ).all()
+    symptoms = session.execute(
+        text("SELECT condition_id, term_id, members, reporting FROM published_symptoms "
+             "ORDER BY 1, 2")
+    ).all()
+    return cells, totals, floor, regions, symptoms
 
 
 def dirty_deltas(session: Session) -> set[tuple[int, int, int]]:

@@ -47,6 +47,7 @@ def brute_force(session, me: int, limit: int) -> list[str]:
 
 def test_soulmates_are_the_exact_top_of_a_brute_force_ranking(session, monkeypatch) -> None:
     monkeypatch.setattr(candidates, "CHUNK", 5)  # several scoring steps, as at scale
+    monkeypatch.setattr(candidates, "FIRST_ROUND", 1)  # the upper bound rules some out
     rng = np.random.default_rng(7)
     members = []
     for number in range(24):
@@ -84,3 +85,38 @@ def test_the_cache_follows_symptoms_opt_out_and_blocks_at_once(session) -> None:
     session.execute(text("INSERT INTO member_blocks (blocker_id, blocked_id) VALUES (:a, :b)"),
                     {"a": other, "b": me})
     assert "fresh-other" not in names()  # blocks either way, read at each search
+
+
+def profiles_of(pack: candidates.Pack) -> dict[int, tuple[int, tuple[str, ...], float]]:
+    """Member id -> (floor cell, HPO term ids, self-score) of every profile in a pack."""
+    hpo = pack.terms.hpo
+    return {
+        int(member): (int(pack.cells[i]),
+                      tuple(sorted(int(hpo[t]) for t in
+                                   pack.flat[pack.starts[i]:pack.starts[i] + pack.lengths[i]])),
+                      round(float(pack.self_scores[i]), 9))
+        for i, member in enumerate(pack.ids.tolist())
+    }
+
+
+def test_a_pack_patched_from_the_change_log_equals_one_read_whole(session) -> None:
+    condition = session.execute(text("SELECT id FROM conditions WHERE slug = 'all'")).scalar_one()
+    _a, me = member_with_symptoms(session, "patch-me", [PERIPHERAL_NEUROPATHY, BONE_PAIN])
+    _b, mate = member_with_symptoms(session, "patch-mate", [SENSORY_NEUROPATHY],
+                                    lat=48.1, lng=11.6)
+    _c, other = member_with_symptoms(session, "patch-other", [SEIZURE], lat=52.5, lng=13.4)
+    before, _keep = candidates.follow(session, condition, None)
+    assert {me, mate, other} <= set(profiles_of(before))
+    queries.add_symptom(session, mate, HEARING_LOSS)  # a new term, not in the table yet
+    queries.set_matching(session, other, False)  # withdrawn
+    _d, newcomer = member_with_symptoms(session, "patch-new", [FEVER, ANEMIA], lat=50.1, lng=8.7)
+    session.execute(text("UPDATE members SET visibility = 'hidden' WHERE id = :m"), {"m": me})
+    session.execute(text("DELETE FROM nearby_members WHERE member_id = :m"), {"m": me})
+    patched, keep = candidates.follow(session, condition, before)
+    assert not keep  # this transaction wrote the state: used once, never kept
+    assert patched.version > before.version and patched.epoch == before.epoch
+    whole, _keep = candidates.follow(session, condition, None)
+    assert profiles_of(patched) == profiles_of(whole)
+    assert newcomer in profiles_of(patched) and other not in profiles_of(patched)
+    assert me not in profiles_of(patched)
+    assert candidates.follow(session, condition, patched)[0] is patched  # nothing new

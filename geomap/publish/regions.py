@@ -26,10 +26,16 @@ from geomap.regions.names import country_name, region_names
 
 
 def publish_regions(session: Session, parts: dict[int, tuple[np.ndarray, np.ndarray]],
-                    *, k: int, floor: int, version: int) -> int:
+                    *, k: int, floor: int, version: int, conditions: list[int] | None = None,
+                    enabled: list[int] | None = None) -> int:
     """Replace the published region counts; return the rows written.
 
     ``parts`` maps a condition id to its partition's (cells, counts), cells sorted.
+    With ``conditions``, only the rows of those conditions are replaced (``parts``
+    holds them); with ``enabled``, the rows of any other condition are dropped. A
+    condition's counts and their suppression depend on its own parts only, so this
+    gives the same rows as replacing all; ``version`` is the publish that last wrote
+    a row.
     """
     all_cells = np.unique(
         np.concatenate([cells for cells, _ in parts.values()])
@@ -74,7 +80,16 @@ def publish_regions(session: Session, parts: dict[int, tuple[np.ndarray, np.ndar
                     rows.append(dict(condition_id=condition_id, level="admin1", code=code,
                                      country_code=country, name=names.get(code, code),
                                      count=count, version=version))
-    session.execute(text("DELETE FROM published_regions"))
+    if conditions is None:
+        session.execute(text("DELETE FROM published_regions"))
+    else:
+        session.execute(text("DELETE FROM published_regions "
+                             "WHERE condition_id = ANY(CAST(:ids AS smallint[]))"),
+                        {"ids": conditions})
+    if enabled is not None:
+        session.execute(text("DELETE FROM published_regions "
+                             "WHERE condition_id <> ALL(CAST(:ids AS smallint[]))"),
+                        {"ids": list(enabled)})
     columns = ("condition_id", "level", "code", "country_code", "name", "count", "version")
     with raw_connection(session).cursor().copy(
         f"COPY published_regions ({', '.join(columns)}) FROM STDIN"
@@ -114,13 +129,22 @@ def _hide_small_differences_with_markers(
     if len(cells) == 0:
         return
     counts = np.concatenate(marker_counts)
-    place_of = deriver.cell_places(np.unique(cells))
-    for cell, count in zip(cells.tolist(), counts.tolist(), strict=True):
-        country, region = place_of[cell]
-        if country is None:
-            continue
-        if (shown_count := countries.get(country)) and 1 <= shown_count - count < k:
-            countries[country] = None
-        by_code = regions.get(country, {})
-        if region and (shown_count := by_code.get(region)) and 1 <= shown_count - count < k:
-            by_code[region] = None
+    # Hiding only ever sets a count to None, so whether a count is hidden depends on
+    # the original counts alone: compare all markers at once, per distinct cell.
+    unique_cells, inverse = np.unique(cells, return_inverse=True)
+    place_of = deriver.cell_places(unique_cells)
+    places = [place_of[cell] for cell in unique_cells.tolist()]
+    country_shown = np.array([countries.get(country) or 0 if country is not None else 0
+                              for country, _region in places], dtype=np.int64)
+    region_shown = np.array([regions.get(country, {}).get(region) or 0
+                             if country is not None and region else 0
+                             for country, region in places], dtype=np.int64)
+    for shown, level in ((country_shown, "country"), (region_shown, "region")):
+        gap = shown[inverse] - counts
+        undercut = (shown[inverse] > 0) & (gap >= 1) & (gap < k)
+        for index in np.unique(inverse[undercut]).tolist():
+            country, region = places[index]
+            if level == "country":
+                countries[country] = None
+            else:
+                regions[country][region] = None

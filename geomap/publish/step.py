@@ -67,6 +67,7 @@ class PublishSummary:
     skipped: bool = False
     kind: str = "full"
     rows_written: int = 0
+    phases: tuple[tuple[str, float], ...] = ()  # (phase, seconds) in order, for benchmarks
 
 
 def base_cells(cells: np.ndarray) -> np.ndarray:
@@ -91,27 +92,34 @@ def floor_counts(session: Session, condition_ids: Iterable[int] | None = None
     return _split_by_condition(rows)
 
 
-def published_parts(session: Session, floor: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Return, per condition, the parts of the current partition (cells, counts).
+def published_parts(session: Session, floor: int, condition_ids: Iterable[int] | None = None
+                    ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Return, per condition (of ``condition_ids``; None: all), the current parts.
 
-    The markers at the floor resolution are the parts themselves, so they are read
-    back from published_cells rather than kept twice.
+    The parts are (cells, counts) of the partition. The markers at the floor resolution
+    are the parts themselves, so they are read back from published_cells rather than
+    kept twice.
     """
-    rows = session.execute(
-        text("SELECT condition_id, cell, count FROM published_cells WHERE resolution = :floor "
-             "ORDER BY 1, 2"),
-        {"floor": floor},
-    ).all()
-    return _split_by_condition(rows)
+    only = "" if condition_ids is None else "AND condition_id = ANY(%(ids)s) "
+    return _split_by_condition(_fetch_ints(
+        session,
+        "SELECT condition_id, cell, count FROM published_cells WHERE resolution = %(floor)s "
+        + only + "ORDER BY 1, 2",
+        {"floor": floor, "ids": sorted(condition_ids or ())}, 3))
 
 
-def _publish_regions(session: Session, version: int, k: int, floor: int) -> None:
-    """Publish region counts as sums of the same parts as the markers."""
-    publish_regions(session, published_parts(session, floor), k=k, floor=floor,
-                    version=version)
+def _publish_regions(session: Session, version: int, k: int, floor: int,
+                     touched: Touched | None, enabled: list[int]) -> None:
+    """Publish region counts as sums of the same parts as the markers.
+
+    Only the conditions in ``touched`` (None: every condition) are recounted: a
+    condition's region counts and their suppression depend on its own parts only.
+    """
+    conditions = None if touched is None else sorted(touched)
+    publish_regions(session, published_parts(session, floor, conditions), k=k, floor=floor,
+                    version=version, conditions=conditions, enabled=enabled)
 
 
-EXTRA_PUBLISHERS.append(_publish_regions)
 EXTRA_PUBLISHERS.append(publish_symptoms)  # the public symptom picture per condition
 
 
@@ -134,6 +142,14 @@ def _split_by_condition(rows: list | np.ndarray) -> dict[int, tuple[np.ndarray, 
 
 
 Dirty = dict[int, tuple[np.ndarray, np.ndarray]]  # condition -> (floor cells, deltas)
+
+
+def _rows_by_condition(table: np.ndarray) -> dict[int, np.ndarray]:
+    """Split integer rows sorted by their first column (a condition id) per condition."""
+    if len(table) == 0:
+        return {}
+    bounds = np.flatnonzero(np.diff(table[:, 0])) + 1
+    return {int(part[0, 0]): part for part in np.split(table, bounds)}
 
 
 def _take_dirty(session: Session) -> Dirty:
@@ -258,9 +274,35 @@ def _apply_deltas(session: Session, partial: Dirty) -> list[int]:
     return sorted({cid for cid, members in broken if members < 0})
 
 
+ALL_BASE_CELLS = np.arange(122, dtype=np.int64)
+
+Touched = dict[int, np.ndarray]  # condition -> H3 base cells (res 0) whose parts may change
+
+
+def touched_parts(dirty: Dirty) -> Touched:
+    """Return, per condition, the H3 base cells whose members changed in ``dirty``.
+
+    The one definition of what a publish must follow: a condition marked whole
+    (:data:`WHOLE_CONDITION`) touches every base cell; otherwise the base cells of its
+    floor cells with a non-zero delta. Conditions without any are left out. A part of
+    the partition never crosses a base cell, so every other part is unchanged.
+    """
+    touched: Touched = {}
+    for condition_id, (cells, deltas) in dirty.items():
+        if WHOLE_CONDITION in cells:
+            touched[condition_id] = ALL_BASE_CELLS
+        elif (bases := np.unique(base_cells(cells[deltas != 0]))).size:
+            touched[condition_id] = bases
+    return touched
+
+
 def _publish_incremental(session: Session, condition_ids: list[int], dirty: Dirty, k: int,
-                         floor: int, progress: Callable[[int], None] | None) -> int:
-    """Apply the dirty deltas, re-roll the base cells they touch, write changed rows only."""
+                         floor: int, progress: Callable[[int], None] | None
+                         ) -> tuple[int, Touched]:
+    """Apply the dirty deltas, re-roll the base cells they touch, write changed rows only.
+
+    Returns the rows written and the touched base cells per condition.
+    """
     whole = [cid for cid, (cells, _) in dirty.items() if WHOLE_CONDITION in cells]
     partial = {cid: value for cid, value in dirty.items() if cid not in whole}
     if partial:
@@ -268,54 +310,62 @@ def _publish_incremental(session: Session, condition_ids: list[int], dirty: Dirt
         if broken:
             log.warning("negative floor counts for conditions %s: recounting them", broken)
             whole += broken
+            for condition_id in broken:
+                dirty[condition_id] = (np.array([WHOLE_CONDITION], np.int64),
+                                       np.zeros(1, np.int64))
     if whole:
         _recount_conditions(session, whole)
+    touched = touched_parts(dirty)
+    enabled = set(condition_ids)
+    pairs = [(cid, base) for cid in sorted(touched) if cid in enabled
+             for base in touched[cid].tolist()]
+    # The floor counts and old markers of every touched base cell: two reads in all.
+    keys = {"c": [c for c, _b in pairs], "b": [b for _c, b in pairs]}
+    stored_by = _rows_by_condition(_fetch_ints(
+        session,
+        "SELECT f.condition_id, f.floor_cell, f.members FROM publish_floor_counts f "
+        "JOIN unnest(%(c)s::smallint[], %(b)s::bigint[]) AS t (c, b) "
+        "ON f.condition_id = t.c AND ((f.floor_cell >> 45) & 127) = t.b ORDER BY 1, 2",
+        keys, 3))
+    old_by = _rows_by_condition(_fetch_ints(
+        session,
+        "SELECT p.condition_id, p.resolution, p.cell, p.cell_resolution, p.count "
+        "FROM published_cells p JOIN unnest(%(c)s::smallint[], %(b)s::bigint[]) AS t (c, b) "
+        "ON p.condition_id = t.c AND ((p.cell >> 45) & 127) = t.b ORDER BY 1",
+        keys, 5))
     written = 0
     insert_lines: list[str] = []
+    gone_rows: list[np.ndarray] = []
     for condition_id in condition_ids:
-        if condition_id in whole:
-            bases = np.arange(122, dtype=np.int64)
-        elif condition_id in partial:
-            cells, deltas = partial[condition_id]
-            bases = np.unique(base_cells(cells[deltas != 0]))
-        else:
-            bases = _EMPTY
-        if len(bases) == 0:
-            if progress:
-                progress(1)
-            continue
-        stored = _fetch_ints(
-            session,
-            "SELECT floor_cell, members FROM publish_floor_counts WHERE condition_id = %(c)s "
-            "AND ((floor_cell >> 45) & 127) = ANY(%(bases)s) ORDER BY floor_cell",
-            {"c": condition_id, "bases": bases.tolist()}, 2,
-        )
-        new = published_markers(stored[:, 0], stored[:, 1], k, floor)
-        old_rows = _fetch_ints(
-            session,
-            "SELECT resolution, cell, cell_resolution, count FROM published_cells "
-            "WHERE condition_id = %(c)s AND ((cell >> 45) & 127) = ANY(%(bases)s)",
-            {"c": condition_id, "bases": bases.tolist()}, 4,
-        )
-        old = Markers.from_rows(old_rows[:, 0], old_rows[:, 1], old_rows[:, 2], old_rows[:, 3])
-        gone = old.differing(new)
-        added = new.differing(old)
-        if gone.any():
-            resolutions, cells = old.rows(gone)
-            session.execute(
-                text(
-                    "DELETE FROM published_cells p USING "
-                    "unnest(CAST(:res AS smallint[]), CAST(:cells AS bigint[])) AS d (r, c) "
-                    "WHERE p.condition_id = :cid AND p.resolution = d.r AND p.cell = d.c"
-                ),
-                {"cid": condition_id, "res": resolutions.tolist(), "cells": cells.tolist()},
-            )
-        insert_lines.extend(cell_lines(condition_id, new, added))
-        written += int(gone.sum()) + int(added.sum())
+        if condition_id in touched:
+            stored = stored_by.get(condition_id, np.zeros((0, 3), np.int64))
+            new = published_markers(stored[:, 1], stored[:, 2], k, floor)
+            old_rows = old_by.get(condition_id, np.zeros((0, 5), np.int64))
+            old = Markers.from_rows(old_rows[:, 1], old_rows[:, 2], old_rows[:, 3],
+                                    old_rows[:, 4])
+            gone = old.differing(new)
+            added = new.differing(old)
+            if gone.any():
+                resolutions, cells = old.rows(gone)
+                gone_rows.append(np.column_stack([
+                    np.full(len(cells), condition_id, np.int64), resolutions, cells]))
+            insert_lines.extend(cell_lines(condition_id, new, added))
+            written += int(gone.sum()) + int(added.sum())
         if progress:
             progress(1)
+    if gone_rows:
+        table = np.concatenate(gone_rows)
+        session.execute(
+            text(
+                "DELETE FROM published_cells p USING unnest(CAST(:cid AS smallint[]), "
+                "CAST(:res AS smallint[]), CAST(:cells AS bigint[])) AS d (c, r, cell) "
+                "WHERE p.condition_id = d.c AND p.resolution = d.r AND p.cell = d.cell"
+            ),
+            {"cid": table[:, 0].tolist(), "res": table[:, 1].tolist(),
+             "cells": table[:, 2].tolist()},
+        )
     _copy(session, _CELLS_COPY, insert_lines)
-    return written
+    return written, touched
 
 
 def _follow_enabled(session: Session, enabled: list[int], dirty: Dirty) -> None:
@@ -371,24 +421,32 @@ def publish(session: Session, *, k: int, floor: int, now: datetime | None = None
     ).scalars().all()
     dirty = _take_dirty(session)
     _follow_enabled(session, condition_ids, dirty)
+    phases = [("deltas", time.perf_counter())]
     incremental = (
         not full and last_version is not None
         and _can_go_incremental(session, condition_ids, k, floor)
     )
+    touched: Touched | None = None  # None: everything
     if incremental:
-        written = _publish_incremental(session, condition_ids, dirty, k, floor, progress)
+        written, touched = _publish_incremental(session, condition_ids, dirty, k, floor,
+                                                progress)
     else:
         written = _publish_full(session, condition_ids, k, floor, progress)
+    phases.append(("cells", time.perf_counter()))
     members_on_map = _write_totals(session, version, floor)
+    phases.append(("totals", time.perf_counter()))
     session.execute(text("DELETE FROM publish_snapshots"))
     session.execute(
         text("INSERT INTO publish_snapshots (condition_id, k, floor, version) "
              "SELECT id, :k, :floor, :version FROM conditions WHERE enabled"),
         {"k": k, "floor": floor, "version": version},
     )
+    _publish_regions(session, version, k, floor, touched, condition_ids)
+    phases.append(("regions", time.perf_counter()))
     # Further published aggregates (one place, after the cells, same transaction).
     for extra_publisher in EXTRA_PUBLISHERS:
         extra_publisher(session, version, k, floor)
+        phases.append((getattr(extra_publisher, "__name__", "extra"), time.perf_counter()))
     published_cells = session.execute(text("SELECT count(*) FROM published_cells")).scalar_one()
     seconds = time.perf_counter() - started
     kind = "incremental" if incremental else "full"
@@ -403,8 +461,12 @@ def publish(session: Session, *, k: int, floor: int, now: datetime | None = None
     )
     if snapshots:
         refresh_snapshots(session)
+        phases.append(("snapshots", time.perf_counter()))
+    marks = [started] + [mark for _name, mark in phases]
     return PublishSummary(version, members_on_map, published_cells, seconds, kind=kind,
-                          rows_written=written)
+                          rows_written=written,
+                          phases=tuple((name, round(mark - marks[i], 3))
+                                       for i, (name, mark) in enumerate(phases)))
 
 
 def _write_totals(session: Session, version: int, floor: int) -> int:

@@ -151,8 +151,11 @@ def load_regions(session: Session, path: Path, *, level: str, code_field: str,
     ).scalars().all()
     session.execute(text("DROP TABLE region_features"))
     session.execute(text("ANALYZE region_parts"))
-    # Published region counts depend on the polygons: let the next scheduled publish run.
+    # Published region counts depend on the polygons: let the next scheduled publish run,
+    # and recount every condition (floor cell 0 marks a whole condition dirty).
     session.execute(text("UPDATE data_changes SET changed_at = clock_timestamp()"))
+    session.execute(text("INSERT INTO publish_dirty (condition_id, floor_cell, delta) "
+                         "SELECT id, 0, 0 FROM conditions ON CONFLICT DO NOTHING"))
     forget_derivers()
     return LoadSummary(regions=len(features), parts=parts, countries=tuple(countries))
 

@@ -1,19 +1,27 @@
-"""Exact soulmate scoring of every candidate at once, from a per-worker cache.
+"""Exact soulmate scoring from a per-worker cache that follows a change log.
 
 A web worker keeps, per condition (or every condition), the opted-in listable
 soulmate profiles in compact arrays (:class:`Pack`): member ids, floor cells, each
-profile's terms as indices into the terms in use, and each profile's self-score. A
-search scores all of them exactly (Resnik best-match average, the same figure as
-:class:`geomap.symptoms.similarity.SetScorer`) in one numpy pass and keeps the best.
+profile's terms as 16-bit indices into one shared :class:`TermTable` (the ancestors
+and information content of the terms in use, shared by every pack), and each
+profile's self-score. A search scores them exactly (Resnik best-match average, the
+same figure as :class:`geomap.symptoms.similarity.SetScorer`): first an upper bound of
+every profile's score in two numpy passes, then the exact score of the profiles whose
+bound can still reach the list. The result is the exact top ``limit``.
 
-The cache is valid while ``soulmate_state.token`` (migration 0012s) is unchanged:
-triggers give it a new random token on any change to the profiles (symptoms, opt-in,
-withdrawal), the nearby index or the terms, so a search never uses stale symptoms and
-never lists a member who withdrew. Blocks are read at each search.
+Freshness (migration 0013p): every statement on ``soulmate_profiles`` or
+``nearby_members`` takes the next ``soulmate_state.version`` and logs the members it
+touched in ``soulmate_changes``. A pack remembers the version it was read at; a search
+reads the members changed since, and re-reads only those (:func:`_apply`). A bulk
+statement, a change of the terms or a pruned log gives a new ``epoch``: packs are read
+again whole. So a search never uses stale symptoms and never lists a member who
+withdrew. Blocks are read at each search.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -30,34 +38,62 @@ from geomap.symptoms.similarity import (
     self_score,
 )
 
-# At most this many profile terms are cached per worker (uint16 or int32 each, plus
-# per-profile arrays): least recently used packs are dropped beyond it.
+# At most this many profile terms are cached per worker (plus per-profile arrays):
+# least recently used packs are dropped beyond it.
 CACHE_TERMS = 2_000_000
-# Profiles scored per numpy step (bounds the temporaries, which glibc may keep per thread).
+# Profiles scored exactly per numpy step (bounds the temporaries).
 CHUNK = 2048
+# More changed members than this (or a tenth of a pack) since a pack was read: read it
+# whole rather than patch it.
+PATCH_LIMIT = 5_000
+# Profiles scored exactly first (best bounds), to find the score the rest must reach.
+FIRST_ROUND = 256
+# Groups of query terms in the upper bound (more: tighter bound, one more pass each).
+BOUND_GROUPS = 3
+# Relative slack on the upper bound, so that rounding never drops an exact tie.
+_SLACK = 1e-9
+
+
+@dataclass(frozen=True)
+class TermTable:
+    """The terms in use, their ancestors and information content (shared by all packs).
+
+    ``hpo`` holds the term ids (position = the term's index in packs); the pairs
+    (``pair_term``, ``pair_ancestor``) list each term's ancestors (self included),
+    grouped by term from ``pair_starts``; ``pair_ic`` is each ancestor's IC and
+    ``self_ic`` each term's best ancestor IC.
+    """
+
+    epoch: str
+    hpo: np.ndarray
+    pair_starts: np.ndarray
+    pair_ancestor: np.ndarray
+    pair_ic: np.ndarray
+    self_ic: np.ndarray
+
+    def index(self) -> dict[int, int]:
+        """Return term id -> index."""
+        return {int(t): i for i, t in enumerate(self.hpo.tolist())}
 
 
 @dataclass(frozen=True)
 class Pack:
-    """The candidates of one condition (or every condition) as of one state token.
+    """The candidates of one condition (or every condition) as of one log version.
 
     ``ids``, ``cells``, ``starts``, ``lengths`` and ``self_scores`` have one entry per
-    profile (ordered by member id); ``flat`` holds every profile's terms as indices into
-    ``terms``; ``term_ancestors`` and ``term_ancestor_of`` list each (term in use,
-    ancestor) pair; ``ic`` maps those ancestors to their information content.
+    profile; ``flat`` holds every profile's terms as indices into the shared
+    :class:`TermTable` ``terms``.
     """
 
-    token: str
+    epoch: str
+    version: int
+    terms: TermTable
     ids: np.ndarray
     cells: np.ndarray
     starts: np.ndarray
     lengths: np.ndarray
     flat: np.ndarray
     self_scores: np.ndarray
-    terms: np.ndarray
-    term_ancestors: np.ndarray
-    term_ancestor_of: np.ndarray
-    ic: dict[int, float]
 
     @property
     def size(self) -> int:
@@ -67,6 +103,7 @@ class Pack:
 
 _lock = threading.Lock()
 _packs: OrderedDict[int | None, Pack] = OrderedDict()
+_terms: list[TermTable] = []  # the current shared table (at most one)
 
 
 def state_token(session: Session) -> str:
@@ -81,132 +118,326 @@ def _numbers(csv: str | None, dtype: type) -> np.ndarray:
     return np.fromstring(csv, dtype=np.int64, sep=",").astype(dtype, copy=False)
 
 
-def _build(session: Session, condition: int | None, token: str) -> Pack:
-    """Read the opted-in listable profiles of ``condition`` (None: any) into a Pack.
+def _term_table(session: Session, epoch: str, needed: np.ndarray) -> TermTable:
+    """Return the shared term table of ``epoch`` holding at least the ``needed`` term ids."""
+    with _lock:
+        table = _terms[0] if _terms and _terms[0].epoch == epoch else None
+    known = table.hpo if table is not None else np.zeros(0, np.int64)
+    missing = np.setdiff1d(needed, known)
+    if table is not None and missing.size == 0:
+        return table
+    rows = session.execute(
+        text("SELECT t.id, t.ancestors, t.self_ic, "
+             "(SELECT array_agg(coalesce(a.ic, 0) ORDER BY o.n) FROM unnest(t.ancestors) "
+             "WITH ORDINALITY AS o (id, n) LEFT JOIN hpo_terms a ON a.id = o.id) "
+             "FROM hpo_terms t WHERE t.id = ANY(CAST(:ids AS int[])) ORDER BY t.id"),
+        {"ids": missing.tolist()},
+    ).all()
+    hpo = np.concatenate([known, np.array([r[0] for r in rows], np.int64)])
+    sizes = np.array([len(r[1]) for r in rows], np.int64)
+    old_pairs = table.pair_ancestor.size if table is not None else 0
+    new_starts = old_pairs + np.concatenate([[0], np.cumsum(sizes)[:-1]]) if rows else _EMPTY
+    index_of = {int(t): i for i, t in enumerate(hpo.tolist())}
+    if table is None:
+        table = TermTable(epoch, _EMPTY, _EMPTY, np.zeros(0, np.int64),
+                          np.zeros(0, np.float64), np.zeros(0, np.float64))
+    built = TermTable(
+        epoch, hpo,
+        np.concatenate([table.pair_starts, new_starts]).astype(np.int64),
+        np.concatenate([table.pair_ancestor,
+                        np.array([a for r in rows for a in r[1]], np.int64)]),
+        np.concatenate([table.pair_ic,
+                        np.array([float(v) for r in rows for v in r[3]], np.float64)]),
+        np.concatenate([table.self_ic, np.array([r[2] for r in rows], np.float64)]),
+    )
+    if len(index_of) >= 2 ** 16:
+        raise ValueError("more than 65,535 symptom terms in use")
+    with _lock:
+        if not _terms or _terms[0].epoch != epoch or _terms[0].hpo.size < built.hpo.size:
+            _terms[:] = [built]
+    return built
 
-    One row of comma-separated numbers (ids, cells, lengths, terms, by member id), so
-    that no Python object is made per profile or term: the worker's memory stays flat.
+
+_EMPTY = np.zeros(0, np.int64)
+
+_PROFILES = (
+    "WITH c AS (SELECT member_id, min(floor_cell) AS cell FROM nearby_members "
+    "WHERE (CAST(:condition AS smallint) IS NULL OR condition_id = :condition) {members} "
+    "GROUP BY member_id), j AS MATERIALIZED (SELECT p.member_id, c.cell, p.terms "
+    "FROM c JOIN soulmate_profiles p ON p.member_id = c.member_id "
+    "WHERE cardinality(p.terms) > 0) "
+    "SELECT string_agg(member_id::text, ',' ORDER BY member_id), "
+    "string_agg(cell::text, ',' ORDER BY member_id), "
+    "string_agg(cardinality(terms)::text, ',' ORDER BY member_id), "
+    "string_agg(array_to_string(terms, ','), ',' ORDER BY member_id) FROM j "
+    "GROUP BY member_id >> 16 ORDER BY member_id >> 16"
+)
+
+
+def _read_profiles(session: Session, condition: int | None, epoch: str,
+                   members: list[int] | None) -> tuple:
+    """Read the listable opted-in profiles (of ``members`` only, when given) as arrays.
+
+    Rows of comma-separated numbers, so that no Python object is made per profile or
+    term: the worker's memory stays flat. Returns (term table, ids, cells, lengths,
+    terms as table indices, self-scores).
     """
-    ids_csv, cells_csv, lengths_csv, terms_csv = session.execute(
-        text("WITH c AS (SELECT member_id, min(floor_cell) AS cell FROM nearby_members "
-             "WHERE CAST(:condition AS smallint) IS NULL OR condition_id = :condition "
-             "GROUP BY member_id), j AS MATERIALIZED (SELECT p.member_id, c.cell, p.terms "
-             "FROM c JOIN soulmate_profiles p ON p.member_id = c.member_id) "
-             "SELECT string_agg(member_id::text, ',' ORDER BY member_id), "
-             "string_agg(cell::text, ',' ORDER BY member_id), "
-             "string_agg(cardinality(terms)::text, ',' ORDER BY member_id), "
-             "string_agg(array_to_string(terms, ','), ',' ORDER BY member_id) FROM j"),
-        {"condition": condition},
-    ).one()
-    ids = _numbers(ids_csv, np.int64)
-    lengths = _numbers(lengths_csv, np.int32)
-    all_terms = _numbers(terms_csv, np.int64)
+    members_filter = ("AND member_id = ANY(CAST(:members AS bigint[]))"
+                      if members is not None else "")
+    # One row per range of 65,536 member ids: libpq keeps its input buffer as large as
+    # the largest row it has read, for as long as the connection lives.
+    rows = session.execute(
+        text(_PROFILES.format(members=members_filter)),
+        {"condition": condition} | ({"members": members} if members is not None else {}),
+    ).all()
+
+    ids, cells, lengths, all_terms = (
+        np.concatenate([_numbers(row[index], np.int64) for row in rows] or [_EMPTY])
+        for index in range(4))
+    rows.clear()
     used, inverse = np.unique(all_terms, return_inverse=True)
-    flat = inverse.astype(np.uint16 if used.size < 2 ** 16 else np.int32)
+    table = _term_table(session, epoch, used)
+    index_of = table.index()
+    position = np.array([index_of[int(t)] for t in used.tolist()], np.int64)
+    flat = position[inverse].astype(np.uint16)
     starts = np.zeros(ids.size, dtype=np.int64)
     if ids.size:
         np.cumsum(lengths[:-1], out=starts[1:])
-    term_rows = session.execute(
-        text("SELECT id, ancestors, self_ic FROM hpo_terms WHERE id = ANY(CAST(:ids AS int[]))"),
-        {"ids": used.tolist()},
-    ).all()
-    position = {int(t): i for i, t in enumerate(used.tolist())}
-    self_ic = np.zeros(used.size, dtype=np.float64)
-    for row in term_rows:
-        self_ic[position[row[0]]] = row[2]
-    of = np.array([position[row[0]] for row in term_rows for _a in row[1]], dtype=np.int64)
-    ancestors = np.array([a for row in term_rows for a in row[1]], dtype=np.int64)
-    ic = dict(session.execute(
-        text("SELECT id, ic FROM hpo_terms WHERE id = ANY(CAST(:ids AS int[]))"),
-        {"ids": np.unique(ancestors).tolist()},
-    ).all())
-    # self_score of each profile: the mean of its terms' self IC
-    self_scores = (np.add.reduceat(self_ic[flat], starts) / lengths if ids.size
+    self_scores = (np.add.reduceat(table.self_ic[flat], starts) / lengths if ids.size
                    else np.zeros(0, dtype=np.float64))
-    return Pack(token, ids, _numbers(cells_csv, np.int64), starts, lengths, flat,
-                self_scores, used, ancestors, of, ic)
+    id_type = np.int32 if ids.size == 0 or ids.max() < 2 ** 31 else np.int64
+    return (table, ids.astype(id_type), cells, lengths.astype(np.uint16), flat, self_scores)
+
+
+def _starts(lengths: np.ndarray) -> np.ndarray:
+    """Return each profile's first position in ``flat`` (int64) from the lengths."""
+    starts = np.zeros(lengths.size, dtype=np.int64)
+    if lengths.size:
+        np.cumsum(lengths[:-1], out=starts[1:])
+    return starts
+
+
+def _state(session: Session, since: int) -> tuple[int, str, int, list[int], bool]:
+    """Return (version, epoch, pruned_to, members changed after ``since``, mine).
+
+    One snapshot. ``mine``: this transaction wrote the state (its changes are not
+    committed, so what it reads must not be kept).
+    """
+    version, epoch, pruned_to, changed, mine = session.execute(
+        text("SELECT s.version, s.epoch, s.pruned_to, "
+             "(SELECT array_agg(DISTINCT c.member_id) FROM soulmate_changes c "
+             "WHERE c.version > :since AND c.version <= s.version), "
+             "coalesce(s.writer = pg_current_xact_id_if_assigned(), false) "
+             "FROM soulmate_state s"),
+        {"since": since},
+    ).one()
+    return int(version), str(epoch), int(pruned_to), list(changed or []), bool(mine)
+
+
+_M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
+_malloc_tuned: list[bool] = []
+
+
+def _tune_malloc() -> None:
+    """Give large blocks back to the system at once (glibc only; once per process).
+
+    glibc raises its mmap threshold each time a large block is freed, so after the
+    first read of a pack the multi-megabyte temporaries of reads and searches come
+    from the heap, which keeps them: the worker's RSS grew by ~50 MB at 1,000,000
+    members. A fixed 256 kB threshold keeps every array above it in its own mapping.
+    """
+    if _malloc_tuned:
+        return
+    _malloc_tuned.append(True)
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        if libc is not None and hasattr(libc, "mallopt"):
+            libc.mallopt(_M_MMAP_THRESHOLD, 256 * 1024)
+    except OSError:  # not glibc: nothing to tune
+        pass
+
+
+def _build(session: Session, condition: int | None, version: int, epoch: str) -> Pack:
+    """Read the opted-in listable profiles of ``condition`` (None: any) into a Pack."""
+    _tune_malloc()
+    table, ids, cells, lengths, flat, self_scores = _read_profiles(session, condition, epoch, None)
+    return Pack(epoch, version, table, ids, cells, _starts(lengths), lengths, flat, self_scores)
+
+
+def _apply(session: Session, old: Pack, condition: int | None, version: int,
+           changed: list[int]) -> Pack:
+    """Return ``old`` with the ``changed`` members re-read (removed when no longer listed)."""
+    table, ids, cells, lengths, flat, self_scores = _read_profiles(
+        session, condition, old.epoch, changed)
+    keep = ~np.isin(old.ids, np.asarray(changed, dtype=np.int64))
+    kept_flat = np.repeat(keep, old.lengths) if old.flat.size else np.zeros(0, bool)
+    new_lengths = np.concatenate([old.lengths[keep], lengths])
+    return Pack(
+        old.epoch, version, table,
+        np.concatenate([old.ids[keep], ids.astype(old.ids.dtype)]),
+        np.concatenate([old.cells[keep], cells]),
+        _starts(new_lengths), new_lengths,
+        np.concatenate([old.flat[kept_flat], flat]),
+        np.concatenate([old.self_scores[keep], self_scores]),
+    )
+
+
+def follow(session: Session, condition: int | None, cached: Pack | None
+           ) -> tuple[Pack, bool]:
+    """Return the Pack of ``condition`` as of now from ``cached``, and whether to keep it.
+
+    ``cached`` is returned as is when nothing changed, patched with the members
+    changed since its version (few changes), or replaced by one read whole (a new
+    epoch, a pruned log, many changes, or no ``cached``). Not to be kept when this
+    transaction wrote the state itself (its changes may yet roll back).
+    """
+    version, epoch, pruned_to, changed, mine = _state(
+        session, cached.version if cached else 2 ** 62)
+    if cached is not None and cached.epoch == epoch and cached.version >= pruned_to:
+        if cached.version == version:
+            return cached, not mine
+        if len(changed) <= max(PATCH_LIMIT, cached.ids.size // 10):
+            return _apply(session, cached, condition, version, changed), not mine
+    return _build(session, condition, version, epoch), not mine
 
 
 def pack(session: Session, condition: int | None) -> Pack:
-    """Return the cached Pack of ``condition`` (None: any), rebuilt when the state changed."""
-    token = state_token(session)
+    """Return the Pack of ``condition`` (None: any) as of now: cached, patched or read whole."""
     with _lock:
         cached = _packs.get(condition)
-        if cached is not None and cached.token == token:
-            _packs.move_to_end(condition)
-            return cached
-    built = _build(session, condition, token)
-    if state_token(session) != token:  # changed while reading: use once, do not keep
-        return built
+    current, keep = follow(session, condition, cached)
+    if current is cached:
+        with _lock:
+            if condition in _packs:
+                _packs.move_to_end(condition)
+        return current
+    return _keep(condition, current) if keep else current
+
+
+def _keep(condition: int | None, built: Pack) -> Pack:
+    """Store ``built`` as the pack of ``condition`` unless a newer one is there; return it."""
     with _lock:
-        _packs[condition] = built
+        current = _packs.get(condition)
+        if current is None or current.epoch != built.epoch or current.version < built.version:
+            _packs[condition] = built
         _packs.move_to_end(condition)
         while len(_packs) > 1 and sum(p.size for p in _packs.values()) > CACHE_TERMS:
             _packs.popitem(last=False)
+        if _terms and _terms[0].epoch != built.epoch:
+            _terms.clear()
     return built
 
 
 def clear() -> None:
-    """Drop every cached Pack (tests; the token makes this unnecessary for correctness)."""
+    """Drop every cached Pack and the term table (tests, benchmarks)."""
     with _lock:
         _packs.clear()
+        _terms.clear()
 
 
-def best(session: Session, candidates: Pack, my_terms: list[int], exclude: set[int],
-         limit: int) -> list[tuple[int, int, str]]:
-    """Return (member id, floor cell, label) of the ``limit`` most similar soulmates.
+def _query_scores(candidates: Pack, my_terms: list[int], session: Session) -> tuple:
+    """Return (Resnik of each query term with each table term, the query's self-score).
 
-    Every candidate of ``candidates`` but ``exclude`` is scored exactly by Resnik
-    best-match average against ``my_terms``; only members with a label count; the
-    best scores first, ties by member id. Reads the query terms' ancestors and IC.
+    The first is an (n query terms, n table terms) array.
     """
-    if candidates.ids.size == 0 or not my_terms:
-        return []
+    table = candidates.terms
     rows = session.execute(
         text("SELECT id, ancestors, self_ic FROM hpo_terms WHERE id = ANY(CAST(:ids AS int[]))"),
         {"ids": list(my_terms)},
     ).all()
     mine = {row[0]: row[1] for row in rows}
     own = self_score(my_terms, {row[0]: row[2] for row in rows})
-    columns = np.array(sorted({a for t in my_terms for a in mine[t]}), dtype=np.int64)
-    query_ic = dict(session.execute(
-        text("SELECT id, ic FROM hpo_terms WHERE id = ANY(CAST(:ids AS int[]))"),
-        {"ids": columns.tolist()},
-    ).all())
-    weights = np.zeros((len(my_terms), columns.size), dtype=np.float64)
-    for row, term in enumerate(my_terms):
-        for a in mine[term]:
-            weights[row, np.searchsorted(columns, a)] = query_ic.get(a, 0.0)
-    # Resnik of each query term with each term in use: the best IC of a common ancestor.
-    hit = np.isin(candidates.term_ancestors, columns)
-    pair_term = candidates.term_ancestor_of[hit]
-    pair_column = np.searchsorted(columns, candidates.term_ancestors[hit])
-    term_scores = np.zeros((len(my_terms), candidates.terms.size), dtype=np.float64)
-    for row in range(len(my_terms)):
-        np.maximum.at(term_scores[row], pair_term, weights[row, pair_column])
+    scores = np.zeros((len(my_terms), table.hpo.size), dtype=np.float64)
+    for row, term in enumerate(my_terms):  # every term is its own ancestor: no empty group
+        common = np.isin(table.pair_ancestor, np.asarray(mine[term], dtype=np.int64))
+        scores[row] = np.maximum.reduceat(np.where(common, table.pair_ic, 0.0),
+                                          table.pair_starts)
+    return scores, own
+
+
+def _exact(candidates: Pack, chosen: np.ndarray, term_scores: np.ndarray) -> np.ndarray:
+    """Return the exact Resnik BMA of the ``chosen`` profiles (indices) against the query."""
+    out = np.empty(chosen.size, dtype=np.float64)
     best_of_term = term_scores.max(axis=0)
-    scores = np.empty(candidates.ids.size, dtype=np.float64)
+    queries = term_scores.shape[0]
+    for lo in range(0, chosen.size, CHUNK):  # small temporaries: flat worker memory
+        part = chosen[lo:lo + CHUNK]
+        lengths = candidates.lengths[part].astype(np.int64)
+        offsets = _starts(lengths)
+        positions = (np.arange(int(lengths.sum()), dtype=np.int64)
+                     + np.repeat(candidates.starts[part] - offsets, lengths))
+        flat = candidates.flat[positions].astype(np.intp)
+        first = np.zeros(part.size, dtype=np.float64)
+        for row in range(queries):  # each query term's best match in each profile
+            first += np.maximum.reduceat(term_scores[row][flat], offsets)
+        second = np.add.reduceat(best_of_term[flat], offsets)
+        out[lo:lo + CHUNK] = (first + second) / (queries + lengths)
+    return out
+
+
+def best(session: Session, candidates: Pack, my_terms: list[int], exclude: set[int],
+         limit: int) -> list[tuple[int, int, str]]:
+    """Return (member id, floor cell, label) of the ``limit`` most similar soulmates.
+
+    Every candidate of ``candidates`` but ``exclude`` counts, by its exact Resnik
+    best-match average against ``my_terms``; only members with a label count; the best
+    scores first, ties by member id. An upper bound of each score (each query term's
+    best match is at most the profile's best match of any term of its group of query
+    terms, and at most its best match anywhere) rules out, unscored, the profiles that
+    cannot reach the list.
+    """
+    if candidates.ids.size == 0 or not my_terms:
+        return []
+    term_scores, own = _query_scores(candidates, my_terms, session)
+    queries = len(my_terms)
+    best_of_term = term_scores.max(axis=0)
+    # My terms in a few groups (by their best match anywhere): within a group, each
+    # term's best match in a profile is at most the group's best match there.
+    row_best = term_scores.max(axis=1)
+    groups = np.array_split(np.argsort(-row_best), min(queries, BOUND_GROUPS))
+    group_best = [term_scores[group].max(axis=0) for group in groups]
+    group_rows = [np.sort(row_best[group]) for group in groups]
+    group_sums = [np.concatenate([[0.0], np.cumsum(rows)]) for rows in group_rows]
+    second = np.empty(candidates.ids.size, dtype=np.float64)
+    first_bound = np.zeros(candidates.ids.size, dtype=np.float64)
     for lo in range(0, candidates.ids.size, CHUNK):  # small temporaries: flat worker memory
         hi = min(lo + CHUNK, candidates.ids.size)
         start = candidates.starts[lo]
         end = candidates.starts[hi] if hi < candidates.ids.size else candidates.flat.size
         flat = candidates.flat[start:end].astype(np.intp)
-        starts = candidates.starts[lo:hi] - start
-        first = np.zeros(hi - lo, dtype=np.float64)
-        for row in range(len(my_terms)):  # each query term's best match in each profile
-            first += np.maximum.reduceat(term_scores[row][flat], starts)
-        second = np.add.reduceat(best_of_term[flat], starts)
-        scores[lo:hi] = (first + second) / (len(my_terms) + candidates.lengths[lo:hi])
+        offsets = candidates.starts[lo:hi] - start
+        second[lo:hi] = np.add.reduceat(best_of_term[flat], offsets)
+        for best_there, rows, sums in zip(group_best, group_rows, group_sums, strict=True):
+            most = np.maximum.reduceat(best_there[flat], offsets)
+            # sum over the group's terms of min(their best anywhere, most)
+            below = np.searchsorted(rows, most, side="right")
+            first_bound[lo:hi] += sums[below] + (rows.size - below) * most
+    bound = (first_bound + second) / (queries + candidates.lengths) * (1 + _SLACK) + _SLACK
     scale = np.sqrt(own * candidates.self_scores)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(scale > 0, scores / np.where(scale > 0, scale, 1.0), -1.0)
-    keep = ratio >= SIMILAR_FROM
+        eligible = (scale > 0) & (bound / scale >= SIMILAR_FROM)
     if exclude:
-        keep &= ~np.isin(candidates.ids, np.fromiter(exclude, dtype=np.int64))
-    chosen = np.flatnonzero(keep)
-    if chosen.size > limit:  # everyone scoring at least the limit-th best, then exact order
-        floor = np.partition(scores[chosen], chosen.size - limit)[chosen.size - limit]
-        chosen = chosen[scores[chosen] >= floor]
-    order = chosen[np.lexsort((candidates.ids[chosen], -scores[chosen]))][:limit]
+        eligible &= ~np.isin(candidates.ids, np.fromiter(exclude, dtype=np.int64))
+    pool = np.flatnonzero(eligible)
+    if pool.size == 0:
+        return []
+    first_round = min(pool.size, max(2 * limit, FIRST_ROUND))
+    index = pool[np.argpartition(-bound[pool], first_round - 1)[:first_round]]
+    score = _exact(candidates, index, term_scores)
+    listed = score / scale[index] >= SIMILAR_FROM
+    if listed.sum() >= limit:  # only profiles whose bound reaches the limit-th score
+        floor = np.partition(score[listed], listed.sum() - limit)[listed.sum() - limit]
+        rest = pool[bound[pool] >= floor]
+    else:
+        rest = pool
+    rest = np.setdiff1d(rest, index, assume_unique=True)
+    if rest.size:
+        index = np.concatenate([index, rest])
+        score = np.concatenate([score, _exact(candidates, rest, term_scores)])
+    listed = score / scale[index] >= SIMILAR_FROM
+    index, score = index[listed], score[listed]
+    order = np.lexsort((candidates.ids[index], -score))[:limit]
     return [(int(candidates.ids[i]), int(candidates.cells[i]),
-             VERY_SIMILAR if ratio[i] >= VERY_SIMILAR_FROM else SIMILAR) for i in order]
+             VERY_SIMILAR if s / scale[i] >= VERY_SIMILAR_FROM else SIMILAR)
+            for i, s in zip(index[order].tolist(), score[order].tolist(), strict=True)]
