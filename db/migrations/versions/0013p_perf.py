@@ -1,7 +1,7 @@
 """perf: a change log for the soulmates candidate cache
 
 Revision ID: 0013p_perf
-Revises: 0012s_soulmates_speed
+Revises: 0013b_mail_outbox
 
 Web workers keep the opted-in, listable soulmate profiles in memory
 (geomap/symptoms/candidates.py). Until now any change gave ``soulmate_state`` a new
@@ -19,7 +19,7 @@ a pack read by the transaction that wrote the state, whose changes may yet roll 
 from alembic import op
 
 revision = "0013p_perf"
-down_revision = "0012s_soulmates_speed"
+down_revision = "0013b_mail_outbox"
 branch_labels = None
 depends_on = None
 
