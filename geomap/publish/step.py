@@ -402,7 +402,7 @@ def publish(session: Session, *, k: int, floor: int, now: datetime | None = None
              members=members_on_map, seconds=seconds),
     )
     if snapshots:
-        refresh_snapshots(session)
+        refresh_snapshots(session, full=not incremental)
     return PublishSummary(version, members_on_map, published_cells, seconds, kind=kind,
                           rows_written=written)
 
