@@ -207,8 +207,8 @@ def mark_snapshots_dirty(session: Session, first: int, last: int) -> None:
                              "ON CONFLICT DO NOTHING"))
         return
     session.execute(
-        text("INSERT INTO snapshot_dirty (member_id) SELECT generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) "
-             "ON CONFLICT DO NOTHING"),
+        text("INSERT INTO snapshot_dirty (member_id) SELECT generate_series("
+             "CAST(:first AS bigint), CAST(:last AS bigint)) ON CONFLICT DO NOTHING"),
         {"first": first, "last": last},
     )
 

@@ -2,8 +2,9 @@
 
 The observer's floor cell gives rings of cells per distance band (centre to centre,
 :func:`geomap.privacy.band_rings`). Bands are read nearest first through the floor
-cell index until the page is full; within a band members are in keyed order (HMAC of
-the server secret and both member ids). No exact point is read, so moving any member
+cell index until the page is full; within a band members are in keyed order
+(:func:`geomap.privacy.keyed_ranks`: one HMAC of the server secret per searcher, not one
+per candidate). No exact point is read, so moving any member
 inside their floor cell changes no byte of any answer.
 """
 
@@ -13,13 +14,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import h3.api.basic_int as h3i
+import numpy as np
 from sqlalchemy import TextClause, text
 from sqlalchemy.orm import Session
 
 from geomap.members.errors import MemberConflictError, MemberInputError
 from geomap.members.social import connection_states, reach_problem
 from geomap.models import ROLES
-from geomap.privacy import DISTANCE_BANDS, band_rings, keyed_order
+from geomap.privacy import DISTANCE_BANDS, band_rings, keyed_ranks
 
 PAGE_SIZE = 20
 MAX_PAGE = 500
@@ -146,10 +148,11 @@ def nearby(session: Session, *, member_id: int, condition_slug: str, page: int,
             break
         rows = session.execute(candidates, params | _run_params(cells)).all()
         if seen + len(rows) > start:
-            ordered = sorted(rows, key=lambda row: keyed_order(secret, member_id, row[0]))
+            ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+            order = np.argsort(keyed_ranks(secret, member_id, ids), kind="stable")
             picked.extend(
-                (band_index, row[0], row[1])
-                for row in ordered[max(start - seen, 0):end - seen]
+                (band_index, rows[i][0], rows[i][1])
+                for i in order[max(start - seen, 0):end - seen].tolist()
             )
         seen += len(rows)
         if seen > end:
