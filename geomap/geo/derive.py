@@ -186,9 +186,12 @@ class KeyDeriver:
         lats = np.asarray(lats, dtype=np.float64)
         lngs = np.asarray(lngs, dtype=np.float64)
         cells = floor_cells(lats, lngs, self.floor)
-        places = self.cell_places(cells)
-        countries = np.array([places[int(c)][0] for c in cells.tolist()], dtype=object)
-        regions = np.array([places[int(c)][1] for c in cells.tolist()], dtype=object)
+        # One lookup per distinct cell, spread to the points by index (vectorised).
+        distinct, inverse = np.unique(cells, return_inverse=True)
+        places = self.cell_places(distinct)
+        keys = distinct.tolist()
+        countries = np.array([places[c][0] for c in keys], dtype=object)[inverse]
+        regions = np.array([places[c][1] for c in keys], dtype=object)[inverse]
         return DerivedKeys(floor_cells=cells, country_codes=countries, region_codes=regions)
 
     def point_places(self, lats: np.ndarray, lngs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from geomap.geo.derive import deriver_for, polygons_key
 from geomap.geo.reference import raw_connection
 from geomap.models import ROLES
+from geomap.publish.nearby_index import index_probes, member_table
 from geomap.regions.models import EVERY_CONDITION_ID
 from geomap.regions.names import country_name, country_numeric, region_names
 
@@ -155,16 +156,23 @@ def update_admin_counts(session: Session, member_ids: Sequence[int],
     """
     started = perf_counter()
     session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SNAPSHOT_LOCK})
-    ids = {"ids": list(member_ids)}
-    _snapshot_floor_cell_places(session, ids["ids"])
+    with index_probes(session):
+        _update_admin_counts(session, member_ids)
+    _name_regions(session, only_unnamed=True)
+    return _record_refresh(session, started, now)
+
+
+def _update_admin_counts(session: Session, member_ids: Sequence[int]) -> None:
+    """Apply the marked members to the admin counts (see :func:`update_admin_counts`)."""
+    member_table(session, "admin_marked", member_ids)
+    _snapshot_floor_cell_places(session, "admin_marked")
     session.execute(
         text(
             f"CREATE TEMP TABLE admin_counted_new ON COMMIT DROP AS {_COUNTED}"
+            "JOIN admin_marked d ON d.member_id = ml.member_id "
             "LEFT JOIN LATERAL (SELECT array_agg(condition_id ORDER BY condition_id) "
-            "AS conditions FROM member_conditions WHERE member_id = ml.member_id) c ON true "
-            "WHERE ml.member_id = ANY(CAST(:ids AS bigint[]))"
-        ),
-        ids,
+            "AS conditions FROM member_conditions WHERE member_id = ml.member_id) c ON true"
+        )
     )
     session.execute(
         text(
@@ -172,14 +180,13 @@ def update_admin_counts(session: Session, member_ids: Sequence[int],
             "SELECT cid AS condition_id, country_code, region_code, role, month, "
             "sum(sign) AS n, GROUPING(role) AS by_month FROM ("
             "SELECT country_code, region_code, role, month, conditions, -1 AS sign "
-            "FROM admin_counted WHERE member_id = ANY(CAST(:ids AS bigint[])) "
+            "FROM admin_counted JOIN admin_marked USING (member_id) "
             "UNION ALL SELECT country_code, region_code, role, month, conditions, 1 "
             "FROM admin_counted_new) x, "
             f"unnest(x.conditions || CAST({EVERY_CONDITION_ID} AS smallint)) AS cid "
             "GROUP BY GROUPING SETS ((cid, country_code, region_code, role), "
             "(cid, country_code, month)) HAVING sum(sign) <> 0"
-        ),
-        ids,
+        )
     )
     session.execute(
         text(
@@ -214,13 +221,11 @@ def update_admin_counts(session: Session, member_ids: Sequence[int],
         )
     )
     session.execute(
-        text("DELETE FROM admin_counted WHERE member_id = ANY(CAST(:ids AS bigint[]))"), ids
+        text("DELETE FROM admin_counted a USING admin_marked d WHERE a.member_id = d.member_id")
     )
     session.execute(text("INSERT INTO admin_counted SELECT * FROM admin_counted_new"))
-    for table in ("admin_counted_new", "admin_counts_delta", "admin_cell_places"):
+    for table in ("admin_counted_new", "admin_counts_delta", "admin_cell_places", "admin_marked"):
         session.execute(text(f"DROP TABLE {table}"))
-    _name_regions(session, only_unnamed=True)
-    return _record_refresh(session, started, now)
 
 
 def places_changed(session: Session) -> bool:
@@ -263,17 +268,17 @@ def _record_refresh(session: Session, started: float, now: datetime | None) -> f
     return seconds
 
 
-def _snapshot_floor_cell_places(session: Session, member_ids: list[int] | None) -> None:
+def _snapshot_floor_cell_places(session: Session, marked: str | None) -> None:
     """Fill a temporary table admin_cell_places (floor_cell, country, region).
 
-    One row per distinct floor cell of a member (of ``member_ids`` only, unless None),
-    placed by the key deriver for that cell ('' where it has no country or region).
+    One row per distinct floor cell of a member (of those in temporary table ``marked``
+    only, unless None), placed by the key deriver for that cell ('' where it has no
+    country or region).
     """
-    only = "" if member_ids is None else "WHERE member_id = ANY(CAST(:ids AS bigint[])) "
+    only = "" if marked is None else f"JOIN {marked} USING (member_id) "
     cells = np.array(
         session.execute(
-            text(f"SELECT DISTINCT floor_cell FROM member_locations {only}ORDER BY 1"),
-            {"ids": member_ids},
+            text(f"SELECT DISTINCT floor_cell FROM member_locations {only}ORDER BY 1")
         ).scalars().all(),
         dtype=np.int64,
     )
