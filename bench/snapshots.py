@@ -45,28 +45,31 @@ def fingerprint(session) -> str:  # noqa: ANN001
     return digest.hexdigest()[:16]
 
 
-def change_one_percent(session) -> int:  # noqa: ANN001
-    """Change about 1 % of the members the ways members, moderators and admins do."""
+def change_one_percent(session, offset: int = 0) -> int:  # noqa: ANN001
+    """Change about 1 % of the members the ways members, moderators and admins do.
+
+    ``offset`` shifts which members (so repeated runs on one database change others).
+    """
     statements = [
         # 0.4 %: move to another member's place (another floor cell, mostly)
         "UPDATE member_locations ml SET location = o.location, floor_cell = o.floor_cell "
-        "FROM member_locations o WHERE ml.member_id % 250 = 11 "
+        "FROM member_locations o WHERE (ml.member_id + :o) % 250 = 11 "
         "AND o.member_id = ml.member_id + 7919",
         # 0.2 %: visibility flips
         "UPDATE members SET visibility = CASE visibility WHEN 'map' THEN 'hidden' "
-        "ELSE 'map' END WHERE id % 500 = 13",
+        "ELSE 'map' END WHERE (id + :o) % 500 = 13",
         # 0.1 %: contactable flips, 0.1 %: suspensions
-        "UPDATE members SET contactable = NOT contactable WHERE id % 1000 = 17",
-        "UPDATE members SET suspended_at = now() WHERE id % 1000 = 19",
+        "UPDATE members SET contactable = NOT contactable WHERE (id + :o) % 1000 = 17",
+        "UPDATE members SET suspended_at = now() WHERE (id + :o) % 1000 = 19",
         # 0.1 %: a condition added
         "INSERT INTO member_conditions (condition_id, member_id) SELECT 2, id FROM members "
-        "WHERE id % 1000 = 23 ON CONFLICT DO NOTHING",
+        "WHERE (id + :o) % 1000 = 23 ON CONFLICT DO NOTHING",
         # 0.1 %: deleted accounts
-        "DELETE FROM members WHERE id % 1000 = 29",
+        "DELETE FROM members WHERE (id + :o) % 1000 = 29",
     ]
     changed = 0
     for statement in statements:
-        changed += session.execute(text(statement)).rowcount
+        changed += session.execute(text(statement), {"o": offset}).rowcount
     return changed
 
 
@@ -117,7 +120,7 @@ def measure(engine, profile: bool = False, full_first: bool = True) -> None:  # 
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE"))
     with session_scope(engine) as session:
-        changed = change_one_percent(session)
+        changed = change_one_percent(session, int(time.time()) % 997)
         marked = session.execute(text("SELECT count(*) FROM snapshot_dirty")).scalar_one()
     with session_scope(engine) as session:
         summary = publish(session, k=bench_run.K, floor=bench_run.FLOOR, snapshots=False)

@@ -49,9 +49,16 @@ def update_nearby_members(session: Session, member_ids: Sequence[int]) -> None:
 def _update_nearby_members(session: Session, member_ids: Sequence[int]) -> None:
     """Sync the marked members' nearby rows (see :func:`update_nearby_members`)."""
     member_table(session, "nearby_marked", member_ids)
+    # Keyed like nearby_members' member index, so the anti-join below probes it.
     session.execute(
         text(
-            "CREATE TEMPORARY TABLE nearby_wanted ON COMMIT DROP AS "
+            "CREATE TEMPORARY TABLE nearby_wanted (condition_id smallint, floor_cell bigint, "
+            "id bigint, PRIMARY KEY (id, condition_id, floor_cell)) ON COMMIT DROP"
+        )
+    )
+    session.execute(
+        text(
+            "INSERT INTO nearby_wanted (condition_id, floor_cell, id) "
             "SELECT mc.condition_id, ml.floor_cell, m.id FROM nearby_marked d "
             "JOIN members m ON m.id = d.member_id "
             "JOIN member_locations ml ON ml.member_id = d.member_id "
@@ -59,6 +66,7 @@ def _update_nearby_members(session: Session, member_ids: Sequence[int]) -> None:
             "WHERE m.visibility = 'map' AND m.contactable AND m.suspended_at IS NULL"
         )
     )
+    session.execute(text("ANALYZE nearby_wanted"))
     session.execute(
         text(
             "DELETE FROM nearby_members n USING nearby_marked d "
@@ -112,7 +120,10 @@ def member_table(session: Session, name: str, member_ids: Sequence[int]) -> None
         text(f"CREATE TEMPORARY TABLE {name} (member_id bigint PRIMARY KEY) ON COMMIT DROP")
     )
     session.execute(
-        text(f"INSERT INTO {name} SELECT DISTINCT unnest(CAST(:ids AS bigint[]))"),
+        # In id order, so that the probes that follow walk the member tables' indexes
+        # (and pages) in order rather than at random.
+        text(f"INSERT INTO {name} SELECT id FROM unnest(CAST(:ids AS bigint[])) AS id "
+             "ORDER BY id ON CONFLICT DO NOTHING"),
         {"ids": list(member_ids)},
     )
     session.execute(text(f"ANALYZE {name}"))
