@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -104,6 +105,7 @@ def bench_size(members: int, profile: bool = False) -> None:
     finally:
         engine.dispose()
         embedded_pg.destroy(cluster)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def measure(engine, profile: bool = False, full_first: bool = True) -> None:  # noqa: ANN001
