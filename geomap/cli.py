@@ -305,7 +305,7 @@ def _publish(ctx: Context, *, full: bool = False) -> None:
         f"{summary.members_on_map:,} memberships on the map in {summary.seconds:.1f} s."
     )
     with session_scope(ctx.engine) as session:
-        seconds = refresh_snapshots(session)
+        seconds = refresh_snapshots(session, full=summary.kind == "full")
     click.echo(f"Refreshed admin counts and the nearby index in {seconds:.1f} s.")
 
 

@@ -252,6 +252,44 @@ def keyed_order(secret: bytes | str, *parts: object) -> str:
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
+_MIX_1 = np.uint64(0xFF51AFD7ED558CCD)
+_MIX_2 = np.uint64(0xC4CEB9FE1A85EC53)
+
+
+def _fmix64(x: np.ndarray) -> np.ndarray:
+    """Return MurmurHash3's 64-bit finaliser of ``x`` (uint64, a bijection, wraps)."""
+    x = x ^ (x >> np.uint64(33))
+    x = x * _MIX_1
+    x = x ^ (x >> np.uint64(33))
+    x = x * _MIX_2
+    return x ^ (x >> np.uint64(33))
+
+
+@lru_cache(maxsize=4096)
+def _observer_key(secret: bytes | str, observer: int) -> tuple[np.uint64, ...]:
+    """Return four 64-bit words of HMAC-SHA256(secret, observer): one per observer."""
+    key = secret.encode() if isinstance(secret, str) else secret
+    digest = hmac.digest(key, f"keyed-ranks\x1f{observer}".encode(), hashlib.sha256)
+    return tuple(np.frombuffer(digest, dtype="<u8"))
+
+
+def keyed_ranks(secret: bytes | str, observer: int, ids: np.ndarray) -> np.ndarray:
+    """Return a secret-keyed sort key (uint64) for each of ``ids`` as ``observer`` sees them.
+
+    One HMAC per observer (cached), none per id: the ids are mixed with the observer's
+    256-bit key by a keyed bijection (three rounds of MurmurHash3's finaliser, each
+    after adding a key word), vectorised. Stable (the same question gets the same
+    order), different per observer and per secret, and without the secret the order
+    says nothing about the ids (join order). Distinct ids get distinct keys.
+    """
+    words = _observer_key(secret, int(observer))
+    x = np.asarray(ids, dtype=np.int64).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        for word in words[:3]:
+            x = _fmix64(x ^ word)
+        return x ^ words[3]
+
+
 def sorted_keyed(secret: bytes | str, items: Iterable[tuple[object, ...]]) -> list:
     """Return ``items`` sorted by :func:`keyed_order` of each item's parts."""
     return sorted(items, key=lambda item: keyed_order(secret, *item))

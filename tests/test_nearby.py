@@ -11,6 +11,7 @@ import re
 from datetime import UTC, datetime
 
 import h3.api.basic_int as h3i
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session
 from geomap import create_app
 from geomap.members import nearby as nearby_queries
 from geomap.members import queries, social
-from geomap.privacy import DISTANCE_BANDS, cell_distance_km, distance_band, keyed_order
+from geomap.privacy import DISTANCE_BANDS, cell_distance_km, distance_band, keyed_ranks
 from geomap.publish.nearby_index import refresh_nearby_members
 from tests.conftest import FLOOR, app_config, sessions_on
 from tests.members_helpers import add_member, sign_in
@@ -72,8 +73,8 @@ def expected_listing(session, member_id: int, max_km: float = 1000.0) -> list[tu
     for other, cell in rows:
         km = cell_distance_km(own, cell)
         if km < max_km:
-            out.append((BAND_LABELS.index(distance_band(km)), keyed_order(SECRET, member_id, other),
-                        other))
+            rank = int(keyed_ranks(SECRET, member_id, np.array([other]))[0])  # one at a time
+            out.append((BAND_LABELS.index(distance_band(km)), rank, other))
     return sorted(out)
 
 

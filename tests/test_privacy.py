@@ -176,6 +176,28 @@ def test_keyed_order_is_stable_and_secret_dependent(parts: list[int]) -> None:
     assert privacy.keyed_order("s1", *parts) != privacy.keyed_order("s2", *parts)
 
 
+@given(ids=st.lists(st.integers(1, 2**62), min_size=2, max_size=60, unique=True),
+       observer=st.integers(1, 2**40))
+def test_keyed_ranks_are_stable_distinct_and_keyed(ids: list[int], observer: int) -> None:
+    array = np.array(ids, dtype=np.int64)
+    ranks = privacy.keyed_ranks("s1", observer, array)
+    assert ranks.tolist() == privacy.keyed_ranks("s1", observer, array).tolist()
+    assert len(set(ranks.tolist())) == len(ids)  # a bijection: no ties
+    # Vectorised equals one at a time (the order of a page does not depend on the batch).
+    assert ranks.tolist() == [int(privacy.keyed_ranks("s1", observer, np.array([i]))[0])
+                              for i in ids]
+    assert ranks.tolist() != privacy.keyed_ranks("s2", observer, array).tolist()
+    assert ranks.tolist() != privacy.keyed_ranks("s1", observer + 1, array).tolist()
+
+
+def test_keyed_ranks_do_not_follow_the_ids() -> None:
+    ids = np.arange(1, 2001, dtype=np.int64)  # join order
+    order = np.argsort(privacy.keyed_ranks("secret", 7, ids))
+    # Spearman correlation of a random permutation with the identity is ~N(0, 1/sqrt(n)).
+    correlation = np.corrcoef(order, np.arange(len(ids)))[0, 1]
+    assert abs(correlation) < 0.1
+
+
 def test_suppress_small() -> None:
     assert privacy.suppress_small(0, 5) == 0
     assert privacy.suppress_small(3, 5) is None

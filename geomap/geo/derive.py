@@ -186,9 +186,12 @@ class KeyDeriver:
         lats = np.asarray(lats, dtype=np.float64)
         lngs = np.asarray(lngs, dtype=np.float64)
         cells = floor_cells(lats, lngs, self.floor)
-        places = self.cell_places(cells)
-        countries = np.array([places[int(c)][0] for c in cells.tolist()], dtype=object)
-        regions = np.array([places[int(c)][1] for c in cells.tolist()], dtype=object)
+        # One lookup per distinct cell, spread to the points by index (vectorised).
+        distinct, inverse = np.unique(cells, return_inverse=True)
+        places = self.cell_places(distinct)
+        keys = distinct.tolist()
+        countries = np.array([places[c][0] for c in keys], dtype=object)[inverse]
+        regions = np.array([places[c][1] for c in keys], dtype=object)[inverse]
         return DerivedKeys(floor_cells=cells, country_codes=countries, region_codes=regions)
 
     def point_places(self, lats: np.ndarray, lngs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -449,16 +452,20 @@ _cache: dict[tuple[str, int, str], KeyDeriver] = {}
 _cache_lock = threading.Lock()
 
 
+def polygons_key(session: Session) -> str:
+    """Return a short key that changes whenever region polygons are (re)loaded."""
+    if not session.execute(text("SELECT to_regclass('region_parts') IS NOT NULL")).scalar():
+        return ""
+    return session.execute(
+        text("SELECT count(*) || ':' || coalesce(max(id), 0) FROM region_parts")
+    ).scalar_one()
+
+
 def deriver_for(session: Session, floor: int) -> KeyDeriver:
     """Return a process-wide :class:`KeyDeriver` for this database and floor."""
     # Region polygons may be (re)loaded by another process: their ids are part of the key.
-    polygons = ""
-    if session.execute(text("SELECT to_regclass('region_parts') IS NOT NULL")).scalar():
-        polygons = session.execute(
-            text("SELECT count(*) || ':' || coalesce(max(id), 0) FROM region_parts")
-        ).scalar_one()
     url = session.get_bind().engine.url.render_as_string(hide_password=True)
-    key = (url, floor, polygons)
+    key = (url, floor, polygons_key(session))
     with _cache_lock:
         if key not in _cache:
             _cache[key] = KeyDeriver(session, floor)

@@ -29,7 +29,13 @@ MEMBER_TABLES = ("members", "member_conditions", "member_locations")
 # loaded with the member tables' secondary indexes and foreign keys dropped and
 # rebuilt afterwards (one sort per index instead of a million random insertions).
 BULK_REBUILD_MIN = 100_000
-DIRTY_TRIGGERS = (("member_conditions", "dirty_insert"), ("member_locations", "dirty_insert"))
+DIRTY_TRIGGERS = (
+    ("member_conditions", "dirty_insert"), ("member_locations", "dirty_insert"),
+    ("member_conditions", "snapshot_dirty_insert"), ("member_locations", "snapshot_dirty_insert"),
+)
+# Past this many new members, the loader asks the next snapshot refresh for a full
+# rebuild (member 0) instead of marking each one.
+SNAPSHOT_MARK_MAX = 100_000
 
 
 @dataclass
@@ -190,7 +196,21 @@ def load_members(session: Session, batch: MemberBatch, deriver: KeyDeriver,
     session.execute(text("SELECT set_config('geomap.track_dirty', 'on', true)"))
     mark_dirty(session, keys.floor_cells, batch.conditions,
                np.asarray(batch.visibilities, dtype=object) == "map")
+    mark_snapshots_dirty(session, int(ids[0]), int(ids[-1]))
     return ids
+
+
+def mark_snapshots_dirty(session: Session, first: int, last: int) -> None:
+    """Mark members ``first``..``last`` for the next snapshot refresh (or everything)."""
+    if last - first + 1 > SNAPSHOT_MARK_MAX:
+        session.execute(text("INSERT INTO snapshot_dirty (member_id) VALUES (0) "
+                             "ON CONFLICT DO NOTHING"))
+        return
+    session.execute(
+        text("INSERT INTO snapshot_dirty (member_id) SELECT generate_series("
+             "CAST(:first AS bigint), CAST(:last AS bigint)) ON CONFLICT DO NOTHING"),
+        {"first": first, "last": last},
+    )
 
 
 @dataclass(frozen=True)

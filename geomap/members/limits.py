@@ -7,16 +7,16 @@ several workers should use one). When Redis is unreachable the limiter counts in
 memory meanwhile rather than failing requests.
 
 Each app gets its own limiter (so several apps in one process keep separate counts),
-keyed by member when signed in, else by address. The limits are settings; a page and
-its API twin share one budget (a shared scope). Flask's ``RATELIMIT_ENABLED`` turns
-them off (tests that play an attacker with unlimited queries do so).
+keyed by account when signed in (read from the session cookie, no query), else by
+address. The limits are settings; a page and its API twin share one budget (a shared
+scope). Flask's ``RATELIMIT_ENABLED`` turns them off (tests that play an attacker
+with unlimited queries do so).
 """
 
 from __future__ import annotations
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, request, session
 from flask_limiter import Limiter
-from flask_login import current_user
 
 # scope -> (setting, endpoints, methods limited)
 RATE_LIMITED: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
@@ -35,10 +35,17 @@ RATE_LIMITED: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
 
 
 def rate_key() -> str:
-    """Return whom a request counts against: the member, else the remote address."""
-    member_id = getattr(current_user, "member_id", None)
-    if member_id is not None:
-        return f"member:{member_id}"
+    """Return whom a request counts against: the signed-in account, else the address.
+
+    The account is read from the signed session cookie (Flask-Login's ``_user_id``,
+    ``"<account id>.<session version>"``), not loaded from the database: a request
+    over its budget is refused without a query. A session whose account is gone or
+    signed out elsewhere still counts against that account id (and is refused by the
+    sign-in check that follows).
+    """
+    account_id = str(session.get("_user_id") or "").partition(".")[0]
+    if account_id.isdigit() and len(account_id) <= 19:
+        return f"account:{account_id}"
     return f"addr:{request.remote_addr or 'unknown'}"
 
 

@@ -2,8 +2,9 @@
 
 The observer's floor cell gives rings of cells per distance band (centre to centre,
 :func:`geomap.privacy.band_rings`). Bands are read nearest first through the floor
-cell index until the page is full; within a band members are in keyed order (HMAC of
-the server secret and both member ids). No exact point is read, so moving any member
+cell index until the page is full; within a band members are in keyed order
+(:func:`geomap.privacy.keyed_ranks`: one HMAC of the server secret per searcher, not one
+per candidate). No exact point is read, so moving any member
 inside their floor cell changes no byte of any answer.
 """
 
@@ -13,13 +14,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import h3.api.basic_int as h3i
+import numpy as np
 from sqlalchemy import TextClause, text
 from sqlalchemy.orm import Session
 
 from geomap.members.errors import MemberConflictError, MemberInputError
-from geomap.members.social import connection_states, reach_problem
+from geomap.members.social import CONNECTION_STATES, reach_problem_of
 from geomap.models import ROLES
-from geomap.privacy import DISTANCE_BANDS, band_rings, keyed_order
+from geomap.privacy import DISTANCE_BANDS, band_rings, keyed_ranks
 
 PAGE_SIZE = 20
 MAX_PAGE = 500
@@ -101,14 +103,24 @@ def parse_filters(role: str | None, band: str | None) -> tuple[str | None, int |
 
 
 def _search_keys(session: Session, member_id: int, condition_slug: str) -> tuple[int, int]:
-    """Return (condition id, observer's floor cell) in one round trip."""
-    if len(condition_slug) > 64 or "\x00" in condition_slug:
-        raise MemberInputError("There is no such condition.")
-    condition, cell = session.execute(
-        text("SELECT (SELECT id FROM conditions WHERE slug = :slug), "
-             "(SELECT floor_cell FROM member_locations WHERE member_id = :id)"),
-        {"slug": condition_slug, "id": member_id},
+    """Return (condition id, observer's floor cell) in one round trip.
+
+    The same round trip checks that the observer may search (:func:`reach_problem_of`):
+    MemberConflictError if not, MemberInputError for an unknown condition.
+    """
+    plausible = len(condition_slug) <= 64 and "\x00" not in condition_slug
+    visibility, suspended, condition, cell = session.execute(
+        text("SELECT m.visibility, m.suspended_at IS NOT NULL, "
+             "(SELECT id FROM conditions WHERE slug = :slug), "
+             "(SELECT floor_cell FROM member_locations WHERE member_id = :id) "
+             "FROM members m WHERE m.id = :id"),
+        {"slug": condition_slug if plausible else "", "id": member_id},
     ).one()
+    problem = reach_problem_of(visibility, suspended)
+    if problem:
+        raise MemberConflictError(problem)
+    if not plausible:
+        raise MemberInputError("There is no such condition.")
     if condition is None:
         raise MemberInputError(f"There is no condition {condition_slug!r}.")
     if cell is None:
@@ -123,11 +135,9 @@ def nearby(session: Session, *, member_id: int, condition_slug: str, page: int,
 
     ``role`` keeps one role only; ``band`` one distance band (an index of
     DISTANCE_BANDS). Raises MemberConflictError for members who may not search
-    (reciprocity: only members on the map may, see :func:`reach_problem`).
+    (reciprocity: only members on the map may, see
+    :func:`geomap.members.social.reach_problem`).
     """
-    problem = reach_problem(session, member_id)
-    if problem:
-        raise MemberConflictError(problem)
     condition, cell = _search_keys(session, member_id, condition_slug)
     rings = band_runs(cell, float(max_km))
     if band is not None:
@@ -146,10 +156,11 @@ def nearby(session: Session, *, member_id: int, condition_slug: str, page: int,
             break
         rows = session.execute(candidates, params | _run_params(cells)).all()
         if seen + len(rows) > start:
-            ordered = sorted(rows, key=lambda row: keyed_order(secret, member_id, row[0]))
+            ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+            order = np.argsort(keyed_ranks(secret, member_id, ids), kind="stable")
             picked.extend(
-                (band_index, row[0], row[1])
-                for row in ordered[max(start - seen, 0):end - seen]
+                (band_index, rows[i][0], rows[i][1])
+                for i in order[max(start - seen, 0):end - seen].tolist()
             )
         seen += len(rows)
         if seen > end:
@@ -217,19 +228,24 @@ def _describe(session: Session, member_id: int,
     """Return the picked (band, member, cell) as ``member_id`` may see them."""
     if not picked:
         return ()
+    # The connection state with the observer comes in the same round trip (a pair has
+    # at most one connection, either way).
     rows = session.execute(
         text("SELECT p.id, m.pseudonym, m.role, p.cell, l.label, m.introduction, "
-             "m.age_group, m.treatment_phase FROM unnest("
+             "m.age_group, m.treatment_phase, c.status FROM unnest("
              "CAST(:ids AS bigint[]), CAST(:cells AS bigint[])) AS p(id, cell) "
-             "JOIN members m ON m.id = p.id LEFT JOIN cell_labels l ON l.floor_cell = p.cell"),
-        {"ids": [member for _b, member, _c in picked], "cells": [cell for _b, _m, cell in picked]},
+             "JOIN members m ON m.id = p.id LEFT JOIN cell_labels l ON l.floor_cell = p.cell "
+             "LEFT JOIN connections c ON (c.requester_id = :me AND c.recipient_id = p.id) "
+             "OR (c.recipient_id = :me AND c.requester_id = p.id)"),
+        {"ids": [member for _b, member, _c in picked], "cells": [cell for _b, _m, cell in picked],
+         "me": member_id},
     ).all()
     members = {row[0]: row for row in rows}
     labels = {row[3]: row[4] for row in rows if row[4] is not None}
     missing = sorted({cell for _b, _m, cell in picked} - labels.keys())
     if missing:
         labels |= cell_labels(session, missing)
-    states = connection_states(session, member_id, [member for _b, member, _c in picked])
+    states = {row[0]: CONNECTION_STATES[row[8]] for row in rows if row[8] is not None}
     return tuple(
         NearbyMember(members[member][1], members[member][2], labels[cell],
                      DISTANCE_BANDS[band][1], states.get(member), members[member][5],

@@ -54,12 +54,27 @@ def _fold(value: str) -> str:
     return "".join(c for c in folded if unicodedata.category(c) != "Cf")
 
 
+@lru_cache(maxsize=1)
+def _ascii_table() -> dict[int, str]:
+    """Return a str.translate table: each ASCII character to its set representative.
+
+    The representative of a set with an ASCII member is ASCII, so ASCII maps to ASCII.
+    """
+    representative = _representatives()
+    return {code: representative.get(chr(code), chr(code)).lower() for code in range(128)}
+
+
 def pseudonym_key(pseudonym: str) -> str:
     """Return the key under which ``pseudonym`` must be unique (case and look-alikes folded).
 
     Pure and deterministic: equal for ``"Ada"``, ``"ADA"`` and ``"Аda"`` (Cyrillic А);
     leading and trailing spaces are ignored and inner runs of spaces count as one.
+    ASCII pseudonyms (most of them, and every generated one) take a fast path with
+    the same result: NFKC is the identity on ASCII, case folding is ``lower`` and
+    ASCII has no format characters.
     """
+    if pseudonym.isascii():
+        return " ".join(pseudonym.split()).lower().translate(_ascii_table())
     representative = _representatives()
     folded = _fold(" ".join(pseudonym.split()))
     mapped = "".join(representative.get(c, c) for c in folded)

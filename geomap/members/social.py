@@ -103,6 +103,10 @@ SUSPENDED = ("A moderator has suspended your account: you cannot contact members
              "You can still read your conversations, export or delete your data.")
 
 
+# A connection's status as the members on either end see it.
+CONNECTION_STATES = {"pending": "requested", "accepted": "connected", "declined": "declined"}
+
+
 def reach_problem(session: Session, member_id: int) -> str | None:
     """Return why ``member_id`` may not search nearby or send requests, or None if they may.
 
@@ -113,6 +117,11 @@ def reach_problem(session: Session, member_id: int) -> str | None:
         text("SELECT visibility, suspended_at IS NOT NULL FROM members WHERE id = :id"),
         {"id": member_id},
     ).one()
+    return reach_problem_of(visibility, suspended)
+
+
+def reach_problem_of(visibility: str, suspended: bool) -> str | None:
+    """Return :func:`reach_problem` from a member's visibility and suspension, read already."""
     if suspended:
         return SUSPENDED
     if visibility != "map":
@@ -134,8 +143,7 @@ def connection_states(session: Session, member_id: int, others: list[int]) -> di
              "OR (recipient_id = :me AND requester_id = ANY(:ids))"),
         {"me": member_id, "ids": others},
     ).all()
-    names = {"pending": "requested", "accepted": "connected", "declined": "declined"}
-    return {int(other): names[status] for other, status in rows}
+    return {int(other): CONNECTION_STATES[status] for other, status in rows}
 
 
 def blocked_either_way(session: Session, a: int, b: int) -> bool:

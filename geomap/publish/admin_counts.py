@@ -7,12 +7,14 @@ key deriver gives that cell (:meth:`geomap.geo.derive.KeyDeriver.cell_places`, o
 call per distinct floor cell), never the region of an exact point. So a member who
 moves inside their floor cell changes no admin count, even across a border. Counting
 a million members takes seconds, so :func:`refresh_admin_counts` snapshots them per
-condition, country, region, role and month (with every publish, or when an admin
-asks), and the admin pages read the snapshot.
+condition, country, region, role and month (with a full publish, or when an admin
+asks), :func:`update_admin_counts` brings the snapshot in step for the members changed
+since (with every incremental publish), and the admin pages read the snapshot.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from time import perf_counter
@@ -22,9 +24,10 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geomap.geo.derive import deriver_for
+from geomap.geo.derive import deriver_for, polygons_key
 from geomap.geo.reference import raw_connection
 from geomap.models import ROLES
+from geomap.publish.nearby_index import index_probes, member_table
 from geomap.regions.models import EVERY_CONDITION_ID
 from geomap.regions.names import country_name, country_numeric, region_names
 
@@ -76,68 +79,183 @@ def month_starts(today: date, months: int = MONTHS) -> list[date]:
     return starts[::-1]
 
 
+SNAPSHOT_LOCK = 0x736E_6170  # "snap": one snapshot refresh at a time
+_MONTH = "date_trunc('month', m.joined_at AT TIME ZONE 'UTC')::date"
+# What the admin counts count a member under: the place of their floor cell, their
+# role, the month they joined and their conditions (sorted; '{}' for none).
+_COUNTED = (
+    "SELECT ml.member_id, p.country AS country_code, p.region AS region_code, m.role, "
+    f"{_MONTH} AS month, coalesce(c.conditions, CAST('{{}}' AS smallint[])) AS conditions "
+    "FROM member_locations ml JOIN members m ON m.id = ml.member_id "
+    "JOIN admin_cell_places p ON p.floor_cell = ml.floor_cell "
+)
+
+
 def refresh_admin_counts(session: Session, now: datetime | None = None) -> float:
     """Recount every member per condition, country, region, role and month; return seconds.
 
-    The distinct floor cells are placed first (key deriver, one call per cell), then
-    two scans of the member tables join each member's floor cell to its place: one per
-    condition (through member_conditions), one counting every member once (condition
-    0). '' stands for no country or region.
+    The full rebuild (used by a full publish, when an admin asks, and whenever an
+    incremental refresh cannot be trusted): the distinct floor cells are placed first
+    (key deriver, one call per cell), every member with a location is written to
+    ``admin_counted`` under their place, role, month and conditions, and the counts
+    are summed from it: once per condition and once for every member (condition 0).
+    '' stands for no country or region. Pending dirty members stay marked: applying
+    them later is a no-op for the counts (their stored state is the current one).
     """
     started = perf_counter()
-    _snapshot_floor_cell_places(session)
-    month = "date_trunc('month', m.joined_at AT TIME ZONE 'UTC')::date"
-    columns = (
-        "p.country AS country, p.region AS region, "
-        f"m.role AS role, {month} AS month, count(*) AS n, GROUPING(m.role) AS by_month"
-    )
-    joined = (
-        "FROM member_locations ml JOIN members m ON m.id = ml.member_id "
-        "JOIN admin_cell_places p ON p.floor_cell = ml.floor_cell"
-    )
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SNAPSHOT_LOCK})
+    session.execute(text("SET LOCAL work_mem = '256MB'"))
+    _snapshot_floor_cell_places(session, None)
+    session.execute(text("TRUNCATE admin_counted"))
     session.execute(
         text(
-            "CREATE TEMP TABLE admin_counts_scan ON COMMIT DROP AS "
-            f"SELECT mc.condition_id AS condition_id, {columns} {joined} "
-            "JOIN member_conditions mc ON mc.member_id = ml.member_id "
-            "GROUP BY GROUPING SETS ("
-            "(mc.condition_id, p.country, p.region, m.role), "
-            f"(mc.condition_id, p.country, {month})) "
-            f"UNION ALL SELECT {EVERY_CONDITION_ID}, {columns} {joined} "
-            "GROUP BY GROUPING SETS ((p.country, p.region, m.role), "
-            f"(p.country, {month}))"
+            f"INSERT INTO admin_counted {_COUNTED}"
+            "LEFT JOIN (SELECT member_id, array_agg(condition_id ORDER BY condition_id) "
+            "AS conditions FROM member_conditions GROUP BY 1) c ON c.member_id = ml.member_id"
         )
     )
+    session.execute(text("DROP TABLE admin_cell_places"))
     session.execute(text("DELETE FROM admin_region_counts"))
     session.execute(text("DELETE FROM admin_monthly_joins"))
     session.execute(
         text(
             "INSERT INTO admin_region_counts (condition_id, country_code, region_code, role, "
-            "count) SELECT condition_id, country, region, role, n FROM admin_counts_scan "
-            "WHERE by_month = 0"
+            "count) SELECT cid, country_code, region_code, role, count(*) FROM admin_counted, "
+            f"unnest(conditions || CAST({EVERY_CONDITION_ID} AS smallint)) AS cid "
+            "GROUP BY 1, 2, 3, 4"
         )
     )
     session.execute(
         text(
             "INSERT INTO admin_monthly_joins (condition_id, country_code, month, count) "
-            "SELECT condition_id, country, month, n FROM admin_counts_scan WHERE by_month = 1"
+            "SELECT cid, country_code, month, count(*) FROM admin_counted, "
+            f"unnest(conditions || CAST({EVERY_CONDITION_ID} AS smallint)) AS cid "
+            "GROUP BY 1, 2, 3"
         )
     )
-    session.execute(text("DROP TABLE admin_counts_scan"))
-    session.execute(text("DROP TABLE admin_cell_places"))
-    # Names are looked up once here, not on every page view.
+    _name_regions(session, only_unnamed=False)
+    session.execute(
+        text(
+            "INSERT INTO snapshot_state (id, places_key) VALUES (true, :key) "
+            "ON CONFLICT (id) DO UPDATE SET places_key = EXCLUDED.places_key"
+        ),
+        {"key": polygons_key(session)},
+    )
+    return _record_refresh(session, started, now)
+
+
+def update_admin_counts(session: Session, member_ids: Sequence[int],
+                        now: datetime | None = None) -> float:
+    """Bring the admin counts in step for ``member_ids`` only; return seconds.
+
+    Each member's stored contribution (``admin_counted``) is subtracted and their
+    current one added, summed per count row, so the cost follows the number of
+    members changed, not the membership. Exactly equal to a full rebuild as long as
+    the places of floor cells have not changed since it (the caller checks
+    :func:`places_changed`). Members without a location any more simply drop out.
+    """
+    started = perf_counter()
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SNAPSHOT_LOCK})
+    with index_probes(session):
+        _update_admin_counts(session, member_ids)
+    _name_regions(session, only_unnamed=True)
+    return _record_refresh(session, started, now)
+
+
+def _update_admin_counts(session: Session, member_ids: Sequence[int]) -> None:
+    """Apply the marked members to the admin counts (see :func:`update_admin_counts`)."""
+    member_table(session, "admin_marked", member_ids)
+    _snapshot_floor_cell_places(session, "admin_marked")
+    session.execute(
+        text(
+            f"CREATE TEMP TABLE admin_counted_new ON COMMIT DROP AS {_COUNTED}"
+            "JOIN admin_marked d ON d.member_id = ml.member_id "
+            "LEFT JOIN LATERAL (SELECT array_agg(condition_id ORDER BY condition_id) "
+            "AS conditions FROM member_conditions WHERE member_id = ml.member_id) c ON true"
+        )
+    )
+    session.execute(
+        text(
+            "CREATE TEMP TABLE admin_counts_delta ON COMMIT DROP AS "
+            "SELECT cid AS condition_id, country_code, region_code, role, month, "
+            "sum(sign) AS n, GROUPING(role) AS by_month FROM ("
+            "SELECT country_code, region_code, role, month, conditions, -1 AS sign "
+            "FROM admin_counted JOIN admin_marked USING (member_id) "
+            "UNION ALL SELECT country_code, region_code, role, month, conditions, 1 "
+            "FROM admin_counted_new) x, "
+            f"unnest(x.conditions || CAST({EVERY_CONDITION_ID} AS smallint)) AS cid "
+            "GROUP BY GROUPING SETS ((cid, country_code, region_code, role), "
+            "(cid, country_code, month)) HAVING sum(sign) <> 0"
+        )
+    )
+    session.execute(
+        text(
+            "INSERT INTO admin_region_counts (condition_id, country_code, region_code, role, "
+            "count) SELECT condition_id, country_code, region_code, role, n "
+            "FROM admin_counts_delta WHERE by_month = 0 "
+            "ON CONFLICT (condition_id, country_code, region_code, role) "
+            "DO UPDATE SET count = admin_region_counts.count + EXCLUDED.count"
+        )
+    )
+    session.execute(
+        text(
+            "DELETE FROM admin_region_counts a USING admin_counts_delta d "
+            "WHERE d.by_month = 0 AND a.condition_id = d.condition_id "
+            "AND a.country_code = d.country_code AND a.region_code = d.region_code "
+            "AND a.role = d.role AND a.count = 0"
+        )
+    )
+    session.execute(
+        text(
+            "INSERT INTO admin_monthly_joins (condition_id, country_code, month, count) "
+            "SELECT condition_id, country_code, month, n FROM admin_counts_delta "
+            "WHERE by_month = 1 ON CONFLICT (condition_id, country_code, month) "
+            "DO UPDATE SET count = admin_monthly_joins.count + EXCLUDED.count"
+        )
+    )
+    session.execute(
+        text(
+            "DELETE FROM admin_monthly_joins a USING admin_counts_delta d "
+            "WHERE d.by_month = 1 AND a.condition_id = d.condition_id "
+            "AND a.country_code = d.country_code AND a.month = d.month AND a.count = 0"
+        )
+    )
+    session.execute(
+        text("DELETE FROM admin_counted a USING admin_marked d WHERE a.member_id = d.member_id")
+    )
+    session.execute(text("INSERT INTO admin_counted SELECT * FROM admin_counted_new"))
+    for table in ("admin_counted_new", "admin_counts_delta", "admin_cell_places", "admin_marked"):
+        session.execute(text(f"DROP TABLE {table}"))
+
+
+def places_changed(session: Session) -> bool:
+    """Whether region polygons changed since the last full rebuild (or none ran yet)."""
+    stored = session.execute(text("SELECT places_key FROM snapshot_state")).scalar_one_or_none()
+    return stored is None or stored != polygons_key(session)
+
+
+def _name_regions(session: Session, *, only_unnamed: bool) -> None:
+    """Fill region_name of the count rows (looked up once here, not on every page view)."""
+    unnamed = " AND region_name IS NULL" if only_unnamed else ""
     codes = session.execute(
-        text("SELECT DISTINCT region_code FROM admin_region_counts WHERE region_code <> ''")
+        text(f"SELECT DISTINCT region_code FROM admin_region_counts WHERE region_code <> ''"
+             f"{unnamed}")
     ).scalars().all()
+    if not codes:
+        return
     names = region_names(session, codes)
     session.execute(
         text(
             "UPDATE admin_region_counts a SET region_name = v.name "
             "FROM unnest(CAST(:codes AS text[]), CAST(:names AS text[])) AS v(code, name) "
-            "WHERE a.region_code = v.code"
+            f"WHERE a.region_code = v.code{unnamed}"
         ),
         {"codes": list(names), "names": list(names.values())},
     )
+
+
+def _record_refresh(session: Session, started: float, now: datetime | None) -> float:
+    """Store when the counts were refreshed and how long it took; return the seconds."""
     seconds = perf_counter() - started
     session.execute(
         text(
@@ -150,15 +268,17 @@ def refresh_admin_counts(session: Session, now: datetime | None = None) -> float
     return seconds
 
 
-def _snapshot_floor_cell_places(session: Session) -> None:
+def _snapshot_floor_cell_places(session: Session, marked: str | None) -> None:
     """Fill a temporary table admin_cell_places (floor_cell, country, region).
 
-    One row per distinct floor cell of a member, placed by the key deriver for that
-    cell ('' where it has no country or region).
+    One row per distinct floor cell of a member (of those in temporary table ``marked``
+    only, unless None), placed by the key deriver for that cell ('' where it has no
+    country or region).
     """
+    only = "" if marked is None else f"JOIN {marked} USING (member_id) "
     cells = np.array(
         session.execute(
-            text("SELECT DISTINCT floor_cell FROM member_locations ORDER BY 1")
+            text(f"SELECT DISTINCT floor_cell FROM member_locations {only}ORDER BY 1")
         ).scalars().all(),
         dtype=np.int64,
     )
@@ -166,7 +286,6 @@ def _snapshot_floor_cell_places(session: Session) -> None:
         text("CREATE TEMP TABLE admin_cell_places (floor_cell bigint PRIMARY KEY, "
              "country text NOT NULL, region text NOT NULL) ON COMMIT DROP")
     )
-    session.execute(text("SET LOCAL work_mem = '256MB'"))
     if len(cells) == 0:
         return
     floor = h3i.get_resolution(int(cells[0]))

@@ -6,7 +6,19 @@ None of them is on the public read path. ``publish_dirty`` is filled by triggers
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Integer, SmallInteger
+from datetime import date
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from geomap.database import Base
@@ -52,3 +64,42 @@ class PublishSnapshot(Base):
     k: Mapped[int] = mapped_column(SmallInteger)
     floor: Mapped[int] = mapped_column(SmallInteger)
     version: Mapped[int] = mapped_column(Integer)
+
+
+class SnapshotDirty(Base):
+    """A member whose private snapshots (admin counts, nearby rows) may have changed.
+
+    Filled by triggers (``db/sql/snapshot_dirty.sql``) and by the bulk loader; emptied
+    by :func:`geomap.publish.snapshots.refresh_snapshots`. Member 0 marks everything.
+    """
+
+    __tablename__ = "snapshot_dirty"
+
+    member_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+
+
+class AdminCounted(Base):
+    """What the admin counts last counted one member under (private, admins' counts only).
+
+    The place is the one their floor cell was given at that refresh ('' for none), so
+    an incremental refresh subtracts exactly what was added.
+    """
+
+    __tablename__ = "admin_counted"
+
+    member_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    country_code: Mapped[str] = mapped_column(String(2))
+    region_code: Mapped[str] = mapped_column(String(24))
+    role: Mapped[str] = mapped_column(String(16))
+    month: Mapped[date] = mapped_column(Date)
+    conditions: Mapped[list[int]] = mapped_column(ARRAY(SmallInteger))
+
+
+class SnapshotState(Base):
+    """The region polygons the admin counts' places were derived with (one row)."""
+
+    __tablename__ = "snapshot_state"
+    __table_args__ = (CheckConstraint("id", name="single_row"),)
+
+    id: Mapped[bool] = mapped_column(Boolean, primary_key=True, default=True)
+    places_key: Mapped[str] = mapped_column(Text)

@@ -2,11 +2,16 @@
 
 ``nearby_members`` holds (condition, floor cell, member) for members on the map,
 contactable and not suspended by a moderator. Every change a member makes through
-:mod:`geomap.members.queries` brings their rows in step at once; each publish
-rebuilds the table, which brings in bulk imports. Floor cells only: no exact point is copied.
+:mod:`geomap.members.queries` brings their rows in step at once; after each publish
+the members marked in ``snapshot_dirty`` (bulk imports, moderation, any other write)
+are brought in step (:func:`update_nearby_members`), and a full publish rebuilds the
+table (:func:`refresh_nearby_members`). Floor cells only: no exact point is copied.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -29,8 +34,103 @@ def sync_member(session: Session, member_id: int) -> None:
     )
 
 
+def update_nearby_members(session: Session, member_ids: Sequence[int]) -> None:
+    """Bring the nearby_members rows of ``member_ids`` in step (cost follows their number).
+
+    Only rows that differ are deleted or inserted, so a member marked dirty without a
+    change that matters to nearby costs no write.
+    """
+    if not member_ids:
+        return
+    with index_probes(session):
+        _update_nearby_members(session, member_ids)
+
+
+def _update_nearby_members(session: Session, member_ids: Sequence[int]) -> None:
+    """Sync the marked members' nearby rows (see :func:`update_nearby_members`)."""
+    member_table(session, "nearby_marked", member_ids)
+    # Keyed like nearby_members' member index, so the anti-join below probes it.
+    session.execute(
+        text(
+            "CREATE TEMPORARY TABLE nearby_wanted (condition_id smallint, floor_cell bigint, "
+            "id bigint, PRIMARY KEY (id, condition_id, floor_cell)) ON COMMIT DROP"
+        )
+    )
+    session.execute(
+        text(
+            "INSERT INTO nearby_wanted (condition_id, floor_cell, id) "
+            "SELECT mc.condition_id, ml.floor_cell, m.id FROM nearby_marked d "
+            "JOIN members m ON m.id = d.member_id "
+            "JOIN member_locations ml ON ml.member_id = d.member_id "
+            "JOIN member_conditions mc ON mc.member_id = d.member_id "
+            "WHERE m.visibility = 'map' AND m.contactable AND m.suspended_at IS NULL"
+        )
+    )
+    session.execute(text("ANALYZE nearby_wanted"))
+    session.execute(
+        text(
+            "DELETE FROM nearby_members n USING nearby_marked d "
+            "WHERE n.member_id = d.member_id AND NOT EXISTS (SELECT 1 FROM nearby_wanted w "
+            "WHERE w.id = n.member_id AND w.condition_id = n.condition_id "
+            "AND w.floor_cell = n.floor_cell)"
+        )
+    )
+    session.execute(
+        text(
+            "INSERT INTO nearby_members (condition_id, floor_cell, member_id) "
+            "SELECT condition_id, floor_cell, id FROM nearby_wanted w WHERE NOT EXISTS ("
+            "SELECT 1 FROM nearby_members n WHERE n.condition_id = w.condition_id "
+            "AND n.floor_cell = w.floor_cell AND n.member_id = w.id)"
+        )
+    )
+    session.execute(text("DROP TABLE nearby_wanted"))
+    session.execute(text("DROP TABLE nearby_marked"))
+
+
+@contextmanager
+def index_probes(session: Session) -> Iterator[None]:
+    """Plan the statements inside as index probes (no hash or merge joins), then restore.
+
+    For work on a few marked members of a large membership: the planner would often
+    rather scan a million-row table once than probe its index a few thousand times,
+    which makes the cost follow the membership instead of the change.
+    """
+    previous = session.execute(
+        text("SELECT current_setting('enable_hashjoin'), current_setting('enable_mergejoin')")
+    ).one()
+    session.execute(text("SELECT set_config('enable_hashjoin', 'off', true), "
+                         "set_config('enable_mergejoin', 'off', true)"))
+    try:
+        yield
+    finally:
+        session.execute(
+            text("SELECT set_config('enable_hashjoin', :hash, true), "
+                 "set_config('enable_mergejoin', :merge, true)"),
+            {"hash": previous[0], "merge": previous[1]},
+        )
+
+
+def member_table(session: Session, name: str, member_ids: Sequence[int]) -> None:
+    """Create temporary table ``name`` (member_id, primary key) of ``member_ids``, analysed.
+
+    Joining a small analysed table plans as index probes, where ``= ANY(array)`` of
+    thousands of ids may plan as a scan of the whole member table.
+    """
+    session.execute(
+        text(f"CREATE TEMPORARY TABLE {name} (member_id bigint PRIMARY KEY) ON COMMIT DROP")
+    )
+    session.execute(
+        # In id order, so that the probes that follow walk the member tables' indexes
+        # (and pages) in order rather than at random.
+        text(f"INSERT INTO {name} SELECT id FROM unnest(CAST(:ids AS bigint[])) AS id "
+             "ORDER BY id ON CONFLICT DO NOTHING"),
+        {"ids": list(member_ids)},
+    )
+    session.execute(text(f"ANALYZE {name}"))
+
+
 def refresh_nearby_members(session: Session) -> None:
-    """Rebuild nearby_members from the member tables (run by publish; brings in imports).
+    """Rebuild nearby_members from the member tables (a full publish; brings in everything).
 
     Only the difference is written (set differences in memory), so searches running
     meanwhile keep their rows and an unchanged community costs no writes.

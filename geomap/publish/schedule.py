@@ -46,7 +46,7 @@ class PublishScheduler:
             return
         log.info("published version %s in %.1f s", summary.version, summary.seconds)
         with session_scope(self.engine) as session:
-            seconds = refresh_snapshots(session)
+            seconds = refresh_snapshots(session, full=summary.kind == "full")
         log.info("refreshed admin counts and the nearby index in %.1f s", seconds)
 
     def _run(self) -> None:

@@ -460,7 +460,7 @@ def publish(session: Session, *, k: int, floor: int, now: datetime | None = None
              members=members_on_map, seconds=seconds),
     )
     if snapshots:
-        refresh_snapshots(session)
+        refresh_snapshots(session, full=not incremental)
         phases.append(("snapshots", time.perf_counter()))
     marks = [started] + [mark for _name, mark in phases]
     return PublishSummary(version, members_on_map, published_cells, seconds, kind=kind,

@@ -1,0 +1,34 @@
+"""Pseudonym keys: the ASCII fast path folds exactly like the general path."""
+
+from __future__ import annotations
+
+import string
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from geomap.members import pseudonyms
+
+
+def general_key(pseudonym: str) -> str:
+    """The general path of :func:`pseudonyms.pseudonym_key` (NFKC, case fold, skeleton)."""
+    representative = pseudonyms._representatives()
+    folded = pseudonyms._fold(" ".join(pseudonym.split()))
+    return pseudonyms._fold("".join(representative.get(c, c) for c in folded))
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=30))
+def test_ascii_pseudonyms_fold_as_the_general_path_does(pseudonym: str) -> None:
+    assert pseudonyms.pseudonym_key(pseudonym) == general_key(pseudonym)
+
+
+def test_every_ascii_character_folds_as_the_general_path_does() -> None:
+    for char in map(chr, range(128)):
+        assert pseudonyms.pseudonym_key(f"a{char}b") == general_key(f"a{char}b")
+
+
+def test_look_alikes_still_share_a_key() -> None:
+    assert pseudonyms.pseudonym_key("Ada") == pseudonyms.pseudonym_key("\u0410da")
+    assert pseudonyms.pseudonym_key("ADA") == pseudonyms.pseudonym_key("ada")
+    assert pseudonyms.pseudonym_key("l0ve") == pseudonyms.pseudonym_key("10ve")
+    assert set(pseudonyms.pseudonym_key(string.printable)) <= set(string.printable)
