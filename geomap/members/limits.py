@@ -15,6 +15,7 @@ them off (tests that play an attacker with unlimited queries do so).
 from __future__ import annotations
 
 from flask import Flask, current_app, request
+from flask_babel import gettext as _
 from flask_limiter import Limiter
 from flask_login import current_user
 
@@ -60,7 +61,7 @@ def init_app(app: Flask) -> None:
             lambda setting=setting: current_app.config[setting],
             scope=scope,
             methods=list(methods),
-            error_message="Too many requests; please wait a little and try again.",
+            error_message=lambda: _("Too many requests; please wait a little and try again."),
         )
         for endpoint in endpoints:
             app.view_functions[endpoint] = shared(app.view_functions[endpoint])

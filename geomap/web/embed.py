@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
 from flask import url_for as flask_url_for
+from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
 from geomap.auth import stateless
@@ -119,11 +120,11 @@ def editor() -> str:
     """Let a site editor pick a condition and a size and copy the iframe snippet."""
     conditions = published.conditions(db.public_session)
     if not conditions:
-        abort(404, description="There are no conditions to embed yet.")
+        abort(404, description=_("There are no conditions to embed yet."))
     slug = request.args.get("condition") or conditions[0].slug
     chosen = next((c for c in conditions if c.slug == slug), None)
     if chosen is None:
-        abort(400, description=f"There is no condition {slug!r}.")
+        abort(400, description=_('There is no condition %(slug)r.', slug=slug))
     size = request.args.get("size", "medium")
     try:
         if size in SIZES:
@@ -162,19 +163,19 @@ def _map_of_url(url: str) -> tuple[published.ConditionSummary, EmbedOptions]:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number
     except ValueError:
-        abort(404, description="That URL is not a map on this site.")
+        abort(404, description=_("That URL is not a map on this site."))
     if parts.scheme not in ("http", "https") or parts.netloc != request.host:
-        abort(404, description="That URL is not a map on this site.")
+        abort(404, description=_("That URL is not a map on this site."))
     adapter = current_app.url_map.bind(request.host, url_scheme=parts.scheme)
     try:
         endpoint, args = adapter.match(parts.path, method="GET")
     except HTTPException:
-        abort(404, description="That URL is not a map on this site.")
+        abort(404, description=_("That URL is not a map on this site."))
     if endpoint not in MAP_ENDPOINTS:
-        abort(404, description="That URL is not a map on this site.")
+        abort(404, description=_("That URL is not a map on this site."))
     condition = published.condition(db.public_session, args["slug"])
     if condition is None:
-        abort(404, description=f"There is no condition {args['slug']!r}.")
+        abort(404, description=_('There is no condition %(args)r.', args=args['slug']))
     query = dict(parse_qsl(parts.query)) if endpoint == "embed.map" else {}
     try:
         options = parse_embed_options(query, _tiles_enabled())
@@ -194,7 +195,7 @@ def preview(slug: str) -> Response:
     """Return a PNG preview of a condition's world map (og:image, oEmbed thumbnail)."""
     condition = published.condition(db.public_session, slug)
     if condition is None:
-        abort(404, description=f"There is no condition {slug!r}.")
+        abort(404, description=_('There is no condition %(slug)r.', slug=slug))
     version = published.publish_state(db.public_session).version
     key = (slug, version)
     if key not in _previews:
@@ -218,9 +219,9 @@ def oembed() -> Response:
     """Answer oEmbed 1.0 for a map or embed URL: a rich response with the iframe."""
     url = request.args.get("url")
     if not url:
-        abort(400, description="url is required: the address of a map on this site.")
+        abort(400, description=_("url is required: the address of a map on this site."))
     if request.args.get("format", "json") != "json":
-        abort(501, description="Only format=json is supported.")
+        abort(501, description=_("Only format=json is supported."))
     condition, options = _map_of_url(url)
     try:
         width, height = parse_max_size(request.args)

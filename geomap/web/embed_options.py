@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
 from geomap.privacy import MAX_ZOOM
@@ -70,9 +71,11 @@ def _int_in(args: Mapping[str, str], name: str, low: int, high: int) -> int | No
     try:
         value = int(raw)
     except ValueError:
-        raise EmbedOptionError(f"{name} must be a whole number from {low} to {high}.") from None
+        raise EmbedOptionError(_('%(name)s must be a whole number from %(low)s to %(high)s.',
+                                 name=name, low=low, high=high)) from None
     if not low <= value <= high:
-        raise EmbedOptionError(f"{name} must be a whole number from {low} to {high}.")
+        raise EmbedOptionError(_('%(name)s must be a whole number from %(low)s to %(high)s.',
+                                 name=name, low=low, high=high))
     return value
 
 
@@ -86,7 +89,8 @@ def _float_in(args: Mapping[str, str], name: str, low: float, high: float) -> fl
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and low <= value <= high):
-        raise EmbedOptionError(f"{name} must be a number from {low:g} to {high:g}.")
+        raise EmbedOptionError(_('%(name)s must be a number from %(low)s to %(high)s.',
+                                 name=name, low=format(low, 'g'), high=format(high, 'g')))
     return round(value, 5)
 
 
@@ -100,13 +104,13 @@ def parse_embed_options(args: Mapping[str, str], tiles_enabled: bool) -> EmbedOp
     lat = _float_in(args, "lat", -85.0, 85.0)
     lng = _float_in(args, "lng", -180.0, 180.0)
     if (lat is None) != (lng is None):
-        raise EmbedOptionError("lat and lng go together: give both or neither.")
+        raise EmbedOptionError(_("lat and lng go together: give both or neither."))
     zoom = _int_in(args, "zoom", MIN_ZOOM, MAX_ZOOM)
     raw_tiles = args.get("tiles", "")
     if raw_tiles not in ("", "on", "off"):
-        raise EmbedOptionError("tiles must be 'on' or 'off'.")
+        raise EmbedOptionError(_("tiles must be 'on' or 'off'."))
     if raw_tiles == "on" and not tiles_enabled:
-        raise EmbedOptionError("This server has no map tiles enabled; leave tiles out.")
+        raise EmbedOptionError(_("This server has no map tiles enabled; leave tiles out."))
     return EmbedOptions(
         height=height,
         lat=DEFAULT_CENTER[0] if lat is None else lat,

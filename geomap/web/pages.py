@@ -13,9 +13,9 @@ from geomap.web.maps import first_viewport_url, world_map
 bp = Blueprint("pages", __name__)
 MOST_ACTIVE = 24  # conditions listed on the home page; the rest are searched or indexed
 INITIAL_ZOOM = 2  # the whole world: its cells can be preloaded (maps.first_viewport_url)
-# Marker circle sizes in pixels by count, as static/geomap/map.js draws them (legend).
-SIZE_STEPS = (("1–9", 30), ("10–99", 36), ("100–999", 42), ("1,000–9,999", 50),
-              ("10,000 or more", 58))
+# Marker circle sizes in pixels by count range, as static/geomap/map.js draws them
+# (legend): (lowest count, highest count or None, size).
+SIZE_STEPS = ((1, 9, 30), (10, 99, 36), (100, 999, 42), (1000, 9999, 50), (10000, None, 58))
 bp.add_url_rule("/healthz", view_func=healthz)
 bp.add_url_rule("/readyz", view_func=readyz)
 

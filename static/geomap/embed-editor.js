@@ -41,7 +41,10 @@
     fetch(url, { signal: pending.signal })
       .then(function (r) {
         return r.json().then(function (body) {
-          if (!r.ok) throw new Error(body.error ? body.error.message : "error " + r.status);
+          if (!r.ok) {
+            throw new Error(body.error ? body.error.message
+                                       : window.geomap.t("embed.error", {status: r.status}));
+          }
           return body;
         });
       })
@@ -83,7 +86,7 @@
     var win = frame && frame.contentWindow;
     var map = win && win.map_world;
     if (!map) {
-      status.textContent = "The preview is still loading; try again in a moment.";
+      status.textContent = window.geomap.t("embed.loading");
       return;
     }
     var centre = map.getCenter().wrap();
@@ -99,7 +102,7 @@
 
   document.getElementById("embed-copy").addEventListener("click", function () {
     var text = snippet.value;
-    var done = function () { status.textContent = "Copied to the clipboard."; };
+    var done = function () { status.textContent = window.geomap.t("embed.copied"); };
     if (navigator.clipboard && window.isSecureContext) {
       navigator.clipboard.writeText(text).then(done, function () {
         snippet.select();
