@@ -22,19 +22,20 @@ from typing import Any, TypeVar
 from flask import Flask, abort, g, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_babel import gettext
-from flask_babel import lazy_gettext as _l
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import Forbidden
 
 from geomap.auth.models import Account
 from geomap.database import db
+from geomap.i18n import N_
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 login_manager = LoginManager()
 login_manager.login_view = "auth.login"
-login_manager.login_message = _l("Please sign in to continue.")
+login_manager.login_message = N_("Please sign in to continue.")
+login_manager.localize_callback = gettext  # flashed in the viewer's language
 csrf = CSRFProtect()
 
 

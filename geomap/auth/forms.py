@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, PasswordField, StringField
-from wtforms.validators import DataRequired, Email, EqualTo, Length, ValidationError
+from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
+from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, ValidationError
 
 from geomap.ingest import validators
 
@@ -81,3 +81,20 @@ class NotificationsForm(FlaskForm):
 
     notify = BooleanField(_l("Mail me about new connection requests and messages "
                              "(at most one mail an hour)"))
+
+
+class LanguageForm(FlaskForm):
+    """The account's language and time zone; empty follows the browser."""
+
+    locale = SelectField(_l("Language"), validators=[Optional()], default="")
+    time_zone = SelectField(_l("Time zone"), validators=[Optional()], default="")
+
+    def fill_choices(self) -> LanguageForm:
+        """Offer the shipped languages (named in themselves) and the IANA time zones."""
+        from geomap.i18n import language_names
+        from geomap.i18n.formats import time_zone_names
+
+        self.locale.choices = [("", _l("The language of my browser")), *language_names()]
+        self.time_zone.choices = [("", _l("The time zone of my browser")),
+                                  *time_zone_names()]
+        return self

@@ -23,6 +23,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import refresh
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
@@ -31,6 +32,7 @@ from geomap.auth import accounts, csrf, passwords, tokens
 from geomap.auth.forms import (
     ChangePasswordForm,
     EmailForm,
+    LanguageForm,
     LoginForm,
     NewPasswordForm,
     NotificationsForm,
@@ -38,6 +40,7 @@ from geomap.auth.forms import (
 )
 from geomap.auth.models import Account
 from geomap.database import db
+from geomap.i18n import remember_settings
 from geomap.mail.notifications import unsubscribe_account
 from geomap.members import queries as member_queries
 
@@ -228,7 +231,26 @@ def _pseudonym(account: Account) -> str:
 def account() -> str:
     """Show the account: email, confirmation, notifications, password."""
     form = NotificationsForm(notify=current_user.notify_by_email)
-    return render_template("auth/account.html", form=form)
+    language_form = LanguageForm(locale=current_user.locale or "",
+                                 time_zone=current_user.time_zone or "").fill_choices()
+    return render_template("auth/account.html", form=form, language_form=language_form)
+
+
+@bp.post("/account/language")
+@login_required
+def language() -> Response:
+    """Save the account's language and time zone (empty: follow the browser)."""
+    form = LanguageForm().fill_choices()
+    if not form.validate_on_submit():
+        abort(400, description=_("Choose a language and a time zone from the lists."))
+    own: Account = current_user._get_current_object()  # type: ignore[attr-defined]
+    own.locale = form.locale.data or None
+    own.time_zone = form.time_zone.data or None
+    db.session.commit()
+    remember_settings(own)
+    refresh()  # this request's flash message already in the new language
+    flash(_("Saved: your language and time zone."))
+    return redirect(url_for("auth.account"))
 
 
 @bp.post("/account/notifications")

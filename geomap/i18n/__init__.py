@@ -194,6 +194,16 @@ _DOMAIN = PoCatalogues()
 babel = _Babel()
 
 
+def _language_headers(response: Any) -> Any:
+    """Name the answer's language; say it may differ by Accept-Language and ?lang=."""
+    ctx = getattr(g, "_flask_babel", None)
+    locale = getattr(ctx, "babel_locale", None) if ctx is not None else None
+    if locale is not None:
+        response.headers.setdefault("Content-Language", str(locale).replace("_", "-"))
+        response.vary.add("Accept-Language")
+    return response
+
+
 def init_app(app: Flask) -> None:
     """Set up Flask-Babel, the template helpers and the language switch."""
     from geomap.i18n import formats, switch
@@ -204,3 +214,4 @@ def init_app(app: Flask) -> None:
     user_logged_out.connect(lambda _app, user=None: forget_settings(), app, weak=False)
     formats.init_app(app)
     switch.init_app(app)
+    app.after_request(_language_headers)

@@ -83,6 +83,8 @@ def country_name(name_or_code: str | None, locale: Any = None) -> str:
     """
     if not name_or_code:
         return ""
+    if str(locale or get_locale() or "en") == "en" and len(name_or_code.strip()) != 2:
+        return name_or_code  # the stored English name stays in English pages
     code = _code_of(name_or_code)
     if code is None:
         return name_or_code
@@ -94,6 +96,27 @@ def country_name(name_or_code: str | None, locale: Any = None) -> str:
     if found:
         return found
     return name_or_code if len(name_or_code) != 2 else code
+
+
+def localised_country_name(english: str, code: str | None) -> str:
+    """Return the country ``code`` named in the request's language (CLDR), else ``english``.
+
+    ``english`` (the gazetteer's name) stays in English pages, outside requests and where
+    CLDR has no name; used for place suggestions and labels.
+    """
+    locale = get_locale()
+    if not code or locale is None or str(locale) == "en":
+        return english
+    found = country_name(code)
+    return found if found and found != code else english
+
+
+def time_zone_names() -> list[tuple[str, str]]:
+    """Return (IANA id, id) for every named time zone, sorted ("Europe/Berlin", ...)."""
+    from geomap.i18n import _time_zones
+
+    return [(zone, zone.replace("_", " ")) for zone in sorted(_time_zones())
+            if "/" in zone and not zone.startswith(("Etc/", "SystemV/", "US/", "posix/", "right/"))]
 
 
 def time_zone_label() -> str:

@@ -51,7 +51,7 @@ def _me() -> int:
 
 def _form_errors(form: Any) -> str:
     """Return a form's errors as one readable sentence."""
-    return " ".join(f"{form[name].label.text}: {'; '.join(errs)}"
+    return " ".join(f"{form[name].label.text}: {'; '.join(str(e) for e in errs)}"
                     for name, errs in form.errors.items())
 
 
@@ -319,7 +319,8 @@ def block(pseudonym: str, action: str) -> Response:
         flash(str(exc), "error")
         return redirect(url_for("members.connections"))
     db.session.commit()
-    flash(f"{pseudonym} is blocked." if action == "block" else f"{pseudonym} is unblocked.")
+    flash(_("%(name)s is blocked.", name=pseudonym) if action == "block"
+          else _("%(name)s is unblocked.", name=pseudonym))
     return redirect(url_for("members.connections"))
 
 

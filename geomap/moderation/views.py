@@ -59,7 +59,7 @@ def lift(member_id: int) -> Response:
     """Lift a member's suspension and log it."""
     form = LiftForm()
     if not form.validate_on_submit():
-        flash(" ".join(e for errs in form.errors.values() for e in errs)
+        flash(" ".join(str(e) for errs in form.errors.values() for e in errs)
               or _("Please try again."), "error")
         return redirect(url_for("moderation.queue"))
     try:
@@ -80,7 +80,7 @@ def act(report_id: int) -> Response:
     """Carry out a moderator's action on one report and log it."""
     form = ActionForm()
     if not form.validate_on_submit():
-        flash(" ".join(e for errs in form.errors.values() for e in errs)
+        flash(" ".join(str(e) for errs in form.errors.values() for e in errs)
               or _("Please choose an action."), "error")
         return redirect(url_for("moderation.queue"))
     try:

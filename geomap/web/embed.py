@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
 from flask import url_for as flask_url_for
+from flask_babel import force_locale, get_locale
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
@@ -65,6 +66,14 @@ def embed_url(slug: str, options: EmbedOptions | None = None) -> str:
     return flask_url_for("embed.map", slug=slug, _external=True, **query)
 
 
+def map_title(name: str, lang: str | None = None) -> str:
+    """Return the title of a condition's world map, in ``lang`` (default: the request's)."""
+    if lang:
+        with force_locale(lang):
+            return _("%(name)s world map", name=name)
+    return _("%(name)s world map", name=name)
+
+
 @bp.get("/embed/conditions/<slug>/map", endpoint="map")
 @stateless
 def embedded_map(slug: str) -> Response:
@@ -80,7 +89,7 @@ def embedded_map(slug: str) -> Response:
     config = current_app.config
     fingerprint = "|".join(
         (EMBED_REVISION, str(version), slug, options.query_string(_tiles_enabled()),
-         config["GEOMAP_TILES"], _frame_ancestors(), request.host)
+         config["GEOMAP_TILES"], _frame_ancestors(), request.host, str(get_locale()))
     )
     etag = hashlib.sha256(fingerprint.encode()).hexdigest()[:32]
     # Rendered for a 304 too: its CSP must list the hashes of the page the client keeps.
@@ -104,6 +113,8 @@ def embedded_map(slug: str) -> Response:
         response = Response(html)
     response.set_etag(etag)
     response.headers["Cache-Control"] = f"public, max-age={EMBED_MAX_AGE}"
+    if options.lang is None:  # in the viewer's browser language
+        response.vary.add("Accept-Language")
     return _embed_headers(response)
 
 
@@ -135,12 +146,15 @@ def editor() -> str:
     except EmbedOptionError as exc:
         abort(400, description=str(exc))
     try:
-        view = parse_embed_options(
-            {name: request.args[name] for name in ("lat", "lng", "zoom") if name in request.args},
-            _tiles_enabled())
+        chosen_view = {name: request.args[name] for name in ("lat", "lng", "zoom")
+                       if name in request.args}
+        if request.args.get("embed_lang"):  # the page's own language is ?lang=
+            chosen_view["lang"] = request.args["embed_lang"]
+        view = parse_embed_options(chosen_view, _tiles_enabled())
     except EmbedOptionError as exc:
         abort(400, description=str(exc))
     src = embed_url(chosen.slug, view)
+    title = map_title(chosen.name, view.lang)
     return render_template(
         "embed/editor.html",
         conditions=conditions,
@@ -150,9 +164,10 @@ def editor() -> str:
         width=width,
         height=height,
         src=src,
-        snippet=iframe_snippet(src, width, height, f"{chosen.name} world map"),
-        preview=iframe_snippet(src, width, height, f"{chosen.name} world map", styled=False),
-        view=view if view != EmbedOptions(tiles=view.tiles) else None,
+        snippet=iframe_snippet(src, width, height, title),
+        preview=iframe_snippet(src, width, height, title, styled=False),
+        view=view if view != EmbedOptions(tiles=view.tiles, lang=view.lang) else None,
+        embed_lang=view.lang or "",
         max_zoom=MAX_ZOOM,
     )
 
@@ -227,7 +242,7 @@ def oembed() -> Response:
         width, height = parse_max_size(request.args)
     except EmbedOptionError as exc:
         abort(400, description=str(exc))
-    title = f"{condition.name} world map"
+    title = map_title(condition.name, options.lang)
     response = jsonify(
         type="rich",
         version="1.0",

@@ -16,6 +16,7 @@
   var lat = document.getElementById("embed-lat");
   var lng = document.getElementById("embed-lng");
   var zoom = document.getElementById("embed-zoom");
+  var lang = document.getElementById("embed-lang");
   var pending = null;
 
   // The embed URL carries the initial view (lat, lng, zoom) when one is set.
@@ -27,6 +28,7 @@
       params.set("lng", lng.value);
     }
     if (zoom.value !== "") params.set("zoom", zoom.value);
+    if (lang && lang.value !== "") params.set("lang", lang.value);
     var query = params.toString();
     return query ? src + "?" + query : src;
   }
@@ -78,6 +80,7 @@
     });
   });
   condition.addEventListener("change", update);
+  if (lang) lang.addEventListener("change", update);
   [lat, lng, zoom].forEach(function (input) { input.addEventListener("change", update); });
 
   // Reads the view of the map in the preview (same origin) into the view fields.

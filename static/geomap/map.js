@@ -157,7 +157,7 @@
       var url = options.cellsUrl + "?zoom=" + zoom + "&bbox=" + box.join(",");
       fetch(url, { signal: pending.signal })
         .then(function (r) {
-          if (!r.ok) throw new Error("cells " + r.status);
+          if (!r.ok) throw new Error("cells:" + r.status);  // a code for tests, never shown
           return r.json();
         })
         .then(function (collection) {
