@@ -492,3 +492,40 @@ def test_every_shipped_locale_is_known_to_cldr_with_native_name(tmp_path: Path) 
         names = dict(language_names())
     assert names == {"en": "English", "es": "Español", "fr": "Français", "de": "Deutsch",
                      "it": "Italiano", "pt": "Português", "ar": "العربية"}
+
+
+def test_condition_names_follow_the_locale_where_the_catalogue_has_them(
+        transactional_app, session) -> None:
+    from sqlalchemy import text
+
+    english = session.execute(text("SELECT name FROM conditions WHERE slug = 'all'")
+                              ).scalar_one()
+    session.execute(text(
+        "INSERT INTO catalogue_names (entry_id, locale, name, kind) "
+        "SELECT id, 'es', 'Leucemia linfoblástica aguda', 'official' "
+        "FROM catalogue_entries WHERE slug = 'all' ON CONFLICT DO NOTHING"))
+    session.commit()
+    client = transactional_app.test_client()
+    spanish = client.get("/conditions/all/map?lang=es").get_data(as_text=True)
+    assert "<h1>Leucemia linfoblástica aguda <span" in spanish
+    assert f"<h1>{english} <span" in client.get("/conditions/all/map?lang=fr").get_data(
+        as_text=True)  # no French name: the English one
+    assert "Leucemia linfoblástica aguda" in client.get("/?lang=es").get_data(as_text=True)
+    embed = client.get("/embed/conditions/all/map?lang=es").get_data(as_text=True)
+    assert "Leucemia linfoblástica aguda" in embed and 'lang="es"' in embed
+    oembed = client.get("/oembed?url=http://localhost/embed/conditions/all/map%3Flang%3Des"
+                        ).get_json()
+    assert oembed["title"].startswith("Leucemia linfoblástica aguda")
+    assert "lang=es" in oembed["html"]
+
+
+def test_the_embed_editor_offers_a_language_the_snippet_carries(client) -> None:
+    page = client.get("/embed?condition=all&embed_lang=de").get_data(as_text=True)
+    assert '<option value="de" lang="de" selected>Deutsch</option>' in page
+    snippet = re.search(r'<textarea id="embed-snippet"[^>]*>(.*?)</textarea>', page, re.S)
+    assert "lang=de" in snippet.group(1)
+    assert client.get("/embed/conditions/all/map?lang=xx").status_code == 400
+    german = client.get("/embed/conditions/all/map?lang=de")
+    assert '<html lang="de" dir="ltr">' in german.get_data(as_text=True)
+    assert "Cookie" not in german.headers.get("Vary", "")
+    assert "Set-Cookie" not in german.headers

@@ -29,6 +29,7 @@ from sqlalchemy import text
 from geomap.auth import admin_required, member_required
 from geomap.catalogue import curate, search
 from geomap.database import db
+from geomap.i18n.names import localised
 from geomap.publish import published
 from geomap.web.openapi import CatalogueList, CatalogueQuery, answers, contract
 
@@ -53,7 +54,8 @@ def index() -> str:
     hits, error = [], None
     if query:
         try:
-            hits = search.search(db.public_session, query, SEARCH_LIMIT)
+            hits = localised(db.public_session,
+                             search.search(db.public_session, query, SEARCH_LIMIT))
         except ValueError as exc:
             error = str(exc)
     letter = request.args.get("letter", "A")

@@ -19,6 +19,7 @@ from werkzeug.exceptions import HTTPException
 
 from geomap.auth import stateless
 from geomap.database import db
+from geomap.i18n.names import localised, localised_one
 from geomap.privacy import MAX_ZOOM, map_resolution
 from geomap.publish import published
 from geomap.web.embed_options import (
@@ -85,6 +86,7 @@ def embedded_map(slug: str) -> Response:
         options = parse_embed_options(request.args, _tiles_enabled())
     except EmbedOptionError as exc:
         return _embed_error(400, str(exc))
+    condition = localised_one(db.public_session, condition)
     version = published.publish_state(db.public_session).version
     config = current_app.config
     fingerprint = "|".join(
@@ -129,7 +131,7 @@ def _embed_error(status: int, message: str) -> Response:
 @bp.get("/embed")
 def editor() -> str:
     """Let a site editor pick a condition and a size and copy the iframe snippet."""
-    conditions = published.conditions(db.public_session)
+    conditions = localised(db.public_session, published.conditions(db.public_session))
     if not conditions:
         abort(404, description=_("There are no conditions to embed yet."))
     slug = request.args.get("condition") or conditions[0].slug
@@ -242,7 +244,8 @@ def oembed() -> Response:
         width, height = parse_max_size(request.args)
     except EmbedOptionError as exc:
         abort(400, description=str(exc))
-    title = map_title(condition.name, options.lang)
+    with force_locale(options.lang or str(get_locale())):
+        title = map_title(localised_one(db.public_session, condition).name)
     response = jsonify(
         type="rich",
         version="1.0",
