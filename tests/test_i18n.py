@@ -529,3 +529,15 @@ def test_the_embed_editor_offers_a_language_the_snippet_carries(client) -> None:
     assert '<html lang="de" dir="ltr">' in german.get_data(as_text=True)
     assert "Cookie" not in german.headers.get("Vary", "")
     assert "Set-Cookie" not in german.headers
+
+
+def test_region_names_follow_the_locale_where_iso_3166_2_has_them(app) -> None:
+    from geomap.i18n.formats import region_name
+
+    for locale, bavaria in (("en", "Bayern"), ("fr", "Bavière"), ("it", "Baviera"),
+                            ("ar", "Bayern")):
+        with app.test_request_context(f"/?lang={locale}"):
+            assert region_name("Bayern") == bavaria, locale
+    with app.test_request_context("/?lang=de"):
+        assert region_name("California") == "Kalifornien"
+        assert region_name("Somewhere Unknown") == "Somewhere Unknown"

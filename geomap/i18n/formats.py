@@ -111,6 +111,30 @@ def localised_country_name(english: str, code: str | None) -> str:
     return found if found and found != code else english
 
 
+_SUBDIVISIONS: dict[str, Any] = {}
+
+
+def region_name(name: str | None) -> str:
+    """Return a first-level region's name (ISO 3166-2, as pycountry names it) in the locale.
+
+    pycountry ships ISO 3166-2 translations for de, es, fr and it (not pt nor ar); other
+    names, and names in other locales, come back unchanged.
+    """
+    if not name:
+        return ""
+    locale = str(get_locale() or "en")
+    if locale == "en":
+        return name
+    if locale not in _SUBDIVISIONS:
+        import gettext
+
+        import pycountry
+
+        _SUBDIVISIONS[locale] = gettext.translation(
+            "iso3166-2", pycountry.LOCALES_DIR, languages=[locale], fallback=True)
+    return _SUBDIVISIONS[locale].gettext(name)
+
+
 def time_zone_names() -> list[tuple[str, str]]:
     """Return (IANA id, id) for every named time zone, sorted ("Europe/Berlin", ...)."""
     from geomap.i18n import _time_zones
@@ -132,6 +156,7 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(clock)
     app.add_template_filter(day)
     app.add_template_filter(country_name)
+    app.add_template_filter(region_name)
 
     @app.context_processor
     def _language() -> dict[str, Any]:
