@@ -26,7 +26,6 @@ from flask_babel import gettext
 
 from geomap.auth import admin_required
 from geomap.database import db
-from geomap.members.forms import ROLE_LABELS
 from geomap.models import ROLES
 from geomap.publish import published
 from geomap.publish.admin_counts import (
@@ -90,7 +89,6 @@ def regions() -> Response:
                 "admin/regions.html",
                 report=report,
                 roles=ROLES,
-                role_labels=ROLE_LABELS,
                 conditions=published.conditions(db.session),
                 country=request.args.get("country", "").upper(),
                 every=EVERY_CONDITION,
