@@ -13,7 +13,7 @@ from geomap.paths import resource
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the geomap web app, configured from ``test_config`` or the environment."""
-    from geomap import auth, members, moderation, symptoms
+    from geomap import auth, i18n, members, moderation, symptoms
     from geomap.auth import limits as auth_limits
     from geomap.auth import views as auth_views
     from geomap.catalogue import views as catalogue_views
@@ -44,6 +44,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False
 
     db.init_app(app)
+    i18n.init_app(app)
     security.init_app(app)
     assets.init_app(app)
     errors.init_app(app)

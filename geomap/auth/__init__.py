@@ -21,18 +21,21 @@ from typing import Any, TypeVar
 
 from flask import Flask, abort, g, request
 from flask.sessions import SecureCookieSessionInterface
+from flask_babel import gettext
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import Forbidden
 
 from geomap.auth.models import Account
 from geomap.database import db
+from geomap.i18n import N_
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 login_manager = LoginManager()
 login_manager.login_view = "auth.login"
-login_manager.login_message = "Please sign in to continue."
+login_manager.login_message = N_("Please sign in to continue.")
+login_manager.localize_callback = gettext  # flashed in the viewer's language
 csrf = CSRFProtect()
 
 
@@ -69,8 +72,8 @@ def _verified_only() -> Any:
         from geomap.web.errors import render_error
 
         return render_error(Forbidden(
-            "Please confirm your email address first: follow the link we mailed you "
-            "(your account page can send a new one)."))
+            gettext("Please confirm your email address first: follow the link we mailed you "
+            "(your account page can send a new one).")))
     return None
 
 
@@ -81,7 +84,7 @@ def _unauthorized():  # noqa: ANN202
     from geomap.web.errors import wants_json
 
     if wants_json():
-        abort(401, description="Sign in to use this.")
+        abort(401, description=gettext("Sign in to use this."))
     flash(login_manager.login_message)
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
@@ -94,7 +97,7 @@ def admin_required(view: F) -> F:
         if not current_user.is_authenticated:
             return login_manager.unauthorized()
         if not current_user.is_admin:
-            abort(403, description="This page is for admins only.")
+            abort(403, description=gettext("This page is for admins only."))
         return view(*args, **kwargs)
 
     return wrapped  # type: ignore[return-value]
@@ -108,7 +111,7 @@ def moderator_required(view: F) -> F:
         if not current_user.is_authenticated:
             return login_manager.unauthorized()
         if not current_user.can_moderate:
-            abort(403, description="This page is for moderators only.")
+            abort(403, description=gettext("This page is for moderators only."))
         return view(*args, **kwargs)
 
     return wrapped  # type: ignore[return-value]
@@ -122,7 +125,7 @@ def member_required(view: F) -> F:
         if not current_user.is_authenticated:
             return login_manager.unauthorized()
         if current_user.member_id is None:
-            abort(403, description="This needs a member profile; admins have none.")
+            abort(403, description=gettext("This needs a member profile; admins have none."))
         return view(*args, **kwargs)
 
     return wrapped  # type: ignore[return-value]

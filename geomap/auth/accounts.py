@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -42,10 +43,10 @@ def create_member_account(session: Session, *, pseudonym: str, email: str,
     """
     pseudonym = pseudonym.strip()
     if find_by_email(session, email):
-        raise AccountError("An account with this email exists already.")
+        raise AccountError(_("An account with this email exists already."))
     if pseudonym_taken(session, pseudonym):
-        raise AccountError("This pseudonym is taken (or one that looks the same); "
-                           "please choose another.")
+        raise AccountError(_("This pseudonym is taken (or one that looks the same); "
+                           "please choose another."))
     member = Member(pseudonym=pseudonym, pseudonym_key=pseudonym_key(pseudonym), role="patient",
                     visibility="map", contactable=True)
     session.add(member)
@@ -76,7 +77,7 @@ def register(session: Session, *, pseudonym: str, email: str, password: str) -> 
     pseudonym (pseudonyms are public, so saying so reveals nothing).
     """
     if pseudonym_taken(session, pseudonym):
-        raise AccountError("This pseudonym is taken; please choose another.")
+        raise AccountError(_("This pseudonym is taken; please choose another."))
     existing = find_by_email(session, email)
     if existing is not None:
         passwords.dummy_hash_work(password)
@@ -125,7 +126,7 @@ def create_admin(session: Session, *, email: str, password: str,
     Raises AccountError for another role.
     """
     if role not in STAFF_ROLES:
-        raise AccountError(f"The role must be one of {', '.join(STAFF_ROLES)}.")
+        raise AccountError(_('The role must be one of %(value)s.', value=', '.join(STAFF_ROLES)))
     account = find_by_email(session, email)
     if account is None:
         account = Account(email=normalise_email(email), is_admin=False, is_moderator=False,

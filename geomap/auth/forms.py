@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, PasswordField, StringField
-from wtforms.validators import DataRequired, Email, EqualTo, Length, ValidationError
+from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
+from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, ValidationError
 
 from geomap.ingest import validators
 
@@ -22,58 +23,78 @@ _PASSWORD = [DataRequired(), Length(min=10, max=200)]
 class LoginForm(FlaskForm):
     """Email and password."""
 
-    email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=254)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
+    email = EmailField(_l("Email"), validators=[DataRequired(), Email(), Length(max=254)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=200)])
 
 
 class SignupForm(FlaskForm):
     """A pseudonym (public), an email and a password (private), consent and terms."""
 
     pseudonym = StringField(
-        "Pseudonym (shown to other members)",
+        _l("Pseudonym (shown to other members)"),
         validators=[DataRequired(), valid_pseudonym],
     )
-    email = EmailField("Email (never shown)", validators=[DataRequired(), Email(),
+    email = EmailField(_l("Email (never shown)"), validators=[DataRequired(), Email(),
                                                           Length(max=254)])
-    password = PasswordField("Password", validators=_PASSWORD)
+    password = PasswordField(_l("Password"), validators=_PASSWORD)
     confirm = PasswordField(
-        "Repeat password", validators=[DataRequired(), EqualTo("password", "Passwords differ.")]
+        _l("Repeat password"),
+        validators=[DataRequired(), EqualTo("password", _l("Passwords differ."))],
     )
     consent = BooleanField(
-        "I agree that geomap stores my health data (my conditions, any symptoms I add and "
-        "roughly where I live) to put me on the map and to let me find other members.",
-        validators=[DataRequired(message="We cannot store health data without your consent.")],
+        _l("I agree that geomap stores my health data (my conditions, any symptoms I add and "
+           "roughly where I live) to put me on the map and to let me find other members."),
+        validators=[DataRequired(
+            message=_l("We cannot store health data without your consent."))],
     )
     terms = BooleanField(
-        "I accept the terms of use.",
-        validators=[DataRequired(message="Please accept the terms to create an account.")],
+        _l("I accept the terms of use."),
+        validators=[DataRequired(
+            message=_l("Please accept the terms to create an account."))],
     )
 
 
 class EmailForm(FlaskForm):
     """Just an email (password reset requests)."""
 
-    email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=254)])
+    email = EmailField(_l("Email"), validators=[DataRequired(), Email(), Length(max=254)])
 
 
 class NewPasswordForm(FlaskForm):
     """A new password, twice (password reset)."""
 
-    password = PasswordField("New password", validators=_PASSWORD)
+    password = PasswordField(_l("New password"), validators=_PASSWORD)
     confirm = PasswordField(
-        "Repeat new password",
-        validators=[DataRequired(), EqualTo("password", "Passwords differ.")],
+        _l("Repeat new password"),
+        validators=[DataRequired(), EqualTo("password", _l("Passwords differ."))],
     )
 
 
 class ChangePasswordForm(NewPasswordForm):
     """The current password and a new one, twice."""
 
-    current = PasswordField("Current password", validators=[DataRequired(), Length(max=200)])
+    current = PasswordField(_l("Current password"), validators=[DataRequired(), Length(max=200)])
 
 
 class NotificationsForm(FlaskForm):
     """Whether to get mail about new connection requests and messages."""
 
-    notify = BooleanField("Mail me about new connection requests and messages "
-                          "(at most one mail an hour)")
+    notify = BooleanField(_l("Mail me about new connection requests and messages "
+                             "(at most one mail an hour)"))
+
+
+class LanguageForm(FlaskForm):
+    """The account's language and time zone; empty follows the browser."""
+
+    locale = SelectField(_l("Language"), validators=[Optional()], default="")
+    time_zone = SelectField(_l("Time zone"), validators=[Optional()], default="")
+
+    def fill_choices(self) -> LanguageForm:
+        """Offer the shipped languages (named in themselves) and the IANA time zones."""
+        from geomap.i18n import language_names
+        from geomap.i18n.formats import time_zone_names
+
+        self.locale.choices = [("", _l("The language of my browser")), *language_names()]
+        self.time_zone.choices = [("", _l("The time zone of my browser")),
+                                  *time_zone_names()]
+        return self

@@ -14,9 +14,12 @@ from __future__ import annotations
 import hashlib
 
 from flask import Flask, current_app, request
+from flask_babel import gettext as _
 from flask_limiter import Limiter
 
-_MESSAGE = "Too many attempts; please wait a while and try again."
+
+def _MESSAGE() -> str:  # noqa: N802 - a constant, in the viewer's language
+    return _("Too many attempts; please wait a while and try again.")
 
 
 def client_key() -> str:

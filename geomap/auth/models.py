@@ -47,6 +47,8 @@ class Account(UserMixin, Base):
                                                   server_default="false")
     notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     notified_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    locale: Mapped[str | None] = mapped_column(String(8))  # "de"; None: follow the browser
+    time_zone: Mapped[str | None] = mapped_column(String(64))  # IANA; None: the browser's
 
     @property
     def email_verified(self) -> bool:

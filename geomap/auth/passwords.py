@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from flask_babel import get_locale
+from flask_babel import gettext as _
 from werkzeug.security import check_password_hash, generate_password_hash
 from zxcvbn import zxcvbn
 
@@ -57,15 +59,18 @@ def weakness(password: str, *, email: str = "", pseudonym: str = "") -> str | No
     email, its local part and pseudonym as words an attacker would try first.
     """
     if len(password) < MIN_LENGTH:
-        return f"Use at least {MIN_LENGTH} characters."
+        return _("Use at least %(count)s characters.", count=MIN_LENGTH)
     own = [value for value in (email, email.split("@")[0], pseudonym) if value]
     lowered = password.lower()
     if any(len(value) >= 4 and value.lower() in lowered for value in own):
-        return "Do not use your email or pseudonym in your password."
+        return _("Do not use your email or pseudonym in your password.")
     result = zxcvbn(password[:100], user_inputs=own)
     if result["score"] < MIN_SCORE:
         warning = result["feedback"].get("warning") or ""
-        hint = f" ({warning.rstrip('.')}.)" if warning else ""
-        return ("This password is too easy to guess: it is common or follows a simple "
-                f"pattern.{hint} Try a few unrelated words.")
+        if warning and str(get_locale() or "en") == "en":  # zxcvbn speaks English only
+            return _("This password is too easy to guess: it is common or follows a simple "
+                     "pattern (%(warning)s.) Try a few unrelated words.",
+                     warning=warning.rstrip("."))
+        return _("This password is too easy to guess: it is common or follows a simple "
+                 "pattern. Try a few unrelated words.")
     return None

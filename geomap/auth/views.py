@@ -22,6 +22,8 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext as _
+from flask_babel import refresh
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
@@ -30,6 +32,7 @@ from geomap.auth import accounts, csrf, passwords, tokens
 from geomap.auth.forms import (
     ChangePasswordForm,
     EmailForm,
+    LanguageForm,
     LoginForm,
     NewPasswordForm,
     NotificationsForm,
@@ -37,6 +40,7 @@ from geomap.auth.forms import (
 )
 from geomap.auth.models import Account
 from geomap.database import db
+from geomap.i18n import remember_settings
 from geomap.mail import outbox
 from geomap.mail.notifications import unsubscribe_account
 from geomap.members import queries as member_queries
@@ -74,7 +78,7 @@ def _send_verification(account: Account, pseudonym: str, condition: str | None =
     """Mail a verification link; ``condition`` (a slug being joined) rides along in it."""
     token = tokens.issue(db.session, account.id, "verify")
     extra = {"condition": condition} if condition else {}
-    _send(account.email, "verify", "Confirm your email address for geomap",
+    _send(account.email, "verify", _("Confirm your email address for geomap"),
           pseudonym=pseudonym, link=_link("auth.verify", token=token, **extra))
 
 
@@ -95,7 +99,7 @@ def login() -> Any:
         if account is not None:
             login_user(account)
             return redirect(_safe_next(request.args.get("next")) or url_for("pages.index"))
-        flash("Email or password is wrong.", "error")
+        flash(_("Email or password is wrong."), "error")
     return render_template("auth/login.html", form=form), (400 if form.errors else 200)
 
 
@@ -123,7 +127,7 @@ def signup() -> Any:
                                        joining.slug if joining else None)
                 else:
                     _send(outcome.existing.email, "already_registered",
-                          "Someone tried to create a geomap account with your email",
+                          _("Someone tried to create a geomap account with your email"),
                           reset_link=_link("auth.reset_request"))
                 db.session.commit()
                 return redirect(url_for("auth.signup_sent"))
@@ -144,18 +148,18 @@ def verify(token: str) -> Response:
     account_id = tokens.consume(db.session, token, "verify")
     if account_id is None:
         db.session.rollback()
-        flash("This confirmation link is used up or has expired. Sign in and ask for a "
-              "new one.", "error")
+        flash(_("This confirmation link is used up or has expired. Sign in and ask for a "
+              "new one."), "error")
         return redirect(url_for("auth.login"))
     account = db.session.get(Account, account_id)
     accounts.mark_verified(account)
     db.session.commit()
-    flash("Thank you: your email address is confirmed.")
+    flash(_("Thank you: your email address is confirmed."))
     joining = _joining(request.args.get("condition"))
     settings = url_for("members.settings", **({"condition": joining.slug} if joining else {}))
     if current_user.is_authenticated and current_user.id == account_id:
         return redirect(settings)
-    flash("Please sign in to continue.")
+    flash(_("Please sign in to continue."))
     return redirect(url_for("auth.login", next=settings))
 
 
@@ -167,7 +171,7 @@ def resend_verification() -> Response:
     if not account.email_verified:
         _send_verification(account, _pseudonym(account))
         db.session.commit()
-    flash("We sent you a new confirmation link.")
+    flash(_("We sent you a new confirmation link."))
     return redirect(url_for("auth.account"))
 
 
@@ -179,7 +183,7 @@ def reset_request() -> Any:
         account = accounts.find_by_email(db.session, form.email.data or "")
         if account is not None:
             token = tokens.issue(db.session, account.id, "reset")
-            _send(account.email, "reset", "Set a new geomap password",
+            _send(account.email, "reset", _("Set a new geomap password"),
                   link=_link("auth.reset", token=token))
             db.session.commit()
         return redirect(url_for("auth.reset_sent"))
@@ -212,8 +216,8 @@ def reset(token: str) -> Any:
             accounts.mark_verified(account)  # the link proves the address works
             db.session.commit()
             logout_user()
-            flash("Your password is changed and you are signed out everywhere. "
-                  "Sign in with your new password.")
+            flash(_("Your password is changed and you are signed out everywhere. "
+                  "Sign in with your new password."))
             return redirect(url_for("auth.login"))
     return render_template("auth/reset.html", form=form), (400 if form.errors else 200)
 
@@ -232,7 +236,26 @@ def _pseudonym(account: Account) -> str:
 def account() -> str:
     """Show the account: email, confirmation, notifications, password."""
     form = NotificationsForm(notify=current_user.notify_by_email)
-    return render_template("auth/account.html", form=form)
+    language_form = LanguageForm(locale=current_user.locale or "",
+                                 time_zone=current_user.time_zone or "").fill_choices()
+    return render_template("auth/account.html", form=form, language_form=language_form)
+
+
+@bp.post("/account/language")
+@login_required
+def language() -> Response:
+    """Save the account's language and time zone (empty: follow the browser)."""
+    form = LanguageForm().fill_choices()
+    if not form.validate_on_submit():
+        abort(400, description=_("Choose a language and a time zone from the lists."))
+    own: Account = current_user._get_current_object()  # type: ignore[attr-defined]
+    own.locale = form.locale.data or None
+    own.time_zone = form.time_zone.data or None
+    db.session.commit()
+    remember_settings(own)
+    refresh()  # this request's flash message already in the new language
+    flash(_("Saved: your language and time zone."))
+    return redirect(url_for("auth.account"))
 
 
 @bp.post("/account/notifications")
@@ -241,14 +264,14 @@ def notifications() -> Response:
     """Turn mail about new requests and messages on or off."""
     form = NotificationsForm()
     if not form.validate_on_submit():
-        abort(400, description="The form was not sent correctly; please try again.")
+        abort(400, description=_("The form was not sent correctly; please try again."))
     own: Account = current_user._get_current_object()  # type: ignore[attr-defined]
     if form.notify.data and not own.notify_by_email:
         own.notified_until = datetime.now(UTC)  # only what arrives from now on
     own.notify_by_email = bool(form.notify.data)
     db.session.commit()
-    flash("Saved: we will mail you about new requests and messages." if own.notify_by_email
-          else "Saved: we will not mail you about requests and messages.")
+    flash(_("Saved: we will mail you about new requests and messages.") if own.notify_by_email
+          else _("Saved: we will not mail you about requests and messages."))
     return redirect(url_for("auth.account"))
 
 
@@ -262,14 +285,14 @@ def change_password() -> Any:
         weak = passwords.weakness(form.password.data or "", email=own.email,
                                   pseudonym=_pseudonym(own))
         if not own.check_password(form.current.data or ""):
-            form.current.errors = ["This is not your current password."]
+            form.current.errors = [_("This is not your current password.")]
         elif weak:
             form.password.errors = [weak]
         else:
             accounts.change_password(own, form.password.data or "")
             db.session.commit()
             login_user(own)  # this browser stays signed in, with the new session version
-            flash("Your password is changed; you are signed out on every other device.")
+            flash(_("Your password is changed; you are signed out on every other device."))
             return redirect(url_for("auth.account"))
     return render_template("auth/change_password.html", form=form), (400 if form.errors
                                                                       else 200)
@@ -283,7 +306,7 @@ def logout() -> Response:
     accounts.end_sessions(own)
     db.session.commit()
     logout_user()
-    flash("You are signed out.")
+    flash(_("You are signed out."))
     return redirect(url_for("pages.index"))
 
 
@@ -291,7 +314,7 @@ def logout() -> Response:
 def unsubscribe_page(token: str) -> Any:
     """Ask to confirm stopping notification mails (a GET never changes anything)."""
     if unsubscribe_account(current_app.config, token) is None:
-        abort(404, description="This unsubscribe link is not valid.")
+        abort(404, description=_("This unsubscribe link is not valid."))
     return render_template("auth/unsubscribe.html", token=token, done=False)
 
 
@@ -302,7 +325,7 @@ def unsubscribe(token: str) -> Any:
     account_id = unsubscribe_account(current_app.config, token)
     own = db.session.get(Account, account_id) if account_id is not None else None
     if own is None:
-        abort(404, description="This unsubscribe link is not valid.")
+        abort(404, description=_("This unsubscribe link is not valid."))
     own.notify_by_email = False
     db.session.commit()
     return render_template("auth/unsubscribe.html", token=token, done=True)

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from flask_babel import gettext as _
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -63,7 +64,7 @@ def require_entry(session: Session, ref: str) -> Entry:
     """Return the entry ``ref`` names; raise CatalogueError when there is none."""
     entry = find_entry(session, ref)
     if entry is None:
-        raise CatalogueError(f"There is no condition {ref!r} in the catalogue.")
+        raise CatalogueError(_('There is no condition %(ref)r in the catalogue.', ref=ref))
     return entry
 
 
@@ -84,16 +85,16 @@ def _touch_data(session: Session) -> None:
 def enable(session: Session, entry: Entry, actor: str) -> Entry:
     """Give ``entry`` a map from the next publish on; audited. Return the new state."""
     if entry.kind not in ("category", "disorder"):
-        raise CatalogueError("Only a condition can have a map, not a chapter or block.")
+        raise CatalogueError(_("Only a condition can have a map, not a chapter or block."))
     if entry.enabled:
-        raise CatalogueError(f"{entry.name} already has a map.")
+        raise CatalogueError(_('%(name)s already has a map.', name=entry.name))
     condition_id = entry.condition_id
     if condition_id is None:
         condition_id = session.execute(
             text("SELECT coalesce(max(id), 0) + 1 FROM conditions")
         ).scalar_one()
         if condition_id > MAX_CONDITION_ID:
-            raise CatalogueError("No more maps can be opened: every condition id is in use.")
+            raise CatalogueError(_("No more maps can be opened: every condition id is in use."))
         session.execute(
             text("INSERT INTO conditions (id, slug, name, icd10, enabled) "
                  "VALUES (:id, :slug, :name, :code, true)"),
@@ -116,7 +117,7 @@ def enable(session: Session, entry: Entry, actor: str) -> Entry:
 def disable(session: Session, entry: Entry, actor: str) -> Entry:
     """Hide ``entry``'s map from the next publish on, keeping every member's data; audited."""
     if not entry.enabled:
-        raise CatalogueError(f"{entry.name} has no map to close.")
+        raise CatalogueError(_('%(name)s has no map to close.', name=entry.name))
     session.execute(text("UPDATE conditions SET enabled = false WHERE id = :c"),
                     {"c": entry.condition_id})
     _touch_data(session)
@@ -129,11 +130,11 @@ def _clean_name(name: str) -> str:
     """Return ``name`` trimmed; raise CatalogueError for an empty, long or control name."""
     name = " ".join(name.split())
     if not name:
-        raise CatalogueError("The name is empty.")
+        raise CatalogueError(_("The name is empty."))
     if len(name) > 200:
-        raise CatalogueError("The name is longer than 200 characters.")
+        raise CatalogueError(_("The name is longer than 200 characters."))
     if any(ord(ch) < 32 for ch in name):
-        raise CatalogueError("The name holds control characters.")
+        raise CatalogueError(_("The name holds control characters."))
     return name
 
 
@@ -141,7 +142,7 @@ def rename(session: Session, entry: Entry, new_name: str, actor: str) -> Entry:
     """Change ``entry``'s display name (the old one stays findable as a synonym); audited."""
     new_name = _clean_name(new_name)
     if new_name == entry.name:
-        raise CatalogueError(f"The condition is already called {new_name}.")
+        raise CatalogueError(_('The condition is already called %(new_name)s.', new_name=new_name))
     session.execute(text("UPDATE catalogue_entries SET name = :n WHERE id = :e"),
                     {"n": new_name, "e": entry.id})
     if entry.condition_id is not None:
@@ -165,14 +166,15 @@ def add_synonym(session: Session, entry: Entry, synonym: str, actor: str,
     """Make ``entry`` findable by ``synonym`` (in ``locale``, e.g. "es"); audited."""
     synonym = _clean_name(synonym)
     if not LOCALE.match(locale):
-        raise CatalogueError("The language must be a code such as en, es or pt-BR.")
+        raise CatalogueError(_("The language must be a code such as en, es or pt-BR."))
     added = session.execute(
         text("INSERT INTO catalogue_names (entry_id, locale, name, kind) "
              "VALUES (:e, :locale, :name, 'synonym') ON CONFLICT DO NOTHING"),
         {"e": entry.id, "locale": locale, "name": synonym},
     ).rowcount
     if not added:
-        raise CatalogueError(f"{entry.name} already has the name {synonym}.")
+        raise CatalogueError(_('%(name)s already has the name %(synonym)s.',
+                               name=entry.name, synonym=synonym))
     _audit(session, actor, "add-synonym", entry, f"{locale}: {synonym}")
 
 
@@ -203,9 +205,9 @@ def audit_log(session: Session, limit: int = 50) -> list[AuditLine]:
 def request_map(session: Session, entry: Entry, member_id: int) -> bool:
     """Record that member ``member_id`` asks for ``entry``'s map; False if already asked."""
     if entry.enabled:
-        raise CatalogueError(f"{entry.name} already has a map.")
+        raise CatalogueError(_('%(name)s already has a map.', name=entry.name))
     if entry.kind not in ("category", "disorder"):
-        raise CatalogueError("Only a condition can have a map, not a chapter or block.")
+        raise CatalogueError(_("Only a condition can have a map, not a chapter or block."))
     return bool(
         session.execute(
             text("INSERT INTO condition_requests (entry_id, member_id) VALUES (:e, :m) "

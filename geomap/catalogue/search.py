@@ -11,6 +11,7 @@ import re
 import string
 from dataclasses import dataclass
 
+from flask_babel import gettext as _
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -72,7 +73,8 @@ def search(session: Session, query: str, limit: int = 20) -> list[CatalogueHit]:
     query = " ".join(query.split())
     if len(query) < MIN_QUERY or len(query) > MAX_QUERY or "\x00" in query:
         raise ValueError(
-            f"Type between {MIN_QUERY} and {MAX_QUERY} characters to search the conditions."
+            _('Type between %(min_query)s and %(max_query)s characters to search the conditions.',
+              min_query=MIN_QUERY, max_query=MAX_QUERY)
         )
     code = normalise_code(query)
     folded = session.execute(text("SELECT geomap_fold(:q)"), {"q": query}).scalar_one()
@@ -152,11 +154,11 @@ def az_index(session: Session, letter: str, page: int = 1, per_page: int = 50) -
     """
     letter = letter.upper()
     if letter != OTHER and letter not in LETTERS:
-        raise ValueError("The index has the letters A to Z and 0-9.")
+        raise ValueError(_("The index has the letters A to Z and 0-9."))
     condition = "e.initial = :letter"
     params: dict[str, object] = {"letter": letter}
     if page < 1:
-        raise ValueError("Pages are numbered from 1.")
+        raise ValueError(_("Pages are numbered from 1."))
     total = session.execute(
         text(f"SELECT count(*) FROM catalogue_entries e WHERE {SELECTABLE} AND {condition}"),
         params,

@@ -22,12 +22,14 @@ from flask import (
     url_for,
 )
 from flask import session as flask_session
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import text
 
 from geomap.auth import admin_required, member_required
 from geomap.catalogue import curate, search
 from geomap.database import db
+from geomap.i18n.names import localised
 from geomap.publish import published
 from geomap.web.openapi import CatalogueList, CatalogueQuery, answers, contract
 
@@ -41,7 +43,7 @@ def _page_number() -> int:
     """Return the ``page`` query argument, or abort 400 when it is not a whole number."""
     value = request.args.get("page", "1")
     if not value.isdigit() or not 1 <= int(value) <= 10_000:
-        abort(400, description="The page must be a whole number from 1.")
+        abort(400, description=_("The page must be a whole number from 1."))
     return int(value)
 
 
@@ -52,7 +54,8 @@ def index() -> str:
     hits, error = [], None
     if query:
         try:
-            hits = search.search(db.public_session, query, SEARCH_LIMIT)
+            hits = localised(db.public_session,
+                             search.search(db.public_session, query, SEARCH_LIMIT))
         except ValueError as exc:
             error = str(exc)
     letter = request.args.get("letter", "A")
@@ -64,7 +67,8 @@ def index() -> str:
     except ValueError as exc:
         abort(400, description=str(exc))
     if page is not None and page.page > page.pages:
-        abort(404, description=f"The index of {page.letter} has {page.pages} pages.")
+        abort(404, description=_('The index of %(letter)s has %(pages)s pages.',
+                                 letter=page.letter, pages=page.pages))
     return render_template(
         "catalogue/index.html", query=query, hits=hits, error=error, index=page,
         letters=(*search.LETTERS, search.OTHER),
@@ -96,7 +100,7 @@ def entry(slug: str) -> str:
     """Show a catalogue condition: its names and codes, its map or a way to ask for one."""
     page = search.entry_page(db.public_session, slug)
     if page is None:
-        abort(404, description=f"There is no condition {slug!r} in the catalogue.")
+        abort(404, description=_('There is no condition %(slug)r in the catalogue.', slug=slug))
     asked = False
     member_id = getattr(current_user, "member_id", None)
     if member_id is not None and not page.hit.enabled:
@@ -111,7 +115,7 @@ def request_map(slug: str) -> Response:
     """Record the signed-in member's wish for this condition's map."""
     found = curate.find_entry(db.session, slug)
     if found is None or found.slug != slug:
-        abort(404, description=f"There is no condition {slug!r} in the catalogue.")
+        abort(404, description=_('There is no condition %(slug)r in the catalogue.', slug=slug))
     try:
         added = curate.request_map(db.session, found, current_user.member_id)
     except curate.CatalogueError as exc:
@@ -119,9 +123,10 @@ def request_map(slug: str) -> Response:
         return redirect(url_for("catalogue.entry", slug=slug))
     db.session.commit()
     if added:
-        flash(f"Thank you: we will tell you here when the map of {found.name} opens.", "ok")
+        flash(_('Thank you: we will tell you here when the map of %(name)s opens.',
+                name=found.name), "ok")
     else:
-        flash(f"You have already asked for the map of {found.name}.", "ok")
+        flash(_('You have already asked for the map of %(name)s.', name=found.name), "ok")
     return redirect(url_for("catalogue.entry", slug=slug))
 
 
@@ -142,7 +147,7 @@ def _tell_opened_maps() -> None:
         ).scalar_one_or_none()
         opened = curate.take_opened_maps(session, member_id) if member_id else []
     for condition in opened:
-        flash(f"The map of {condition.name} you asked for is open now.", "ok")
+        flash(_('The map of %(name)s you asked for is open now.', name=condition.name), "ok")
 
 
 # --- admin ----------------------------------------------------------------------
@@ -179,25 +184,27 @@ CHANGES = ("enable", "disable", "rename", "add-synonym")
 def change(slug: str, change: str) -> Response:
     """Apply one audited change to the condition ``slug``, then return to the page."""
     if change not in CHANGES:
-        abort(404, description="That change does not exist.")
+        abort(404, description=_("That change does not exist."))
     found = curate.find_entry(db.session, slug)
     if found is None or found.slug != slug:
-        abort(404, description=f"There is no condition {slug!r} in the catalogue.")
+        abort(404, description=_('There is no condition %(slug)r in the catalogue.', slug=slug))
     try:
         if change == "enable":
             curate.enable(db.session, found, _actor())
-            message = f"{found.name} has a map from the next publish on."
+            message = _("%(name)s has a map from the next publish on.", name=found.name)
         elif change == "disable":
             curate.disable(db.session, found, _actor())
-            message = f"The map of {found.name} closes at the next publish."
+            message = _("The map of %(name)s closes at the next publish.", name=found.name)
         elif change == "rename":
             renamed = curate.rename(db.session, found, request.form.get("name", ""), _actor())
-            message = f"{found.name} is now called {renamed.name}."
+            message = _("%(name)s is now called %(new_name)s.", name=found.name,
+                        new_name=renamed.name)
         else:
             synonym = request.form.get("synonym", "")
             curate.add_synonym(db.session, found, synonym, _actor(),
                                locale=request.form.get("locale", "en") or "en")
-            message = f"{found.name} can now be found as {synonym.strip()}."
+            message = _("%(name)s can now be found as %(synonym)s.", name=found.name,
+                        synonym=synonym.strip())
     except curate.CatalogueError as exc:
         db.session.rollback()
         flash(str(exc), "error")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from geomap.i18n.formats import localised_country_name, region_name
 from geomap.regions.names import country_name, region_names
 
 _LOOKALIKES = str.maketrans({
@@ -74,8 +75,8 @@ def _matches(session: Session, rows: list) -> list[PlaceMatch]:
     out = []
     for place_id, name, country_code, admin1, population in rows:
         code = f"{country_code}.{admin1}" if admin1 and admin1 != "00" else None
-        country = country_name(country_code)
-        region = regions.get(code, "") if code else ""
+        country = localised_country_name(country_name(country_code), country_code)
+        region = region_name(regions.get(code, "")) if code else ""
         label = ", ".join(part for part in (name, region, country) if part and part != name)
         out.append(PlaceMatch(int(place_id), name, country_code, country, code, region,
                               f"{name}, {label}" if label else name, int(population)))

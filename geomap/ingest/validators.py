@@ -15,12 +15,15 @@ import unicodedata
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
 if TYPE_CHECKING:
     from geomap.geo.derive import KeyDeriver
 
 PSEUDONYM_MIN = 3
 PSEUDONYM_MAX = 40
-PSEUDONYM_RULE = "Use 3 to 40 letters, digits, spaces, dots and dashes."
+PSEUDONYM_RULE = _l("Use 3 to 40 letters, digits, spaces, dots and dashes.")
 PLACE_NAME_MAX = 100
 FIELD_MAX = 131_072
 """No text field is longer (the CSV module's own limit)."""
@@ -39,13 +42,14 @@ class FieldError(ValueError):
 def text_field(value: Any, name: str, max_length: int = FIELD_MAX) -> str:
     """Return ``value`` as text; refuse NUL and other control characters and overlong text."""
     if not isinstance(value, str):
-        raise FieldError(f"{name} must be text.")
+        raise FieldError(_('%(name)s must be text.', name=name))
     if len(value) > max_length:
-        raise FieldError(f"{name} is longer than {max_length:,} characters.")
+        raise FieldError(_('%(name)s is longer than %(max_length)s characters.',
+                           name=name, max_length=format(max_length, ',')))
     if any(unicodedata.category(ch) == "Cc" and ch not in "\t" for ch in value):
-        raise FieldError(f"{name} holds a control character.")
+        raise FieldError(_('%(name)s holds a control character.', name=name))
     if any(unicodedata.category(ch) == "Cs" for ch in value):
-        raise FieldError(f"{name} is not valid text.")
+        raise FieldError(_('%(name)s is not valid text.', name=name))
     return value
 
 
@@ -53,7 +57,7 @@ def pseudonym(value: Any) -> str:
     """Return a valid pseudonym (stripped); the same rule for sign-up and import."""
     value = unicodedata.normalize("NFC", text_field(value, "pseudonym", 1000).strip())
     if not PSEUDONYM_MIN <= len(value) <= PSEUDONYM_MAX or not _PSEUDONYM.match(value):
-        raise FieldError(f"pseudonym: {PSEUDONYM_RULE}")
+        raise FieldError(_('pseudonym: %(pseudonym_rule)s', pseudonym_rule=PSEUDONYM_RULE))
     return value
 
 
@@ -61,26 +65,28 @@ def place_name(value: Any, name: str = "city") -> str:
     """Return a place name as typed (stripped), at most PLACE_NAME_MAX characters."""
     value = text_field(value, name, 1000).strip()
     if not value:
-        raise FieldError(f"{name} is empty.")
+        raise FieldError(_('%(name)s is empty.', name=name))
     if len(value) > PLACE_NAME_MAX:
-        raise FieldError(f"{name} is longer than {PLACE_NAME_MAX} characters.")
+        raise FieldError(_('%(name)s is longer than %(place_name_max)s characters.',
+                           name=name, place_name_max=PLACE_NAME_MAX))
     return value
 
 
 def coordinate(value: Any, name: str, limit: float) -> float:
     """Return a latitude (limit 90) or longitude (limit 180) in degrees."""
     if isinstance(value, bool) or value is None:
-        raise FieldError(f"{name} must be a number.")
+        raise FieldError(_('%(name)s must be a number.', name=name))
     if isinstance(value, str):
         if len(value) > 64:
-            raise FieldError(f"{name} must be a number.")
+            raise FieldError(_('%(name)s must be a number.', name=name))
         value = value.strip()
     try:
         number = float(value)
     except (TypeError, ValueError, OverflowError):
-        raise FieldError(f"{name} must be a number.") from None
+        raise FieldError(_('%(name)s must be a number.', name=name)) from None
     if not math.isfinite(number) or not -limit <= number <= limit:
-        raise FieldError(f"{name} must be between {-limit:g} and {limit:g}.")
+        raise FieldError(_('%(name)s must be between %(value)s and %(limit)s.',
+                           name=name, value=format(-limit, 'g'), limit=format(limit, 'g')))
     return number
 
 
@@ -117,11 +123,13 @@ def implausible_points(deriver: KeyDeriver, lats: Any, lngs: Any) -> list[str | 
                                                             SEA_LIMIT_KM))
     for i in np.flatnonzero(null_island | at_sea).tolist():
         if null_island[i]:
-            reasons[i] = "the point is (0, 0), a default value rather than a place"
+            reasons[i] = _("the point is (0, 0), a default value rather than a place")
         elif swapped_land[i]:
-            reasons[i] = "the point is at sea, and on land with lat and lng swapped: swapped?"
+            reasons[i] = _(
+                "the point is at sea, and on land with lat and lng swapped: swapped?")
         else:
-            reasons[i] = f"the point is more than {SEA_LIMIT_KM:g} km from land"
+            reasons[i] = _("the point is more than %(km)s km from land",
+                           km=format(SEA_LIMIT_KM, "g"))
     return reasons
 
 
@@ -139,10 +147,10 @@ def joined_at(value: Any, now: datetime) -> datetime:
         try:
             parsed = datetime.combine(date.fromisoformat(raw), datetime.min.time())
         except ValueError:
-            raise FieldError("joined_at must be an ISO 8601 date or date-time.") from None
+            raise FieldError(_("joined_at must be an ISO 8601 date or date-time.")) from None
     parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     if parsed > now:
-        raise FieldError("joined_at is in the future.")
+        raise FieldError(_("joined_at is in the future."))
     return parsed
 
 

@@ -169,22 +169,51 @@ def read_stored(settings: Mapping[str, Any], name: str) -> EmailMessage:
 # --- mail texts ------------------------------------------------------------------------
 
 
-def render(name: str, **context: Any) -> str:
-    """Render the plain-text mail template ``templates/mail/<name>.txt`` (no app needed)."""
-    return _environment().get_template(f"mail/{name}.txt").render(**context)
+def render(name: str, *, locale: str | None = None, **context: Any) -> str:
+    """Render the plain-text mail template ``templates/mail/<name>.txt`` (no app needed).
+
+    The text is in ``locale`` (default: the current request's language, else English).
+    """
+    return _environment(mail_locale(locale)).get_template(f"mail/{name}.txt").render(**context)
 
 
-_jinja: Any = None
+def mail_locale(locale: str | None = None) -> str:
+    """Return ``locale`` if shipped, else the current request's language, else English."""
+    from geomap.i18n import DEFAULT_LOCALE, LOCALES
+
+    if locale in LOCALES:
+        return str(locale)
+    try:
+        from flask_babel import get_locale
+
+        current = get_locale()
+    except RuntimeError:
+        current = None
+    return str(current) if current is not None and str(current) in LOCALES else DEFAULT_LOCALE
 
 
-def _environment() -> Any:
-    global _jinja
-    if _jinja is None:
+def translate(message: str, locale: str | None = None) -> str:
+    """Return ``message`` (an English msgid) in ``locale``, for subjects sent outside requests."""
+    from geomap.i18n import _DOMAIN
+
+    return _DOMAIN.translations_for(mail_locale(locale)).gettext(message)
+
+
+_jinja: dict[str, Any] = {}
+
+
+def _environment(locale: str) -> Any:
+    if locale not in _jinja:
         from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+        from geomap.i18n import _DOMAIN
         from geomap.paths import resource
 
-        _jinja = Environment(loader=FileSystemLoader(str(resource("templates"))),
-                             autoescape=False, undefined=StrictUndefined,  # noqa: S701
-                             keep_trailing_newline=True)
-    return _jinja
+        env = Environment(loader=FileSystemLoader(str(resource("templates"))),
+                          autoescape=False, undefined=StrictUndefined,  # noqa: S701
+                          keep_trailing_newline=True, extensions=["jinja2.ext.i18n"])
+        env.policies["ext.i18n.trimmed"] = True
+        env.install_gettext_translations(_DOMAIN.translations_for(locale),  # type: ignore[attr-defined]
+                                         newstyle=True)
+        _jinja[locale] = env
+    return _jinja[locale]

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 
 from geomap import mail
 from geomap.config import secret_key
+from geomap.i18n import N_
 from geomap.session import session_scope
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ MIN_GAP = timedelta(hours=1)
 
 _DUE = text(
     """
-    SELECT a.id, a.email, m.pseudonym,
+    SELECT a.id, a.email, a.locale, m.pseudonym,
            (SELECT count(*) FROM connections c
              WHERE c.recipient_id = a.member_id AND c.status = 'pending'
                AND c.created_at > coalesce(a.notified_until, a.created_at)
@@ -98,10 +99,11 @@ def send_notifications(engine: Engine, settings: Mapping[str, Any], *,
             if row.requests + row.messages == 0:
                 continue
             unsubscribe = f"{base}/unsubscribe/{unsubscribe_token(settings, row.id)}"
-            body = mail.render("notification", pseudonym=row.pseudonym,
+            body = mail.render("notification", locale=row.locale, pseudonym=row.pseudonym,
                                requests=row.requests, messages=row.messages,
                                link=f"{base}/connections", unsubscribe_link=unsubscribe)
-            subject = "New on geomap: connection requests and messages"
+            subject = mail.translate(N_("New on geomap: connection requests and messages"),
+                                     row.locale)
             message = mail.build(settings, to=row.email, subject=subject, body=body, headers={
                 "List-Unsubscribe": f"<{unsubscribe}>",
                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",

@@ -11,6 +11,7 @@ from dataclasses import asdict
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from flask_babel import gettext as _
 
 from geomap.auth import member_required
 from geomap.database import db
@@ -51,7 +52,7 @@ def _json_body() -> dict[str, Any]:
     """Return the request's JSON object; raise MemberInputError otherwise."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        raise MemberInputError("Send a JSON object (Content-Type: application/json).")
+        raise MemberInputError(_("Send a JSON object (Content-Type: application/json)."))
     return body
 
 
@@ -75,7 +76,7 @@ def nearby() -> Response:
     """
     slug = request.args.get("condition")
     if not slug:
-        raise MemberInputError("Say which condition: ?condition=<slug>.")
+        raise MemberInputError(_("Say which condition: ?condition=<slug>."))
     page = nearby_queries.parse_page(request.args.get("page"))
     role, band = nearby_queries.parse_filters(request.args.get("role"),
                                               request.args.get("band"))
@@ -119,7 +120,7 @@ def location() -> Response:
         queries.set_location(db.session, _me(), body.get("lat"), body.get("lng"), floor=floor,
                              allow_sea=body.get("allow_sea") is True)
     else:
-        raise MemberInputError("Send lat and lng, or a place_id.")
+        raise MemberInputError(_("Send lat and lng, or a place_id."))
     db.session.commit()
     return _location_answer()
 
@@ -144,10 +145,10 @@ def connect() -> tuple[Response, int]:
     body = _json_body()
     to = body.get("to")
     if not isinstance(to, str) or not to:
-        raise MemberInputError("Say whom to connect with: \"to\": pseudonym.")
+        raise MemberInputError(_("Say whom to connect with: \"to\": pseudonym."))
     message = body.get("message", "")
     if not isinstance(message, str):
-        raise MemberInputError("The message must be text.")
+        raise MemberInputError(_("The message must be text."))
     connection_id = social.request_connection(db.session, _me(), to, message)
     db.session.commit()
     return jsonify(id=connection_id, status="pending"), 201
@@ -177,7 +178,7 @@ def messages(connection_id: int) -> tuple[Response, int]:
     """Add a message (``{"body": text}``) to one of my connections."""
     body = _json_body().get("body")
     if not isinstance(body, str):
-        raise MemberInputError("Send the message as \"body\": text.")
+        raise MemberInputError(_("Send the message as \"body\": text."))
     message_id = social.send_message(db.session, _me(), connection_id, body)
     db.session.commit()
     return jsonify(id=message_id), 201

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
+
 
 class MemberInputError(ValueError):
     """Bad input from the member (HTTP 400); the message says what to fix."""
@@ -14,8 +16,8 @@ class ImplausiblePointError(MemberInputError):
     """
 
     def __init__(self, reason: str) -> None:
-        super().__init__(f"That pin does not look like a home: {reason}. "
-                         "If it is right, confirm it (allow_sea).")
+        super().__init__(_("That pin does not look like a home: %(reason)s. "
+                           "If it is right, confirm it (allow_sea).", reason=reason))
         self.reason = reason
 
 

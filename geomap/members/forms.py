@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -19,34 +20,34 @@ from geomap.members.models import MESSAGE_MAX, REPORT_MAX, REQUEST_MAX
 from geomap.models import INTRODUCTION_MAX
 
 ROLE_LABELS = {
-    "patient": "Person with the condition",
-    "relative": "Relative",
-    "carer": "Carer",
-    "professional": "Health professional",
-    "researcher": "Researcher",
-    "organisation": "Organisation",
+    "patient": _l("Person with the condition"),
+    "relative": _l("Relative"),
+    "carer": _l("Carer"),
+    "professional": _l("Health professional"),
+    "researcher": _l("Researcher"),
+    "organisation": _l("Organisation"),
 }
 VISIBILITY_LABELS = {
-    "map": "On the map (counted in its area; can be found nearby)",
-    "country": "Country only (counted in country totals, not on the map)",
-    "hidden": "Hidden (not counted anywhere public)",
+    "map": _l("On the map (counted in its area; can be found nearby)"),
+    "country": _l("Country only (counted in country totals, not on the map)"),
+    "hidden": _l("Hidden (not counted anywhere public)"),
 }
 
 
-AGE_GROUP_LABELS = {"child": "Child", "teenager": "Teenager", "adult": "Adult"}
+AGE_GROUP_LABELS = {"child": _l("Child"), "teenager": _l("Teenager"), "adult": _l("Adult")}
 PHASE_LABELS = {
-    "induction": "Induction",
-    "consolidation": "Consolidation",
-    "maintenance": "Maintenance",
-    "transplant": "Transplant",
-    "survivorship": "Survivorship (after treatment)",
+    "induction": _l("Induction"),
+    "consolidation": _l("Consolidation"),
+    "maintenance": _l("Maintenance"),
+    "transplant": _l("Transplant"),
+    "survivorship": _l("Survivorship (after treatment)"),
 }
 REPORT_REASONS = {
-    "harassment": "Harassment, threats or hate",
-    "spam": "Spam, advertising or fundraising",
-    "misinformation": "Dangerous medical advice",
-    "privacy": "Shares someone's private details",
-    "other": "Something else",
+    "harassment": _l("Harassment, threats or hate"),
+    "spam": _l("Spam, advertising or fundraising"),
+    "misinformation": _l("Dangerous medical advice"),
+    "privacy": _l("Shares someone's private details"),
+    "other": _l("Something else"),
 }
 
 
@@ -54,24 +55,24 @@ class ProfileForm(FlaskForm):
     """Conditions, role, visibility and whether others may contact me."""
 
     conditions = SelectMultipleField(
-        "Conditions", widget=ListWidget(prefix_label=False), option_widget=CheckboxInput()
+        _l("Conditions"), widget=ListWidget(prefix_label=False), option_widget=CheckboxInput()
     )
-    role = SelectField("I am a", choices=list(ROLE_LABELS.items()))
-    visibility = RadioField("Visibility", choices=list(VISIBILITY_LABELS.items()),
+    role = SelectField(_l("I am a"), choices=list(ROLE_LABELS.items()))
+    visibility = RadioField(_l("Visibility"), choices=list(VISIBILITY_LABELS.items()),
                             default="map")
-    contactable = BooleanField("Other members may send me connection requests")
-    introduction = TextAreaField("A short introduction (optional)",
+    contactable = BooleanField(_l("Other members may send me connection requests"))
+    introduction = TextAreaField(_l("A short introduction (optional)"),
                                  validators=[Optional(), Length(max=INTRODUCTION_MAX)])
-    age_group = SelectField("Age group (optional)",
-                            choices=[("", "Not said"), *AGE_GROUP_LABELS.items()], default="")
-    treatment_phase = SelectField("Treatment phase (optional)",
-                                  choices=[("", "Not said"), *PHASE_LABELS.items()], default="")
+    age_group = SelectField(_l("Age group (optional)"),
+                            choices=[("", _l("Not said")), *AGE_GROUP_LABELS.items()], default="")
+    treatment_phase = SelectField(_l("Treatment phase (optional)"),
+                                  choices=[("", _l("Not said")), *PHASE_LABELS.items()], default="")
 
 
 class LocationForm(FlaskForm):
     """A city from the type-ahead (place id) or a dropped pin (lat, lng)."""
 
-    city = StringField("City", validators=[Optional(), Length(max=100)])
+    city = StringField(_l("City"), validators=[Optional(), Length(max=100)])
     place_id = HiddenField()
     lat = HiddenField()
     lng = HiddenField()
@@ -80,23 +81,23 @@ class LocationForm(FlaskForm):
 class ConnectForm(FlaskForm):
     """A connection request with a short message."""
 
-    message = TextAreaField("A short message (optional)",
+    message = TextAreaField(_l("A short message (optional)"),
                             validators=[Length(max=REQUEST_MAX)])
 
 
 class MessageForm(FlaskForm):
     """A message in a thread."""
 
-    body = TextAreaField("Message", validators=[DataRequired(), Length(max=MESSAGE_MAX)])
+    body = TextAreaField(_l("Message"), validators=[DataRequired(), Length(max=MESSAGE_MAX)])
 
 
 class ReportForm(FlaskForm):
     """A report of a message: a reason (required) and details (optional)."""
 
-    reason = RadioField("Why are you reporting this message?",
+    reason = RadioField(_l("Why are you reporting this message?"),
                         choices=list(REPORT_REASONS.items()), validators=[DataRequired(
-                            message="Choose a reason.")])
-    details = TextAreaField("Anything the moderators should know (optional)",
+                            message=_l("Choose a reason."))])
+    details = TextAreaField(_l("Anything the moderators should know (optional)"),
                             validators=[Optional(), Length(max=REPORT_MAX - 60)])
 
 
@@ -107,4 +108,4 @@ class ConfirmForm(FlaskForm):
 class DeleteForm(FlaskForm):
     """Deleting my account: type DELETE to confirm."""
 
-    confirm = StringField("Type DELETE to confirm", validators=[DataRequired()])
+    confirm = StringField(_l("Type DELETE to confirm"), validators=[DataRequired()])

@@ -16,6 +16,7 @@ with unlimited queries do so).
 from __future__ import annotations
 
 from flask import Flask, current_app, request, session
+from flask_babel import gettext as _
 from flask_limiter import Limiter
 
 # scope -> (setting, endpoints, methods limited)
@@ -67,7 +68,7 @@ def init_app(app: Flask) -> None:
             lambda setting=setting: current_app.config[setting],
             scope=scope,
             methods=list(methods),
-            error_message="Too many requests; please wait a little and try again.",
+            error_message=lambda: _("Too many requests; please wait a little and try again."),
         )
         for endpoint in endpoints:
             app.view_functions[endpoint] = shared(app.view_functions[endpoint])

@@ -15,6 +15,7 @@ from functools import lru_cache
 
 import h3.api.basic_int as h3i
 import numpy as np
+from flask_babel import gettext as _
 from sqlalchemy import TextClause, text
 from sqlalchemy.orm import Session
 
@@ -81,7 +82,8 @@ def parse_page(raw: str | None) -> int:
     if raw is None or raw == "":
         return 1
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 9) or not 1 <= int(raw) <= MAX_PAGE:
-        raise MemberInputError(f"page must be a whole number from 1 to {MAX_PAGE}.")
+        raise MemberInputError(_('page must be a whole number from 1 to %(max_page)s.',
+                                 max_page=MAX_PAGE))
     return int(raw)
 
 
@@ -93,12 +95,12 @@ def parse_filters(role: str | None, band: str | None) -> tuple[str | None, int |
     """
     role = role or None
     if role is not None and role not in ROLES:
-        raise MemberInputError(f"role must be one of {', '.join(ROLES)}.")
+        raise MemberInputError(_('role must be one of %(value)s.', value=', '.join(ROLES)))
     if band is None or band == "":
         return role, None
     if not band.isdigit() or int(band) >= len(DISTANCE_BANDS):
         raise MemberInputError(
-            f"band must be a whole number from 0 to {len(DISTANCE_BANDS) - 1}.")
+            _('band must be a whole number from 0 to %(value)s.', value=len(DISTANCE_BANDS) - 1))
     return role, int(band)
 
 
@@ -120,11 +122,12 @@ def _search_keys(session: Session, member_id: int, condition_slug: str) -> tuple
     if problem:
         raise MemberConflictError(problem)
     if not plausible:
-        raise MemberInputError("There is no such condition.")
+        raise MemberInputError(_("There is no such condition."))
     if condition is None:
-        raise MemberInputError(f"There is no condition {condition_slug!r}.")
+        raise MemberInputError(_('There is no condition %(condition_slug)r.',
+                                 condition_slug=condition_slug))
     if cell is None:
-        raise MemberConflictError("Set your location in your settings first.")
+        raise MemberConflictError(_("Set your location in your settings first."))
     return int(condition), int(cell)
 
 

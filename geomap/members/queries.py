@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+from flask_babel import gettext as _
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -83,19 +84,19 @@ def conditions(session: Session) -> list[ConditionChoice]:
 def clean_text(value: str, name: str) -> str:
     """Return ``value``; raise MemberInputError if it holds characters no text may hold."""
     if "\x00" in value:
-        raise MemberInputError(f"The {name} holds a NUL character.")
+        raise MemberInputError(_('The %(name)s holds a NUL character.', name=name))
     return value
 
 
 def condition_id(session: Session, slug: str) -> int:
     """Return the id of condition ``slug``; raise MemberInputError for an unknown one."""
     if len(slug) > 64 or "\x00" in slug:
-        raise MemberInputError("There is no such condition.")
+        raise MemberInputError(_("There is no such condition."))
     found = session.execute(
         text("SELECT id FROM conditions WHERE slug = :slug"), {"slug": slug}
     ).scalar_one_or_none()
     if found is None:
-        raise MemberInputError(f"There is no condition {slug[:64]!r}.")
+        raise MemberInputError(_('There is no condition %(slug)r.', slug=slug[:64]))
     return int(found)
 
 
@@ -113,7 +114,7 @@ def profile(session: Session, member_id: int) -> Profile:
         {"id": member_id},
     ).one_or_none()
     if row is None:
-        raise MemberNotFoundError("There is no such member.")
+        raise MemberNotFoundError(_("There is no such member."))
     slugs = session.execute(
         text(
             "SELECT c.slug FROM member_conditions mc JOIN conditions c ON c.id = mc.condition_id "
@@ -130,9 +131,10 @@ def update_profile(session: Session, member_id: int, *, role: str, visibility: s
                    contactable: bool, condition_slugs: list[str]) -> None:
     """Store a member's role, visibility, contact choice and conditions."""
     if role not in ROLES:
-        raise MemberInputError(f"Role must be one of {', '.join(ROLES)}.")
+        raise MemberInputError(_('Role must be one of %(value)s.', value=', '.join(ROLES)))
     if visibility not in VISIBILITIES:
-        raise MemberInputError(f"Visibility must be one of {', '.join(VISIBILITIES)}.")
+        raise MemberInputError(_('Visibility must be one of %(value)s.',
+                                 value=', '.join(VISIBILITIES)))
     ids = sorted({condition_id(session, slug) for slug in condition_slugs})
     session.execute(
         text(
@@ -165,12 +167,15 @@ def update_about(session: Session, member_id: int, *, introduction: str | None,
     """
     intro = clean_text((introduction or "").strip(), "introduction")
     if len(intro) > INTRODUCTION_MAX:
-        raise MemberInputError(f"The introduction has at most {INTRODUCTION_MAX} characters.")
+        raise MemberInputError(_('The introduction has at most %(introduction_max)s characters.',
+                                 introduction_max=INTRODUCTION_MAX))
     age_group, treatment_phase = age_group or None, treatment_phase or None
     if age_group is not None and age_group not in AGE_GROUPS:
-        raise MemberInputError(f"Age group must be one of {', '.join(AGE_GROUPS)}.")
+        raise MemberInputError(_('Age group must be one of %(value)s.',
+                                 value=', '.join(AGE_GROUPS)))
     if treatment_phase is not None and treatment_phase not in TREATMENT_PHASES:
-        raise MemberInputError(f"Treatment phase must be one of {', '.join(TREATMENT_PHASES)}.")
+        raise MemberInputError(_('Treatment phase must be one of %(value)s.',
+                                 value=', '.join(TREATMENT_PHASES)))
     session.execute(
         text("UPDATE members SET introduction = :intro, age_group = :age, "
              "treatment_phase = :phase, updated_at = now() WHERE id = :id"),
@@ -242,10 +247,11 @@ def search_places(session: Session, query: str, limit: int = PLACE_RESULTS) -> l
     The shared matcher (:mod:`geomap.geo.places`): alternate names, folding, Saint/St.
     """
     if not isinstance(query, str) or len(query) > PLACE_QUERY_MAX:
-        raise MemberInputError(f"A place name has at most {PLACE_QUERY_MAX} characters.")
+        raise MemberInputError(_('A place name has at most %(place_query_max)s characters.',
+                                 place_query_max=PLACE_QUERY_MAX))
     folded = place_matcher.fold(clean_text(query, "place name"))
     if len(folded) < 2:
-        raise MemberInputError("Type at least two letters of a place name.")
+        raise MemberInputError(_("Type at least two letters of a place name."))
     return place_matcher.search(session, query, limit=limit)
 
 
@@ -257,11 +263,11 @@ def place_named(session: Session, name: str) -> PlaceMatch:
         raise MemberInputError(str(exc)) from None
     found = place_matcher.exact(session, [name]).get(place_matcher.fold(name), [])
     if not found:
-        raise MemberInputError("Unknown city: pick one from the list.")
+        raise MemberInputError(_("Unknown city: pick one from the list."))
     if len(found) > 1:
         raise MemberInputError(
-            f"{len(found)} places have that name: pick yours from the list (it shows the "
-            "region and country of each)."
+            _("%(count)s places have that name: pick yours from the list (it shows the "
+              "region and country of each).", count=len(found))
         )
     return found[0]
 
@@ -271,12 +277,12 @@ def place_by_id(session: Session, place_id: Any) -> PlaceMatch:
     try:
         wanted = int(place_id)
     except (TypeError, ValueError, OverflowError):
-        raise MemberInputError("Unknown city: pick one from the list.") from None
+        raise MemberInputError(_("Unknown city: pick one from the list.")) from None
     if isinstance(place_id, bool | float) or not 0 < wanted < 2**31:
-        raise MemberInputError("Unknown city: pick one from the list.")
+        raise MemberInputError(_("Unknown city: pick one from the list."))
     place = place_matcher.by_id(session, wanted)
     if place is None:
-        raise MemberInputError("Unknown city: pick one from the list.")
+        raise MemberInputError(_("Unknown city: pick one from the list."))
     return place
 
 

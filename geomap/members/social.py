@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -74,33 +76,34 @@ def _text(value: str | None, name: str, limit: int, *, required: bool) -> str:
     """Return member text trimmed; raise MemberInputError if empty (when required) or long."""
     cleaned = (value or "").strip()
     if "\x00" in cleaned:
-        raise MemberInputError(f"The {name} holds a NUL character.")
+        raise MemberInputError(_('The %(name)s holds a NUL character.', name=name))
     if required and not cleaned:
-        raise MemberInputError(f"The {name} is empty.")
+        raise MemberInputError(_('The %(name)s is empty.', name=name))
     if len(cleaned) > limit:
-        raise MemberInputError(f"The {name} is too long: at most {limit} characters.")
+        raise MemberInputError(_('The %(name)s is too long: at most %(limit)s characters.',
+                                 name=name, limit=limit))
     return cleaned
 
 
 def member_id_by_pseudonym(session: Session, pseudonym: str) -> int:
     """Return the id of the member called ``pseudonym``; raise MemberNotFoundError otherwise."""
     if len(pseudonym) > 64 or "\x00" in pseudonym:
-        raise MemberNotFoundError("There is no such member.")
+        raise MemberNotFoundError(_("There is no such member."))
     found = session.execute(
         text("SELECT id FROM members WHERE pseudonym = :p"), {"p": pseudonym}
     ).scalar_one_or_none()
     if found is None:
-        raise MemberNotFoundError("There is no such member.")
+        raise MemberNotFoundError(_("There is no such member."))
     return int(found)
 
 
-NOT_FINDABLE = (
+NOT_FINDABLE = _l(
     "Only members who can be found can search nearby and send requests: choose "
     "\"On the map\" under Visibility in your settings. It is fair both ways: people you "
     "find can find you too, and your exact location is never shown to anyone."
 )
-SUSPENDED = ("A moderator has suspended your account: you cannot contact members for now. "
-             "You can still read your conversations, export or delete your data.")
+SUSPENDED = _l("A moderator has suspended your account: you cannot contact members for now. "
+               "You can still read your conversations, export or delete your data.")
 
 
 # A connection's status as the members on either end see it.
@@ -161,7 +164,7 @@ def request_connection(session: Session, requester_id: int, pseudonym: str,
     body = _text(message, "message", REQUEST_MAX, required=False)
     recipient = member_id_by_pseudonym(session, pseudonym)
     if recipient == requester_id:
-        raise MemberInputError("You cannot connect with yourself.")
+        raise MemberInputError(_("You cannot connect with yourself."))
     problem = reach_problem(session, requester_id)
     if problem:
         raise MemberConflictError(problem)
@@ -170,7 +173,7 @@ def request_connection(session: Session, requester_id: int, pseudonym: str,
         {"id": recipient},
     ).scalar_one()
     if not contactable or blocked_either_way(session, requester_id, recipient):
-        raise MemberConflictError("This member cannot be contacted.")
+        raise MemberConflictError(_("This member cannot be contacted."))
     existing = session.execute(
         text("SELECT id, status FROM connections WHERE least(requester_id, recipient_id) = "
              "least(CAST(:a AS bigint), CAST(:b AS bigint)) AND greatest(requester_id, "
@@ -178,7 +181,7 @@ def request_connection(session: Session, requester_id: int, pseudonym: str,
         {"a": requester_id, "b": recipient},
     ).one_or_none()
     if existing is not None:
-        raise MemberConflictError("You already have a connection or request with this member.")
+        raise MemberConflictError(_("You already have a connection or request with this member."))
     return int(session.execute(
         text("INSERT INTO connections (requester_id, recipient_id, status, message) "
              "VALUES (:a, :b, 'pending', :message) RETURNING id"),
@@ -210,7 +213,7 @@ def connection(session: Session, member_id: int, connection_id: int) -> Connecti
     row = session.execute(text(_SUMMARY + " AND c.id = :cid"),
                           {"me": member_id, "cid": connection_id}).one_or_none()
     if row is None:
-        raise MemberNotFoundError("There is no such connection.")
+        raise MemberNotFoundError(_("There is no such connection."))
     return ConnectionSummary(*row)
 
 
@@ -218,9 +221,9 @@ def respond(session: Session, member_id: int, connection_id: int, accept: bool) 
     """Accept or decline a request addressed to ``member_id``."""
     summary = connection(session, member_id, connection_id)
     if not summary.incoming or summary.status != "pending":
-        raise MemberConflictError("This request is not waiting for your answer.")
+        raise MemberConflictError(_("This request is not waiting for your answer."))
     if accept and summary.blocked:
-        raise MemberConflictError("This member cannot be contacted.")
+        raise MemberConflictError(_("This member cannot be contacted."))
     session.execute(
         text("UPDATE connections SET status = :status, responded_at = now() WHERE id = :id"),
         {"status": "accepted" if accept else "declined", "id": connection_id},
@@ -231,7 +234,7 @@ def thread(session: Session, member_id: int, connection_id: int) -> Thread:
     """Return an accepted connection's messages and mark those to ``member_id`` read."""
     summary = connection(session, member_id, connection_id)
     if summary.status != "accepted":
-        raise MemberNotFoundError("There is no conversation here yet.")
+        raise MemberNotFoundError(_("There is no conversation here yet."))
     rows = session.execute(
         text("SELECT m.id, s.pseudonym, m.sender_id = :me, "
              "CASE WHEN m.hidden_at IS NULL THEN m.body ELSE '' END, m.created_at, "
@@ -255,9 +258,9 @@ def send_message(session: Session, member_id: int, connection_id: int,
     cleaned = _text(body, "message", MESSAGE_MAX, required=True)
     summary = connection(session, member_id, connection_id)
     if summary.status != "accepted":
-        raise MemberConflictError("You can write once your request is accepted.")
+        raise MemberConflictError(_("You can write once your request is accepted."))
     if summary.blocked:
-        raise MemberConflictError("This member cannot be contacted.")
+        raise MemberConflictError(_("This member cannot be contacted."))
     if reach_problem(session, member_id) == SUSPENDED:
         raise MemberConflictError(SUSPENDED)
     other = member_id_by_pseudonym(session, summary.other)
@@ -272,7 +275,7 @@ def block(session: Session, member_id: int, pseudonym: str) -> None:
     """Block a member: no requests, messages or nearby listing between the two any more."""
     other = member_id_by_pseudonym(session, pseudonym)
     if other == member_id:
-        raise MemberInputError("You cannot block yourself.")
+        raise MemberInputError(_("You cannot block yourself."))
     session.execute(
         text("INSERT INTO member_blocks (blocker_id, blocked_id) VALUES (:me, :other) "
              "ON CONFLICT DO NOTHING"),
@@ -314,7 +317,7 @@ def reportable_message(session: Session, member_id: int, message_id: int) -> Thr
         {"mid": message_id, "me": member_id},
     ).one_or_none()
     if row is None:
-        raise MemberNotFoundError("There is no such message.")
+        raise MemberNotFoundError(_("There is no such message."))
     return ThreadMessage(*row)
 
 
@@ -332,7 +335,7 @@ def report_message(session: Session, member_id: int, message_id: int,
         {"mid": message_id, "me": member_id},
     ).scalar_one()
     if not visible:
-        raise MemberNotFoundError("There is no such message.")
+        raise MemberNotFoundError(_("There is no such message."))
     session.execute(
         text("INSERT INTO message_reports (message_id, reporter_id, reason) "
              "VALUES (:mid, :me, :reason)"),

@@ -17,6 +17,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_login import current_user, logout_user
 
 from geomap.auth import member_required
@@ -50,7 +51,7 @@ def _me() -> int:
 
 def _form_errors(form: Any) -> str:
     """Return a form's errors as one readable sentence."""
-    return " ".join(f"{form[name].label.text}: {'; '.join(errs)}"
+    return " ".join(f"{form[name].label.text}: {'; '.join(str(e) for e in errs)}"
                     for name, errs in form.errors.items())
 
 
@@ -74,7 +75,7 @@ def settings() -> str:
     known = {c.slug for c in queries.conditions(db.session)}
     if wanted in known and wanted not in own.conditions:
         form.conditions.data = [*own.conditions, wanted]  # "Join" from a map preselects it
-        flash("We ticked this map's condition for you below: save to join it.")
+        flash(_("We ticked this map's condition for you below: save to join it."))
     return _settings_page(own, form, LocationForm())
 
 
@@ -96,7 +97,7 @@ def _settings_page(own: queries.Profile, form: ProfileForm, location_form: Locat
 def join(slug: str) -> Response:
     """Join a condition's map: sign up (or, if signed in, settings) with it preselected."""
     if slug not in {c.slug for c in queries.conditions(db.session)}:
-        abort(404, description=f"There is no condition {slug[:64]!r}.")
+        abort(404, description=_('There is no condition %(slug)r.', slug=slug[:64]))
     if current_user.is_authenticated and current_user.member_id is not None:
         return redirect(url_for("members.settings", condition=slug))
     session["join_condition"] = slug
@@ -112,7 +113,7 @@ def save_settings() -> Any:
     form = ProfileForm()
     form.conditions.choices = [(c.slug, c.name) for c in queries.conditions(db.session)]
     if not form.validate_on_submit():
-        flash(_form_errors(form) or "Please check the form.", "error")
+        flash(_form_errors(form) or _("Please check the form."), "error")
         return _settings_page(queries.profile(db.session, _me()), form, LocationForm(), 400)
     try:
         queries.update_profile(
@@ -127,7 +128,7 @@ def save_settings() -> Any:
         flash(str(exc), "error")
         return redirect(url_for("members.settings"))
     db.session.commit()
-    flash("Saved. The map shows your change after the next publish.")
+    flash(_("Saved. The map shows your change after the next publish."))
     return redirect(url_for("members.settings"))
 
 
@@ -137,29 +138,32 @@ def location() -> Any:
     """Set my location from a picked city or a dropped pin."""
     form = LocationForm()
     if not form.validate_on_submit():
-        flash(_form_errors(form) or "Please check the form.", "error")
+        flash(_form_errors(form) or _("Please check the form."), "error")
         return redirect(url_for("members.settings"))
     floor = current_app.config["GEOMAP_FLOOR_RESOLUTION"]
     try:
         if form.place_id.data:
             place = queries.set_location_to_place(db.session, _me(), form.place_id.data,
                                                   floor=floor)
-            message = f"Your location is now {place.label}."
+            message = _("Your location is now %(place)s. Only you see it; the map shows your "
+                        "area after the next publish.", place=place.label)
         elif form.lat.data or form.lng.data:
             queries.set_location(db.session, _me(), form.lat.data, form.lng.data, floor=floor,
                                  allow_sea=request.form.get("allow_sea") == "1")
-            message = "Your location is now the pin you dropped."
+            message = _("Your location is now the pin you dropped. Only you see it; the map "
+                        "shows your area after the next publish.")
         elif form.city.data:
             named = queries.place_named(db.session, form.city.data)
             place = queries.set_location_to_place(db.session, _me(), named.id, floor=floor)
-            message = f"Your location is now {place.label}."
+            message = _("Your location is now %(place)s. Only you see it; the map shows your "
+                        "area after the next publish.", place=place.label)
         else:
-            raise MemberInputError("Pick a city or drop a pin on the map.")
+            raise MemberInputError(_("Pick a city or drop a pin on the map."))
     except ImplausiblePointError as exc:
         # Keep the pin and offer to confirm it: a real home at sea or on a tiny island.
         db.session.rollback()
-        flash(f"That pin is not saved: it does not look like a home ({exc.reason}). If it "
-              "is right, tick the box below and save again.", "error")
+        flash(_("That pin is not saved: it does not look like a home (%(reason)s). If it is "
+                "right, tick the box below and save again.", reason=exc.reason), "error")
         return _settings_page(queries.profile(db.session, _me()),
                               _profile_form(queries.profile(db.session, _me())), form, 400,
                               confirm_sea=True)
@@ -168,7 +172,7 @@ def location() -> Any:
         flash(str(exc), "error")
         return redirect(url_for("members.settings"))
     db.session.commit()
-    flash(message + " Only you see it; the map shows your area after the next publish.")
+    flash(message)
     return redirect(url_for("members.settings"))
 
 
@@ -221,7 +225,7 @@ def connect(pseudonym: str) -> Any:
             flash(str(exc), "error")
         else:
             db.session.commit()
-            flash(f"Your request was sent to {pseudonym}.")
+            flash(_('Your request was sent to %(pseudonym)s.', pseudonym=pseudonym))
             return redirect(url_for("members.connections"))
     elif form.errors:
         flash(_form_errors(form), "error")
@@ -251,7 +255,7 @@ def connections() -> str:
 def respond(connection_id: int, answer: str) -> Response:
     """Accept or decline a request sent to me."""
     if not ConfirmForm().validate_on_submit():
-        abort(400, description="The form has expired; please try again.")
+        abort(400, description=_("The form has expired; please try again."))
     try:
         social.respond(db.session, _me(), connection_id, accept=answer == "accept")
     except MemberConflictError as exc:
@@ -260,9 +264,9 @@ def respond(connection_id: int, answer: str) -> Response:
         return redirect(url_for("members.connections"))
     db.session.commit()
     if answer == "accept":
-        flash("Accepted: you can now write to each other.")
+        flash(_("Accepted: you can now write to each other."))
         return redirect(url_for("members.thread", connection_id=connection_id))
-    flash("Declined.")
+    flash(_("Declined."))
     return redirect(url_for("members.connections"))
 
 
@@ -304,7 +308,7 @@ def confirm_block(pseudonym: str) -> str:
 def block(pseudonym: str, action: str) -> Response:
     """Block (after the confirmation page) or unblock a member."""
     if not ConfirmForm().validate_on_submit():
-        abort(400, description="The form has expired; please try again.")
+        abort(400, description=_("The form has expired; please try again."))
     try:
         if action == "block":
             social.block(db.session, _me(), pseudonym)
@@ -315,7 +319,8 @@ def block(pseudonym: str, action: str) -> Response:
         flash(str(exc), "error")
         return redirect(url_for("members.connections"))
     db.session.commit()
-    flash(f"{pseudonym} is blocked." if action == "block" else f"{pseudonym} is unblocked.")
+    flash(_("%(name)s is blocked.", name=pseudonym) if action == "block"
+          else _("%(name)s is unblocked.", name=pseudonym))
     return redirect(url_for("members.connections"))
 
 
@@ -336,8 +341,8 @@ def report(message_id: int) -> Any:
             flash(str(exc), "error")
         else:
             db.session.commit()
-            flash("Thank you: the message was reported to the moderators. They will look "
-                  "at it; you can also block the sender.")
+            flash(_("Thank you: the message was reported to the moderators. They will look "
+                  "at it; you can also block the sender."))
             return redirect(url_for("members.thread", connection_id=message.connection_id))
     elif form.errors:
         flash(_form_errors(form), "error")
@@ -350,7 +355,7 @@ def report(message_id: int) -> Any:
 def acknowledge_warning() -> Response:
     """Hide a moderator's warning once read."""
     if not ConfirmForm().validate_on_submit():
-        abort(400, description="The form has expired; please try again.")
+        abort(400, description=_("The form has expired; please try again."))
     queries.acknowledge_warning(db.session, _me())
     db.session.commit()
     return redirect(url_for("members.settings"))
@@ -380,13 +385,13 @@ def delete_account() -> Any:
     """Delete my account and everything about me."""
     form = DeleteForm()
     if not form.validate_on_submit() or form.confirm.data.strip() != "DELETE":
-        flash("Type DELETE to confirm.", "error")
+        flash(_("Type DELETE to confirm."), "error")
         return render_template("members/my_data.html", form=form), 400
     queries.delete_member(db.session, _me())
     db.session.commit()
     logout_user()
-    flash("Your account and all your data are deleted. The map reflects it after the "
-          "next publish.")
+    flash(_("Your account and all your data are deleted. The map reflects it after the "
+          "next publish."))
     return redirect(url_for("pages.index"))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from flask_babel import gettext as _
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -101,10 +102,12 @@ def act(session: Session, *, report_id: int, action: str, moderator: str,
     unknown action or a long note, MemberNotFoundError for a report that is not open.
     """
     if action not in REPORT_ACTIONS:
-        raise MemberInputError(f"The action must be one of {', '.join(REPORT_ACTIONS)}.")
+        raise MemberInputError(_('The action must be one of %(value)s.',
+                                 value=', '.join(REPORT_ACTIONS)))
     note = (note or "").strip()
     if len(note) > NOTE_MAX or "\x00" in note:
-        raise MemberInputError(f"The note has at most {NOTE_MAX} characters.")
+        raise MemberInputError(_('The note has at most %(note_max)s characters.',
+                                 note_max=NOTE_MAX))
     row = session.execute(
         text("SELECT r.message_id, m.sender_id, s.pseudonym FROM message_reports r "
              "JOIN messages m ON m.id = r.message_id JOIN members s ON s.id = m.sender_id "
@@ -112,7 +115,7 @@ def act(session: Session, *, report_id: int, action: str, moderator: str,
         {"id": report_id},
     ).one_or_none()
     if row is None:
-        raise MemberNotFoundError("This report is not open any more.")
+        raise MemberNotFoundError(_("This report is not open any more."))
     message_id, sender_id, sender = row
     session.execute(
         text("INSERT INTO moderation_log (moderator, action, report_id, subject, note) "
@@ -127,20 +130,20 @@ def act(session: Session, *, report_id: int, action: str, moderator: str,
     if action == "warn":
         session.execute(text("UPDATE members SET warning = :warning WHERE id = :id"),
                         {"warning": note or DEFAULT_WARNING, "id": sender_id})
-        return f"{sender} is warned."
+        return _("%(name)s is warned.", name=sender)
     if action == "hide":
         session.execute(text("UPDATE messages SET hidden_at = now() WHERE id = :id"),
                         {"id": message_id})
-        return "The message is hidden."
+        return _("The message is hidden.")
     if action == "suspend":
         session.execute(text("UPDATE members SET suspended_at = now() WHERE id = :id"),
                         {"id": sender_id})
         sync_member(session, sender_id)
-        return f"{sender} is suspended."
+        return _("%(name)s is suspended.", name=sender)
     if action == "delete":
         delete_member(session, sender_id)
-        return f"{sender}'s account is deleted."
-    return "The report is dismissed."
+        return _("%(name)s's account is deleted.", name=sender)
+    return _("The report is dismissed.")
 
 
 @dataclass(frozen=True)
@@ -172,21 +175,22 @@ def lift_suspension(session: Session, *, member_id: int, moderator: str,
     """
     note = (note or "").strip()
     if len(note) > NOTE_MAX or "\x00" in note:
-        raise MemberInputError(f"The note has at most {NOTE_MAX} characters.")
+        raise MemberInputError(_('The note has at most %(note_max)s characters.',
+                                 note_max=NOTE_MAX))
     pseudonym = session.execute(
         text("UPDATE members SET suspended_at = NULL "
              "WHERE id = :id AND suspended_at IS NOT NULL RETURNING pseudonym"),
         {"id": member_id},
     ).scalar_one_or_none()
     if pseudonym is None:
-        raise MemberNotFoundError("This member is not suspended.")
+        raise MemberNotFoundError(_("This member is not suspended."))
     session.execute(
         text("INSERT INTO moderation_log (moderator, action, report_id, subject, note) "
              "VALUES (:moderator, 'unsuspend', NULL, :subject, :note)"),
         {"moderator": moderator, "subject": pseudonym, "note": note},
     )
     sync_member(session, member_id)
-    return f"{pseudonym}'s suspension is lifted."
+    return _("%(name)s's suspension is lifted.", name=pseudonym)
 
 
 def audit_log(session: Session, limit: int = 200) -> list[LogEntry]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
@@ -18,27 +20,27 @@ bp = Blueprint("moderation", __name__, url_prefix="/moderation")
 ID = "int(max=9223372036854775807)"
 
 ACTION_LABELS = {
-    "dismiss": "Dismiss: nothing against the rules",
-    "warn": "Warn the sender (they see the note below)",
-    "hide": "Hide the message",
-    "suspend": "Suspend the sender (no contact, not listed)",
-    "delete": "Delete the sender's account",
+    "dismiss": _l("Dismiss: nothing against the rules"),
+    "warn": _l("Warn the sender (they see the note below)"),
+    "hide": _l("Hide the message"),
+    "suspend": _l("Suspend the sender (no contact, not listed)"),
+    "delete": _l("Delete the sender's account"),
 }
 
 
 class ActionForm(FlaskForm):
     """A moderator's decision on one report."""
 
-    action = RadioField("Action", choices=list(ACTION_LABELS.items()),
-                        validators=[DataRequired(message="Choose an action.")])
-    note = TextAreaField("Note (the warning text for a warning; kept in the log)",
+    action = RadioField(_l("Action"), choices=list(ACTION_LABELS.items()),
+                        validators=[DataRequired(message=_l("Choose an action."))])
+    note = TextAreaField(_l("Note (the warning text for a warning; kept in the log)"),
                          validators=[Optional(), Length(max=queue.NOTE_MAX)])
 
 
 class LiftForm(FlaskForm):
     """A moderator lifts one member's suspension."""
 
-    note = TextAreaField("Note (kept in the log)",
+    note = TextAreaField(_l("Note (kept in the log)"),
                          validators=[Optional(), Length(max=queue.NOTE_MAX)])
 
 
@@ -57,8 +59,8 @@ def lift(member_id: int) -> Response:
     """Lift a member's suspension and log it."""
     form = LiftForm()
     if not form.validate_on_submit():
-        flash(" ".join(e for errs in form.errors.values() for e in errs)
-              or "Please try again.", "error")
+        flash(" ".join(str(e) for errs in form.errors.values() for e in errs)
+              or _("Please try again."), "error")
         return redirect(url_for("moderation.queue"))
     try:
         summary = queue.lift_suspension(db.session, member_id=member_id,
@@ -68,7 +70,7 @@ def lift(member_id: int) -> Response:
         flash(str(exc), "error")
         return redirect(url_for("moderation.queue"))
     db.session.commit()
-    flash(summary + " The action is in the moderation log.")
+    flash(_("%(summary)s The action is in the moderation log.", summary=summary))
     return redirect(url_for("moderation.queue"))
 
 
@@ -78,8 +80,8 @@ def act(report_id: int) -> Response:
     """Carry out a moderator's action on one report and log it."""
     form = ActionForm()
     if not form.validate_on_submit():
-        flash(" ".join(e for errs in form.errors.values() for e in errs)
-              or "Please choose an action.", "error")
+        flash(" ".join(str(e) for errs in form.errors.values() for e in errs)
+              or _("Please choose an action."), "error")
         return redirect(url_for("moderation.queue"))
     try:
         summary = queue.act(db.session, report_id=report_id, action=form.action.data,
@@ -89,7 +91,7 @@ def act(report_id: int) -> Response:
         flash(str(exc), "error")
         return redirect(url_for("moderation.queue"))
     db.session.commit()
-    flash(summary + " The action is in the moderation log.")
+    flash(_("%(summary)s The action is in the moderation log.", summary=summary))
     return redirect(url_for("moderation.queue"))
 
 

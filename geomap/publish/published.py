@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import h3.api.basic_int as h3i
+from flask_babel import gettext as _
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -83,8 +84,9 @@ def missing_condition_message(session: Session, slug: str) -> str:
         text("SELECT name FROM catalogue_entries WHERE slug = :slug"), {"slug": slug[:64]}
     ).scalar_one_or_none()
     if name is None:
-        return f"There is no condition {slug!r}. See the list of conditions."
-    return f"{name} has no map on this site at the moment; members may ask for one."
+        return _("There is no condition %(slug)r. See the list of conditions.", slug=slug)
+    return _("%(name)s has no map on this site at the moment; members may ask for one.",
+             name=name)
 
 
 def publish_state(session: Session) -> PublishState:

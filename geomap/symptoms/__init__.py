@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, current_app
+from flask_babel import gettext as _
 
 # scope -> (setting, endpoints, methods): soulmate searches share nearby's limit
 # setting; symptom edits have their own (an attacker probing one term at a time).
@@ -30,7 +31,7 @@ def init_app(app: Flask) -> None:
             lambda setting=setting: current_app.config[setting],
             scope=scope,
             methods=list(methods),
-            error_message="Too many requests; please wait a little and try again.",
+            error_message=lambda: _("Too many requests; please wait a little and try again."),
         )
         for endpoint in endpoints:
             app.view_functions[endpoint] = shared(app.view_functions[endpoint])

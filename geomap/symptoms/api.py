@@ -11,6 +11,7 @@ from dataclasses import asdict
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from geomap.auth import member_required
@@ -43,7 +44,7 @@ def _json_body() -> dict[str, Any]:
     """Return the request's JSON object; raise MemberInputError otherwise."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        raise MemberInputError("Send a JSON object (Content-Type: application/json).")
+        raise MemberInputError(_("Send a JSON object (Content-Type: application/json)."))
     return body
 
 
@@ -116,7 +117,7 @@ def soulmates() -> Response:
     every = request.args.get("every") == "1"
     slug = request.args.get("condition")
     if not every and not slug:
-        raise MemberInputError("Say which condition (?condition=<slug>) or ?every=1.")
+        raise MemberInputError(_("Say which condition (?condition=<slug>) or ?every=1."))
     result = soulmate_queries.soulmates(
         db.session, member_id=_me(), condition_slug=None if every else slug,
         secret=current_app.config["SECRET_KEY"],

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -58,7 +59,8 @@ def search_terms(session: Session, query: str, limit: int = RESULTS) -> list[Ter
     first. An HPO id (``HP:0001250``) finds its term.
     """
     if not isinstance(query, str) or len(query) > QUERY_MAX or "\x00" in query:
-        raise MemberInputError(f"Type a symptom of at most {QUERY_MAX} characters.")
+        raise MemberInputError(_('Type a symptom of at most %(query_max)s characters.',
+                                 query_max=QUERY_MAX))
     folded = fold(query)
     term_id = parse_hpo_id(query) if folded.startswith("hp:") else None
     if term_id is not None:
@@ -67,7 +69,7 @@ def search_terms(session: Session, query: str, limit: int = RESULTS) -> list[Ter
                  "WHERE id = :id"), {"id": term_id}).all()
         return [TermMatch(*row) for row in rows]
     if len(folded) < 2:
-        raise MemberInputError("Type at least two letters of a symptom.")
+        raise MemberInputError(_("Type at least two letters of a symptom."))
     pattern = folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     rows = session.execute(
         text(
@@ -90,10 +92,10 @@ def term_id_of(session: Session, raw: object) -> int:
     """Return the integer id of a known HPO phenotype term; raise MemberInputError otherwise."""
     term_id = parse_hpo_id(raw)
     if term_id is None:
-        raise MemberInputError("A symptom is an HPO id such as HP:0001250.")
+        raise MemberInputError(_("A symptom is an HPO id such as HP:0001250."))
     if session.execute(text("SELECT 1 FROM hpo_terms WHERE id = :id"), {"id": term_id}
                        ).first() is None:
-        raise MemberInputError(f"{hpo_id(term_id)} is not a symptom we know.")
+        raise MemberInputError(_('%(value)s is not a symptom we know.', value=hpo_id(term_id)))
     return term_id
 
 
@@ -123,7 +125,8 @@ def add_symptom(session: Session, member_id: int, raw_id: object) -> Symptom:
         {"id": member_id, "term": term_id, "count": count, "max": MAX_SYMPTOMS},
     )
     if count >= MAX_SYMPTOMS and not _has(session, member_id, term_id):
-        raise MemberConflictError(f"You can list at most {MAX_SYMPTOMS} symptoms.")
+        raise MemberConflictError(_('You can list at most %(max_symptoms)s symptoms.',
+                                    max_symptoms=MAX_SYMPTOMS))
     sync_profile(session, member_id)
     row = session.execute(
         text("SELECT hpo_id, coalesce(layperson, name), name FROM hpo_terms WHERE id = :id"),
@@ -144,7 +147,7 @@ def remove_symptom(session: Session, member_id: int, raw_id: object) -> None:
     """Remove a symptom from a member's list (removing an absent one is a no-op)."""
     term_id = parse_hpo_id(raw_id)
     if term_id is None:
-        raise MemberInputError("A symptom is an HPO id such as HP:0001250.")
+        raise MemberInputError(_("A symptom is an HPO id such as HP:0001250."))
     session.execute(
         text("DELETE FROM member_symptoms WHERE member_id = :id AND term_id = :term"),
         {"id": member_id, "term": term_id},

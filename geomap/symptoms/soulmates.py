@@ -19,6 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import h3.api.basic_int as h3i
+from flask_babel import gettext as _
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -30,6 +31,13 @@ from geomap.symptoms.similarity import VERY_SIMILAR, SetScorer, self_score, simi
 
 SOULMATES_MAX = 30
 _LABEL_ORDER = {VERY_SIMILAR: 0}
+
+
+def _needs(message: str, link: str) -> MemberConflictError:
+    """Return the error for a missing step; ``link`` names the page that fixes it."""
+    error = MemberConflictError(message)
+    error.link = link  # type: ignore[attr-defined]
+    return error
 
 
 @dataclass(frozen=True)
@@ -78,12 +86,13 @@ def _searcher(session: Session, member_id: int, condition_slug: str | None
     condition = None
     if condition_slug is not None:
         if len(condition_slug) > 64 or "\x00" in condition_slug:
-            raise MemberInputError("There is no such condition.")
+            raise MemberInputError(_("There is no such condition."))
         condition = session.execute(
             text("SELECT id FROM conditions WHERE slug = :slug"), {"slug": condition_slug}
         ).scalar_one_or_none()
         if condition is None:
-            raise MemberInputError(f"There is no condition {condition_slug!r}.")
+            raise MemberInputError(_('There is no condition %(condition_slug)r.',
+                                     condition_slug=condition_slug))
     row = session.execute(
         text("SELECT (SELECT floor_cell FROM member_locations WHERE member_id = :id), "
              "EXISTS (SELECT 1 FROM nearby_members WHERE member_id = :id "
@@ -94,15 +103,15 @@ def _searcher(session: Session, member_id: int, condition_slug: str | None
     ).one()
     cell, listable, terms, opted_in = row
     if cell is None:
-        raise MemberConflictError("Set your location in your settings first.")
+        raise _needs(_("Set your location in your settings first."), "settings")
     if not listable:
-        raise MemberConflictError(
-            "Only members who are on the map, can be contacted and have this condition "
-            "can see soulmates: change that in your settings first.")
+        raise _needs(
+            _("Only members who are on the map, can be contacted and have this condition "
+              "can see soulmates: change that in your settings first."), "settings")
     if not opted_in:
-        raise MemberConflictError("Take part in matching on your symptoms page first.")
+        raise _needs(_("Take part in matching on your symptoms page first."), "symptoms")
     if not terms:
-        raise MemberConflictError("Add at least one symptom first.")
+        raise _needs(_("Add at least one symptom first."), "symptoms")
     return (int(condition) if condition is not None else None), int(cell), list(terms)
 
 

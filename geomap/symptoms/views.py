@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from geomap.auth import member_required
@@ -42,7 +43,8 @@ def add() -> Any:
         if not picked:
             matches = queries.search_terms(db.session, request.form.get("q", ""), limit=1)
             if not matches:
-                raise MemberInputError("No symptom matches what you typed: pick one from the list.")
+                raise MemberInputError(
+                    _("No symptom matches what you typed: pick one from the list."))
             picked = matches[0].hpo_id
         symptom = queries.add_symptom(db.session, _me(), picked)
     except (MemberInputError, MemberConflictError) as exc:
@@ -50,7 +52,7 @@ def add() -> Any:
         flash(str(exc), "error")
         return redirect(url_for("symptoms.my_symptoms"))
     db.session.commit()
-    flash(f"Added: {symptom.label}.")
+    flash(_('Added: %(label)s.', label=symptom.label))
     return redirect(url_for("symptoms.my_symptoms"))
 
 
@@ -65,7 +67,7 @@ def remove() -> Any:
         flash(str(exc), "error")
         return redirect(url_for("symptoms.my_symptoms"))
     db.session.commit()
-    flash("Removed.")
+    flash(_("Removed."))
     return redirect(url_for("symptoms.my_symptoms"))
 
 
@@ -76,15 +78,15 @@ def matching() -> Any:
     try:
         choice = request.form.get("matching")
         if choice not in ("on", "off"):
-            raise MemberInputError("Say whether you take part in matching.")
+            raise MemberInputError(_("Say whether you take part in matching."))
         queries.set_matching(db.session, _me(), choice == "on")
     except MemberInputError as exc:
         db.session.rollback()
         flash(str(exc), "error")
         return redirect(url_for("symptoms.my_symptoms"))
     db.session.commit()
-    flash("You now take part in soulmate matching." if choice == "on" else
-          "You no longer take part in matching: nobody sees your symptoms any more.")
+    flash(_("You now take part in soulmate matching.") if choice == "on" else
+          _("You no longer take part in matching: nobody sees your symptoms any more."))
     return redirect(url_for("symptoms.my_symptoms"))
 
 
@@ -96,6 +98,7 @@ def soulmates() -> Any:
     every = request.args.get("every") == "1"
     slug = request.args.get("condition") or (own.conditions[0] if own.conditions else "all")
     result, problem, parts, status = None, None, None, 200
+    problem_link = None
     try:
         result = soulmate_queries.soulmates(
             db.session, member_id=_me(), condition_slug=None if every else slug,
@@ -107,8 +110,10 @@ def soulmates() -> Any:
     except (MemberInputError, MemberConflictError) as exc:
         db.session.rollback()
         problem = str(exc)
+        problem_link = getattr(exc, "link", None)
         status = 400 if isinstance(exc, MemberInputError) else 200
     return render_template(
         "symptoms/soulmates.html", result=result, problem=problem, slug=slug, every=every,
+        problem_link=problem_link,
         choices=member_queries.conditions(db.session), role_labels=ROLE_LABELS, map=parts,
     ), status

@@ -22,6 +22,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext
 
 from geomap.auth import admin_required
 from geomap.database import db
@@ -49,20 +50,22 @@ def _report() -> RegionReport:
     if slug != EVERY_CONDITION:
         condition = published.condition(db.session, slug)
         if condition is None:
-            abort(404, description=f"There is no condition {slug!r}.")
+            abort(404, description=gettext('There is no condition %(slug)r.', slug=slug))
         condition_id = condition.id
     country = request.args.get("country") or None
     if country is not None:
         country = country.upper()
         if not _COUNTRY.match(country):
-            abort(400, description="country must be a two-letter ISO 3166-1 code.")
+            abort(400, description=gettext("country must be a two-letter ISO 3166-1 code."))
     return region_report(db.session, condition_id, slug, country)
 
 
 @bp.app_template_filter("thousands")
 def thousands(number: int) -> str:
-    """Format a count with thousands separators (12,345)."""
-    return f"{number:,}"
+    """Format a count with the locale's digit grouping (12,345; 12.345 in de)."""
+    from geomap.i18n.formats import number as localised
+
+    return localised(number)
 
 
 def _no_store(response: Response) -> Response:
@@ -140,6 +143,6 @@ def refresh_regions() -> Response:
     session = db.session
     seconds = refresh_admin_counts(session)
     session.commit()
-    flash(f"Counted again in {seconds:.1f} s.")
+    flash(gettext('Counted again in %(seconds)s s.', seconds=format(seconds, '.1f')))
     condition = request.form.get("condition") or EVERY_CONDITION
     return redirect(url_for("admin.regions", condition=condition))

@@ -10,6 +10,7 @@ from collections import OrderedDict
 
 import h3.api.basic_int as h3i
 from flask import Blueprint, Response, abort, current_app, jsonify, request, url_for
+from flask_babel import gettext as _
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import ServiceUnavailable
@@ -141,7 +142,7 @@ def cells(slug: str) -> Response:
         # Bound the work of cache misses: a client asking a new box each time waits
         # its turn instead of taking every thread (and the database) from the others.
         if not CELLS_MISS_SLOTS.acquire(timeout=current_app.config["GEOMAP_CELLS_MISS_WAIT"]):
-            raise ServiceUnavailable("The map is busy; please try again in a moment.",
+            raise ServiceUnavailable(_("The map is busy; please try again in a moment."),
                                      retry_after=2)
         try:
             entry = _render_cells(slug, zoom, resolution, boxes, version)
@@ -161,7 +162,7 @@ def regions(slug: str) -> Response:
     """Return the published counts per country or first-level region of a condition."""
     level = request.args.get("level", "country")
     if level not in ("country", "admin1"):
-        abort(400, description="level must be 'country' or 'admin1'.")
+        abort(400, description=_("level must be 'country' or 'admin1'."))
     condition = _condition_or_404(slug)
     version = cells_cache().version()
     rows = published.region_counts(db.public_session, condition.id, level)

@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import Flask, Request, Response, current_app, request
 from flask.json.provider import DefaultJSONProvider
+from flask_babel import gettext as _
 from werkzeug.exceptions import BadRequest, ClientDisconnected
 from werkzeug.routing import UnicodeConverter
 from werkzeug.wsgi import get_input_stream
@@ -48,12 +49,13 @@ class JSONBodyError(ValueError):
 
 def _parse_int(text: str) -> int:
     if len(text.lstrip("-")) > MAX_JSON_DIGITS:
-        raise JSONBodyError(f"numbers may have at most {MAX_JSON_DIGITS} digits")
+        raise JSONBodyError(_('numbers may have at most %(max_json_digits)s digits',
+                              max_json_digits=MAX_JSON_DIGITS))
     return int(text)
 
 
 def _parse_constant(name: str) -> float:
-    raise JSONBodyError(f"{name} is not a JSON number")
+    raise JSONBodyError(_('%(name)s is not a JSON number', name=name))
 
 
 def check_json_value(value: Any) -> None:
@@ -62,7 +64,8 @@ def check_json_value(value: Any) -> None:
     while stack:
         item, depth = stack.pop()
         if depth > MAX_JSON_DEPTH:
-            raise JSONBodyError(f"JSON may be nested at most {MAX_JSON_DEPTH} levels deep")
+            raise JSONBodyError(_('JSON may be nested at most %(max_json_depth)s levels deep',
+                                  max_json_depth=MAX_JSON_DEPTH))
         if isinstance(item, dict):
             for key, child in item.items():
                 _check_text(key)
@@ -75,9 +78,9 @@ def check_json_value(value: Any) -> None:
 
 def _check_text(text: str) -> None:
     if "\x00" in text:
-        raise JSONBodyError("text may not contain a NUL character")
+        raise JSONBodyError(_("text may not contain a NUL character"))
     if _SURROGATE.search(text):
-        raise JSONBodyError("text may not contain a lone surrogate (\\ud800-\\udfff)")
+        raise JSONBodyError(_("text may not contain a lone surrogate (\\ud800-\\udfff)"))
 
 
 def loads_checked(data: str | bytes) -> Any:
@@ -86,13 +89,15 @@ def loads_checked(data: str | bytes) -> Any:
         value = json.loads(data, parse_int=_parse_int, parse_constant=_parse_constant)
     except RecursionError:
         raise JSONBodyError(
-            f"JSON may be nested at most {MAX_JSON_DEPTH} levels deep") from None
+            _('JSON may be nested at most %(max_json_depth)s levels deep',
+              max_json_depth=MAX_JSON_DEPTH)) from None
     except UnicodeDecodeError:
-        raise JSONBodyError("the body is not UTF-8") from None
+        raise JSONBodyError(_("the body is not UTF-8")) from None
     except JSONBodyError:
         raise
     except ValueError as exc:
-        raise JSONBodyError(f"not valid JSON ({exc.args[0].split(':')[0]})") from None
+        raise JSONBodyError(_('not valid JSON (%(value)s)',
+                              value=exc.args[0].split(':')[0])) from None
     check_json_value(value)
     return value
 
@@ -111,8 +116,8 @@ class GeomapRequest(Request):
     def on_json_loading_failed(self, e: ValueError | None) -> Any:
         """Refuse the body with a 400 that says what is wrong with it."""
         if e is None:
-            raise BadRequest("Send a JSON body (Content-Type: application/json).")
-        raise BadRequest(f"The JSON body cannot be read: {e}.")
+            raise BadRequest(_("Send a JSON body (Content-Type: application/json)."))
+        raise BadRequest(_('The JSON body cannot be read: %(e)s.', e=e))
 
 
 def has_control_characters(text: str) -> bool:
@@ -145,14 +150,16 @@ def _check_request() -> None:
     for key, value in request.args.items(multi=True):
         if has_control_characters(key) or has_control_characters(value) \
                 or "\n" in value or "\r" in value:
-            raise BadRequest(f"The query parameter {key[:40]!r} holds a control character.")
+            raise BadRequest(_('The query parameter %(key)r holds a control character.',
+                               key=key[:40]))
     if request.method in ("POST", "PUT", "PATCH", "DELETE"):
         if request.is_json:
             request.get_json()  # parsed and checked once; routes read the cached value
         elif request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
             for key, value in request.form.items(multi=True):
                 if "\x00" in key or "\x00" in value:
-                    raise BadRequest(f"The form field {key[:40]!r} holds a NUL character.")
+                    raise BadRequest(_('The form field %(key)r holds a NUL character.',
+                                       key=key[:40]))
 
 
 def drain_unread_body(response: Response) -> Response:

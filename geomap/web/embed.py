@@ -13,10 +13,13 @@ from urllib.parse import parse_qsl, urlsplit
 
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
 from flask import url_for as flask_url_for
+from flask_babel import force_locale, get_locale
+from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
 from geomap.auth import stateless
 from geomap.database import db
+from geomap.i18n.names import localised, localised_one
 from geomap.privacy import MAX_ZOOM, map_resolution
 from geomap.publish import published
 from geomap.web.embed_options import (
@@ -64,6 +67,14 @@ def embed_url(slug: str, options: EmbedOptions | None = None) -> str:
     return flask_url_for("embed.map", slug=slug, _external=True, **query)
 
 
+def map_title(name: str, lang: str | None = None) -> str:
+    """Return the title of a condition's world map, in ``lang`` (default: the request's)."""
+    if lang:
+        with force_locale(lang):
+            return _("%(name)s world map", name=name)
+    return _("%(name)s world map", name=name)
+
+
 @bp.get("/embed/conditions/<slug>/map", endpoint="map")
 @stateless
 def embedded_map(slug: str) -> Response:
@@ -75,11 +86,12 @@ def embedded_map(slug: str) -> Response:
         options = parse_embed_options(request.args, _tiles_enabled())
     except EmbedOptionError as exc:
         return _embed_error(400, str(exc))
+    condition = localised_one(db.public_session, condition)
     version = published.publish_state(db.public_session).version
     config = current_app.config
     fingerprint = "|".join(
         (EMBED_REVISION, str(version), slug, options.query_string(_tiles_enabled()),
-         config["GEOMAP_TILES"], _frame_ancestors(), request.host)
+         config["GEOMAP_TILES"], _frame_ancestors(), request.host, str(get_locale()))
     )
     etag = hashlib.sha256(fingerprint.encode()).hexdigest()[:32]
     # Rendered for a 304 too: its CSP must list the hashes of the page the client keeps.
@@ -103,6 +115,8 @@ def embedded_map(slug: str) -> Response:
         response = Response(html)
     response.set_etag(etag)
     response.headers["Cache-Control"] = f"public, max-age={EMBED_MAX_AGE}"
+    if options.lang is None:  # in the viewer's browser language
+        response.vary.add("Accept-Language")
     return _embed_headers(response)
 
 
@@ -117,13 +131,13 @@ def _embed_error(status: int, message: str) -> Response:
 @bp.get("/embed")
 def editor() -> str:
     """Let a site editor pick a condition and a size and copy the iframe snippet."""
-    conditions = published.conditions(db.public_session)
+    conditions = localised(db.public_session, published.conditions(db.public_session))
     if not conditions:
-        abort(404, description="There are no conditions to embed yet.")
+        abort(404, description=_("There are no conditions to embed yet."))
     slug = request.args.get("condition") or conditions[0].slug
     chosen = next((c for c in conditions if c.slug == slug), None)
     if chosen is None:
-        abort(400, description=f"There is no condition {slug!r}.")
+        abort(400, description=_('There is no condition %(slug)r.', slug=slug))
     size = request.args.get("size", "medium")
     try:
         if size in SIZES:
@@ -134,12 +148,15 @@ def editor() -> str:
     except EmbedOptionError as exc:
         abort(400, description=str(exc))
     try:
-        view = parse_embed_options(
-            {name: request.args[name] for name in ("lat", "lng", "zoom") if name in request.args},
-            _tiles_enabled())
+        chosen_view = {name: request.args[name] for name in ("lat", "lng", "zoom")
+                       if name in request.args}
+        if request.args.get("embed_lang"):  # the page's own language is ?lang=
+            chosen_view["lang"] = request.args["embed_lang"]
+        view = parse_embed_options(chosen_view, _tiles_enabled())
     except EmbedOptionError as exc:
         abort(400, description=str(exc))
     src = embed_url(chosen.slug, view)
+    title = map_title(chosen.name, view.lang)
     return render_template(
         "embed/editor.html",
         conditions=conditions,
@@ -149,9 +166,10 @@ def editor() -> str:
         width=width,
         height=height,
         src=src,
-        snippet=iframe_snippet(src, width, height, f"{chosen.name} world map"),
-        preview=iframe_snippet(src, width, height, f"{chosen.name} world map", styled=False),
-        view=view if view != EmbedOptions(tiles=view.tiles) else None,
+        snippet=iframe_snippet(src, width, height, title),
+        preview=iframe_snippet(src, width, height, title, styled=False),
+        view=view if view != EmbedOptions(tiles=view.tiles, lang=view.lang) else None,
+        embed_lang=view.lang or "",
         max_zoom=MAX_ZOOM,
     )
 
@@ -162,19 +180,19 @@ def _map_of_url(url: str) -> tuple[published.ConditionSummary, EmbedOptions]:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number
     except ValueError:
-        abort(404, description="That URL is not a map on this site.")
+        abort(404, description=_("That URL is not a map on this site."))
     if parts.scheme not in ("http", "https") or parts.netloc != request.host:
-        abort(404, description="That URL is not a map on this site.")
+        abort(404, description=_("That URL is not a map on this site."))
     adapter = current_app.url_map.bind(request.host, url_scheme=parts.scheme)
     try:
         endpoint, args = adapter.match(parts.path, method="GET")
     except HTTPException:
-        abort(404, description="That URL is not a map on this site.")
+        abort(404, description=_("That URL is not a map on this site."))
     if endpoint not in MAP_ENDPOINTS:
-        abort(404, description="That URL is not a map on this site.")
+        abort(404, description=_("That URL is not a map on this site."))
     condition = published.condition(db.public_session, args["slug"])
     if condition is None:
-        abort(404, description=f"There is no condition {args['slug']!r}.")
+        abort(404, description=_('There is no condition %(args)r.', args=args['slug']))
     query = dict(parse_qsl(parts.query)) if endpoint == "embed.map" else {}
     try:
         options = parse_embed_options(query, _tiles_enabled())
@@ -194,7 +212,7 @@ def preview(slug: str) -> Response:
     """Return a PNG preview of a condition's world map (og:image, oEmbed thumbnail)."""
     condition = published.condition(db.public_session, slug)
     if condition is None:
-        abort(404, description=f"There is no condition {slug!r}.")
+        abort(404, description=_('There is no condition %(slug)r.', slug=slug))
     version = published.publish_state(db.public_session).version
     key = (slug, version)
     if key not in _previews:
@@ -218,15 +236,16 @@ def oembed() -> Response:
     """Answer oEmbed 1.0 for a map or embed URL: a rich response with the iframe."""
     url = request.args.get("url")
     if not url:
-        abort(400, description="url is required: the address of a map on this site.")
+        abort(400, description=_("url is required: the address of a map on this site."))
     if request.args.get("format", "json") != "json":
-        abort(501, description="Only format=json is supported.")
+        abort(501, description=_("Only format=json is supported."))
     condition, options = _map_of_url(url)
     try:
         width, height = parse_max_size(request.args)
     except EmbedOptionError as exc:
         abort(400, description=str(exc))
-    title = f"{condition.name} world map"
+    with force_locale(options.lang or str(get_locale())):
+        title = map_title(localised_one(db.public_session, condition).name)
     response = jsonify(
         type="rich",
         version="1.0",

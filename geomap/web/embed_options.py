@@ -11,8 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
+from geomap.i18n import LOCALES
 from geomap.privacy import MAX_ZOOM
 
 DEFAULT_CENTER = (25.0, 10.0)
@@ -37,6 +39,7 @@ class EmbedOptions:
     lng: float = DEFAULT_CENTER[1]
     zoom: int = DEFAULT_ZOOM
     tiles: bool = False
+    lang: str | None = None  # a shipped locale; None: the viewer's browser language
 
     def query(self, tiles_enabled: bool) -> dict[str, str]:
         """Return the non-default options as query parameters, in a canonical order."""
@@ -50,6 +53,8 @@ class EmbedOptions:
             params["zoom"] = str(self.zoom)
         if tiles_enabled and not self.tiles:
             params["tiles"] = "off"
+        if self.lang:
+            params["lang"] = self.lang
         return params
 
     def query_string(self, tiles_enabled: bool) -> str:
@@ -70,9 +75,11 @@ def _int_in(args: Mapping[str, str], name: str, low: int, high: int) -> int | No
     try:
         value = int(raw)
     except ValueError:
-        raise EmbedOptionError(f"{name} must be a whole number from {low} to {high}.") from None
+        raise EmbedOptionError(_('%(name)s must be a whole number from %(low)s to %(high)s.',
+                                 name=name, low=low, high=high)) from None
     if not low <= value <= high:
-        raise EmbedOptionError(f"{name} must be a whole number from {low} to {high}.")
+        raise EmbedOptionError(_('%(name)s must be a whole number from %(low)s to %(high)s.',
+                                 name=name, low=low, high=high))
     return value
 
 
@@ -86,7 +93,8 @@ def _float_in(args: Mapping[str, str], name: str, low: float, high: float) -> fl
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and low <= value <= high):
-        raise EmbedOptionError(f"{name} must be a number from {low:g} to {high:g}.")
+        raise EmbedOptionError(_('%(name)s must be a number from %(low)s to %(high)s.',
+                                 name=name, low=format(low, 'g'), high=format(high, 'g')))
     return round(value, 5)
 
 
@@ -100,20 +108,34 @@ def parse_embed_options(args: Mapping[str, str], tiles_enabled: bool) -> EmbedOp
     lat = _float_in(args, "lat", -85.0, 85.0)
     lng = _float_in(args, "lng", -180.0, 180.0)
     if (lat is None) != (lng is None):
-        raise EmbedOptionError("lat and lng go together: give both or neither.")
+        raise EmbedOptionError(_("lat and lng go together: give both or neither."))
     zoom = _int_in(args, "zoom", MIN_ZOOM, MAX_ZOOM)
     raw_tiles = args.get("tiles", "")
     if raw_tiles not in ("", "on", "off"):
-        raise EmbedOptionError("tiles must be 'on' or 'off'.")
+        raise EmbedOptionError(_("tiles must be 'on' or 'off'."))
     if raw_tiles == "on" and not tiles_enabled:
-        raise EmbedOptionError("This server has no map tiles enabled; leave tiles out.")
+        raise EmbedOptionError(_("This server has no map tiles enabled; leave tiles out."))
+    raw_lang = args.get("lang", "")
+    lang = embed_language(raw_lang)
+    if raw_lang and lang is None:
+        raise EmbedOptionError(_("lang must be one of %(languages)s.",
+                                 languages=", ".join(LOCALES)))
     return EmbedOptions(
         height=height,
         lat=DEFAULT_CENTER[0] if lat is None else lat,
         lng=DEFAULT_CENTER[1] if lng is None else lng,
         zoom=DEFAULT_ZOOM if zoom is None else zoom,
         tiles=tiles_enabled and raw_tiles != "off",
+        lang=lang,
     )
+
+
+def embed_language(raw: str | None) -> str | None:
+    """Return the shipped locale an embed's ``lang`` names ("de", "pt-BR" → "pt"), or None."""
+    if not raw or len(raw) > 16:
+        return None
+    base = raw.strip().replace("_", "-").split("-")[0].lower()
+    return base if base in LOCALES else None
 
 
 def parse_size(args: Mapping[str, str], width_name: str, height_name: str) -> tuple[int, int]:

@@ -12,6 +12,7 @@ import logging
 import re
 
 from flask import Flask, current_app, jsonify, render_template, request
+from flask_babel import gettext as _
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, PendingRollbackError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
@@ -54,15 +55,53 @@ def render_error(error: HTTPException):  # noqa: ANN201
     return _render(error)
 
 
+def _titles() -> dict[int, str]:
+    """Return the reason phrases shown to people, in the viewer's language."""
+    return {
+        400: _("Bad request"), 401: _("Sign in needed"), 403: _("Forbidden"),
+        404: _("Not found"), 405: _("Method not allowed"), 406: _("Not acceptable"),
+        409: _("Conflict"), 410: _("Gone"), 413: _("Request too large"),
+        415: _("Unsupported media type"), 422: _("Unprocessable content"),
+        429: _("Too many requests"), 500: _("Internal server error"),
+        501: _("Not implemented"), 503: _("Service unavailable"),
+    }
+
+
+def _default_messages() -> dict[int, str]:
+    """Return the sentences for errors raised without one of our own (werkzeug's default)."""
+    return {
+        400: _("The request was not understood; please check it and try again."),
+        401: _("Sign in to use this."),
+        403: _("You may not open this page."),
+        404: _("There is nothing at this address. Check it, or start from the list of "
+               "conditions."),
+        405: _("This address does not accept that method."),
+        406: _("This address cannot answer in a form your browser accepts."),
+        409: _("This cannot be done in the current state."),
+        410: _("This is gone for good."),
+        413: _("What was sent is too large."),
+        415: _("What was sent is not in a form this address accepts."),
+        422: _("What was sent cannot be used; please check it."),
+        429: _("Too many requests; please wait a little and try again."),
+        500: _("Something went wrong on our side; please try again."),
+        501: _("This is not supported."),
+        503: _("The service is not available just now; please try again in a minute."),
+    }
+
+
 def _render(error: HTTPException):  # noqa: ANN202
     status = error.code or 500
-    message = error.description or error.name
+    title = _titles().get(status, error.name)
+    message = error.description
+    if not message or message == type(error).description:
+        message = _default_messages().get(status, message or title)
+    message = str(message)
     if wants_json():
         response = jsonify(error={"code": error_code(error), "message": message,
-                                  "status": status, "title": error.name})
+                                  "status": status, "title": title})
     else:
         response = current_app.make_response(
-            render_template("error.html", status=status, title=error.name, message=message))
+            render_template("error.html", status=status, title=title, message=message))
     response.status_code = status
     if error.response is None:
         for name, value in error.get_headers():
@@ -83,7 +122,7 @@ def _database_unavailable(error: Exception):  # noqa: ANN202
     log.warning("database unavailable (%s) on %s %s", type(error).__name__, request.method,
                 escape_for_log(request.path))
     unavailable = ServiceUnavailable(
-        "The map's database is not answering just now; please try again in a minute.",
+        _("The map's database is not answering just now; please try again in a minute."),
         retry_after=RETRY_AFTER_SECONDS)
     return _render(unavailable)
 
@@ -96,7 +135,8 @@ def _unexpected(error: Exception):  # noqa: ANN202
     # Log the type and place only: exception messages may quote request values.
     log.error("unhandled %s on %s %s", type(error).__name__, request.method,
               escape_for_log(request.path))
-    return _render(InternalServerError("Something went wrong on our side; please try again."))
+    return _render(InternalServerError(
+        _("Something went wrong on our side; please try again.")))
 
 
 def init_app(app: Flask) -> None:

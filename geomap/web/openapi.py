@@ -16,6 +16,7 @@ import re
 from typing import Any, Literal
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, render_template
+from flask_babel import gettext as _
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from spectree import Response as Answers
 from spectree import SpecTree
@@ -486,7 +487,7 @@ def _refuse_invalid(request: Any, response: Any, error: Any, instance: Any,
         for name, pattern in PATH_PATTERNS.items():
             value = (request.view_args or {}).get(name)
             if value is not None and not re.fullmatch(pattern, str(value)):
-                raise BadRequest(f"{name} is not in the expected form.")
+                raise BadRequest(_('%(name)s is not in the expected form.', name=name))
         return
     raise BadRequest("; ".join(problem(item) for item in error.errors()[:5]) + ".")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, current_app, render_template, url_for
 
 from geomap.database import db
+from geomap.i18n.names import localised, localised_one
 from geomap.publish import published
 from geomap.publish.symptoms import symptom_picture
 from geomap.web.api import healthz, readyz
@@ -13,9 +14,9 @@ from geomap.web.maps import first_viewport_url, world_map
 bp = Blueprint("pages", __name__)
 MOST_ACTIVE = 24  # conditions listed on the home page; the rest are searched or indexed
 INITIAL_ZOOM = 2  # the whole world: its cells can be preloaded (maps.first_viewport_url)
-# Marker circle sizes in pixels by count, as static/geomap/map.js draws them (legend).
-SIZE_STEPS = (("1–9", 30), ("10–99", 36), ("100–999", 42), ("1,000–9,999", 50),
-              ("10,000 or more", 58))
+# Marker circle sizes in pixels by count range, as static/geomap/map.js draws them
+# (legend): (lowest count, highest count or None, size).
+SIZE_STEPS = ((1, 9, 30), (10, 99, 36), (100, 999, 42), (1000, 9999, 50), (10000, None, 58))
 bp.add_url_rule("/healthz", view_func=healthz)
 bp.add_url_rule("/readyz", view_func=readyz)
 
@@ -25,7 +26,8 @@ def index() -> str:
     """Show the condition search and the most active conditions with their members."""
     return render_template(
         "index.html",
-        conditions=published.conditions(db.public_session, limit=MOST_ACTIVE),
+        conditions=localised(db.public_session,
+                             published.conditions(db.public_session, limit=MOST_ACTIVE)),
         state=published.publish_state(db.public_session),
     )
 
@@ -36,6 +38,7 @@ def condition_map(slug: str) -> str:
     condition = published.condition(db.public_session, slug)
     if condition is None:
         abort(404, description=published.missing_condition_message(db.public_session, slug))
+    condition = localised_one(db.public_session, condition)
     config = current_app.config
     parts = world_map(
         slug=slug,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flask_babel import gettext as _
+
 from geomap.privacy import MAX_ZOOM
 
 
@@ -25,13 +27,16 @@ class Viewport:
 def parse_zoom(raw: str | None) -> int:
     """Return the zoom level in ``raw``, or raise ViewportError."""
     if raw is None or raw == "":
-        raise ViewportError(f"zoom is required: a whole number from 0 to {MAX_ZOOM}")
+        raise ViewportError(_('zoom is required: a whole number from 0 to %(max_zoom)s',
+                              max_zoom=MAX_ZOOM))
     try:
         zoom = int(raw)
     except ValueError:
-        raise ViewportError(f"zoom must be a whole number from 0 to {MAX_ZOOM}") from None
+        raise ViewportError(_('zoom must be a whole number from 0 to %(max_zoom)s',
+                              max_zoom=MAX_ZOOM)) from None
     if not 0 <= zoom <= MAX_ZOOM:
-        raise ViewportError(f"zoom must be a whole number from 0 to {MAX_ZOOM}")
+        raise ViewportError(_('zoom must be a whole number from 0 to %(max_zoom)s',
+                              max_zoom=MAX_ZOOM))
     return zoom
 
 
@@ -67,15 +72,15 @@ def parse_bbox(raw: str | None, zoom: int | None = None) -> tuple[Box, ...] | No
         return None
     parts = raw.split(",")
     if len(parts) != 4:
-        raise ViewportError("bbox must be four numbers: west,south,east,north")
+        raise ViewportError(_("bbox must be four numbers: west,south,east,north"))
     try:
         west, south, east, north = (float(part) for part in parts)
     except ValueError:
-        raise ViewportError("bbox must be four numbers: west,south,east,north") from None
+        raise ViewportError(_("bbox must be four numbers: west,south,east,north")) from None
     if any(v != v or v in (float("inf"), float("-inf")) for v in (west, south, east, north)):
-        raise ViewportError("bbox values must be finite numbers")
+        raise ViewportError(_("bbox values must be finite numbers"))
     if south > north:
-        raise ViewportError("bbox south must not be greater than north")
+        raise ViewportError(_("bbox south must not be greater than north"))
     if west > east:
         # A box given across the antimeridian as west > east (e.g. 170,-10,-170,10).
         east += 360.0
@@ -89,7 +94,7 @@ def parse_bbox(raw: str | None, zoom: int | None = None) -> tuple[Box, ...] | No
             south, north = centre - span / 2, centre + span / 2
     south, north = max(south, -90.0), min(north, 90.0)
     if south > 90.0 or north < -90.0:
-        raise ViewportError("bbox latitudes must overlap -90..90")
+        raise ViewportError(_("bbox latitudes must overlap -90..90"))
     if east - west >= 360.0:
         return ((-180.0, south, 180.0, north),)
     w, e = _wrap(west), _wrap(east)

@@ -9,8 +9,11 @@
   var state = { column: 1, descending: true };
 
   function value(row, column) {
-    var text = row.cells[column].firstChild.textContent.trim();
-    return column === 0 ? text : Number(text.replace(/,/g, ""));
+    var cell = row.cells[column];
+    var text = cell.firstChild.textContent.trim();
+    if (column === 0) return text;
+    return cell.dataset.value !== undefined ? Number(cell.dataset.value)
+                                            : Number(text.replace(/[^0-9-]/g, ""));
   }
 
   function compare(column, descending) {

@@ -22,7 +22,7 @@
     var info = holder.querySelector(".information-container");
     if (info) {
       info.setAttribute("role", "region");
-      info.setAttribute("aria-label", "About the API");
+      info.setAttribute("aria-label", window.geomap.t("api.about"));
     }
   }
 })();

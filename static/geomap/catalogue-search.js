@@ -53,7 +53,8 @@
         }
         var state = document.createElement("span");
         state.className = c.enabled ? "count" : "no-map";
-        state.textContent = c.enabled ? c.published.toLocaleString() + " on the map" : "No map yet";
+        state.textContent = c.enabled ? window.geomap.tn("search.on_map", c.published)
+                                      : window.geomap.t("search.no_map");
         li.append(" ", state);
         li.addEventListener("mousedown", function (event) {
           event.preventDefault();

@@ -22,7 +22,7 @@
     return COLOURS[index];
   }
 
-  function formatCount(n) { return n.toLocaleString("en-US"); }
+  function formatCount(n) { return geomap.formatNumber(n); }
 
   // A legend control: one swatch per colour class with its count range (textContent only).
   function addLegend(map, breaks) {
@@ -30,16 +30,17 @@
     legend.onAdd = function () {
       var box = L.DomUtil.create("div", "choropleth-legend");
       var title = document.createElement("strong");
-      title.textContent = "Members per country";
+      title.textContent = geomap.t("choropleth.title");
       box.appendChild(title);
       var list = document.createElement("ul");
-      var rows = [["#ffffff", "none"]];
+      var rows = [["#ffffff", geomap.t("choropleth.none")]];
       var low = 1;
       for (var i = 0; i < COLOURS.length; i++) {
         var high = i < breaks.length ? breaks[i] : null;
         if (high !== null && high < low) continue;
-        var text = high === null ? formatCount(low) + " or more"
-          : low === high ? formatCount(low) : formatCount(low) + "–" + formatCount(high);
+        var text = high === null ? geomap.t("choropleth.or_more", {count: formatCount(low)})
+          : low === high ? formatCount(low)
+          : geomap.t("choropleth.range", {low: formatCount(low), high: formatCount(high)});
         rows.push([COLOURS[i], text]);
         if (high === null) break;
         low = high + 1;
@@ -71,7 +72,7 @@
       return counts[codes[key]] || 0;
     }
     var breaks = classBreaks(Object.keys(counts).map(function (k) { return counts[k]; }));
-    map.attributionControl.addAttribution("Outlines: Natural Earth");
+    map.attributionControl.addAttribution(geomap.t("choropleth.outlines"));
     addLegend(map, breaks);
     fetch(options.countriesUrl)
       .then(function (r) { return r.json(); })
@@ -85,7 +86,8 @@
           onEachFeature: function (f, layer) {
             var label = document.createElement("span");
             var count = countOf(f);
-            label.textContent = (f.properties.name || "") + ": " + count.toLocaleString("en-US");
+            label.textContent = geomap.t("choropleth.tooltip",
+              {country: f.properties.name || "", count: formatCount(count)});
             layer.bindTooltip(label, { sticky: true });
           },
         }).addTo(map);

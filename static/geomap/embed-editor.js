@@ -16,6 +16,7 @@
   var lat = document.getElementById("embed-lat");
   var lng = document.getElementById("embed-lng");
   var zoom = document.getElementById("embed-zoom");
+  var lang = document.getElementById("embed-lang");
   var pending = null;
 
   // The embed URL carries the initial view (lat, lng, zoom) when one is set.
@@ -27,6 +28,7 @@
       params.set("lng", lng.value);
     }
     if (zoom.value !== "") params.set("zoom", zoom.value);
+    if (lang && lang.value !== "") params.set("lang", lang.value);
     var query = params.toString();
     return query ? src + "?" + query : src;
   }
@@ -41,7 +43,10 @@
     fetch(url, { signal: pending.signal })
       .then(function (r) {
         return r.json().then(function (body) {
-          if (!r.ok) throw new Error(body.error ? body.error.message : "error " + r.status);
+          if (!r.ok) {
+            throw new Error(body.error ? body.error.message
+                                       : window.geomap.t("embed.error", {status: r.status}));
+          }
           return body;
         });
       })
@@ -75,6 +80,7 @@
     });
   });
   condition.addEventListener("change", update);
+  if (lang) lang.addEventListener("change", update);
   [lat, lng, zoom].forEach(function (input) { input.addEventListener("change", update); });
 
   // Reads the view of the map in the preview (same origin) into the view fields.
@@ -83,7 +89,7 @@
     var win = frame && frame.contentWindow;
     var map = win && win.map_world;
     if (!map) {
-      status.textContent = "The preview is still loading; try again in a moment.";
+      status.textContent = window.geomap.t("embed.loading");
       return;
     }
     var centre = map.getCenter().wrap();
@@ -99,7 +105,7 @@
 
   document.getElementById("embed-copy").addEventListener("click", function () {
     var text = snippet.value;
-    var done = function () { status.textContent = "Copied to the clipboard."; };
+    var done = function () { status.textContent = window.geomap.t("embed.copied"); };
     if (navigator.clipboard && window.isSecureContext) {
       navigator.clipboard.writeText(text).then(done, function () {
         snippet.select();

@@ -9,7 +9,7 @@
   var MERCATOR_LAT = 85.0;
 
   function formatCount(n) {
-    return n.toLocaleString("en-US");
+    return geomap.formatNumber(n);
   }
 
   // Circle sizes by count; the legend on the map page lists the same steps.
@@ -23,7 +23,7 @@
   }
 
   function members(count) {
-    return formatCount(count) + (count === 1 ? " member" : " members");
+    return geomap.tn("map.members", count);
   }
 
   // The visible number is hidden from screen readers; a full sentence names the marker.
@@ -54,7 +54,7 @@
       total += marker.options.count;
     });
     return countIcon(total, "geomap-cluster",
-                     members(total) + " in " + areas.length + " areas; zoom in to see them");
+                     geomap.tn("map.cluster", areas.length, {members: members(total)}));
   };
 
   // Popup of one area: count, label and a call to join, built with textContent only.
@@ -65,20 +65,20 @@
     strong.textContent = members(count);
     box.appendChild(strong);
     var place = document.createElement("p");
-    place.textContent = label ? label + " (an area, never a person's location)"
-                              : "An area, never a person's location";
+    place.textContent = label ? geomap.t("map.area", {place: label})
+                              : geomap.t("map.area_unnamed");
     box.appendChild(place);
     if (options.joinUrl) {
       var join = document.createElement("a");
       join.href = options.joinUrl;
       join.className = "geomap-join";
-      join.textContent = "Join to connect with them";
+      join.textContent = geomap.t("map.join");
       if (options.joinTarget) {  // the embed: leave the frame, keep the host page
         join.target = options.joinTarget;
         join.rel = "noopener";
         var note = document.createElement("span");
         note.className = "geomap-visually-hidden";
-        note.textContent = " (opens in a new tab)";
+        note.textContent = geomap.t("map.new_tab");
         join.appendChild(note);
       }
       box.appendChild(join);
@@ -157,7 +157,7 @@
       var url = options.cellsUrl + "?zoom=" + zoom + "&bbox=" + box.join(",");
       fetch(url, { signal: pending.signal })
         .then(function (r) {
-          if (!r.ok) throw new Error("cells " + r.status);
+          if (!r.ok) throw new Error("cells:" + r.status);  // a code for tests, never shown
           return r.json();
         })
         .then(function (collection) {
@@ -169,7 +169,8 @@
             var c = f.geometry.coordinates;
             var count = f.properties.count;
             var label = f.properties.label || "";
-            var name = members(count) + (label ? ", " + label : "");
+            var name = label ? geomap.t("map.marker", {members: members(count), place: label})
+                             : members(count);
             var lng = c[0] + 360 * Math.round((centre - c[0]) / 360);
             var lat = Math.max(-MERCATOR_LAT, Math.min(MERCATOR_LAT, c[1]));
             var marker = L.marker([lat, lng], {

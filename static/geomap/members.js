@@ -50,7 +50,7 @@
     placeId.value = String(place.id);
     lat.value = ""; lng.value = "";
     input.value = place.label;
-    choice.textContent = "Chosen: " + place.label;
+    choice.textContent = geomap.t("places.chosen", {place: place.label});
     if (marker) { map.removeLayer(marker); marker = null; }
     clearList();
     if (status) { status.textContent = ""; }
@@ -84,15 +84,14 @@
       none.className = "city-none";
       none.setAttribute("role", "option");
       none.setAttribute("aria-disabled", "true");
-      none.textContent = "No place found with that name. Check the spelling, try another " +
-        "name for it, or drop a pin on the map.";
+      none.textContent = geomap.t("places.none_long");
       list.appendChild(none);
     }
     list.hidden = false;
     input.setAttribute("aria-expanded", "true");
     if (status) {
-      status.textContent = places.length ? places.length + " places found. Use the up and " +
-        "down arrows to choose." : "No place found.";
+      status.textContent = places.length ? geomap.tn("places.found", places.length)
+                                         : geomap.t("places.none");
     }
   }
 
@@ -143,14 +142,14 @@
       var pending = [Number(lat.value), Number(lng.value)];
       marker = L.circleMarker(pending, {radius: 7, color: "#2b2530", fillOpacity: 0.6}).addTo(map);
       map.setView(pending, 3);
-      choice.textContent = "Pin dropped at " + pending[0].toFixed(4) + ", " + pending[1].toFixed(4);
+      choice.textContent = geomap.t("places.pin", {lat: pending[0].toFixed(4), lng: pending[1].toFixed(4)});
     }
     map.on("click", function (event) {
       var p = event.latlng.wrap();
       lat.value = p.lat.toFixed(6); lng.value = p.lng.toFixed(6);
       placeId.value = ""; input.value = "";
       if (marker) { marker.setLatLng(p); } else { marker = L.circleMarker(p, {radius: 7, color: "#2b2530", fillOpacity: 0.6}).addTo(map); }
-      choice.textContent = "Pin dropped at " + p.lat.toFixed(4) + ", " + p.lng.toFixed(4);
+      choice.textContent = geomap.t("places.pin", {lat: p.lat.toFixed(4), lng: p.lng.toFixed(4)});
     });
   }
 })();

@@ -105,7 +105,7 @@
       if (!panel) { return; }
       panel.replaceChildren();
       var heading = document.createElement("h3");
-      heading.textContent = area.place + ": " + area.count + (area.count === 1 ? " soulmate" : " soulmates");
+      heading.textContent = geomap.tn("soulmates.heading", area.count, {place: area.place});
       var names = document.createElement("ul");
       area.pseudonyms.forEach(function (name) {
         var item = document.createElement("li");
@@ -117,7 +117,7 @@
       panel.appendChild(names);
     }
     var markers = options.areas.map(function (area) {
-      var name = area.count + (area.count === 1 ? " soulmate, " : " soulmates, ") + area.place;
+      var name = geomap.tn("soulmates.marker", area.count, {place: area.place});
       var icon = geomap.countIcon(area.count, "geomap-cell", name);
       var marker = L.marker([area.lat, area.lng], {icon: icon, count: area.count, keyboard: true});
       marker.on("add", function () {

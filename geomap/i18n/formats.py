@@ -1,0 +1,174 @@
+"""Numbers, dates, times and country names in the viewer's language (Babel, CLDR data).
+
+Template filters: ``number`` (12,345 / 12.345 / 12 345), ``percent``, ``when`` (a date
+and time in the viewer's time zone, with the zone named), ``day`` (a date) and
+``country_name`` (an ISO 3166-1 alpha-2 code, or a stored English name, as CLDR names
+the country in the viewer's language).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from babel import Locale, UnknownLocaleError
+from flask import Flask
+from flask_babel import format_date, format_datetime, format_decimal, format_percent, get_locale
+
+from geomap.i18n import LOCALES, select_time_zone, text_direction
+
+
+def number(value: float | int | None) -> str:
+    """Return ``value`` with the locale's digit grouping ("12.345" in de); "" for None."""
+    if value is None:
+        return ""
+    return format_decimal(value)
+
+
+def percent(share: float) -> str:
+    """Return ``share`` (0..1) as a whole percentage in the locale's form ("42 %" in fr)."""
+    return format_percent(share, format="#,##0%")
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def when(moment: datetime | None, style: str = "medium") -> str:
+    """Return ``moment`` as a date and time in the viewer's time zone, the zone named."""
+    if moment is None:
+        return ""
+    shown = format_datetime(_aware(moment), style)
+    return f"{shown} {format_datetime(_aware(moment), 'zzz')}"
+
+
+def clock(moment: datetime | None) -> str:
+    """Return the time of day of ``moment`` in the viewer's time zone, the zone named."""
+    if moment is None:
+        return ""
+    return format_datetime(_aware(moment), "HH:mm zzz")
+
+
+def day(moment: date | datetime | None, style: str = "medium") -> str:
+    """Return the date of ``moment`` (in the viewer's time zone for a datetime)."""
+    if moment is None:
+        return ""
+    if isinstance(moment, datetime):
+        return format_datetime(_aware(moment), _date_pattern(style))
+    return format_date(moment, style)
+
+
+def _date_pattern(style: str) -> str:
+    locale = get_locale() or Locale.parse("en")
+    return locale.date_formats[style].pattern
+
+
+_NAME_TO_CODE: dict[str, str] = {}
+
+
+def _code_of(name_or_code: str) -> str | None:
+    text = name_or_code.strip()
+    if len(text) == 2 and text.isalpha():
+        return text.upper()
+    if not _NAME_TO_CODE:
+        english = Locale.parse("en").territories
+        _NAME_TO_CODE.update({v.lower(): k for k, v in english.items() if k.isalpha()})
+    return _NAME_TO_CODE.get(text.lower())
+
+
+def country_name(name_or_code: str | None, locale: Any = None) -> str:
+    """Return the CLDR name of a country (alpha-2 code or English name) in the locale.
+
+    Names CLDR does not know (e.g. "Somaliland") come back unchanged.
+    """
+    if not name_or_code:
+        return ""
+    if str(locale or get_locale() or "en") == "en" and len(name_or_code.strip()) != 2:
+        return name_or_code  # the stored English name stays in English pages
+    code = _code_of(name_or_code)
+    if code is None:
+        return name_or_code
+    try:
+        loc = Locale.parse(str(locale or get_locale() or "en"))
+    except (UnknownLocaleError, ValueError):
+        return name_or_code
+    found = loc.territories.get(code)
+    if found:
+        return found
+    return name_or_code if len(name_or_code) != 2 else code
+
+
+def localised_country_name(english: str, code: str | None) -> str:
+    """Return the country ``code`` named in the request's language (CLDR), else ``english``.
+
+    ``english`` (the gazetteer's name) stays in English pages, outside requests and where
+    CLDR has no name; used for place suggestions and labels.
+    """
+    locale = get_locale()
+    if not code or locale is None or str(locale) == "en":
+        return english
+    found = country_name(code)
+    return found if found and found != code else english
+
+
+_SUBDIVISIONS: dict[str, Any] = {}
+
+
+def region_name(name: str | None) -> str:
+    """Return a first-level region's name (ISO 3166-2, as pycountry names it) in the locale.
+
+    pycountry ships ISO 3166-2 translations for de, es, fr and it (not pt nor ar); other
+    names, and names in other locales, come back unchanged.
+    """
+    if not name:
+        return ""
+    locale = str(get_locale() or "en")
+    if locale == "en":
+        return name
+    if locale not in _SUBDIVISIONS:
+        import gettext
+
+        import pycountry
+
+        _SUBDIVISIONS[locale] = gettext.translation(
+            "iso3166-2", pycountry.LOCALES_DIR, languages=[locale], fallback=True)
+    return _SUBDIVISIONS[locale].gettext(name)
+
+
+def time_zone_names() -> list[tuple[str, str]]:
+    """Return (IANA id, id) for every named time zone, sorted ("Europe/Berlin", ...)."""
+    from geomap.i18n import _time_zones
+
+    return [(zone, zone.replace("_", " ")) for zone in sorted(_time_zones())
+            if "/" in zone and not zone.startswith(("Etc/", "SystemV/", "US/", "posix/", "right/"))]
+
+
+def time_zone_label() -> str:
+    """Return the viewer's time zone name (an IANA id such as "Europe/Berlin", or UTC)."""
+    return select_time_zone()
+
+
+def init_app(app: Flask) -> None:
+    """Register the filters and the page globals (html lang and dir, the language list)."""
+    app.add_template_filter(number)
+    app.add_template_filter(percent)
+    app.add_template_filter(when)
+    app.add_template_filter(clock)
+    app.add_template_filter(day)
+    app.add_template_filter(country_name)
+    app.add_template_filter(region_name)
+
+    @app.context_processor
+    def _language() -> dict[str, Any]:
+        from geomap.i18n import language_names
+        from geomap.i18n.js import js_messages
+
+        locale = str(get_locale() or "en")
+        return {
+            "html_lang": locale,
+            "html_dir": text_direction(locale),
+            "languages": language_names(),
+            "js_messages": js_messages,
+            "time_zone": time_zone_label,
+            "shipped_locales": LOCALES,
+        }
