@@ -145,12 +145,13 @@ def test_every_template_string_is_marked_for_translation(jinja: Environment) -> 
 _EXCEPTIONS = re.compile(r"(Error|BadRequest|NotFound|Forbidden|Conflict|Unprocessable"
                          r"|Gone|Unavailable|TooManyRequests)$")
 _GETTEXT = {"_", "gettext", "_l", "lazy_gettext", "ngettext", "N_", "plural_forms"}
-# Modules whose messages are for operators (CLI, start-up, importers), not site visitors.
+# Modules whose messages are for operators (CLI, start-up, importers, internal invariants
+# such as the soulmates cache limits), not site visitors.
 OPERATOR_MODULES = ("cli.py", "config.py", "embedded_pg.py", "wsgi_server.py", "database.py",
                     "session.py", "privacy.py", "ingest/importer.py", "ingest/members_bulk.py",
                     "ingest/demo.py", "geo/", "catalogue/load.py", "catalogue/sources.py",
                     "regions/", "symptoms/demo.py", "symptoms/vocabulary.py",
-                    "symptoms/ingest.py", "publish/step.py", "publish/schedule.py",
+                    "symptoms/ingest.py", "symptoms/candidates.py", "publish/step.py", "publish/schedule.py",
                     "mail/__init__.py", "web/openapi.py")
 
 
