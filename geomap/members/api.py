@@ -17,7 +17,7 @@ from geomap.auth import member_required
 from geomap.database import db
 from geomap.members import nearby as nearby_queries
 from geomap.members import queries, social
-from geomap.members.errors import MemberInputError
+from geomap.members.errors import MemberInputError, json_object
 from geomap.web.openapi import (
     MEMBER,
     ConnectBody,
@@ -46,14 +46,6 @@ def _me() -> int:
     from flask_login import current_user
 
     return int(current_user.member_id)
-
-
-def _json_body() -> dict[str, Any]:
-    """Return the request's JSON object; raise MemberInputError otherwise."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise MemberInputError(_("Send a JSON object (Content-Type: application/json)."))
-    return body
 
 
 @bp.get("/places")
@@ -112,7 +104,7 @@ def location() -> Response:
 
     The answer never holds the exact point: members see it on their settings page only.
     """
-    body = _json_body()
+    body = json_object()
     floor = current_app.config["GEOMAP_FLOOR_RESOLUTION"]
     if "place_id" in body:
         queries.set_location_to_place(db.session, _me(), body["place_id"], floor=floor)
@@ -142,7 +134,7 @@ def _location_answer() -> Response:
                    tags=["members"])
 def connect() -> tuple[Response, int]:
     """Send a connection request: ``{"to": pseudonym, "message": text}``."""
-    body = _json_body()
+    body = json_object()
     to = body.get("to")
     if not isinstance(to, str) or not to:
         raise MemberInputError(_("Say whom to connect with: \"to\": pseudonym."))
@@ -176,7 +168,7 @@ def _summary(summary: social.ConnectionSummary) -> dict[str, Any]:
                    tags=["members"])
 def messages(connection_id: int) -> tuple[Response, int]:
     """Add a message (``{"body": text}``) to one of my connections."""
-    body = _json_body().get("body")
+    body = json_object().get("body")
     if not isinstance(body, str):
         raise MemberInputError(_("Send the message as \"body\": text."))
     message_id = social.send_message(db.session, _me(), connection_id, body)

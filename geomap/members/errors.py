@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from flask import request
 from flask_babel import gettext as _
 
 
@@ -27,3 +30,15 @@ class MemberNotFoundError(LookupError):
 
 class MemberConflictError(RuntimeError):
     """The request cannot be done in the current state, e.g. no location yet (409)."""
+
+
+def json_object() -> dict[str, Any]:
+    """Return the current request's JSON body, which must be an object (member APIs).
+
+    Raises MemberInputError (HTTP 400) for anything else. The body was already read
+    within the edge's limits (geomap/web/edge.py).
+    """
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise MemberInputError(_("Send a JSON object (Content-Type: application/json)."))
+    return body

@@ -16,7 +16,7 @@ from flask_login import current_user
 
 from geomap.auth import member_required
 from geomap.database import db
-from geomap.members.errors import MemberInputError
+from geomap.members.errors import MemberInputError, json_object
 from geomap.symptoms import queries
 from geomap.symptoms import soulmates as soulmate_queries
 from geomap.web.openapi import (
@@ -38,14 +38,6 @@ bp = Blueprint("symptoms_api", __name__, url_prefix="/api/v1")
 def _me() -> int:
     """Return the signed-in member's id."""
     return int(current_user.member_id)
-
-
-def _json_body() -> dict[str, Any]:
-    """Return the request's JSON object; raise MemberInputError otherwise."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise MemberInputError(_("Send a JSON object (Content-Type: application/json)."))
-    return body
 
 
 @bp.get("/symptom-terms")
@@ -82,7 +74,7 @@ def my_symptoms() -> Response:
                    tags=["members"])
 def add() -> tuple[Response, int]:
     """Add a symptom: ``{"hpo_id": "HP:0001250"}``."""
-    queries.add_symptom(db.session, _me(), _json_body().get("hpo_id"))
+    queries.add_symptom(db.session, _me(), json_object().get("hpo_id"))
     db.session.commit()
     return jsonify(_own()), 201
 
@@ -102,7 +94,7 @@ def remove(hpo_id: str) -> Response:
 @contract.validate(json=MatchingBody, resp=answers(MySymptoms, *MEMBER), tags=["members"])
 def matching() -> Response:
     """Opt in to matching (``{"opted_in": true}``) or withdraw (``false``)."""
-    opted_in: bool = _json_body()["opted_in"]  # a JSON boolean: the contract checks it
+    opted_in: bool = json_object()["opted_in"]  # a JSON boolean: the contract checks it
     queries.set_matching(db.session, _me(), opted_in)
     db.session.commit()
     return jsonify(_own())
