@@ -50,6 +50,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     auth.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(api.tiles_bp)
     app.register_blueprint(auth_views.bp)
     app.register_blueprint(embed.bp)
     app.register_blueprint(admin.bp)
