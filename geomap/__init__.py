@@ -19,7 +19,18 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from geomap.catalogue import views as catalogue_views
     from geomap.database import db
     from geomap.embedded_pg import database_url
-    from geomap.web import admin, api, assets, edge, embed, errors, openapi, pages, security
+    from geomap.web import (
+        admin,
+        api,
+        assets,
+        edge,
+        embed,
+        errors,
+        fastpath,
+        openapi,
+        pages,
+        security,
+    )
 
     app = Flask(
         __name__,
@@ -60,6 +71,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     moderation.init_app(app)
     openapi.init_app(app)
     catalogue_views.init_app(app)
+    fastpath.init_app(app)
 
     @app.context_processor
     def _endpoints() -> dict[str, Any]:

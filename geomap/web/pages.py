@@ -8,7 +8,6 @@ from geomap.database import db
 from geomap.publish import published
 from geomap.publish.symptoms import symptom_picture
 from geomap.web.api import healthz, readyz
-from geomap.web.maps import first_viewport_url, world_map
 
 bp = Blueprint("pages", __name__)
 MOST_ACTIVE = 24  # conditions listed on the home page; the rest are searched or indexed
@@ -36,6 +35,9 @@ def condition_map(slug: str) -> str:
     condition = published.condition(db.public_session, slug)
     if condition is None:
         abort(404, description=published.missing_condition_message(db.public_session, slug))
+    # folium (and its stack) is imported where a map page is built, not at start-up.
+    from geomap.web.maps import first_viewport_url, world_map
+
     config = current_app.config
     parts = world_map(
         slug=slug,
