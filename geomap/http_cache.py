@@ -100,9 +100,12 @@ def start_nginx(site: NginxSite) -> subprocess.Popen:
     config = write_config(site)
     command = [str(NGINX), "-e", "stderr", "-p", str(site.prefix), "-c", str(config)]
     user = service_user()
+    as_user: dict = {}
     if user:
-        command = ["runuser", "-u", user, "--", *command]
-    check = subprocess.run([*command, "-t", "-q"], capture_output=True, text=True, check=False)
+        entry = pwd.getpwnam(user)
+        as_user = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+    check = subprocess.run([*command, "-t", "-q"], capture_output=True, text=True,
+                           check=False, **as_user)
     if check.returncode != 0:
         raise NginxError(f"nginx refused {config}: {check.stderr.strip()[-500:]}")
-    return subprocess.Popen([*command, "-g", "daemon off;"])
+    return subprocess.Popen([*command, "-g", "daemon off;"], **as_user)

@@ -12,6 +12,7 @@ import shutil
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine
@@ -73,10 +74,11 @@ def nginx_in_front(fresh_db_url, tmp_path):
         upstream = server.url.removeprefix("http://")
         port = free_port()
         site = NginxSite(listen=f"127.0.0.1:{port}", upstream=upstream,
-                         prefix=nginx_prefix(tmp_path) / "site")
-        process = start_nginx(site)
+                         prefix=nginx_prefix(tmp_path))
+        process = None
         base = f"http://127.0.0.1:{port}"
         try:
+            process = start_nginx(site)
             for _ in range(100):
                 try:
                     urllib.request.urlopen(base + "/healthz", timeout=2).read()  # noqa: S310
@@ -85,9 +87,12 @@ def nginx_in_front(fresh_db_url, tmp_path):
                     time.sleep(0.1)
             yield base, served, fresh_db_url
         finally:
-            process.terminate()
-            process.wait(timeout=30)
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=30)
             shutil.rmtree(site.prefix, ignore_errors=True)
+            if site.prefix.parent.parent == Path("/var/lib/geomap"):
+                shutil.rmtree(site.prefix.parent, ignore_errors=True)
 
 
 def test_nginx_serves_a_tile_from_its_cache_and_a_publish_reaches_visitors(
