@@ -19,7 +19,18 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from geomap.catalogue import views as catalogue_views
     from geomap.database import db
     from geomap.embedded_pg import database_url
-    from geomap.web import admin, api, assets, edge, embed, errors, openapi, pages, security
+    from geomap.web import (
+        admin,
+        api,
+        assets,
+        edge,
+        embed,
+        errors,
+        fastpath,
+        openapi,
+        pages,
+        security,
+    )
 
     app = Flask(
         __name__,
@@ -51,6 +62,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     auth.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(api.tiles_bp)
     app.register_blueprint(auth_views.bp)
     app.register_blueprint(embed.bp)
     app.register_blueprint(admin.bp)
@@ -60,6 +72,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     moderation.init_app(app)
     openapi.init_app(app)
     catalogue_views.init_app(app)
+    fastpath.init_app(app)
 
     @app.context_processor
     def _endpoints() -> dict[str, Any]:

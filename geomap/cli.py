@@ -580,9 +580,15 @@ def conditions_add_synonym(ctx: Context, condition: str, synonym: str, locale: s
 
 @main.command()
 @click.option("--prod", is_flag=True, help="Serve with gunicorn workers.")
+@click.option("--nginx", "with_nginx", is_flag=True,
+              help="With --prod: nginx (Debian's) on GEOMAP_HOST:GEOMAP_PORT caches tiles and "
+                   "static files; gunicorn listens on 127.0.0.1:GEOMAP_PORT+1. The "
+                   "configuration is written to <data dir>/nginx/nginx.conf.")
 @pass_context
-def serve(ctx: Context, prod: bool) -> None:
+def serve(ctx: Context, prod: bool, with_nginx: bool) -> None:
     """Serve the web app, publishing on the configured interval."""
+    if with_nginx and not prod:
+        raise click.UsageError("--nginx goes with --prod (gunicorn behind nginx).")
     from geomap import create_app
     from geomap.publish.schedule import PublishScheduler
 
@@ -593,7 +599,9 @@ def serve(ctx: Context, prod: bool) -> None:
     host, port = settings["GEOMAP_HOST"], settings["GEOMAP_PORT"]
     click.echo(f"geomap serving on http://{host}:{port}/")
     try:
-        if prod:
+        if prod and with_nginx:
+            _serve_behind_nginx(settings, host, port)
+        elif prod:
             from geomap.wsgi_server import run_gunicorn
 
             run_gunicorn(host, port, settings["GEOMAP_WORKERS"], data_dir(settings))
@@ -606,6 +614,27 @@ def serve(ctx: Context, prod: bool) -> None:
             create_app().run(host=host, port=port, threaded=True, use_reloader=False)
     finally:
         scheduler.stop()
+
+
+def _serve_behind_nginx(settings: dict[str, Any], host: str, port: int) -> None:
+    """Run nginx on host:port and gunicorn on 127.0.0.1:port+1 until stopped."""
+    from geomap.config import data_dir
+    from geomap.http_cache import NginxError, NginxSite, nginx_prefix, start_nginx
+    from geomap.wsgi_server import run_gunicorn
+
+    site = NginxSite(listen=f"{host}:{port}", upstream=f"127.0.0.1:{port + 1}",
+                     prefix=nginx_prefix(data_dir(settings)))
+    try:
+        nginx = start_nginx(site)
+    except NginxError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"nginx ({site.prefix / 'nginx.conf'}) caching in front of gunicorn on "
+               f"{site.upstream}")
+    try:
+        run_gunicorn("127.0.0.1", port + 1, settings["GEOMAP_WORKERS"], data_dir(settings))
+    finally:
+        nginx.terminate()
+        nginx.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -8,12 +8,13 @@ request gets one session, closed at teardown.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from flask import Flask, current_app, g
 from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 NAMING_CONVENTION = {
@@ -28,6 +29,7 @@ NAMING_CONVENTION = {
 PUBLIC_ROLE = "geomap_public"
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Base(DeclarativeBase):
@@ -49,8 +51,14 @@ def make_public_engine(url: str, **kwargs: Any) -> Engine:
     The role may read published aggregates only (db/sql/public_role.sql). Where the
     database has no such role (a server on which geomap could not create it), the
     main role is used and a warning is logged once per connection.
+
+    Public reads are single statements: the engine runs in autocommit (no BEGIN and
+    ROLLBACK round trips) and without a pre-ping per checkout; a read that meets a
+    dropped connection is retried once instead (:func:`read_retrying`).
     """
-    engine = make_engine(url, **kwargs)
+    options: dict[str, Any] = dict(pool_pre_ping=False, isolation_level="AUTOCOMMIT")
+    options.update(kwargs)
+    engine = make_engine(url, **options)
 
     @event.listens_for(engine, "connect")
     def _set_role(dbapi_connection: Any, _record: Any) -> None:
@@ -78,6 +86,23 @@ def read_engine(config: Mapping[str, Any]) -> Engine:
     """
     url = config.get("GEOMAP_REPLICA_URL") or config["GEOMAP_DATABASE_URL_RESOLVED"]
     return make_public_engine(url)
+
+
+def read_retrying(session: Session, read: Callable[[Session], T]) -> T:
+    """Return ``read(session)``, run a second time if the first met a dropped connection.
+
+    Engines of the public read path do not pre-ping each connection they hand out; a
+    connection the server closed (a restart, an idle timeout) shows up as a DBAPIError
+    with ``connection_invalidated``, after which the pool holds fresh connections only.
+    Any other error, or a second failure, is raised.
+    """
+    try:
+        return read(session)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        session.rollback()
+        return read(session)
 
 
 class Database:

@@ -6,11 +6,15 @@ Equivalent command line: ``MALLOC_ARENA_MAX=2 gunicorn -w 2 -k gthread --threads
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import hashlib
 import logging
 import os
+import queue
 import tempfile
+import threading
+from logging.handlers import QueueHandler, QueueListener
 from pathlib import Path
 from typing import Any
 
@@ -48,14 +52,57 @@ class GeomapServer(BaseApplication):
 ACCESS_LOG_FORMAT = '%(h)s - - %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s" %(M)sms'
 
 
+def _stop_listener(listener: QueueListener) -> None:
+    """Write what is queued and stop the writer thread (once; later calls do nothing)."""
+    if listener._thread is not None:
+        listener.stop()
+
+
+class QueuedHandler(QueueHandler):
+    """Hands records to a writer thread of the process that logs: a write costs a queue put.
+
+    The thread is started on the first record of each process, so that a forked gunicorn
+    worker gets its own; it is stopped (its queue drained) at exit.
+    """
+
+    def __init__(self, handlers: list[logging.Handler]) -> None:
+        """Write through ``handlers`` from a background thread."""
+        super().__init__(queue.SimpleQueue())
+        self.targets = handlers
+        self._pid: int | None = None
+        self._start_lock = threading.Lock()
+        self._listener: QueueListener | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Queue ``record`` (formatted here), starting this process's writer if needed."""
+        if self._pid != os.getpid():
+            with self._start_lock:
+                if self._pid != os.getpid():
+                    self.queue = queue.SimpleQueue()
+                    self._listener = QueueListener(self.queue, *self.targets,
+                                                   respect_handler_level=True)
+                    self._listener.start()
+                    atexit.register(_stop_listener, self._listener)
+                    self._pid = os.getpid()
+        super().emit(record)
+
+
 class EscapingLogger(Logger):
-    """gunicorn's logger, escaping control characters in every access and error line."""
+    """gunicorn's logger, escaping control characters in every access and error line.
+
+    Access lines are written by a background thread (:class:`QueuedHandler`).
+    """
 
     def setup(self, cfg: Any) -> None:
         """Set up gunicorn's handlers, then escape what reaches the error log."""
         super().setup(cfg)
         for handler in self.error_log.handlers:
             handler.addFilter(EscapeControlCharacters())
+        targets = list(self.access_log.handlers)
+        if targets:
+            for handler in targets:
+                self.access_log.removeHandler(handler)
+            self.access_log.addHandler(QueuedHandler(targets))
 
     def atoms(self, resp: Any, req: Any, environ: dict, request_time: Any) -> dict:
         """Return gunicorn's access log atoms with control characters escaped."""

@@ -29,6 +29,8 @@ missing_packages() {
     command -v wrk >/dev/null || missing+=(wrk)  # HTTP load generator of make bench
     # Shared rate-limit storage; the test suite starts its own redis-server from it.
     [ -x /usr/bin/redis-server ] || missing+=(redis-server)
+    # HTTP cache in front of gunicorn (geomap serve --prod --nginx); tests start their own.
+    [ -x /usr/sbin/nginx ] || missing+=(nginx)
     "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
     echo "${missing[@]:-}"
 }

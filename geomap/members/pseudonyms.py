@@ -17,14 +17,14 @@ import unicodedata
 from collections import defaultdict
 from functools import lru_cache
 
-from confusable_homoglyphs import confusables
-
 _MARKS = "\u200e\u200f"  # the data wraps right-to-left homoglyphs in direction marks
 
 
 @lru_cache(maxsize=1)
 def _representatives() -> dict[str, str]:
     """Return each confusable character's set representative (single characters only)."""
+    from confusable_homoglyphs import confusables  # ~7 MB: loaded where a pseudonym is set
+
     neighbours: dict[str, set[str]] = defaultdict(set)
     for char, homoglyphs in confusables.confusables_data.items():
         for homoglyph in homoglyphs:

@@ -89,6 +89,19 @@ def missing_condition_message(session: Session, slug: str) -> str:
              name=name)
 
 
+def condition_version(session: Session, slug: str) -> int | None:
+    """Return the latest publish version (0: never published), None if ``slug`` has no map.
+
+    One round trip: the condition and the version are read by one statement.
+    """
+    row = session.execute(
+        text("SELECT (SELECT coalesce(max(version), 0) FROM publish_runs) "
+             "FROM conditions WHERE slug = :slug AND enabled"),
+        {"slug": slug},
+    ).one_or_none()
+    return int(row[0]) if row else None
+
+
 def publish_state(session: Session) -> PublishState:
     """Return the latest publish's version and time."""
     row = session.execute(
@@ -141,6 +154,96 @@ def cells(session: Session, condition_id: int, resolution: int,
         query += " AND (" + " OR ".join(clauses or ["false"]) + ")"
     query += " ORDER BY cell"
     return [PublishedCell(*row) for row in session.execute(text(query), params).all()]
+
+
+@dataclass(frozen=True)
+class LabelledCell:
+    """A published marker with its area label (None: no place or country near it)."""
+
+    cell: int
+    cell_resolution: int
+    count: int
+    lat: float
+    lng: float
+    label: str | None
+
+
+@dataclass(frozen=True)
+class Viewport:
+    """What one viewport query returns: the publish version read, the stored total, markers.
+
+    ``version`` and the rows come from one statement, hence one snapshot: the markers
+    are exactly those of that publish.
+    """
+
+    condition_slug: str
+    version: int
+    total: int
+    cells: list[LabelledCell]
+
+
+# Label search radius per H3 resolution: about one cell edge, in degrees.
+_LABEL_RADII = [h3i.average_hexagon_edge_length(r, "km") / 111.0 for r in range(16)]
+
+_VIEWPORT_SQL = (
+    "WITH c AS (SELECT id, slug FROM conditions WHERE slug = :slug AND enabled), "
+    "v AS (SELECT coalesce(max(version), 0) AS version FROM publish_runs) "
+    "SELECT c.slug, v.version, coalesce(t.published, 0), m.cell, m.cell_resolution, "
+    "m.count, m.lat, m.lng, p.name, coalesce(pc.name, p.country_code), cc.name "
+    "FROM c CROSS JOIN v "
+    "LEFT JOIN published_totals t ON t.condition_id = c.id AND t.resolution = :r "
+    "LEFT JOIN LATERAL (SELECT cell, cell_resolution, count, lat, lng FROM published_cells "
+    "WHERE condition_id = c.id AND resolution = :r AND ({where})) m ON true "
+    "LEFT JOIN LATERAL (SELECT name, country_code FROM places WHERE m.cell IS NOT NULL AND "
+    "point && ST_Expand(ST_SetSRID(ST_MakePoint(m.lng, m.lat), 4326), "
+    "(CAST(:radii AS float8[]))[m.cell_resolution + 1]) "
+    "ORDER BY population DESC, id LIMIT 1) p ON true "
+    "LEFT JOIN countries pc ON pc.code = p.country_code "
+    "LEFT JOIN LATERAL (SELECT name FROM countries WHERE m.cell IS NOT NULL AND "
+    "ST_Intersects(geom, ST_SetSRID(ST_MakePoint(m.lng, m.lat), 4326)) "
+    "ORDER BY code LIMIT 1) cc ON true "
+    "ORDER BY m.cell"
+)
+
+
+def viewport(session: Session, slug: str, resolution: int, *,
+             boxes: list[tuple[float, float, float, float]] | None = None,
+             tile: tuple[float, float, float, float] | None = None) -> Viewport | None:
+    """Return the published markers of condition ``slug`` at ``resolution``, in one query.
+
+    The condition, the latest publish version, the stored total (published_totals) and
+    the markers with their area labels (see :func:`area_labels`) come back in one round
+    trip. Markers are those within any of ``boxes`` (closed boxes, west <= east), or
+    within the half-open ``tile`` (west <= lng < east, south <= lat < north; pass
+    ±inf at the edges of the world so that every marker lies in exactly one tile), or
+    all of them. Returns None if there is no enabled condition ``slug``.
+    """
+    params: dict[str, object] = {"slug": slug, "r": resolution, "radii": _LABEL_RADII}
+    if tile is not None:
+        where = "lng >= :tw AND lng < :te AND lat >= :ts AND lat < :tn"
+        west, south, east, north = tile
+        params.update(tw=west, ts=south, te=east, tn=north)
+    elif boxes is not None:
+        clauses = []
+        for i, (west, south, east, north) in enumerate(boxes):
+            clauses.append(f"(lng BETWEEN :w{i} AND :e{i} AND lat BETWEEN :s{i} AND :n{i})")
+            params.update({f"w{i}": west, f"s{i}": south, f"e{i}": east, f"n{i}": north})
+        where = " OR ".join(clauses or ["false"])
+    else:
+        where = "true"
+    rows = session.execute(text(_VIEWPORT_SQL.format(where=where)), params).all()
+    if not rows:
+        return None
+    slug_found, version, total = rows[0][0], rows[0][1], rows[0][2]
+    cells = []
+    for row in rows:
+        if row[3] is None:
+            continue
+        place, place_country, country = row[8], row[9], row[10]
+        label = (f"{place} area, {place_country}" if place
+                 else f"{country} area" if country else None)
+        cells.append(LabelledCell(row[3], row[4], row[5], row[6], row[7], label))
+    return Viewport(slug_found, int(version), int(total), cells)
 
 
 def area_labels(session: Session, cells: list[PublishedCell]) -> dict[int, str]:

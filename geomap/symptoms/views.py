@@ -15,7 +15,6 @@ from geomap.members.errors import MemberConflictError, MemberInputError
 from geomap.members.forms import ROLE_LABELS
 from geomap.symptoms import queries
 from geomap.symptoms import soulmates as soulmate_queries
-from geomap.symptoms.maps import soulmates_map
 
 bp = Blueprint("symptoms", __name__)
 
@@ -106,6 +105,8 @@ def soulmates() -> Any:
             max_km=current_app.config["GEOMAP_NEARBY_MAX_KM"],
         )
         db.session.commit()  # place labels computed for new cells are kept
+        from geomap.symptoms.maps import soulmates_map  # folium: where the map is built
+
         parts = soulmates_map(result.areas)
     except (MemberInputError, MemberConflictError) as exc:
         db.session.rollback()

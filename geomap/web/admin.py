@@ -34,7 +34,6 @@ from geomap.publish.admin_counts import (
     region_report,
     report_rows,
 )
-from geomap.web.choropleth import country_choropleth
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -79,6 +78,9 @@ def _no_store(response: Response) -> Response:
 def regions() -> Response:
     """Show the exact counts per country and region, a monthly chart and a choropleth."""
     report = _report()
+    # folium (and its stack) is imported where a map page is built, not at start-up.
+    from geomap.web.choropleth import country_choropleth
+
     choropleth = country_choropleth(
         {row.code: row.total for row in report.countries if row.code}
     )

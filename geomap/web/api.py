@@ -9,13 +9,13 @@ import time
 from collections import OrderedDict
 
 import h3.api.basic_int as h3i
-from flask import Blueprint, Response, abort, current_app, jsonify, request, url_for
+from flask import Blueprint, Response, abort, current_app, jsonify, redirect, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import ServiceUnavailable
 
-from geomap.database import db
+from geomap.database import db, read_retrying
 from geomap.privacy import map_resolution
 from geomap.publish import published
 from geomap.web.openapi import (
@@ -24,12 +24,23 @@ from geomap.web.openapi import (
     ConditionList,
     RegionCounts,
     RegionsQuery,
+    TileCollection,
+    TilesVersion,
     answers,
     contract,
 )
-from geomap.web.viewport import ViewportError, parse_bbox, parse_zoom
+from geomap.web.viewport import (
+    ViewportError,
+    parse_bbox,
+    parse_zoom,
+    tile_bounds,
+    tile_box,
+)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+# Tiles live outside /api/v1 so an HTTP cache can be told "cache all of /tiles/".
+tiles_bp = Blueprint("tiles", __name__, url_prefix="/tiles")
+VERSION_MAX_AGE = 5  # seconds the version document may be cached (and tile redirects)
 
 _CACHE_SIZE = 4096
 # Bound the cache by the bytes it holds too: at a million members a world view is
@@ -42,7 +53,7 @@ CELLS_MISS_SLOTS = threading.BoundedSemaphore(2)
 
 
 class _CellsCache:
-    """Per-process cache of cells responses, keyed by version and viewport."""
+    """Per-process cache of cells and tile responses, keyed by version and viewport."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -50,12 +61,21 @@ class _CellsCache:
         self._bytes = 0
         self._version: tuple[float, int] = (0.0, -1)
 
-    def version(self) -> int:
+    def fresh_version(self) -> int | None:
+        """Return the version seen less than a second ago, or None (then ask :meth:`version`)."""
+        checked, version = self._version
+        if version < 0 or time.monotonic() - checked > _VERSION_TTL:
+            return None
+        return version
+
+    def version(self, force: bool = False) -> int:
+        """Return the latest publish version, read at most once a second (``force``: now)."""
         now = time.monotonic()
         checked, version = self._version
-        if now - checked > _VERSION_TTL:
+        if force or now - checked > _VERSION_TTL:
             try:
-                version = published.publish_state(db.public_session).version
+                version = read_retrying(
+                    db.public_session, lambda s: published.publish_state(s).version)
             except DBAPIError:
                 # The database is down: keep serving what is cached under the last
                 # version seen (published data changes only by a publish anyway).
@@ -67,7 +87,13 @@ class _CellsCache:
             self._version = (now, version)
         return version
 
+    def saw_version(self, version: int) -> None:
+        """Remember ``version``, read just now with the data of a response."""
+        if version >= self._version[1]:
+            self._version = (time.monotonic(), version)
+
     def get(self, key: tuple) -> tuple[bytes, str] | None:
+        """Return the cached (body, etag) of ``key``, or None."""
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None:
@@ -75,6 +101,7 @@ class _CellsCache:
             return entry
 
     def put(self, key: tuple, entry: tuple[bytes, str]) -> None:
+        """Keep (body, etag) under ``key``, dropping the least recently used past the caps."""
         with self._lock:
             previous = self._entries.pop(key, None)
             if previous is not None:
@@ -86,10 +113,22 @@ class _CellsCache:
                 self._bytes -= len(body)
 
     def clear(self) -> None:
+        """Forget every entry and the version."""
         with self._lock:
             self._entries.clear()
             self._bytes = 0
             self._version = (0.0, -1)
+
+
+def cells_key(slug: str, zoom: int, resolution: int, boxes: tuple | None,
+              version: int) -> tuple:
+    """Return the cache key of a cells answer: every value its body depends on."""
+    return ("cells", slug, zoom, resolution, boxes, version)
+
+
+def tile_key(slug: str, version: int, zoom: int, x: int, y: int) -> tuple:
+    """Return the cache key of a tile (the floor resolution is fixed per app)."""
+    return ("tile", slug, version, zoom, x, y)
 
 
 def cells_cache() -> _CellsCache:
@@ -134,25 +173,130 @@ def cells(slug: str) -> Response:
         abort(400, description=str(exc))
     resolution = map_resolution(zoom, current_app.config["GEOMAP_FLOOR_RESOLUTION"])
     cache = cells_cache()
-    version = cache.version()
-    # Every value the body holds is in the key (the body echoes the zoom).
-    key = (slug, zoom, resolution, boxes, version)
+    entry = cache.get(cells_key(slug, zoom, resolution, boxes, cache.version()))
+    if entry is None:
+        view = _read_viewport(slug, resolution, boxes=list(boxes) if boxes else None)
+        properties = {"condition": view.condition_slug, "zoom": zoom, "resolution": resolution,
+                      "publish_version": view.version, "total": view.total,
+                      "bbox": [list(box) for box in boxes] if boxes else None}
+        entry = _collection(view, properties)
+        cache.put(cells_key(slug, zoom, resolution, boxes, view.version), entry)
+    return _cached_answer(entry, "public, max-age=60")
+
+
+@bp.get("/conditions/<slug>/version")
+@contract.validate(resp=answers(TilesVersion, 404), tags=["public"])
+def tiles_version(slug: str) -> Response:
+    """Say which publish version the tiles of a condition are at (short-lived: a few seconds)."""
+    version = read_retrying(db.public_session,
+                            lambda session: published.condition_version(session, slug))
+    if version is None:
+        abort(404, description=published.missing_condition_message(db.public_session, slug))
+    cells_cache().saw_version(version)
+    response = jsonify(
+        condition=slug,
+        publish_version=version,
+        tiles=_tile_template(slug, version),
+        max_age=VERSION_MAX_AGE,
+    )
+    response.headers["Cache-Control"] = f"public, max-age={VERSION_MAX_AGE}"
+    return response
+
+
+def _tile_template(slug: str, version: int) -> str:
+    path = url_for("tiles.tile", slug=slug, version=version, zoom=0, x=0, y=0)
+    return path.replace("/0/0/0.json", "/{z}/{x}/{y}.json")
+
+
+@tiles_bp.get("/<slug>/<int:version>/<int:zoom>/<int:x>/<int:y>.json")
+@contract.validate(resp=answers(TileCollection, 302, 404), tags=["public"])
+def tile(slug: str, version: int, zoom: int, x: int, y: int) -> Response:
+    """Return the published cells of one XYZ tile at one publish version (immutable).
+
+    A marker lies in exactly one tile of a zoom (tiles are half-open boxes). An older
+    version answers 302 to the same tile at the current version (cacheable for a few
+    seconds only); a version not published yet answers 404. A body is only ever the
+    data of the version its URL names.
+    """
+    try:
+        bounds = tile_bounds(zoom, x, y)
+    except ViewportError as exc:
+        abort(404, description=_("There is no tile %(tile)s: %(reason)s.",
+                                 tile="/".join(map(str, (zoom, x, y))), reason=exc))
+    cache = cells_cache()
+    key = tile_key(slug, version, zoom, x, y)
     entry = cache.get(key)
     if entry is None:
-        # Bound the work of cache misses: a client asking a new box each time waits
-        # its turn instead of taking every thread (and the database) from the others.
-        if not CELLS_MISS_SLOTS.acquire(timeout=current_app.config["GEOMAP_CELLS_MISS_WAIT"]):
-            raise ServiceUnavailable(_("The map is busy; please try again in a moment."),
-                                     retry_after=2)
-        try:
-            entry = _render_cells(slug, zoom, resolution, boxes, version)
-        finally:
-            CELLS_MISS_SLOTS.release()
-        cache.put(key, entry)
+        current = cache.version()
+        if version > current:
+            current = cache.version(force=True)
+        if version > current:
+            abort(404, description=_("Version %(version)s is not published yet.",
+                                     version=version))
+        if version == current:
+            resolution = map_resolution(zoom, current_app.config["GEOMAP_FLOOR_RESOLUTION"])
+            view = _read_viewport(slug, resolution, tile=bounds)
+            properties = {"condition": view.condition_slug, "zoom": zoom,
+                          "resolution": resolution, "publish_version": view.version,
+                          "total": view.total, "bbox": [list(tile_box(zoom, x, y))],
+                          "tile": [zoom, x, y]}
+            rendered = _collection(view, properties)
+            cache.put(tile_key(slug, view.version, zoom, x, y), rendered)
+            cache.saw_version(view.version)
+            if view.version == version:
+                entry = rendered
+            else:  # a publish landed since the version check: never a newer body here
+                current = view.version
+        elif published.condition_version(db.public_session, slug) is None:
+            abort(404, description=published.missing_condition_message(db.public_session, slug))
+        if entry is None:
+            response = redirect(url_for("tiles.tile", slug=slug, version=current, zoom=zoom,
+                                        x=x, y=y), code=302)
+            response.headers["Cache-Control"] = f"public, max-age={VERSION_MAX_AGE}"
+            return response
+    return _cached_answer(entry, "public, max-age=31536000, immutable")
+
+
+def _read_viewport(slug: str, resolution: int, **where: object) -> published.Viewport:
+    """Read a viewport in one round trip (404 for an unknown slug); misses take a slot."""
+    # Bound the work of cache misses: a client asking a new box each time waits
+    # its turn instead of taking every thread (and the database) from the others.
+    if not CELLS_MISS_SLOTS.acquire(timeout=current_app.config["GEOMAP_CELLS_MISS_WAIT"]):
+        raise ServiceUnavailable(_("The map is busy; please try again in a moment."),
+                                 retry_after=2)
+    try:
+        view = read_retrying(db.public_session, lambda session: published.viewport(
+            session, slug, resolution, **where))
+    finally:
+        CELLS_MISS_SLOTS.release()
+    if view is None:
+        abort(404, description=published.missing_condition_message(db.public_session, slug))
+    return view
+
+
+def _collection(view: published.Viewport, properties: dict) -> tuple[bytes, str]:
+    """Return the GeoJSON body of ``view``'s markers and its ETag."""
+    features = [
+        {
+            "type": "Feature",
+            "id": h3i.int_to_str(cell.cell),
+            "geometry": {"type": "Point",
+                         "coordinates": [round(cell.lng, 5), round(cell.lat, 5)]},
+            "properties": {"count": cell.count, "cell_resolution": cell.cell_resolution}
+            | ({"label": cell.label} if cell.label else {}),
+        }
+        for cell in view.cells
+    ]
+    collection = {"type": "FeatureCollection", "properties": properties, "features": features}
+    body = json.dumps(collection, separators=(",", ":")).encode()
+    return body, hashlib.sha256(body).hexdigest()[:32]
+
+
+def _cached_answer(entry: tuple[bytes, str], cache_control: str) -> Response:
     body, etag = entry
     response = Response(body, mimetype="application/geo+json")
     response.set_etag(etag)
-    response.headers["Cache-Control"] = "public, max-age=60"
+    response.headers["Cache-Control"] = cache_control
     return response.make_conditional(request)
 
 
@@ -185,44 +329,10 @@ def regions(slug: str) -> Response:
     return response
 
 
-def _render_cells(slug: str, zoom: int, resolution: int, boxes: tuple | None,
-                  version: int) -> tuple[bytes, str]:
-    condition = _condition_or_404(slug)
-    session = db.public_session
-    rows = published.cells(session, condition.id, resolution, list(boxes) if boxes else None)
-    total = published.published_total(session, condition.id, resolution)
-    labels = published.area_labels(session, rows)
-    features = [
-        {
-            "type": "Feature",
-            "id": h3i.int_to_str(row.cell),
-            "geometry": {"type": "Point", "coordinates": [round(row.lng, 5), round(row.lat, 5)]},
-            "properties": {"count": row.count, "cell_resolution": row.cell_resolution}
-            | ({"label": labels[row.cell]} if row.cell in labels else {}),
-        }
-        for row in rows
-    ]
-    collection = {
-        "type": "FeatureCollection",
-        "properties": {
-            "condition": condition.slug,
-            "zoom": zoom,
-            "resolution": resolution,
-            "publish_version": version,
-            "total": total,
-            "bbox": [list(box) for box in boxes] if boxes else None,
-        },
-        "features": features,
-    }
-    body = json.dumps(collection, separators=(",", ":")).encode()
-    etag = hashlib.sha256(body).hexdigest()[:32]
-    return body, etag
-
-
 def healthz() -> Response:
     """Say that the service is alive (liveness): 200 even while the database is down."""
     try:
-        state = published.publish_state(db.public_session)
+        state = read_retrying(db.public_session, published.publish_state)
     except DBAPIError:
         return jsonify(status="ok", database="unavailable", publish_version=None,
                        published_at=None)
@@ -237,7 +347,7 @@ def healthz() -> Response:
 def readyz() -> Response | tuple[Response, int]:
     """Say whether the service can answer (readiness): 503 while the database is down."""
     try:
-        db.public_session.execute(text("SELECT 1"))
+        read_retrying(db.public_session, lambda session: session.execute(text("SELECT 1")))
     except DBAPIError:
         response = jsonify(status="unavailable", database="unavailable")
         response.headers["Retry-After"] = "30"

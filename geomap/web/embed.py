@@ -31,7 +31,6 @@ from geomap.web.embed_options import (
     parse_max_size,
     parse_size,
 )
-from geomap.web.maps import first_viewport_url, world_map
 from geomap.web.openapi import OEmbedAnswer, OEmbedQuery, answers, contract
 from geomap.web.preview import HEIGHT as PREVIEW_HEIGHT
 from geomap.web.preview import WIDTH as PREVIEW_WIDTH
@@ -95,6 +94,9 @@ def embedded_map(slug: str) -> Response:
     )
     etag = hashlib.sha256(fingerprint.encode()).hexdigest()[:32]
     # Rendered for a 304 too: its CSP must list the hashes of the page the client keeps.
+    # folium (and its stack) is imported where a map page is built, not at start-up.
+    from geomap.web.maps import first_viewport_url, world_map
+
     parts = world_map(
         slug=slug,
         tiles=config["GEOMAP_TILES"] if options.tiles else "off",

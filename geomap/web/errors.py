@@ -42,7 +42,7 @@ class EscapeControlCharacters(logging.Filter):
 
 def wants_json() -> bool:
     """Return whether the current request is an API request."""
-    return request.path.startswith("/api/") or request.path == "/oembed"
+    return request.path.startswith(("/api/", "/tiles/")) or request.path == "/oembed"
 
 
 def error_code(error: HTTPException) -> str:

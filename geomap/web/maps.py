@@ -39,16 +39,9 @@ class MapParts:
     script: Markup
 
 
-# At zoom 2 or less the first viewport is the whole world whatever the frame size
-# (static/geomap/map.js aligns boxes to 180° or 360° there), so pages can preload it.
-WORLD_BOX = "-180,-90,180,90"
-
-
 def first_viewport_url(slug: str, zoom: int) -> str | None:
-    """Return the cells URL the map fetches first, when it is known in advance."""
-    if zoom > 2:
-        return None
-    return f"{url_for('api.cells', slug=slug)}?zoom={zoom}&bbox={WORLD_BOX}"
+    """Return the URL the map fetches first (the tiles' version document), to preload."""
+    return url_for("api.tiles_version", slug=slug)
 
 
 class ClusterScript(MacroElement):
@@ -189,6 +182,7 @@ def world_map(*, slug: str, tiles: str, tiles_attribution: str, center: tuple[fl
         "geomap.attach", "ViewportLayer", "viewport", cluster,
         {
             "cellsUrl": url_for("api.cells", slug=slug),
+            "versionUrl": url_for("api.tiles_version", slug=slug),
             "countriesUrl": url_for("static", filename="vendor/world-atlas/countries-50m.json"),
             "outlines": url is None,
             "joinUrl": join_url,

@@ -174,6 +174,34 @@ class CellCollection(BaseModel):
     features: list[CellFeature]
 
 
+class TileProperties(CellsProperties):
+    """A tile's collection: as a viewport's, with the tile (zoom, x, y) it is."""
+
+    tile: list[int] = Field(min_length=3, max_length=3,
+                            description="zoom, x, y of the XYZ (Web Mercator) tile.")
+
+
+class TileCollection(BaseModel):
+    """The published cells of one tile at one publish version (GeoJSON FeatureCollection).
+
+    Each marker lies in exactly one tile of a zoom; ``total`` is the stored total of
+    the zoom's markers, the same in every tile.
+    """
+
+    type: Literal["FeatureCollection"]
+    properties: TileProperties
+    features: list[CellFeature]
+
+
+class TilesVersion(BaseModel):
+    """The current publish version of a condition's tiles (cache it ``max_age`` seconds)."""
+
+    condition: str
+    publish_version: int
+    tiles: str = Field(description="URL template of the tiles: {z}/{x}/{y}.json.")
+    max_age: int = Field(description="Seconds this answer may be kept.")
+
+
 class RegionCount(BaseModel):
     """A region's published count; null and suppressed when below k."""
 
@@ -435,11 +463,13 @@ class SoulmateList(BaseModel):
 
 def answers(ok: type[BaseModel] | None, *statuses: int, ok_status: int = 200) -> Answers:
     """Return the documented answers: ``ok`` on success, ErrorBody on each error status."""
-    documented: dict[str, Any] = {f"HTTP_{status}": ErrorBody for status in statuses}
+    redirects = [f"HTTP_{status}" for status in statuses if 300 <= status < 400]  # no body
+    documented: dict[str, Any] = {f"HTTP_{status}": ErrorBody for status in statuses
+                                  if not 300 <= status < 400}
     documented[f"HTTP_{ok_status}"] = ok
     documented.setdefault("HTTP_400", ErrorBody)
     documented.setdefault("HTTP_503", ErrorBody)
-    return Answers(**documented)
+    return Answers(*redirects, **documented)
 
 
 MEMBER = (401, 403, 429)
@@ -513,7 +543,10 @@ contract = SpecTree(
 )
 
 # Answers that are not application/json, by (path, status).
-MEDIA_TYPES = {("/api/v1/conditions/{slug}/cells", "200"): "application/geo+json"}
+MEDIA_TYPES = {
+    ("/api/v1/conditions/{slug}/cells", "200"): "application/geo+json",
+    ("/tiles/{slug}/{version}/{zoom}/{x}/{y}.json", "200"): "application/geo+json",
+}
 
 bp = Blueprint("openapi", __name__, url_prefix="/api/v1")
 

@@ -9,7 +9,6 @@ from geomap.i18n.names import localised, localised_one
 from geomap.publish import published
 from geomap.publish.symptoms import symptom_picture
 from geomap.web.api import healthz, readyz
-from geomap.web.maps import first_viewport_url, world_map
 
 bp = Blueprint("pages", __name__)
 MOST_ACTIVE = 24  # conditions listed on the home page; the rest are searched or indexed
@@ -39,6 +38,9 @@ def condition_map(slug: str) -> str:
     if condition is None:
         abort(404, description=published.missing_condition_message(db.public_session, slug))
     condition = localised_one(db.public_session, condition)
+    # folium (and its stack) is imported where a map page is built, not at start-up.
+    from geomap.web.maps import first_viewport_url, world_map
+
     config = current_app.config
     parts = world_map(
         slug=slug,

@@ -10,9 +10,12 @@ from __future__ import annotations
 import io
 import math
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import shapely
-from PIL import Image, ImageDraw
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 from geomap.publish.published import PublishedCell
 
@@ -29,6 +32,8 @@ def _xy(lng: float, lat: float) -> tuple[float, float]:
 @lru_cache(maxsize=4)
 def _base(outlines: tuple[bytes, ...]) -> Image.Image:
     """Return the sea and land image of ``outlines`` (WKB), drawn once per outline set."""
+    from PIL import Image, ImageDraw  # Pillow only where a preview is drawn
+
     image = Image.new("RGB", (WIDTH, HEIGHT), SEA)
     draw = ImageDraw.Draw(image)
     for geometry in shapely.from_wkb(list(outlines)):
@@ -44,6 +49,8 @@ def _base(outlines: tuple[bytes, ...]) -> Image.Image:
 
 def render_preview(outlines: list[bytes], cells: list[PublishedCell]) -> bytes:
     """Return a PNG of the outlines with a circle per published cell (area ∝ count)."""
+    from PIL import Image, ImageDraw
+
     image = _base(tuple(outlines)).copy().convert("RGBA")
     layer = Image.new("RGBA", image.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(layer)

@@ -95,7 +95,7 @@ def _headers(response: Response) -> Response:
     if _holds_member_data(response):
         response.headers["Cache-Control"] = "private, no-store"
         response.vary.add("Cookie")
-    elif request.path.startswith("/api/"):
+    elif request.path.startswith(("/api/", "/tiles/")):
         response.headers.setdefault("Cache-Control", "no-cache")
     return response
 

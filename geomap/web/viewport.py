@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from flask_babel import gettext as _
@@ -101,3 +102,41 @@ def parse_bbox(raw: str | None, zoom: int | None = None) -> tuple[Box, ...] | No
     if w <= e:
         return ((w, south, e, north),)
     return ((w, south, 180.0, north), (-180.0, south, e, north))
+
+
+def tile_count(zoom: int) -> int:
+    """Return how many tiles of the standard XYZ grid span the world at ``zoom`` per axis."""
+    return 2**zoom
+
+
+def _tile_lng(zoom: int, x: int) -> float:
+    return x / 2**zoom * 360.0 - 180.0
+
+
+def _tile_lat(zoom: int, y: int) -> float:
+    return math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * y / 2**zoom))))
+
+
+def tile_bounds(zoom: int, x: int, y: int) -> Box:
+    """Return tile ``zoom/x/y`` (XYZ, Web Mercator) as a half-open box of (lng, lat).
+
+    A point belongs to the tile when west <= lng < east and south <= lat < north. Edges
+    at the border of the world are ±inf, so the tiles of one zoom cover every longitude
+    and latitude (the poles beyond Mercator's ±85.05° included) and each point lies in
+    exactly one tile; neighbours share an edge computed by the same expression.
+    Raises ViewportError for a tile outside the grid.
+    """
+    n = tile_count(zoom)
+    if not (0 <= zoom <= MAX_ZOOM and 0 <= x < n and 0 <= y < n):
+        raise ViewportError("no such tile")
+    west = -math.inf if x == 0 else _tile_lng(zoom, x)
+    east = math.inf if x == n - 1 else _tile_lng(zoom, x + 1)
+    north = math.inf if y == 0 else _tile_lat(zoom, y)
+    south = -math.inf if y == n - 1 else _tile_lat(zoom, y + 1)
+    return west, south, east, north
+
+
+def tile_box(zoom: int, x: int, y: int) -> Box:
+    """Return tile ``zoom/x/y`` as a finite box (west, south, east, north) for display."""
+    west, south, east, north = tile_bounds(zoom, x, y)
+    return (max(west, -180.0), max(south, -90.0), min(east, 180.0), min(north, 90.0))

@@ -146,20 +146,64 @@
     var lastKey = null;
     var pending = null;
 
+    // The XYZ tiles (256 px, Web Mercator) covering the view at ``zoom``, one row of
+    // padding around it; x wraps around the world, y stops at the poles.
+    function viewTiles(zoom) {
+      var n = Math.pow(2, zoom);
+      var bounds = map.getPixelBounds();
+      var x0 = Math.floor(bounds.min.x / 256) - 1, x1 = Math.floor(bounds.max.x / 256) + 1;
+      var y0 = Math.max(0, Math.floor(bounds.min.y / 256) - 1);
+      var y1 = Math.min(n - 1, Math.floor(bounds.max.y / 256) + 1);
+      var seen = {};
+      var tiles = [];
+      for (var x = x0; x <= x1 && tiles.length < 4 * n * n; x++) {
+        var wx = ((x % n) + n) % n;
+        if (seen[wx]) continue;
+        seen[wx] = true;
+        for (var y = y0; y <= y1; y++) tiles.push([zoom, wx, y]);
+      }
+      return tiles;
+    }
+
+    function getJSON(url, signal) {
+      return fetch(url, { signal: signal }).then(function (r) {
+        if (!r.ok) throw new Error("map data " + r.status);
+        return r.json();
+      });
+    }
+
+    // Markers of the view: from version-stamped tiles (any HTTP cache may keep them;
+    // the short-lived version document says which version is current), or from the
+    // cells API for a box when the page gives no version URL.
+    function loadMarkers(zoom, signal) {
+      if (!options.versionUrl) {
+        var box = requestBox(map);
+        return getJSON(options.cellsUrl + "?zoom=" + zoom + "&bbox=" + box.join(","), signal)
+          .then(function (collection) {
+            return { features: collection.features, total: collection.properties.total };
+          });
+      }
+      return getJSON(options.versionUrl, signal).then(function (version) {
+        var urls = viewTiles(zoom).map(function (t) {
+          return version.tiles.replace("{z}", t[0]).replace("{x}", t[1]).replace("{y}", t[2]);
+        });
+        return Promise.all(urls.map(function (u) { return getJSON(u, signal); }));
+      }).then(function (collections) {
+        var features = [];
+        collections.forEach(function (c) { features = features.concat(c.features); });
+        return { features: features, total: collections[0].properties.total };
+      });
+    }
+
     function refresh() {
       var zoom = map.getZoom();
-      var box = requestBox(map);
-      var key = zoom + "/" + box.join(",");
+      var key = options.versionUrl ? zoom + "/" + viewTiles(zoom).join(";")
+                                   : zoom + "/" + requestBox(map).join(",");
       if (key === lastKey) return;
       lastKey = key;
       if (pending) pending.abort();
       pending = new AbortController();
-      var url = options.cellsUrl + "?zoom=" + zoom + "&bbox=" + box.join(",");
-      fetch(url, { signal: pending.signal })
-        .then(function (r) {
-          if (!r.ok) throw new Error("cells:" + r.status);  // a code for tests, never shown
-          return r.json();
-        })
+      loadMarkers(zoom, pending.signal)
         .then(function (collection) {
           // Each marker goes to the world copy nearest the view's centre (a view
           // centred on 180° shows the cells on both sides), and polar cells to the
@@ -186,7 +230,7 @@
           firstMarkersShown();
           // "loaded" means markers and outlines, so tests and pages can rely on both.
           return outlinesDrawn.then(function () {
-            container.dataset.publishedTotal = collection.properties.total;
+            container.dataset.publishedTotal = collection.total;
             container.dataset.loadedZoom = zoom;
             container.dispatchEvent(new CustomEvent("geomap:loaded"));
           });
