@@ -153,7 +153,7 @@ OPERATOR_MODULES = ("cli.py", "config.py", "embedded_pg.py", "wsgi_server.py", "
                     "regions/", "symptoms/demo.py", "symptoms/vocabulary.py",
                     "symptoms/ingest.py", "symptoms/candidates.py", "publish/step.py",
                     "publish/schedule.py",
-                    "mail/__init__.py", "web/openapi.py")
+                    "mail/__init__.py", "web/openapi.py", "http_cache.py")
 
 
 def _name(call: ast.Call) -> str:

@@ -128,7 +128,7 @@ def tile_bounds(zoom: int, x: int, y: int) -> Box:
     """
     n = tile_count(zoom)
     if not (0 <= zoom <= MAX_ZOOM and 0 <= x < n and 0 <= y < n):
-        raise ViewportError("no such tile")
+        raise ViewportError(_("no such tile"))
     west = -math.inf if x == 0 else _tile_lng(zoom, x)
     east = math.inf if x == n - 1 else _tile_lng(zoom, x + 1)
     north = math.inf if y == 0 else _tile_lat(zoom, y)

@@ -167,7 +167,7 @@
 
     function getJSON(url, signal) {
       return fetch(url, { signal: signal }).then(function (r) {
-        if (!r.ok) throw new Error("map data " + r.status);
+        if (!r.ok) throw new Error("tiles:" + r.status);  // a code for tests, never shown
         return r.json();
       });
     }
