@@ -190,6 +190,9 @@ def world_map(*, slug: str, tiles: str, tiles_attribution: str, center: tuple[fl
         {
             "cellsUrl": url_for("api.cells", slug=slug),
             "countriesUrl": url_for("static", filename="vendor/world-atlas/countries-50m.json"),
+            # Deep zoom: 1:10m outlines and gazetteer place labels (static/geomap/map.js).
+            "detailUrl": url_for("static", filename="vendor/world-atlas/countries-10m.json"),
+            "labelsUrl": url_for("api.place_labels"),
             "outlines": url is None,
             "joinUrl": join_url,
             "joinTarget": join_target,
