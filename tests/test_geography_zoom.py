@@ -99,3 +99,23 @@ def test_the_prepared_deriver_gives_the_keys_of_the_computed_one(community_url) 
             session.rollback()
     finally:
         engine.dispose()
+
+
+def test_territories_merged_into_an_outline_get_their_own_polygons(community_url) -> None:
+    from geomap.web.maps import feature_codes, territory_parts, territory_points
+
+    engine = create_engine(community_url)
+    try:
+        with session_scope(engine) as session:
+            parts = territory_parts(session)
+            france = next(key for key, code in feature_codes().items() if code == "FR")
+            assert {"GF", "RE", "MQ", "GP", "YT"} <= set(parts[france].values())
+            norway = next(key for key, code in feature_codes().items() if code == "NO")
+            assert set(parts[norway].values()) == {"SJ"}
+            # Counted codes that no polygon draws get a point; drawn ones do not.
+            points = territory_points(session, {"GF": 6, "FR": 9, "TK": 5})
+            assert set(points) == {"TK"}
+            lat, lng = points["TK"]
+            assert -10 < lat < -8 and -173 < lng < -171
+    finally:
+        engine.dispose()

@@ -192,3 +192,19 @@ def labels_in_boxes(session: Session, boxes: Iterable[tuple[float, float, float,
     ).all()
     return [PlaceLabel(row[0], row[1], round(row[2], 4), round(row[3], 4), int(row[4]))
             for row in rows]
+
+
+def gazetteer_points(session: Session) -> tuple:
+    """Return (lats, lngs, country codes, populations) arrays of every gazetteer place.
+
+    Public reference data (GeoNames ``cities1000``), ordered by place id.
+    """
+    import numpy as np
+
+    rows = session.execute(
+        text("SELECT ST_Y(point), ST_X(point), country_code, population FROM places ORDER BY id")
+    ).all()
+    return (np.array([r[0] for r in rows], dtype=np.float64),
+            np.array([r[1] for r in rows], dtype=np.float64),
+            np.array([r[2] for r in rows], dtype=object),
+            np.array([int(r[3]) for r in rows], dtype=np.int64))

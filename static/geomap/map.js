@@ -157,18 +157,56 @@
              features: collection.features.concat(copies.slice(0, n), copies.slice(2 * n)) };
   }
 
+  function featureBounds(feature) {
+    var b = [Infinity, Infinity, -Infinity, -Infinity];
+    (function walk(c) {
+      if (typeof c[0] === "number") {
+        if (c[0] < b[0]) b[0] = c[0];
+        if (c[1] < b[1]) b[1] = c[1];
+        if (c[0] > b[2]) b[2] = c[0];
+        if (c[1] > b[3]) b[3] = c[1];
+        return;
+      }
+      c.forEach(walk);
+    })(feature.geometry.coordinates);
+    return L.latLngBounds([b[1], b[0]], [b[3], b[2]]);
+  }
+
+  // Only the 1:10m features near the view are on the map (Leaflet projects every
+  // point of every layer it holds at each zoom): each feature's layer is made the
+  // first time the view comes near it, and taken off when the view leaves.
   function attachDetailOutlines(map, url, coarseDrawn) {
     var container = map.getContainer();
-    var detail = null;
+    var detail = null;  // [{bounds, feature, layer}]
     var loading = null;
+    function showNear() {
+      var near = map.getBounds().pad(0.5);
+      detail.forEach(function (item) {
+        var wanted = near.intersects(item.bounds);
+        if (wanted && !item.layer) {
+          item.layer = L.geoJSON(item.feature, {
+            pane: "outlines", interactive: false, style: OUTLINE_STYLE,
+          });
+        }
+        if (!item.layer) return;
+        if (wanted && !map.hasLayer(item.layer)) item.layer.addTo(map);
+        if (!wanted && map.hasLayer(item.layer)) map.removeLayer(item.layer);
+      });
+    }
+    function hideAll() {
+      detail.forEach(function (item) {
+        if (item.layer && map.hasLayer(item.layer)) map.removeLayer(item.layer);
+      });
+    }
     function update() {
       var deep = map.getZoom() >= DETAIL_ZOOM;
       if (deep && !loading) {
         loading = fetch(url)
           .then(function (r) { return r.json(); })
           .then(function (topo) {
-            detail = L.geoJSON(detailCopies(geomap.outlineFeatures(topo, "countries")), {
-              pane: "outlines", interactive: false, style: OUTLINE_STYLE,
+            var features = detailCopies(geomap.outlineFeatures(topo, "countries")).features;
+            detail = features.filter(function (f) { return f.geometry; }).map(function (f) {
+              return { bounds: featureBounds(f), feature: f, layer: null };
             });
             update();
           })
@@ -176,14 +214,17 @@
       }
       coarseDrawn.then(function (coarse) {
         if (!detail) return;
-        var on = deep ? detail : coarse;
-        var off = deep ? coarse : detail;
-        if (on && !map.hasLayer(on)) on.addTo(map);
-        if (off && map.hasLayer(off)) map.removeLayer(off);
+        if (deep) {
+          showNear();
+          if (coarse && map.hasLayer(coarse)) map.removeLayer(coarse);
+        } else {
+          if (coarse && !map.hasLayer(coarse)) coarse.addTo(map);
+          hideAll();
+        }
         container.dataset.outlineScale = deep ? "10m" : "50m";
       });
     }
-    map.on("zoomend", update);
+    map.on("moveend", update);
     update();
   }
 
