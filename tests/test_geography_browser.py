@@ -70,9 +70,17 @@ SIDES = """(centre) => {
 
 
 def wait_loaded(page, zoom: int) -> None:  # noqa: ANN001
-    page.wait_for_function(
-        f"document.querySelector('.geomap-map').dataset.loadedZoom === '{zoom}'")
-    page.wait_for_function("document.querySelectorAll('.leaflet-outlines-pane path').length > 0")
+    """Wait for markers at ``zoom`` and drawn outlines, polling from Python.
+
+    (``wait_for_function`` polls with ``new Function``, which the page's CSP refuses.)
+    """
+    for _ in range(240):
+        if page.evaluate(
+                f"document.querySelector('.geomap-map').dataset.loadedZoom === '{zoom}' && "
+                "document.querySelectorAll('.leaflet-outlines-pane path').length > 0"):
+            return
+        page.wait_for_timeout(500)
+    raise AssertionError(f"the map did not load zoom {zoom}")
 
 
 @pytest.mark.parametrize("where,lat,lng,zoom", [

@@ -23,9 +23,18 @@ def _open(browser, live_server, viewport, path, bypass_csp):  # noqa: ANN001, AN
     return page
 
 
+def _wait(page, expression: str) -> None:  # noqa: ANN001
+    """Poll ``expression`` from Python (``wait_for_function`` needs 'unsafe-eval')."""
+    for _ in range(240):
+        if page.evaluate(expression):
+            return
+        page.wait_for_timeout(500)
+    raise AssertionError(f"never true: {expression}")
+
+
 def _zoom_to(page, lat: float, lng: float, zoom: int) -> None:  # noqa: ANN001
     page.evaluate(f"map_world.setView([{lat}, {lng}], {zoom})")
-    page.wait_for_function(
+    _wait(page,
         f"document.querySelector('.geomap-map').dataset.loadedZoom === '{zoom}'")
 
 
@@ -52,9 +61,9 @@ def test_a_city_at_deep_zoom_shows_its_name_and_finer_outlines(browser, live_ser
         assert not [u for u in page.requested_urls if "countries-10m" in u or "labels" in u]
         for zoom in (9, 11):
             _zoom_to(page, *MUNICH, zoom)
-            page.wait_for_function(
+            _wait(page,
                 "document.querySelector('.geomap-map').dataset.outlineScale === '10m'")
-            page.wait_for_function(
+            _wait(page,
                 "Number(document.querySelector('.geomap-map').dataset.placeLabels) > 0")
             labels = _visible_labels(page)
             assert "Munich" in labels, (zoom, labels)
@@ -68,7 +77,7 @@ def test_a_city_at_deep_zoom_shows_its_name_and_finer_outlines(browser, live_ser
         assert page.locator(".leaflet-outlines-pane path").count() > 0
         # Back at world zoom: 1:50m outlines again and no labels.
         _zoom_to(page, 30.0, 10.0, 3)
-        page.wait_for_function(
+        _wait(page,
             "document.querySelector('.geomap-map').dataset.outlineScale === '50m'")
         assert page.locator(".geomap-place-label").count() == 0
         page.wait_for_load_state("networkidle")
@@ -86,9 +95,9 @@ def test_deep_zoom_has_no_axe_violations(browser, live_server, viewport, path) -
     page = _open(browser, live_server, viewport, path, bypass_csp=True)
     try:
         _zoom_to(page, *MUNICH, 10)
-        page.wait_for_function(
+        _wait(page,
             "Number(document.querySelector('.geomap-map').dataset.placeLabels) > 0")
-        page.wait_for_function(
+        _wait(page,
             "document.querySelector('.geomap-map').dataset.outlineScale === '10m'")
         violations = axe_violations(page)
         assert violations == [], describe(violations)

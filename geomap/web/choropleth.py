@@ -46,8 +46,8 @@ class CountryCounts(MacroElement):
 
 def country_choropleth(counts: dict[str, int], height: str = "420px") -> MapParts:
     """Return a world map with countries coloured by ``counts`` (alpha-2 code → members)."""
-    parts = territory_parts(db.public_session)
-    points = territory_points(db.public_session, counts)
+    parts = territory_parts(db.session)
+    points = territory_points(db.session, counts)
     world = local_map("choropleth", center=(25.0, 10.0), zoom=1, max_zoom=6, height=height)
     world.default_js += [
         ("topojson", url_for("static", filename="vendor/topojson-client.min.js")),
