@@ -161,6 +161,11 @@ def geo_import(ctx: Context, if_empty: bool) -> None:
             places = reference.import_places(session, progress=bar.update)
         click.echo("Country outlines (Natural Earth 1:50m) ...")
         countries = reference.import_countries(session, path)
+        click.echo("Prepared structures of the key deriver ...")
+        from geomap.geo import prepared
+        from geomap.geo.derive import COAST_KM
+
+        prepared.store(session, prepared.compute(session, COAST_KM))
     forget_derivers()
     click.echo(f"Loaded {places:,} places and {countries} countries.")
 

@@ -13,6 +13,7 @@ cp "$NM/leaflet.markercluster/dist/leaflet.markercluster.js" \
    "$NM/leaflet.markercluster/dist/MarkerCluster.Default.css" "$OUT/markercluster/"
 cp "$NM/topojson-client/dist/topojson-client.min.js" "$OUT/"
 cp "$NM/swagger-ui-dist/swagger-ui-bundle.js" "$NM/swagger-ui-dist/swagger-ui.css" "$OUT/swagger-ui/"
-cp "$NM/world-atlas/countries-50m.json" "$NM/world-atlas/land-50m.json" "$OUT/world-atlas/"
+cp "$NM/world-atlas/countries-50m.json" "$NM/world-atlas/land-50m.json" \
+   "$NM/world-atlas/countries-10m.json" "$OUT/world-atlas/"
 node "$NM/topojson-client/bin/topo2geo" "countries=$OUT/world-atlas/countries-50m.geojson" \
     < "$NM/world-atlas/countries-50m.json"

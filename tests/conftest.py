@@ -25,8 +25,8 @@ from werkzeug.serving import make_server
 from geomap import create_app, embedded_pg
 from geomap.catalogue.load import import_catalogue
 from geomap.config import load_settings
-from geomap.geo import reference
-from geomap.geo.derive import KeyDeriver
+from geomap.geo import prepared, reference
+from geomap.geo.derive import COAST_KM, KeyDeriver
 from geomap.ingest.members_bulk import load_members
 from geomap.migrate import upgrade
 from geomap.publish import publish
@@ -124,6 +124,7 @@ def reference_template(server_url: str) -> str:
     with session_scope(engine) as session:
         reference.import_places(session)
         reference.import_countries(session)
+        prepared.store(session, prepared.compute(session, COAST_KM))
         import_vocabulary(session)
         import_catalogue(session)
     engine.dispose()

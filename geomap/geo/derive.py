@@ -37,6 +37,9 @@ import shapely
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from geomap.geo import prepared
+from geomap.geo.prepared import EARTH_KM, chord, unit_vectors
+from geomap.geo.prepared import TERRITORY_SHARE as TERRITORY_SHARE  # re-exported
 from geomap.privacy import floor_cells
 
 if TYPE_CHECKING:
@@ -53,23 +56,11 @@ REGION_BOUND_KM = 100.0
 """A region is taken from a gazetteer place at most this far away, else unknown."""
 ANTARCTIC_LAT = -85.0
 """South of this latitude everything is Antarctica (AQ); the outline stops near 85.2°S."""
-TERRITORY_SHARE = 0.5
-"""A country most of whose places lie in another's outline is that outline's territory."""
 SEA_SAMPLES_RES = 2
 """A sea-centre cell is sampled at its children this many resolutions finer."""
-_EARTH_KM = 6371.0088
-_BOUNDARY_STEP_DEG = 0.02  # densified outline vertices, at most ~2.3 km apart
-
-
-def _chord(km: float) -> float:
-    """Return the unit-sphere chord length of a great-circle distance in km."""
-    return 2.0 * np.sin(km / (2.0 * _EARTH_KM))
-
-
-def _unit_vectors(lats: np.ndarray, lngs: np.ndarray) -> np.ndarray:
-    lat = np.radians(lats)
-    lng = np.radians(lngs)
-    return np.column_stack((np.cos(lat) * np.cos(lng), np.cos(lat) * np.sin(lng), np.sin(lat)))
+_EARTH_KM = EARTH_KM
+_chord = chord
+_unit_vectors = unit_vectors
 
 
 def _chord_to_km(chord: np.ndarray) -> np.ndarray:
@@ -89,7 +80,7 @@ class KeyDeriver:
     """Derives public keys; holds outlines and gazetteer trees in memory."""
 
     def __init__(self, session: Session, floor: int) -> None:
-        """Load country outlines and gazetteer places from the database."""
+        """Load country outlines and gazetteer places (prepared, see :mod:`.prepared`)."""
         # scipy is imported here, not at module level: web workers that only serve maps
         # never build a deriver and so never pay its ~60 MB.
         from scipy.spatial import cKDTree
@@ -97,67 +88,59 @@ class KeyDeriver:
         self.floor = floor
         self._cell_places: dict[int, tuple[str | None, str | None]] = {}
         self._cell_places_lock = threading.Lock()
-        rows = session.execute(
-            text(
-                "SELECT code, ST_AsBinary(ST_Subdivide(geom, 128)) FROM countries ORDER BY code"
-            )
-        ).all()
-        self._part_codes = np.array([code for code, _ in rows], dtype=object)
-        self._parts = shapely.from_wkb([bytes(wkb) for _, wkb in rows])
+        ref = prepared.load_or_compute(session, COAST_KM)
+        self._part_codes = ref.part_codes
+        self._parts = ref.parts
         self._country_tree = shapely.STRtree(self._parts)
-        self._build_coast_tree(session, cKDTree)
-
-        places = session.execute(
-            text(
-                "SELECT country_code, admin1_code, ST_Y(point), ST_X(point) FROM places "
-                "ORDER BY id"
-            )
-        ).all()
-        self._place_country = np.array([p[0] for p in places], dtype=object)
-        self._place_region = np.array(
-            [f"{p[0]}.{p[1]}" if p[1] and p[1] != "00" else None for p in places], dtype=object
-        )
-        lats = np.array([p[2] for p in places], dtype=np.float64)
-        lngs = np.array([p[3] for p in places], dtype=np.float64)
-        self._place_vectors = _unit_vectors(lats, lngs)
-        self._all_places = cKDTree(self._place_vectors) if len(places) else None
+        self._place_country = ref.place_country
+        self._place_region = ref.place_region
+        self._place_vectors = ref.place_xyz
+        self._all_places = cKDTree(self._place_vectors) if len(self._place_vectors) else None
         # Which outline each place lies in (or off whose coast): the place is "attached"
         # to that outline, and a country most of whose places are attached to another
         # outline is a territory Natural Earth merged into it.
-        self._place_outline = self._outline_countries(lats, lngs)
-        self._territories = self._territories_of_outlines()
+        self._place_outline = ref.place_outline
+        self._territories = ref.territories
+        # Per-outline and per-country trees are built on first use (lazily): most
+        # processes derive keys in a few countries only.
+        self._kdtree = cKDTree
+        self._trees_lock = threading.Lock()
+        self._coast: tuple[cKDTree | None] | None = None
+        self._coast_codes = np.array([], object)
+        self._attached_rows = _group(self._place_outline)
+        self._region_rows = _group(self._place_country)
         self._attached: dict[str, tuple[cKDTree, np.ndarray]] = {}
         self._regions: dict[str, tuple[cKDTree, np.ndarray]] = {}
-        for code, index in _group(self._place_outline).items():
-            self._attached[code] = (cKDTree(self._place_vectors[index]), index)
-        for code, index in _group(self._place_country).items():
-            self._regions[code] = (cKDTree(self._place_vectors[index]), index)
         self._load_region_polygons(session)
 
     # -- set-up -------------------------------------------------------------------
 
-    def _build_coast_tree(self, session: Session, kdtree: type[cKDTree]) -> None:
-        """Index densified outline vertices on the unit sphere (geodesic coast checks)."""
-        boundaries = shapely.segmentize(shapely.boundary(self._parts), _BOUNDARY_STEP_DEG)
-        coords, owner = shapely.get_coordinates(boundaries, return_index=True)
-        self._coast_codes = self._part_codes[owner] if len(owner) else np.array([], object)
-        self._coast_tree = (
-            kdtree(_unit_vectors(coords[:, 1], coords[:, 0])) if len(coords) else None
-        )
+    @property
+    def _coast_tree(self) -> cKDTree | None:
+        """Return the tree of densified coast vertices, built on first use.
 
-    def _territories_of_outlines(self) -> dict[str, frozenset[str]]:
-        """Return, per outline country, the gazetteer countries that are its territories."""
-        by_country: dict[str, Counter] = {}
-        for country, outline in zip(self._place_country.tolist(),
-                                    self._place_outline.tolist(), strict=True):
-            by_country.setdefault(country, Counter())[outline] += 1
-        territories: dict[str, set[str]] = {}
-        for country, outlines in by_country.items():
-            total = sum(outlines.values())
-            for outline, count in outlines.items():
-                if outline and outline != country and count / total >= TERRITORY_SHARE:
-                    territories.setdefault(outline, set()).add(country)
-        return {outline: frozenset(codes) for outline, codes in territories.items()}
+        Only points outside every outline need it (coasts, sea cells, plausibility).
+        """
+        if self._coast is None:
+            with self._trees_lock:
+                if self._coast is None:
+                    vectors, owner = prepared.coast_vertices(self._parts)
+                    self._coast_codes = self._part_codes[owner] if len(owner) else \
+                        np.array([], object)
+                    self._coast = (self._kdtree(vectors) if len(vectors) else None,)
+        return self._coast[0]
+
+    def _tree(self, trees: dict, rows: dict[str, np.ndarray],
+              code: str) -> tuple[cKDTree, np.ndarray] | None:
+        """Return (tree, place rows) of ``code`` in ``rows``, built once on first use."""
+        found = trees.get(code)
+        if found is not None or code not in rows:
+            return found
+        with self._trees_lock:
+            if code not in trees:
+                index = rows[code]
+                trees[code] = (self._kdtree(self._place_vectors[index]), index)
+            return trees[code]
 
     def _load_region_polygons(self, session: Session) -> None:
         """Load the subdivided admin1 polygons, if an operator loaded any."""
@@ -275,7 +258,7 @@ class KeyDeriver:
             return codes
         vectors = _unit_vectors(lats, lngs)
         for outline, rows in _group(codes).items():
-            attached = self._attached.get(outline)
+            attached = self._tree(self._attached, self._attached_rows, outline)
             if attached is None:
                 continue
             tree, index = attached
@@ -316,7 +299,7 @@ class KeyDeriver:
             return regions
         vectors = _unit_vectors(lats[known], lngs[known])
         for country, rows in _group(countries[known]).items():
-            tree_and_index = self._regions.get(country)
+            tree_and_index = self._tree(self._regions, self._region_rows, country)
             if tree_and_index is None:
                 continue
             tree, index = tree_and_index

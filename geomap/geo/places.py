@@ -148,3 +148,64 @@ def settle(candidates: list[PlaceMatch], region: str = "") -> list[PlaceMatch]:
             if wanted and (fold(c.region) == wanted
                            or (c.region_code or "").lower() == region.strip().lower()
                            or fold((c.region_code or "").split(".")[-1]) == wanted)]
+
+
+LABEL_MIN_ZOOM = 5
+"""Place labels are drawn from this zoom on (the 1:10m outlines start here too)."""
+LABEL_LIMIT = 60
+"""At most this many labels per box: the most populous places in it."""
+
+
+@dataclass(frozen=True)
+class PlaceLabel:
+    """A gazetteer place to write on the map: name, point (degrees) and population."""
+
+    name: str
+    country_code: str
+    lat: float
+    lng: float
+    population: int
+
+
+def labels_in_boxes(session: Session, boxes: Iterable[tuple[float, float, float, float]],
+                    limit: int = LABEL_LIMIT) -> list[PlaceLabel]:
+    """Return the ``limit`` most populous gazetteer places in any of ``boxes``.
+
+    Boxes are (west, south, east, north) degrees with west <= east (split at 180°).
+    Public reference data (GeoNames ``cities1000``), never a member; ties in
+    population are broken by place id, so the answer is the same every time.
+    """
+    boxes = list(boxes)
+    if not boxes:
+        return []
+    clauses = " OR ".join(
+        f"point && ST_MakeEnvelope(:w{i}, :s{i}, :e{i}, :n{i}, 4326)" for i in range(len(boxes))
+    )
+    params: dict[str, float | int] = {"limit": limit}
+    for i, (west, south, east, north) in enumerate(boxes):
+        params.update({f"w{i}": west, f"s{i}": south, f"e{i}": east, f"n{i}": north})
+    rows = session.execute(
+        text(
+            "SELECT name, country_code, ST_Y(point), ST_X(point), population FROM places "
+            f"WHERE {clauses} ORDER BY population DESC, id LIMIT :limit"
+        ),
+        params,
+    ).all()
+    return [PlaceLabel(row[0], row[1], round(row[2], 4), round(row[3], 4), int(row[4]))
+            for row in rows]
+
+
+def gazetteer_points(session: Session) -> tuple:
+    """Return (lats, lngs, country codes, populations) arrays of every gazetteer place.
+
+    Public reference data (GeoNames ``cities1000``), ordered by place id.
+    """
+    import numpy as np
+
+    rows = session.execute(
+        text("SELECT ST_Y(point), ST_X(point), country_code, population FROM places ORDER BY id")
+    ).all()
+    return (np.array([r[0] for r in rows], dtype=np.float64),
+            np.array([r[1] for r in rows], dtype=np.float64),
+            np.array([r[2] for r in rows], dtype=object),
+            np.array([int(r[3]) for r in rows], dtype=np.int64))

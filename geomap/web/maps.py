@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
 import folium
+import numpy as np
 from branca.element import MacroElement
 from flask import current_app, url_for
 from folium.plugins import MarkerCluster
 from jinja2 import Template
 from markupsafe import Markup
+from sqlalchemy.orm import Session
 
+from geomap.geo.places import gazetteer_points
 from geomap.privacy import MAX_ZOOM, RESOLUTION_BY_ZOOM
 from geomap.web.security import OSM_TILES, tile_url
 
@@ -109,6 +113,75 @@ def feature_codes() -> dict[str, str]:
     return codes
 
 
+_territory_parts: dict[str, dict[str, dict[str, str]]] = {}
+
+
+def territory_parts(session: Session) -> dict[str, dict[str, str]]:
+    """Return {feature key: {polygon index: alpha-2 code}} of territories inside outlines.
+
+    A polygon of a Natural Earth 1:50m outline most of whose gazetteer places carry
+    another code is that territory's shape (French Guiana, Réunion … in France,
+    Svalbard in Norway): we follow the gazetteer's country, as the counts do
+    (docs/geography.md). Polygon indexes follow the outline's MultiPolygon, the same
+    order ``topojson.feature`` gives the browser. Computed once per process and database.
+    """
+    key = session.get_bind().engine.url.render_as_string(hide_password=True)
+    if key not in _territory_parts:
+        _territory_parts[key] = _territory_parts_of(session)
+    return _territory_parts[key]
+
+
+def _territory_parts_of(session: Session) -> dict[str, dict[str, str]]:
+    import shapely
+
+    from geomap.geo.reference import countries_geojson_path
+
+    polygons, owners = [], []
+    for feature in json.loads(countries_geojson_path().read_text())["features"]:
+        geometry = feature.get("geometry") or {}
+        key = feature.get("id")
+        key = str(key) if key is not None else feature.get("properties", {}).get("name")
+        own = feature_codes().get(key or "")
+        if geometry.get("type") != "MultiPolygon" or not own:
+            continue
+        for index, rings in enumerate(geometry["coordinates"]):
+            polygon = shapely.Polygon(rings[0], rings[1:])
+            if polygon.is_valid and polygon.bounds[2] - polygon.bounds[0] <= 180:
+                # (rings across 180°, in Chukotka and Fiji, are never territories)
+                polygons.append(polygon)
+                owners.append((key, str(index), own))
+    lats, lngs, codes, _ = gazetteer_points(session)
+    place_idx, polygon_idx = shapely.STRtree(polygons).query(
+        shapely.points(lngs, lats), predicate="within")
+    votes: dict[int, Counter] = {}
+    for place, polygon in zip(place_idx.tolist(), polygon_idx.tolist(), strict=True):
+        votes.setdefault(polygon, Counter())[codes[place]] += 1
+    parts: dict[str, dict[str, str]] = {}
+    for polygon, counter in sorted(votes.items()):
+        key, index, own = owners[polygon]
+        code = min(counter.items(), key=lambda item: (-item[1], item[0]))[0]
+        if code != own:
+            parts.setdefault(key, {})[index] = code
+    return parts
+
+
+def territory_points(session: Session, counts: dict[str, int]) -> dict[str, list[float]]:
+    """Return {code: [lat, lng]} of counted codes that no outline or territory draws.
+
+    The point is the code's most populous gazetteer place (public GeoNames data).
+    """
+    drawn = set(feature_codes().values()) | {
+        code for parts in territory_parts(session).values() for code in parts.values()}
+    lats, lngs, codes, populations = gazetteer_points(session)
+    out: dict[str, list[float]] = {}
+    for code in sorted(set(counts) - drawn):
+        rows = np.flatnonzero(codes == code)
+        if len(rows):
+            best = rows[np.argmax(populations[rows])]
+            out[code] = [round(float(lats[best]), 3), round(float(lngs[best]), 3)]
+    return out
+
+
 def useful_max_zoom(floor: int) -> int:
     """Return the deepest zoom worth showing: two levels past where markers stop refining."""
     finest = next((zoom for zoom, res in enumerate(RESOLUTION_BY_ZOOM) if res >= floor),
@@ -184,6 +257,9 @@ def world_map(*, slug: str, tiles: str, tiles_attribution: str, center: tuple[fl
             "cellsUrl": url_for("api.cells", slug=slug),
             "versionUrl": url_for("api.tiles_version", slug=slug),
             "countriesUrl": url_for("static", filename="vendor/world-atlas/countries-50m.json"),
+            # Deep zoom: 1:10m outlines and gazetteer place labels (static/geomap/map.js).
+            "detailUrl": url_for("static", filename="vendor/world-atlas/countries-10m.json"),
+            "labelsUrl": url_for("api.place_labels"),
             "outlines": url is None,
             "joinUrl": join_url,
             "joinTarget": join_target,

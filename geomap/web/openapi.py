@@ -60,6 +60,15 @@ class CellsQuery(_Strict):
         description="west,south,east,north in degrees (west > east crosses the antimeridian).")
 
 
+class PlaceLabelsQuery(_Strict):
+    """A map viewport whose place labels are wanted: zoom level and a box."""
+
+    zoom: int = Field(ge=0, le=MAX_ZOOM, description="Map zoom level.")
+    bbox: str = Field(
+        max_length=200, pattern=r"^-?[0-9.]+(e-?[0-9]+)?(,-?[0-9.]+(e-?[0-9]+)?){3}$",
+        description="west,south,east,north in degrees (west > east crosses the antimeridian).")
+
+
 class RegionsQuery(_Strict):
     """Which level of regions to count."""
 
@@ -238,6 +247,26 @@ class PlaceList(BaseModel):
     """Places whose name starts with the query, most populous first."""
 
     places: list[Place]
+
+
+class PlaceLabel(BaseModel):
+    """A gazetteer place to write on the map (public GeoNames data)."""
+
+    name: str
+    country_code: str
+    lat: float
+    lng: float
+    population: int
+
+
+class PlaceLabels(BaseModel):
+    """The most populous gazetteer places in a box (none below the labels' zoom)."""
+
+    zoom: int
+    min_zoom: int
+    limit: int
+    bbox: list[list[float]]
+    labels: list[PlaceLabel]
 
 
 class NearbyItem(BaseModel):

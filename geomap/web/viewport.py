@@ -56,6 +56,26 @@ def max_span_degrees(zoom: int) -> float:
     return 360.0 * MAX_VIEWPORT_PX / (TILE_PX * 2**zoom)
 
 
+MERCATOR_LAT = 85.0511287798
+"""Web Mercator maps end here; static/geomap/map.js draws cells beyond on the edge."""
+
+
+def _clamp_latitudes(south: float, north: float, span: float) -> tuple[float, float]:
+    """Return ``south..north`` shrunk to ``span`` degrees of the Mercator plane.
+
+    Only the part of a box within ±:data:`MERCATOR_LAT` takes screen height; the polar
+    caps beyond are drawn on the map's edge, so a box reaching a cap keeps the whole
+    cap at every zoom (a marker near a pole stays reachable at the deepest zoom).
+    """
+    low, high = max(south, -MERCATOR_LAT), min(north, MERCATOR_LAT)
+    if low > high:  # a box inside one polar cap (at most ~5° high)
+        return south, north
+    if high - low > span:
+        centre = (low + high) / 2
+        low, high = centre - span / 2, centre + span / 2
+    return (south if low <= -MERCATOR_LAT else low), (north if high >= MERCATOR_LAT else high)
+
+
 def _wrap(lng: float) -> float:
     wrapped = (lng + 180.0) % 360.0 - 180.0
     return 180.0 if wrapped == -180.0 and lng > 0 else wrapped
@@ -67,7 +87,8 @@ def parse_bbox(raw: str | None, zoom: int | None = None) -> tuple[Box, ...] | No
     Longitudes may run past ±180 (a map panned across the antimeridian); a box wider
     than the world means the whole world, and latitudes are clamped to ±90. Given the
     ``zoom``, a box larger than a viewport can show there (``max_span_degrees``) is
-    shrunk around its centre, so one request's work is bounded by what a screen shows.
+    shrunk around its centre, so one request's work is bounded by what a screen shows;
+    a polar cap the box reaches is kept whole (:func:`_clamp_latitudes`).
     """
     if raw is None or raw == "":
         return None
@@ -90,9 +111,7 @@ def parse_bbox(raw: str | None, zoom: int | None = None) -> tuple[Box, ...] | No
         if east - west > span:
             centre = (west + east) / 2
             west, east = centre - span / 2, centre + span / 2
-        if north - south > span:
-            centre = (south + north) / 2
-            south, north = centre - span / 2, centre + span / 2
+        south, north = _clamp_latitudes(south, north, span)
     south, north = max(south, -90.0), min(north, 90.0)
     if south > 90.0 or north < -90.0:
         raise ViewportError(_("bbox latitudes must overlap -90..90"))

@@ -61,15 +61,57 @@
     legend.addTo(map);
   }
 
+  // Territories the outlines merge into another country (French Guiana in France) get
+  // their own polygons, coloured by their own code (``options.territoryParts``: feature
+  // key -> polygon index -> code, from the server, which follows the gazetteer).
+  function withTerritories(collection, parts) {
+    var out = [];
+    collection.features.forEach(function (f) {
+      var key = f.id != null ? String(f.id) : (f.properties && f.properties.name) || "";
+      var split = parts[key];
+      if (!split || !f.geometry || f.geometry.type !== "MultiPolygon") { out.push(f); return; }
+      var rest = [];
+      f.geometry.coordinates.forEach(function (polygon, i) {
+        var code = split[String(i)];
+        if (!code) { rest.push(polygon); return; }
+        out.push({ type: "Feature", properties: { code: code },
+                   geometry: { type: "Polygon", coordinates: polygon } });
+      });
+      out.push({ type: "Feature", id: f.id, properties: f.properties,
+                 geometry: { type: "MultiPolygon", coordinates: rest } });
+    });
+    return { type: "FeatureCollection", features: out };
+  }
+
+  // Counted codes no polygon draws (small islands): a dot at their largest place.
+  function addTerritoryDots(map, options, breaks) {
+    var points = options.territoryPoints || {};
+    Object.keys(points).forEach(function (code) {
+      var count = options.counts[code] || 0;
+      var dot = L.circleMarker(points[code], {
+        radius: 6, color: "#4f1748", weight: 1, fillOpacity: 1,
+        fillColor: colour(count, breaks), className: "choropleth-dot",
+      }).addTo(map);
+      var label = document.createElement("span");
+      label.textContent = ((options.names || {})[code] || code) + ": " + formatCount(count);
+      dot.bindTooltip(label, { sticky: true });
+    });
+    return Object.keys(points).length;
+  }
+
   geomap.choropleth = function (map, options) {
     var container = map.getContainer();
     container.classList.add("geomap-map", "geomap-no-tiles");
     var counts = options.counts;
     var codes = options.featureCodes || {};
     // Joined by alpha-2 code, like the counts (Kosovo, N. Cyprus, Somaliland included).
-    function countOf(f) {
+    function codeOf(f) {
+      if (f.properties && f.properties.code) return f.properties.code;
       var key = f.id != null ? String(f.id) : (f.properties && f.properties.name) || "";
-      return counts[codes[key]] || 0;
+      return codes[key];
+    }
+    function countOf(f) {
+      return counts[codeOf(f)] || 0;
     }
     var breaks = classBreaks(Object.keys(counts).map(function (k) { return counts[k]; }));
     map.attributionControl.addAttribution(geomap.t("choropleth.outlines"));
@@ -77,7 +119,9 @@
     fetch(options.countriesUrl)
       .then(function (r) { return r.json(); })
       .then(function (topo) {
-        var countries = geomap.worldCopies(geomap.outlineFeatures(topo, "countries"));
+        var split = withTerritories(geomap.outlineFeatures(topo, "countries"),
+                                    options.territoryParts || {});
+        var countries = geomap.worldCopies(split);
         L.geoJSON(countries, {
           style: function (f) {
             return { color: "#a9a294", weight: 0.6, fillOpacity: 1,
@@ -86,11 +130,15 @@
           onEachFeature: function (f, layer) {
             var label = document.createElement("span");
             var count = countOf(f);
+            var name = f.properties.name || (options.names || {})[codeOf(f)] || "";
             label.textContent = geomap.t("choropleth.tooltip",
-              {country: f.properties.name || "", count: formatCount(count)});
+              {country: name, count: formatCount(count)});
             layer.bindTooltip(label, { sticky: true });
           },
         }).addTo(map);
+        container.dataset.territories = String(
+          split.features.filter(function (f) { return f.properties.code; }).length
+          + addTerritoryDots(map, options, breaks));
         container.dataset.coloured = String(Object.keys(counts).length);
         container.dispatchEvent(new CustomEvent("geomap:loaded"));
       });

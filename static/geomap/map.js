@@ -119,13 +119,181 @@
       .then(function (results) {
         var topo = results[0];
         var countries = geomap.worldCopies(geomap.outlineFeatures(topo, "countries"));
-        L.geoJSON(countries, {
+        return L.geoJSON(countries, {
           pane: "outlines",
           interactive: false,
-          style: { color: "#a9a294", weight: 0.7, fillColor: "#f7f4ec", fillOpacity: 1 },
+          style: OUTLINE_STYLE,
         }).addTo(map);
       })
       .catch(function () {});
+  }
+
+  var OUTLINE_STYLE = { color: "#a9a294", weight: 0.7, fillColor: "#f7f4ec", fillOpacity: 1 };
+
+  // ---- Deep zoom: finer outlines and place labels ------------------------------
+  // From DETAIL_ZOOM on, Natural Earth 1:10m outlines replace the 1:50m ones (fetched
+  // the first time the map is zoomed in, so the first paint stays light) and the most
+  // populous gazetteer places of the view are written on the map. Both come from us.
+  var DETAIL_ZOOM = 5;
+  var NEAR_180 = 150;
+
+  function reaches180(feature) {
+    var far = false;
+    (function walk(c) {
+      if (far) return;
+      if (typeof c[0] === "number") { if (Math.abs(c[0]) > NEAR_180) far = true; return; }
+      c.forEach(walk);
+    })(feature.geometry.coordinates);
+    return far;
+  }
+
+  // The features once, plus copies 360° west and east of those that reach near 180°
+  // (copying every 1:10m feature would triple the work of each zoom for nothing).
+  function detailCopies(collection) {
+    var near = collection.features.filter(function (f) { return f.geometry && reaches180(f); });
+    var copies = geomap.worldCopies({ type: "FeatureCollection", features: near }).features;
+    var n = near.length;
+    return { type: "FeatureCollection",
+             features: collection.features.concat(copies.slice(0, n), copies.slice(2 * n)) };
+  }
+
+  function featureBounds(feature) {
+    var b = [Infinity, Infinity, -Infinity, -Infinity];
+    (function walk(c) {
+      if (typeof c[0] === "number") {
+        if (c[0] < b[0]) b[0] = c[0];
+        if (c[1] < b[1]) b[1] = c[1];
+        if (c[0] > b[2]) b[2] = c[0];
+        if (c[1] > b[3]) b[3] = c[1];
+        return;
+      }
+      c.forEach(walk);
+    })(feature.geometry.coordinates);
+    return L.latLngBounds([b[1], b[0]], [b[3], b[2]]);
+  }
+
+  // Only the 1:10m features near the view are on the map (Leaflet projects every
+  // point of every layer it holds at each zoom): each feature's layer is made the
+  // first time the view comes near it, and taken off when the view leaves.
+  function attachDetailOutlines(map, url, coarseDrawn) {
+    var container = map.getContainer();
+    var detail = null;  // [{bounds, feature, layer}]
+    var loading = null;
+    function showNear() {
+      var near = map.getBounds().pad(0.5);
+      detail.forEach(function (item) {
+        var wanted = near.intersects(item.bounds);
+        if (wanted && !item.layer) {
+          item.layer = L.geoJSON(item.feature, {
+            pane: "outlines", interactive: false, style: OUTLINE_STYLE,
+          });
+        }
+        if (!item.layer) return;
+        if (wanted && !map.hasLayer(item.layer)) item.layer.addTo(map);
+        if (!wanted && map.hasLayer(item.layer)) map.removeLayer(item.layer);
+      });
+    }
+    function hideAll() {
+      detail.forEach(function (item) {
+        if (item.layer && map.hasLayer(item.layer)) map.removeLayer(item.layer);
+      });
+    }
+    function update() {
+      var deep = map.getZoom() >= DETAIL_ZOOM;
+      if (deep && !loading) {
+        loading = fetch(url)
+          .then(function (r) { return r.json(); })
+          .then(function (topo) {
+            var features = detailCopies(geomap.outlineFeatures(topo, "countries")).features;
+            detail = features.filter(function (f) { return f.geometry; }).map(function (f) {
+              return { bounds: featureBounds(f), feature: f, layer: null };
+            });
+            update();
+          })
+          .catch(function () {});
+      }
+      coarseDrawn.then(function (coarse) {
+        if (!detail) return;
+        if (deep) {
+          showNear();
+          if (coarse && map.hasLayer(coarse)) map.removeLayer(coarse);
+        } else {
+          if (coarse && !map.hasLayer(coarse)) coarse.addTo(map);
+          hideAll();
+        }
+        container.dataset.outlineScale = deep ? "10m" : "50m";
+      });
+    }
+    map.on("moveend", update);
+    update();
+  }
+
+  function labelRect(map, label, lng) {
+    var point = map.latLngToContainerPoint([label.lat, lng]);
+    var width = label.name.length * 7 + 8;
+    return [point.x - width / 2, point.y - 9, point.x + width / 2, point.y + 9];
+  }
+
+  function overlaps(a, b) {
+    return a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3];
+  }
+
+  // Labels arrive most populous first; a label that would overlap one already placed
+  // is left out. Names are set with textContent; the labels are hidden from screen
+  // readers (the markers carry the sentences that matter).
+  function attachPlaceLabels(map, url) {
+    var container = map.getContainer();
+    map.createPane("placeLabels");
+    map.getPane("placeLabels").style.zIndex = 450;
+    map.getPane("placeLabels").style.pointerEvents = "none";
+    var layer = L.layerGroup().addTo(map);
+    var lastKey = null;
+    var pending = null;
+    function place(labels) {
+      layer.clearLayers();
+      var centre = map.getCenter().lng;
+      var taken = [];
+      labels.forEach(function (label) {
+        var lng = label.lng + 360 * Math.round((centre - label.lng) / 360);
+        var rect = labelRect(map, label, lng);
+        if (taken.some(function (other) { return overlaps(rect, other); })) return;
+        taken.push(rect);
+        var text = document.createElement("span");
+        text.textContent = label.name;
+        text.setAttribute("aria-hidden", "true");
+        L.marker([label.lat, lng], {
+          pane: "placeLabels", interactive: false, keyboard: false,
+          icon: L.divIcon({ className: "geomap-place-label", html: text.outerHTML,
+                            iconSize: null }),
+        }).addTo(layer);
+      });
+      container.dataset.placeLabels = String(taken.length);
+      container.dispatchEvent(new CustomEvent("geomap:labels"));
+    }
+    function refresh() {
+      var zoom = map.getZoom();
+      if (zoom < DETAIL_ZOOM) {
+        layer.clearLayers();
+        lastKey = null;
+        container.dataset.placeLabels = "0";
+        return;
+      }
+      var box = requestBox(map);
+      var key = zoom + "/" + box.join(",");
+      if (key === lastKey) return;
+      lastKey = key;
+      if (pending) pending.abort();
+      pending = new AbortController();
+      fetch(url + "?zoom=" + zoom + "&bbox=" + box.join(","), { signal: pending.signal })
+        .then(function (r) {
+          if (!r.ok) throw new Error("labels:" + r.status);  // a code for tests, never shown
+          return r.json();
+        })
+        .then(function (body) { place(body.labels); })
+        .catch(function (err) { if (err.name !== "AbortError") lastKey = null; });
+    }
+    map.on("moveend", refresh);
+    refresh();
   }
 
   geomap.attach = function (map, cluster, options) {
@@ -137,6 +305,8 @@
     if (options.outlines) {
       container.classList.add("geomap-no-tiles");
       outlinesDrawn = loadOutlines(map, options.countriesUrl, markersShown);
+      if (options.detailUrl) attachDetailOutlines(map, options.detailUrl, outlinesDrawn);
+      if (options.labelsUrl) attachPlaceLabels(map, options.labelsUrl);
     }
     // One short line, so that on a phone it leaves room for the scale bar.
     map.attributionControl.setPrefix(false);
