@@ -6,6 +6,7 @@ import json
 
 import h3.api.basic_int as h3i
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
@@ -82,6 +83,14 @@ def test_an_old_version_redirects_and_an_unpublished_one_is_not_found(client) ->
     assert client.get(f"/tiles/all/{version}/19/0/0.json").status_code == 404
     assert client.get(f"/tiles/nope/{version}/2/1/1.json").status_code == 404
     assert client.get("/api/v1/conditions/nope/version").status_code == 404
+
+
+@pytest.mark.parametrize("zoom", [19, 10**9, 10**30])
+def test_a_tile_beyond_the_deepest_zoom_is_refused_at_once(client, zoom: int) -> None:
+    """Found by schemathesis: 2**zoom was computed before the range check (OOM)."""
+    answer = client.get(f"/tiles/all/{current_version(client)}/{zoom}/0/0.json")
+    assert answer.status_code == 404
+    assert answer.get_json()["error"]["message"].startswith("There is no tile")
 
 
 def test_a_cache_hit_is_answered_before_flask_with_the_same_bytes_and_headers(app) -> None:

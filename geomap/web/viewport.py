@@ -145,8 +145,10 @@ def tile_bounds(zoom: int, x: int, y: int) -> Box:
     exactly one tile; neighbours share an edge computed by the same expression.
     Raises ViewportError for a tile outside the grid.
     """
+    if not 0 <= zoom <= MAX_ZOOM:  # before 2**zoom: a zoom of 10**9 is a huge integer
+        raise ViewportError(_("no such tile"))
     n = tile_count(zoom)
-    if not (0 <= zoom <= MAX_ZOOM and 0 <= x < n and 0 <= y < n):
+    if not (0 <= x < n and 0 <= y < n):
         raise ViewportError(_("no such tile"))
     west = -math.inf if x == 0 else _tile_lng(zoom, x)
     east = math.inf if x == n - 1 else _tile_lng(zoom, x + 1)
