@@ -120,3 +120,24 @@ def test_a_pack_patched_from_the_change_log_equals_one_read_whole(session) -> No
     assert newcomer in profiles_of(patched) and other not in profiles_of(patched)
     assert me not in profiles_of(patched)
     assert candidates.follow(session, condition, patched)[0] is patched  # nothing new
+
+
+def test_a_patch_after_the_shared_term_table_was_dropped_keeps_the_packs_terms(session) -> None:
+    """Found in the soulmates journey: the shared term table was dropped (another epoch
+    seen, or cleared) and the patch built a table of the changed members' terms only,
+    so the old profiles' term indices pointed nowhere (an empty table: a 500)."""
+    condition = session.execute(text("SELECT id FROM conditions WHERE slug = 'all'")).scalar_one()
+    _a, me = member_with_symptoms(session, "drop-me", [PERIPHERAL_NEUROPATHY, BONE_PAIN])
+    _b, mate = member_with_symptoms(session, "drop-mate", [SENSORY_NEUROPATHY],
+                                    lat=48.1, lng=11.6)
+    before, _keep = candidates.follow(session, condition, None)
+    candidates.clear()  # the shared table is gone; ``before`` still holds its own
+    queries.set_matching(session, mate, False)  # a change with no terms to read
+    patched, _keep = candidates.follow(session, condition, before)
+    whole, _keep = candidates.follow(session, condition, None)
+    assert profiles_of(patched) == profiles_of(whole)
+    found = candidates.best(session, patched, [int(t) for t in before.terms.hpo[:1]],
+                            exclude=set(), limit=20)
+    assert [member for member, _cell, _label in found] == [
+        member for member, _cell, _label in candidates.best(
+            session, whole, [int(t) for t in before.terms.hpo[:1]], exclude=set(), limit=20)]

@@ -118,10 +118,18 @@ def _numbers(csv: str | None, dtype: type) -> np.ndarray:
     return np.fromstring(csv, dtype=np.int64, sep=",").astype(dtype, copy=False)
 
 
-def _term_table(session: Session, epoch: str, needed: np.ndarray) -> TermTable:
-    """Return the shared term table of ``epoch`` holding at least the ``needed`` term ids."""
+def _term_table(session: Session, epoch: str, needed: np.ndarray,
+                base: TermTable | None = None) -> TermTable:
+    """Return the shared term table of ``epoch`` holding at least the ``needed`` term ids.
+
+    ``base``: the table of a pack being patched. The answer then extends it (its term
+    indices stay valid), also when the shared table was dropped or rebuilt meanwhile.
+    """
     with _lock:
         table = _terms[0] if _terms and _terms[0].epoch == epoch else None
+    if base is not None and (table is None or table.hpo.size < base.hpo.size
+                             or not np.array_equal(table.hpo[:base.hpo.size], base.hpo)):
+        table = base
     known = table.hpo if table is not None else np.zeros(0, np.int64)
     missing = np.setdiff1d(needed, known)
     if table is not None and missing.size == 0:
@@ -175,7 +183,7 @@ _PROFILES = (
 
 
 def _read_profiles(session: Session, condition: int | None, epoch: str,
-                   members: list[int] | None) -> tuple:
+                   members: list[int] | None, base: TermTable | None = None) -> tuple:
     """Read the listable opted-in profiles (of ``members`` only, when given) as arrays.
 
     Rows of comma-separated numbers, so that no Python object is made per profile or
@@ -196,7 +204,7 @@ def _read_profiles(session: Session, condition: int | None, epoch: str,
         for index in range(4))
     rows.clear()
     used, inverse = np.unique(all_terms, return_inverse=True)
-    table = _term_table(session, epoch, used)
+    table = _term_table(session, epoch, used, base)
     index_of = table.index()
     position = np.array([index_of[int(t)] for t in used.tolist()], np.int64)
     flat = position[inverse].astype(np.uint16)
@@ -269,7 +277,7 @@ def _apply(session: Session, old: Pack, condition: int | None, version: int,
            changed: list[int]) -> Pack:
     """Return ``old`` with the ``changed`` members re-read (removed when no longer listed)."""
     table, ids, cells, lengths, flat, self_scores = _read_profiles(
-        session, condition, old.epoch, changed)
+        session, condition, old.epoch, changed, old.terms)  # old.flat indexes old.terms
     keep = ~np.isin(old.ids, np.asarray(changed, dtype=np.int64))
     kept_flat = np.repeat(keep, old.lengths) if old.flat.size else np.zeros(0, bool)
     new_lengths = np.concatenate([old.lengths[keep], lengths])
