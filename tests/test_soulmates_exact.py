@@ -123,9 +123,11 @@ def test_a_pack_patched_from_the_change_log_equals_one_read_whole(session) -> No
 
 
 def test_a_patch_after_the_shared_term_table_was_dropped_keeps_the_packs_terms(session) -> None:
-    """Found in the soulmates journey: the shared term table was dropped (another epoch
-    seen, or cleared) and the patch built a table of the changed members' terms only,
-    so the old profiles' term indices pointed nowhere (an empty table: a 500)."""
+    """A patch keeps the old profiles' term indices valid (found in the soulmates journey).
+
+    The shared term table had been dropped (another epoch seen, or cleared), and the
+    patch built a table of the changed members' terms only: an empty table, a 500.
+    """
     condition = session.execute(text("SELECT id FROM conditions WHERE slug = 'all'")).scalar_one()
     _a, me = member_with_symptoms(session, "drop-me", [PERIPHERAL_NEUROPATHY, BONE_PAIN])
     _b, mate = member_with_symptoms(session, "drop-mate", [SENSORY_NEUROPATHY],
