@@ -104,9 +104,6 @@ def test_map_and_embed_centred_on_180_show_land_and_markers_on_both_sides(
         assert sides["markersWest"] >= 1 and sides["markersEast"] >= 1, (where, url, sides)
 
 
-@pytest.mark.xfail(reason="issue 8, open: since the map reads version-stamped tiles, the polar "
-                          "floor cell is not drawn inside the view at zoom 12 (it is at zoom 3)",
-                   strict=False)
 def test_a_polar_marker_is_drawn_at_zoom_3_and_at_the_deepest_zoom(antimeridian_server,
                                                                     page) -> None:
     page.goto(f"{antimeridian_server.url}/conditions/all/map")

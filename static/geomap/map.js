@@ -324,13 +324,20 @@
       var x0 = Math.floor(bounds.min.x / 256) - 1, x1 = Math.floor(bounds.max.x / 256) + 1;
       var y0 = Math.max(0, Math.floor(bounds.min.y / 256) - 1);
       var y1 = Math.min(n - 1, Math.floor(bounds.max.y / 256) + 1);
+      var rows = [];
+      for (var y = y0; y <= y1; y++) rows.push(y);
+      // Polar cells are drawn at ±MERCATOR_LAT: a view reaching that latitude needs
+      // the edge row of tiles too (its outer edge is the pole), however deep the zoom.
+      var view = map.getBounds();
+      if (view.getNorth() >= MERCATOR_LAT && y0 > 0) rows.unshift(0);
+      if (view.getSouth() <= -MERCATOR_LAT && y1 < n - 1) rows.push(n - 1);
       var seen = {};
       var tiles = [];
       for (var x = x0; x <= x1 && tiles.length < 4 * n * n; x++) {
         var wx = ((x % n) + n) % n;
         if (seen[wx]) continue;
         seen[wx] = true;
-        for (var y = y0; y <= y1; y++) tiles.push([zoom, wx, y]);
+        rows.forEach(function (row) { tiles.push([zoom, wx, row]); });
       }
       return tiles;
     }
