@@ -8,6 +8,7 @@ from wtforms import BooleanField, EmailField, PasswordField, SelectField, String
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, ValidationError
 
 from geomap.ingest import validators
+from geomap.web.forms import select_choices
 
 
 def valid_pseudonym(form: FlaskForm, field: StringField) -> None:
@@ -94,7 +95,8 @@ class LanguageForm(FlaskForm):
         from geomap.i18n import language_names
         from geomap.i18n.formats import time_zone_names
 
-        self.locale.choices = [("", _l("The language of my browser")), *language_names()]
-        self.time_zone.choices = [("", _l("The time zone of my browser")),
-                                  *time_zone_names()]
+        self.locale.choices = select_choices(
+            [("", _l("The language of my browser")), *language_names()])
+        self.time_zone.choices = select_choices(
+            [("", _l("The time zone of my browser")), *time_zone_names()])
         return self

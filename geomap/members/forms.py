@@ -18,6 +18,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from geomap.members.models import MESSAGE_MAX, REPORT_MAX, REQUEST_MAX
 from geomap.models import INTRODUCTION_MAX
+from geomap.web.forms import select_choices
 
 ROLE_LABELS = {
     "patient": _l("Person with the condition"),
@@ -57,16 +58,18 @@ class ProfileForm(FlaskForm):
     conditions = SelectMultipleField(
         _l("Conditions"), widget=ListWidget(prefix_label=False), option_widget=CheckboxInput()
     )
-    role = SelectField(_l("I am a"), choices=list(ROLE_LABELS.items()))
-    visibility = RadioField(_l("Visibility"), choices=list(VISIBILITY_LABELS.items()),
+    role = SelectField(_l("I am a"), choices=select_choices(ROLE_LABELS.items()))
+    visibility = RadioField(_l("Visibility"), choices=select_choices(VISIBILITY_LABELS.items()),
                             default="map")
     contactable = BooleanField(_l("Other members may send me connection requests"))
     introduction = TextAreaField(_l("A short introduction (optional)"),
                                  validators=[Optional(), Length(max=INTRODUCTION_MAX)])
-    age_group = SelectField(_l("Age group (optional)"),
-                            choices=[("", _l("Not said")), *AGE_GROUP_LABELS.items()], default="")
-    treatment_phase = SelectField(_l("Treatment phase (optional)"),
-                                  choices=[("", _l("Not said")), *PHASE_LABELS.items()], default="")
+    age_group = SelectField(
+        _l("Age group (optional)"), default="",
+        choices=select_choices([("", _l("Not said")), *AGE_GROUP_LABELS.items()]))
+    treatment_phase = SelectField(
+        _l("Treatment phase (optional)"), default="",
+        choices=select_choices([("", _l("Not said")), *PHASE_LABELS.items()]))
 
 
 class LocationForm(FlaskForm):
@@ -95,7 +98,7 @@ class ReportForm(FlaskForm):
     """A report of a message: a reason (required) and details (optional)."""
 
     reason = RadioField(_l("Why are you reporting this message?"),
-                        choices=list(REPORT_REASONS.items()), validators=[DataRequired(
+                        choices=select_choices(REPORT_REASONS.items()), validators=[DataRequired(
                             message=_l("Choose a reason."))])
     details = TextAreaField(_l("Anything the moderators should know (optional)"),
                             validators=[Optional(), Length(max=REPORT_MAX - 60)])

@@ -39,6 +39,7 @@ from geomap.members.forms import (
     ReportForm,
 )
 from geomap.privacy import DISTANCE_BANDS
+from geomap.web.forms import select_choices
 
 ID = "int(max=9223372036854775807)"  # a bigint: larger ids are a 404, not a 500
 bp = Blueprint("members", __name__)
@@ -86,7 +87,7 @@ def _settings_page(own: queries.Profile, form: ProfileForm, location_form: Locat
     ``confirm_sea`` offers the "my home really is at sea" box for a refused pin.
     """
     choices = queries.conditions(db.session)
-    form.conditions.choices = [(c.slug, c.name) for c in choices]
+    form.conditions.choices = select_choices((c.slug, c.name) for c in choices)
     timing = queries.publish_timing(db.session, current_app.config["GEOMAP_PUBLISH_INTERVAL"])
     return render_template("members/settings.html", profile=own, form=form,
                            location_form=location_form, timing=timing,
@@ -111,7 +112,8 @@ def join(slug: str) -> Response:
 def save_settings() -> Any:
     """Save my conditions, role, visibility and contact choice."""
     form = ProfileForm()
-    form.conditions.choices = [(c.slug, c.name) for c in queries.conditions(db.session)]
+    form.conditions.choices = select_choices(
+        (c.slug, c.name) for c in queries.conditions(db.session))
     if not form.validate_on_submit():
         flash(_form_errors(form) or _("Please check the form."), "error")
         return _settings_page(queries.profile(db.session, _me()), form, LocationForm(), 400)

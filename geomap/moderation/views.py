@@ -15,6 +15,7 @@ from geomap.auth import admin_required, moderator_required
 from geomap.database import db
 from geomap.members.errors import MemberInputError, MemberNotFoundError
 from geomap.moderation import queue
+from geomap.web.forms import select_choices
 
 bp = Blueprint("moderation", __name__, url_prefix="/moderation")
 ID = "int(max=9223372036854775807)"
@@ -31,7 +32,7 @@ ACTION_LABELS = {
 class ActionForm(FlaskForm):
     """A moderator's decision on one report."""
 
-    action = RadioField(_l("Action"), choices=list(ACTION_LABELS.items()),
+    action = RadioField(_l("Action"), choices=select_choices(ACTION_LABELS.items()),
                         validators=[DataRequired(message=_l("Choose an action."))])
     note = TextAreaField(_l("Note (the warning text for a warning; kept in the log)"),
                          validators=[Optional(), Length(max=queue.NOTE_MAX)])
