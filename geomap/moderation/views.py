@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -54,18 +56,18 @@ def queue_page() -> str:
                            suspended=queue.suspended_members(db.session), lift_form=LiftForm())
 
 
-@bp.post(f"/members/<{ID}:member_id>/unsuspend")
-@moderator_required
-def lift(member_id: int) -> Response:
-    """Lift a member's suspension and log it."""
-    form = LiftForm()
+def _moderate(form: FlaskForm, invalid: str, action: Callable[[], str]) -> Response:
+    """Validate ``form``, run ``action`` (which returns a summary) and commit; back to the queue.
+
+    A form error or a MemberInputError / MemberNotFoundError from ``action`` is flashed
+    (``invalid`` when the form gave no message) and nothing is written.
+    """
     if not form.validate_on_submit():
-        flash(" ".join(str(e) for errs in form.errors.values() for e in errs)
-              or _("Please try again."), "error")
+        flash(" ".join(str(e) for errs in form.errors.values() for e in errs) or invalid,
+              "error")
         return redirect(url_for("moderation.queue"))
     try:
-        summary = queue.lift_suspension(db.session, member_id=member_id,
-                                        moderator=current_user.email, note=form.note.data)
+        summary = action()
     except (MemberInputError, MemberNotFoundError) as exc:
         db.session.rollback()
         flash(str(exc), "error")
@@ -73,6 +75,15 @@ def lift(member_id: int) -> Response:
     db.session.commit()
     flash(_("%(summary)s The action is in the moderation log.", summary=summary))
     return redirect(url_for("moderation.queue"))
+
+
+@bp.post(f"/members/<{ID}:member_id>/unsuspend")
+@moderator_required
+def lift(member_id: int) -> Response:
+    """Lift a member's suspension and log it."""
+    form = LiftForm()
+    return _moderate(form, _("Please try again."), lambda: queue.lift_suspension(
+        db.session, member_id=member_id, moderator=current_user.email, note=form.note.data))
 
 
 @bp.post(f"/reports/<{ID}:report_id>")
@@ -80,20 +91,9 @@ def lift(member_id: int) -> Response:
 def act(report_id: int) -> Response:
     """Carry out a moderator's action on one report and log it."""
     form = ActionForm()
-    if not form.validate_on_submit():
-        flash(" ".join(str(e) for errs in form.errors.values() for e in errs)
-              or _("Please choose an action."), "error")
-        return redirect(url_for("moderation.queue"))
-    try:
-        summary = queue.act(db.session, report_id=report_id, action=form.action.data,
-                            moderator=current_user.email, note=form.note.data)
-    except (MemberInputError, MemberNotFoundError) as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-        return redirect(url_for("moderation.queue"))
-    db.session.commit()
-    flash(_("%(summary)s The action is in the moderation log.", summary=summary))
-    return redirect(url_for("moderation.queue"))
+    return _moderate(form, _("Please choose an action."), lambda: queue.act(
+        db.session, report_id=report_id, action=form.action.data,
+        moderator=current_user.email, note=form.note.data))
 
 
 @bp.get("/log")
