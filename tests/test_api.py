@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import text
 
 
@@ -43,6 +45,20 @@ def test_cells_in_a_box_are_inside_it(client) -> None:
     for feature in collection["features"]:
         lng, lat = feature["geometry"]["coordinates"]
         assert -10 <= lng <= 30 and 35 <= lat <= 60
+
+
+def test_cell_labels_come_with_their_parts(client) -> None:
+    # The English label and the parts the map writes it from in the page's language.
+    collection = client.get("/api/v1/conditions/all/cells?zoom=6&bbox=-10,35,30,60").get_json()
+    labelled = [f["properties"] for f in collection["features"] if "label" in f["properties"]]
+    assert labelled
+    for properties in labelled:
+        code = properties["country_code"]
+        assert re.fullmatch(r"[A-Z]{2}", code)
+        if "place" in properties:
+            assert properties["label"].startswith(f"{properties['place']} area, ")
+        else:
+            assert properties["label"].endswith(" area")
 
 
 def test_box_across_the_antimeridian(client) -> None:

@@ -186,3 +186,32 @@ def test_the_arabic_map_page_mirrors_and_its_map_still_works(browser, journey_si
         assert violations == [], describe(violations)
     finally:
         page.context.close()
+
+
+def test_map_areas_are_named_in_the_pages_language(browser, journey_site) -> None:  # noqa: F811
+    # The cells carry the place and the country's ISO code beside the English label; the
+    # Spanish map names the country as the browser's CLDR data does ("Alemania").
+    page = open_page(browser, journey_site, None, DESKTOP)
+    try:
+        page.goto(f"{journey_site.url}/conditions/all/map?lang=es")
+        page.wait_for_selector(MAP_READY, state="attached")
+        names: list[str] = []
+        for _ in range(8):
+            names = page.eval_on_selector_all(
+                ".geomap-cell .visually-hidden", "els => els.map(e => e.textContent)")
+            if names:
+                break
+            before = page.get_attribute(MAP_READY, "data-loaded-zoom")
+            page.click(".leaflet-control-zoom-in")
+            page.wait_for_function(
+                "(before) => document.querySelector('.geomap-map').dataset.loadedZoom "
+                "!== before", arg=before)
+        assert names, "no area marker after zooming in"
+        english = [name for name in names if re.search(r" area, |\barea\b", name)]
+        assert english == []
+        spanish = page.evaluate(
+            "() => new Intl.DisplayNames(['es'], {type: 'region'}).of('DE')")
+        assert spanish == "Alemania"
+        assert any(re.search(r"Zona (de .+, |: )\w", name) for name in names), names
+    finally:
+        page.context.close()

@@ -112,9 +112,28 @@ def test_place_labels_come_from_the_cell_and_say_where_roughly(session, observer
     first = all_pages(session, observer[1])[0]
     local = [m for m in first.members if m.pseudonym == "local-lynx"][0]
     assert local.distance_band == "<25 km"
-    assert local.place == nearby_queries.label_for_cell(session, h3i.latlng_to_cell(50.12, 8.69,
-                                                                                    FLOOR))
-    assert "Frankfurt" in local.place and "Germany" in local.place
+    cell = h3i.latlng_to_cell(50.12, 8.69, FLOOR)
+    name = nearby_queries.label_for_cell(session, cell)
+    assert name.kind == "area" and name.country_code == "DE"
+    assert local.place == name.english == f"{name.place} area, Germany"
+    assert "Frankfurt" in name.place
+
+
+def test_place_labels_are_written_in_the_viewers_language(connection, tmp_path, session,
+                                                          observer) -> None:
+    add_member(session, "local-lynx", lat=50.12, lng=8.69)
+    session.commit()
+    name = nearby_queries.label_for_cell(session, h3i.latlng_to_cell(50.12, 8.69, FLOOR))
+    client = unlimited_app(connection, tmp_path).test_client()
+    sign_in(client, observer[0])
+    expected = {"en": f"{name.place} area, Germany", "es": f"Zona de {name.place}, Alemania",
+                "de": f"Gegend um {name.place}, Deutschland",
+                "fr": f"Région de {name.place}, Allemagne"}
+    for lang, label in expected.items():
+        body = client.get(f"/api/v1/nearby?condition=all&lang={lang}").get_json()
+        places = {m["pseudonym"]: m["place"] for m in body["members"]}
+        assert places["local-lynx"] == label, lang
+        assert label in client.get(f"/nearby?condition=all&lang={lang}").get_data(as_text=True)
 
 
 def test_candidate_query_uses_the_floor_cell_index(fresh_db_url) -> None:

@@ -13,7 +13,14 @@ from typing import Any
 
 from babel import Locale, UnknownLocaleError
 from flask import Flask
-from flask_babel import format_date, format_datetime, format_decimal, format_percent, get_locale
+from flask_babel import (
+    format_date,
+    format_datetime,
+    format_decimal,
+    format_percent,
+    get_locale,
+    gettext,
+)
 
 from geomap.i18n import LOCALES, select_time_zone, text_direction
 
@@ -110,6 +117,32 @@ def localised_country_name(english: str, code: str | None) -> str:
     found = country_name(code)
     return found if found and found != code else english
 
+
+def area_name(kind: str | None, place: str | None, country_code: str | None,
+              country: str | None, english: str) -> str:
+    """Return a floor cell's place label in the request's language.
+
+    ``kind`` is "area" ("Lyon area, France"), "near" ("near Lyon, France"), "rural"
+    ("rural France") or "remote" ("a remote area"); ``place`` is the gazetteer name (not
+    translated: GeoNames' main name), ``country_code`` the ISO 3166-1 alpha-2 code named
+    by CLDR, ``country`` its English name (used where CLDR has none). ``english`` is the
+    stored English sentence, returned on English pages, outside requests and when
+    ``kind`` is unknown. Built from a cell's centre only, never a member's point.
+    """
+    locale = get_locale()
+    if locale is None or str(locale) == "en" or kind not in _AREA_KINDS:
+        return english
+    name = localised_country_name(country or "", country_code) if country else ""
+    if kind == "area" and place and name:
+        return gettext("%(place)s area, %(country)s", place=place, country=name)
+    if kind == "near" and place and name:
+        return gettext("near %(place)s, %(country)s", place=place, country=name)
+    if kind == "rural" and name:
+        return gettext("rural %(country)s", country=name)
+    return gettext("a remote area")
+
+
+_AREA_KINDS = frozenset({"area", "near", "rural", "remote"})
 
 _SUBDIVISIONS: dict[str, Any] = {}
 

@@ -45,6 +45,8 @@ def js_messages() -> dict[str, str | dict[str, str]]:
             "%(members)s in %(count)s areas; zoom in to see them"),
         "map.marker": gettext("%(members)s, %(place)s"),
         "map.area": gettext("%(place)s (an area, never a person's location)"),
+        "map.place_area": gettext("%(place)s area, %(country)s"),
+        "map.country_area": gettext("%(country)s area"),
         "map.area_unnamed": gettext("An area, never a person's location"),
         "map.join": gettext("Join to connect with them"),
         "map.new_tab": gettext(" (opens in a new tab)"),

@@ -159,9 +159,19 @@ class NearbyMember(Base):
 
 
 class CellLabel(Base):
-    """The place label of a floor cell, computed once from the cell's centre."""
+    """The place label of a floor cell, computed once from the cell's centre.
+
+    ``label`` is the English sentence; ``kind`` (area, near, rural, remote), ``place``
+    (gazetteer name), ``country_code`` (ISO 3166-1 alpha-2) and ``country`` (English
+    name) are its parts, from which :func:`geomap.i18n.formats.area_name` writes it in
+    the viewer's language.
+    """
 
     __tablename__ = "cell_labels"
 
     floor_cell: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     label: Mapped[str] = mapped_column(String(250))
+    kind: Mapped[str] = mapped_column(Text, server_default="remote")
+    place: Mapped[str | None] = mapped_column(Text)
+    country_code: Mapped[str | None] = mapped_column(Text)
+    country: Mapped[str | None] = mapped_column(Text)

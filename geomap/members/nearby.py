@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import h3.api.basic_int as h3i
 import numpy as np
@@ -19,6 +20,7 @@ from flask_babel import gettext as _
 from sqlalchemy import TextClause, text
 from sqlalchemy.orm import Session
 
+from geomap.i18n.formats import area_name
 from geomap.members.errors import MemberConflictError, MemberInputError
 from geomap.members.social import CONNECTION_STATES, reach_problem_of
 from geomap.models import ROLES
@@ -234,8 +236,9 @@ def _describe(session: Session, member_id: int,
     # The connection state with the observer comes in the same round trip (a pair has
     # at most one connection, either way).
     rows = session.execute(
-        text("SELECT p.id, m.pseudonym, m.role, p.cell, l.label, m.introduction, "
-             "m.age_group, m.treatment_phase, c.status FROM unnest("
+        text("SELECT p.id, m.pseudonym, m.role, p.cell, l.kind, m.introduction, "
+             "m.age_group, m.treatment_phase, c.status, l.place, l.country_code, l.country "
+             "FROM unnest("
              "CAST(:ids AS bigint[]), CAST(:cells AS bigint[])) AS p(id, cell) "
              "JOIN members m ON m.id = p.id LEFT JOIN cell_labels l ON l.floor_cell = p.cell "
              "LEFT JOIN connections c ON (c.requester_id = :me AND c.recipient_id = p.id) "
@@ -244,7 +247,8 @@ def _describe(session: Session, member_id: int,
          "me": member_id},
     ).all()
     members = {row[0]: row for row in rows}
-    labels = {row[3]: row[4] for row in rows if row[4] is not None}
+    labels = {row[3]: AreaName(row[4], row[9], row[10], row[11]).text()
+              for row in rows if row[4] is not None}
     missing = sorted({cell for _b, _m, cell in picked} - labels.keys())
     if missing:
         labels |= cell_labels(session, missing)
@@ -257,35 +261,74 @@ def _describe(session: Session, member_id: int,
     )
 
 
+class AreaName(NamedTuple):
+    """A floor cell's place label, as its parts and as the English sentence.
+
+    ``kind``: "area" (the most populous place near the centre), "near" (the nearest
+    place within 1.5°), "rural" (only the country) or "remote" (nothing);
+    ``country_code`` is ISO 3166-1 alpha-2, ``country`` the English name.
+    """
+
+    kind: str
+    place: str | None
+    country_code: str | None
+    country: str | None
+
+    @property
+    def english(self) -> str:
+        """The label in English ("Lyon area, France")."""
+        if self.kind == "area":
+            return f"{self.place} area, {self.country}"
+        if self.kind == "near":
+            return f"near {self.place}, {self.country}"
+        return f"rural {self.country}" if self.kind == "rural" else "a remote area"
+
+    def text(self) -> str:
+        """Return the label in the request's language (English outside requests)."""
+        return area_name(self.kind, self.place, self.country_code, self.country,
+                         self.english)
+
+
 def cell_labels(session: Session, cells: list[int]) -> dict[int, str]:
-    """Return the place label of each floor cell, computing and caching missing ones."""
-    labels = dict(
-        session.execute(
-            text("SELECT floor_cell, label FROM cell_labels "
+    """Return the place label of each floor cell in the request's language.
+
+    Missing labels are computed from the cells' centres and cached in ``cell_labels``.
+    """
+    names = {
+        row[0]: AreaName(*row[1:])
+        for row in session.execute(
+            text("SELECT floor_cell, kind, place, country_code, country FROM cell_labels "
                  "WHERE floor_cell = ANY(CAST(:cells AS bigint[]))"),
             {"cells": cells},
         ).all()
-    )
-    missing = [cell for cell in cells if cell not in labels]
+    }
+    missing = [cell for cell in cells if cell not in names]
     for cell in missing:
-        labels[cell] = label_for_cell(session, cell)
+        names[cell] = label_for_cell(session, cell)
     if missing:
         session.execute(
-            text("INSERT INTO cell_labels (floor_cell, label) VALUES (:cell, :label) "
+            text("INSERT INTO cell_labels (floor_cell, label, kind, place, country_code, "
+                 "country) VALUES (:cell, :label, :kind, :place, :code, :country) "
                  "ON CONFLICT DO NOTHING"),
-            [{"cell": cell, "label": labels[cell]} for cell in missing],
+            [{"cell": cell, "label": names[cell].english, "kind": names[cell].kind,
+              "place": names[cell].place, "code": names[cell].country_code,
+              "country": names[cell].country} for cell in missing],
         )
-    return labels
+    return {cell: name.text() for cell, name in names.items()}
 
 
-def label_for_cell(session: Session, cell: int) -> str:
-    """Return a place label for a floor cell, from its centre only (never a member's point)."""
+def label_for_cell(session: Session, cell: int) -> AreaName:
+    """Return the place label of a floor cell, from its centre only (never a member's point).
+
+    Reads the GeoNames gazetteer (``places``) and the Natural Earth outlines
+    (``countries``).
+    """
     lat, lng = h3i.cell_to_latlng(cell)
     params = {"lat": lat, "lng": lng}
     centre = "ST_SetSRID(ST_MakePoint(:lng, :lat), 4326)"
     row = session.execute(
         text(
-            "SELECT p.name, coalesce(c.name, p.country_code) FROM places p "
+            "SELECT p.name, p.country_code, coalesce(c.name, p.country_code) FROM places p "
             "LEFT JOIN countries c ON c.code = p.country_code "
             f"WHERE p.point && ST_Expand({centre}, :box) "
             "ORDER BY p.population DESC, p.id LIMIT 1"
@@ -293,10 +336,10 @@ def label_for_cell(session: Session, cell: int) -> str:
         params | {"box": _PLACE_BOX_DEG},
     ).one_or_none()
     if row is not None:
-        return f"{row[0]} area, {row[1]}"
+        return AreaName("area", *row)
     row = session.execute(
         text(
-            "SELECT p.name, coalesce(c.name, p.country_code) FROM places p "
+            "SELECT p.name, p.country_code, coalesce(c.name, p.country_code) FROM places p "
             "LEFT JOIN countries c ON c.code = p.country_code "
             f"WHERE p.point && ST_Expand({centre}, :near) "
             f"ORDER BY p.point <-> {centre}, p.id LIMIT 1"
@@ -304,10 +347,10 @@ def label_for_cell(session: Session, cell: int) -> str:
         params | {"near": _NEAR_DEG},
     ).one_or_none()
     if row is not None:
-        return f"near {row[0]}, {row[1]}"
-    country = session.execute(
-        text(f"SELECT name FROM countries WHERE ST_Intersects(geom, {centre}) "
+        return AreaName("near", *row)
+    row = session.execute(
+        text(f"SELECT code, name FROM countries WHERE ST_Intersects(geom, {centre}) "
              "ORDER BY code LIMIT 1"),
         params,
-    ).scalar_one_or_none()
-    return f"rural {country}" if country else "a remote area"
+    ).one_or_none()
+    return AreaName("rural", None, *row) if row else AreaName("remote", None, None, None)

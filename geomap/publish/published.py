@@ -158,7 +158,12 @@ def cells(session: Session, condition_id: int, resolution: int,
 
 @dataclass(frozen=True)
 class LabelledCell:
-    """A published marker with its area label (None: no place or country near it)."""
+    """A published marker with its area label (None: no place or country near it).
+
+    ``label`` is English ("Milan area, Italy" or "Italy area"); ``place`` (gazetteer name)
+    and ``country_code`` (ISO 3166-1 alpha-2) are its parts, from which the map writes
+    the label in the page's language.
+    """
 
     cell: int
     cell_resolution: int
@@ -166,6 +171,8 @@ class LabelledCell:
     lat: float
     lng: float
     label: str | None
+    place: str | None = None
+    country_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -189,7 +196,8 @@ _VIEWPORT_SQL = (
     "WITH c AS (SELECT id, slug FROM conditions WHERE slug = :slug AND enabled), "
     "v AS (SELECT coalesce(max(version), 0) AS version FROM publish_runs) "
     "SELECT c.slug, v.version, coalesce(t.published, 0), m.cell, m.cell_resolution, "
-    "m.count, m.lat, m.lng, p.name, coalesce(pc.name, p.country_code), cc.name "
+    "m.count, m.lat, m.lng, p.name, coalesce(pc.name, p.country_code), cc.name, "
+    "p.country_code, cc.code "
     "FROM c CROSS JOIN v "
     "LEFT JOIN published_totals t ON t.condition_id = c.id AND t.resolution = :r "
     "LEFT JOIN LATERAL (SELECT cell, cell_resolution, count, lat, lng FROM published_cells "
@@ -199,7 +207,7 @@ _VIEWPORT_SQL = (
     "(CAST(:radii AS float8[]))[m.cell_resolution + 1]) "
     "ORDER BY population DESC, id LIMIT 1) p ON true "
     "LEFT JOIN countries pc ON pc.code = p.country_code "
-    "LEFT JOIN LATERAL (SELECT name FROM countries WHERE m.cell IS NOT NULL AND "
+    "LEFT JOIN LATERAL (SELECT code, name FROM countries WHERE m.cell IS NOT NULL AND "
     "ST_Intersects(geom, ST_SetSRID(ST_MakePoint(m.lng, m.lat), 4326)) "
     "ORDER BY code LIMIT 1) cc ON true "
     "ORDER BY m.cell"
@@ -212,8 +220,9 @@ def viewport(session: Session, slug: str, resolution: int, *,
     """Return the published markers of condition ``slug`` at ``resolution``, in one query.
 
     The condition, the latest publish version, the stored total (published_totals) and
-    the markers with their area labels (see :func:`area_labels`) come back in one round
-    trip. Markers are those within any of ``boxes`` (closed boxes, west <= east), or
+    the markers with their area labels (the most populous gazetteer place within about
+    one cell edge of the centre, else the country the centre lies in) come back in one
+    round trip. Markers are those within any of ``boxes`` (closed boxes, west <= east), or
     within the half-open ``tile`` (west <= lng < east, south <= lat < north; pass
     ±inf at the edges of the world so that every marker lies in exactly one tile), or
     all of them. Returns None if there is no enabled condition ``slug``.
@@ -242,43 +251,9 @@ def viewport(session: Session, slug: str, resolution: int, *,
         place, place_country, country = row[8], row[9], row[10]
         label = (f"{place} area, {place_country}" if place
                  else f"{country} area" if country else None)
-        cells.append(LabelledCell(row[3], row[4], row[5], row[6], row[7], label))
+        code = row[11] if place else row[12] if country else None
+        cells.append(LabelledCell(row[3], row[4], row[5], row[6], row[7], label, place, code))
     return Viewport(slug_found, int(version), int(total), cells)
-
-
-def area_labels(session: Session, cells: list[PublishedCell]) -> dict[int, str]:
-    """Return a label for each published cell, from its published centre only.
-
-    The label names the most populous gazetteer place within about one cell edge of
-    the centre ("Milan area, Italy"), else the country the centre lies in; a cell with
-    neither gets no label. Reads reference data (GeoNames places, Natural Earth
-    countries) and the public centre, never a member.
-    """
-    if not cells:
-        return {}
-    radii = [h3i.average_hexagon_edge_length(c.cell_resolution, "km") / 111.0 for c in cells]
-    rows = session.execute(
-        text(
-            "SELECT c.cell, p.name, coalesce(pc.name, p.country_code), cc.name FROM unnest("
-            "CAST(:cells AS bigint[]), CAST(:lats AS float8[]), CAST(:lngs AS float8[]), "
-            "CAST(:radii AS float8[])) AS c(cell, lat, lng, r) "
-            "LEFT JOIN LATERAL (SELECT name, country_code FROM places WHERE point && "
-            "ST_Expand(ST_SetSRID(ST_MakePoint(c.lng, c.lat), 4326), c.r) "
-            "ORDER BY population DESC, id LIMIT 1) p ON true "
-            "LEFT JOIN countries pc ON pc.code = p.country_code "
-            "LEFT JOIN LATERAL (SELECT name FROM countries WHERE ST_Intersects(geom, "
-            "ST_SetSRID(ST_MakePoint(c.lng, c.lat), 4326)) ORDER BY code LIMIT 1) cc ON true"
-        ),
-        {"cells": [c.cell for c in cells], "lats": [c.lat for c in cells],
-         "lngs": [c.lng for c in cells], "radii": radii},
-    ).all()
-    labels = {}
-    for cell, place, place_country, country in rows:
-        if place:
-            labels[cell] = f"{place} area, {place_country}"
-        elif country:
-            labels[cell] = f"{country} area"
-    return labels
 
 
 @dataclass(frozen=True)

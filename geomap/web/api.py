@@ -286,7 +286,9 @@ def _collection(view: published.Viewport, properties: dict) -> tuple[bytes, str]
             "geometry": {"type": "Point",
                          "coordinates": [round(cell.lng, 5), round(cell.lat, 5)]},
             "properties": {"count": cell.count, "cell_resolution": cell.cell_resolution}
-            | ({"label": cell.label} if cell.label else {}),
+            | ({"label": cell.label} if cell.label else {})
+            | ({"place": cell.place} if cell.place else {})
+            | ({"country_code": cell.country_code} if cell.country_code else {}),
         }
         for cell in view.cells
     ]

@@ -139,10 +139,18 @@ class ConditionList(BaseModel):
 
 
 class CellProperties(BaseModel):
-    """A published cell's count (at least k) and H3 resolution."""
+    """A published cell's count (at least k), H3 resolution and area label.
+
+    ``label`` is English ("Milan area, Italy"); ``place`` (GeoNames name) and
+    ``country_code`` (ISO 3166-1 alpha-2) are its parts, for writing it in another
+    language. All three come from the published centre, never from a member.
+    """
 
     count: int = Field(ge=1)
     cell_resolution: int = Field(ge=0, le=15)
+    label: str | None = None
+    place: str | None = None
+    country_code: str | None = None
 
 
 class CellPoint(BaseModel):

@@ -57,6 +57,25 @@
                      geomap.tn("map.cluster", areas.length, {members: members(total)}));
   };
 
+  // An area's label in the page's language: the place (GeoNames' name) and the country
+  // named by the browser's CLDR data (Intl.DisplayNames); the English label where the
+  // browser cannot name the country.
+  var regionNames = null;
+  function countryName(code) {
+    if (regionNames === null) {
+      try { regionNames = new Intl.DisplayNames([document.documentElement.lang || "en"],
+                                                {type: "region"}); }
+      catch (e) { regionNames = false; }
+    }
+    try { return regionNames && code ? regionNames.of(code) : null; } catch (e) { return null; }
+  }
+  function areaName(p) {
+    var country = countryName(p.country_code);
+    if (!country || country === p.country_code) return p.label || "";
+    return p.place ? geomap.t("map.place_area", {place: p.place, country: country})
+                   : geomap.t("map.country_area", {country: country});
+  }
+
   // Popup of one area: count, label and a call to join, built with textContent only.
   function areaPopup(count, label, options) {
     var box = document.createElement("div");
@@ -389,7 +408,7 @@
           var markers = collection.features.map(function (f) {
             var c = f.geometry.coordinates;
             var count = f.properties.count;
-            var label = f.properties.label || "";
+            var label = areaName(f.properties);
             var name = label ? geomap.t("map.marker", {members: members(count), place: label})
                              : members(count);
             var lng = c[0] + 360 * Math.round((centre - c[0]) / 360);
