@@ -86,6 +86,26 @@ class QueuedHandler(QueueHandler):
                     self._pid = os.getpid()
         super().emit(record)
 
+    def reopen(self) -> None:
+        """Reopen the files written to (log rotation); records in flight wait for it."""
+        for target in self.targets:
+            if isinstance(target, logging.FileHandler):
+                target.acquire()
+                try:
+                    if target.stream:
+                        target.close()
+                        target.stream = target._open()
+                finally:
+                    target.release()
+
+    def close(self) -> None:
+        """Write what is queued, stop this process's writer and close the targets."""
+        if self._listener is not None and self._pid == os.getpid():
+            _stop_listener(self._listener)
+        for target in self.targets:
+            target.close()
+        super().close()
+
 
 class EscapingLogger(Logger):
     """gunicorn's logger, escaping control characters in every access and error line.
@@ -94,7 +114,15 @@ class EscapingLogger(Logger):
     """
 
     def setup(self, cfg: Any) -> None:
-        """Set up gunicorn's handlers, then escape what reaches the error log."""
+        """Set up gunicorn's handlers, then escape what reaches the error log.
+
+        Runs again on a configuration reload (SIGHUP): the previous queued access
+        handler is drained and replaced, not wrapped, so no line is written twice.
+        """
+        for handler in list(self.access_log.handlers):
+            if isinstance(handler, QueuedHandler):
+                self.access_log.removeHandler(handler)
+                handler.close()
         super().setup(cfg)
         for handler in self.error_log.handlers:
             handler.addFilter(EscapeControlCharacters())
@@ -103,6 +131,13 @@ class EscapingLogger(Logger):
             for handler in targets:
                 self.access_log.removeHandler(handler)
             self.access_log.addHandler(QueuedHandler(targets))
+
+    def reopen_files(self) -> None:
+        """Reopen the log files (SIGUSR1, after rotation), the queued access log's too."""
+        super().reopen_files()
+        for handler in self.access_log.handlers:
+            if isinstance(handler, QueuedHandler):
+                handler.reopen()
 
     def atoms(self, resp: Any, req: Any, environ: dict, request_time: Any) -> dict:
         """Return gunicorn's access log atoms with control characters escaped."""

@@ -13,7 +13,12 @@ from pathlib import Path
 import pytest
 from gunicorn.ctl.client import ControlClient
 
-from geomap.wsgi_server import control_socket_path, gunicorn_options
+from geomap.wsgi_server import (
+    EscapingLogger,
+    QueuedHandler,
+    control_socket_path,
+    gunicorn_options,
+)
 from tests.conftest import free_port
 
 
@@ -87,3 +92,52 @@ def test_a_data_folder_too_deep_for_a_unix_socket_gets_a_short_path(tmp_path: Pa
     path = control_socket_path(deep, "127.0.0.1", 5001)
     assert len(str(path)) <= 100
     assert path != control_socket_path(deep, "127.0.0.1", 5002)
+
+
+def _access_logger(accesslog: str) -> EscapingLogger:
+    """Return the gunicorn logger set up as ``geomap serve --prod`` sets it up."""
+    from gunicorn.config import Config
+
+    config = Config()
+    for key, value in gunicorn_options("127.0.0.1", 8000, 1, Path("/nonexistent")).items():
+        config.set(key, value)
+    config.set("accesslog", accesslog)
+    return EscapingLogger(config)
+
+
+def _access_line(logger: EscapingLogger, path: str) -> None:
+    logger.access_log.info("GET %s HTTP/1.1 200", path)
+
+
+def _drain(logger: EscapingLogger) -> None:
+    for handler in logger.access_log.handlers:
+        if isinstance(handler, QueuedHandler) and handler._listener is not None:
+            handler._listener.stop()
+            handler._listener = None
+            handler._pid = None
+
+
+def test_a_reload_does_not_write_access_lines_twice(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    logger = _access_logger(str(log))
+    _access_line(logger, "/one")
+    logger.setup(logger.cfg)  # what SIGHUP does
+    logger.setup(logger.cfg)
+    _access_line(logger, "/two")
+    _drain(logger)
+    assert [type(h) for h in logger.access_log.handlers] == [QueuedHandler]
+    lines = log.read_text().splitlines()
+    assert [line.split()[1] for line in lines] == ["/one", "/two"]
+
+
+def test_sigusr1_reopens_the_queued_access_log_after_rotation(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    logger = _access_logger(str(log))
+    _access_line(logger, "/before")
+    _drain(logger)
+    log.rename(tmp_path / "access.log.1")  # logrotate moves the file, then sends SIGUSR1
+    logger.reopen_files()
+    _access_line(logger, "/after")
+    _drain(logger)
+    assert (tmp_path / "access.log.1").read_text().split()[1] == "/before"
+    assert log.read_text().split()[1] == "/after"
