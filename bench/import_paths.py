@@ -99,7 +99,7 @@ def write_csv(url: str, members: int, path: Path) -> None:
                 f"{prefixes[i]}-{i}", f"{batch.lats[i]:.6f}", f"{batch.lngs[i]:.6f}",
                 ";".join(slugs[c] for c in batch.conditions[i]), batch.roles[i],
                 batch.visibilities[i], "true" if batch.contactable[i] else "false",
-                batch.joined_at[i].strftime("%Y-%m-%dT%H:%M:%SZ"),
+                f"{str(batch.joined_at[i])[:19]}Z",
             ])
     partial.rename(path)
 

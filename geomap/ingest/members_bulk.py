@@ -48,7 +48,7 @@ class MemberBatch:
     roles: Sequence[str]
     visibilities: Sequence[str]
     contactable: Sequence[bool]
-    joined_at: Sequence[datetime]
+    joined_at: Sequence[datetime] | np.ndarray  # datetimes, or datetime64 (UTC)
     lats: np.ndarray
     lngs: np.ndarray
     conditions: Sequence[Sequence[int]]
