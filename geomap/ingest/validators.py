@@ -116,7 +116,7 @@ def implausible_points(deriver: KeyDeriver, lats: Any, lngs: Any) -> list[str | 
         return reasons
     null_island = haversine_km(lats, lngs, np.zeros_like(lats), np.zeros_like(lngs)) \
         <= NULL_ISLAND_KM
-    at_sea = ~np.isfinite(deriver.km_to_land(lats, lngs, SEA_LIMIT_KM))
+    at_sea = ~deriver.near_land(lats, lngs, SEA_LIMIT_KM)
     swappable = at_sea & (np.abs(lngs) <= 90)
     swapped_land = np.zeros(len(lats), dtype=bool)
     if swappable.any():
