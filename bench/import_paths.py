@@ -42,7 +42,6 @@ from geomap.session import session_scope  # noqa: E402
 
 TEMPLATE = "geomap_import_ref"
 RUN_DB = "geomap_import_run"
-GEOMAP = ROOT / ".venv" / "bin" / "geomap"
 
 
 def load_average() -> str:
@@ -106,10 +105,11 @@ def write_csv(url: str, members: int, path: Path) -> None:
 
 def run_cli(url: str, args: list[str]) -> tuple[float, str]:
     """Run ``geomap ARGS`` against ``url``; return (wall seconds, its last output line)."""
-    env = dict(os.environ, GEOMAP_DATABASE_URL=url)
+    # The code of this checkout (ROOT), whatever the virtualenv has installed.
+    env = dict(os.environ, GEOMAP_DATABASE_URL=url, PYTHONPATH=str(ROOT))
     started = time.perf_counter()
-    done = subprocess.run([str(GEOMAP), *args], env=env, capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run([sys.executable, "-c", "from geomap.cli import main; main()", *args],
+                          env=env, cwd=ROOT, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"geomap {args[0]} failed ({done.returncode}):\n{done.stderr[-2000:]}")

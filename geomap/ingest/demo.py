@@ -9,7 +9,7 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geomap.ingest.members_bulk import MemberBatch
+from geomap.ingest.members_bulk import MemberBatch, gc_paused
 from geomap.models import ROLES
 
 DEMO_MIN_POPULATION = 15_000  # demo members live around towns of at least this size
@@ -39,6 +39,7 @@ def _scatter(lat0: np.ndarray, lng0: np.ndarray, distance_km: np.ndarray,
     return lats, (lngs + 180.0) % 360.0 - 180.0
 
 
+@gc_paused()
 def generate(session: Session, members: int, seed: int, anchor: datetime | None = None,
              on_land: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
              ) -> tuple[MemberBatch, list[str]]:

@@ -47,7 +47,7 @@ from sqlalchemy.orm import Session
 from geomap.geo import places as place_matcher
 from geomap.geo.derive import KeyDeriver
 from geomap.ingest import validators
-from geomap.ingest.members_bulk import MemberBatch, load_members
+from geomap.ingest.members_bulk import MemberBatch, gc_paused, load_members
 from geomap.ingest.validators import FIELD_MAX, FieldError, coordinate
 from geomap.members.pseudonyms import pseudonym_key
 from geomap.models import ROLES, VISIBILITIES
@@ -126,6 +126,7 @@ def read_records(path: Path, fmt: str | None = None) -> Records:
     return read_bytes(data, fmt)
 
 
+@gc_paused()
 def read_bytes(data: bytes, fmt: str) -> Records:
     """Read an import file's bytes (``fmt`` csv or geojson); see :func:`read_records`."""
     try:
@@ -179,6 +180,8 @@ def _read_csv(content: str) -> Records:
         if not ({"lat", "lng"} <= set(header) or {"city", "country"} <= set(header)):
             raise ImportFileError("the header needs lat and lng, or city and country")
         width = len(header)
+        blank = [""] * width
+        rows: list[list[str]] = []  # stripped fields; blank for a row with a problem
         line = reader.line_num
         while True:
             try:
@@ -187,7 +190,9 @@ def _read_csv(content: str) -> Records:
                 break
             except csv.Error:
                 start, line = line + 1, reader.line_num
-                records.append(f"line {start}", {}, "the line is not valid CSV")
+                records.where.append(f"line {start}")
+                records.problems.append("the line is not valid CSV")
+                rows.append(blank)
                 continue
             start, line = line + 1, reader.line_num
             if not row:
@@ -195,10 +200,18 @@ def _read_csv(content: str) -> Records:
             problem = _row_problem(row)
             if problem is None and len(row) != width:
                 problem = "wrong number of fields"
-            values = dict(zip(header, (v.strip() for v in row), strict=False))
-            records.append(f"line {start}", values, problem)
+            records.where.append(f"line {start}")
+            records.problems.append(problem)
+            rows.append([v.strip() for v in row] if problem is None else blank)
     finally:
         csv.field_size_limit(limit)
+    # Columns from rows in one transposition (not one dictionary per row).
+    by_column = list(zip(*rows, strict=True)) if rows else [() for _ in header]
+    for name, values in zip(header, by_column, strict=True):
+        records.columns[name] = list(values)
+    for name in COLUMNS:
+        if name not in header:
+            records.columns[name] = [""] * len(rows)
     return records
 
 
@@ -306,6 +319,7 @@ def _city_points(session: Session, records: Records, rows: list[int],
     return found
 
 
+@gc_paused()
 def validate(session: Session, records: Records, now: datetime | None = None, *,
              deriver: KeyDeriver | None = None, allow_sea: bool = False) -> Validated:
     """Check every row; return the good ones as a batch and an error per bad row.
@@ -516,6 +530,8 @@ def _joined_micros(raw: list[str], now: datetime, reasons: list[str | None]) -> 
 def _taken_pseudonyms(session: Session, keys: Sequence[str]) -> set[str]:
     """Return the pseudonym keys among ``keys`` that members have already."""
     taken: set[str] = set()
+    if not session.execute(text("SELECT EXISTS (SELECT 1 FROM members)")).scalar():
+        return taken  # a first import: nothing to look up
     for start in range(0, len(keys), 100_000):
         chunk = list(keys[start : start + 100_000])
         taken.update(
