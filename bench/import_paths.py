@@ -139,7 +139,8 @@ def main() -> None:
         embedded_pg.start(cluster)
     try:
         ensure_template(cluster)
-        csv_path = Path(settings["GEOMAP_DATA_DIR"]) / "bench" / f"members_{args.members}.csv"
+        csv_path = (Path(settings["GEOMAP_DATA_DIR"]).resolve() / "bench"
+                    / f"members_{args.members}.csv")
         for path in args.paths.split(","):
             url = fresh_database(cluster)
             before = load_average()

@@ -49,7 +49,7 @@ from geomap.geo.derive import KeyDeriver
 from geomap.ingest import validators
 from geomap.ingest.members_bulk import MemberBatch, gc_paused, load_members
 from geomap.ingest.validators import FIELD_MAX, FieldError, coordinate
-from geomap.members.pseudonyms import pseudonym_key
+from geomap.members.pseudonyms import pseudonym_keys
 from geomap.models import ROLES, VISIBILITIES
 from geomap.symptoms.ingest import parse_symptom_cells, store_symptoms
 
@@ -271,8 +271,19 @@ def _feature_values(feature: object) -> tuple[dict[str, str], str | None]:
     return values, _row_problem(list(values.values()))
 
 
+_PLAIN_NUMBERS = re.compile(r"(?:-?\d{1,20}(?:\.\d{1,40})?\n)*-?\d{1,20}(?:\.\d{1,40})?")
+"""Plain decimals, one a line (at most 62 characters each): what most files hold."""
+_PLAIN_PSEUDONYMS = re.compile(r"(?:[\w.\-][\w.\- ]{1,38}[\w.\-]\n)*[\w.\-][\w.\- ]{1,38}[\w.\-]",
+                               re.ASCII)
+"""ASCII pseudonyms that :func:`validators.pseudonym` returns unchanged, one a line."""
+
+
 def _numbers(raw: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Return floats of ``raw`` and a mask of the entries that are not numbers."""
+    if raw and _PLAIN_NUMBERS.fullmatch("\n".join(raw)):
+        # Every entry a plain decimal: what coordinate() accepts, converted in one go.
+        values = np.array(raw, dtype=np.float64)
+        return values, ~np.isfinite(values)
     values = np.full(len(raw), np.nan)
     for i, item in enumerate(raw):
         try:
@@ -339,8 +350,9 @@ def validate(session: Session, records: Records, now: datetime | None = None, *,
                 reasons[i] = reason
 
     pseudonyms = cols["pseudonym"]
+    plain = bool(pseudonyms) and _PLAIN_PSEUDONYMS.fullmatch("\n".join(pseudonyms)) is not None
     for i, raw in enumerate(pseudonyms):
-        if reasons[i] is not None:
+        if reasons[i] is not None or plain:  # plain: each is valid as it is
             continue
         if not raw:
             reasons[i] = "pseudonym is missing"
@@ -437,10 +449,10 @@ def validate(session: Session, records: Records, now: datetime | None = None, *,
     # Pseudonyms: unique in the file and not taken already, case and look-alikes
     # folded (geomap.members.pseudonyms, the key the database keeps unique).
     first_seen: dict[str, int] = {}
-    for i, pseudonym in enumerate(pseudonyms):
-        if reasons[i] is not None or not pseudonym:
-            continue
-        key = pseudonym_key(pseudonym)
+    candidates = [i for i, pseudonym in enumerate(pseudonyms)
+                  if reasons[i] is None and pseudonym]
+    for i, key in zip(candidates, pseudonym_keys([pseudonyms[i] for i in candidates]),
+                      strict=True):
         if key in first_seen:
             reasons[i] = f"pseudonym repeats {records.where[first_seen[key]]}"
         else:
