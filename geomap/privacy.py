@@ -31,6 +31,9 @@ DISTANCE_BANDS: tuple[tuple[float, str], ...] = (
     (float("inf"), "500+ km"),
 )
 
+VECTOR_CELLS_MIN = 2_000
+"""From this many points on, :func:`floor_cells` indexes them vectorised."""
+
 _RES_SHIFT = 52
 _RES_MASK = np.uint64(0xF) << np.uint64(_RES_SHIFT)
 
@@ -44,7 +47,22 @@ def map_resolution(zoom: int, floor: int) -> int:
 
 def floor_cells(lats: Sequence[float] | np.ndarray, lngs: Sequence[float] | np.ndarray,
                 floor: int) -> np.ndarray:
-    """Return the floor cell (H3 index at resolution ``floor``) of each exact point."""
+    """Return the floor cell (H3 index at resolution ``floor``) of each exact point.
+
+    Large batches of finite points are indexed vectorised by ``h3ronpy`` (the h3o
+    port of H3, identical cells; imported only then, so web workers never load it);
+    small ones, and anything non-finite (which raises, as h3 does), point by point.
+    """
+    if len(lats) >= VECTOR_CELLS_MIN:
+        lat_array = np.asarray(lats, dtype=np.float64)
+        lng_array = np.asarray(lngs, dtype=np.float64)
+        if len(lat_array) == len(lng_array) and np.isfinite(lat_array).all() \
+                and np.isfinite(lng_array).all():
+            from h3ronpy.vector import coordinates_to_cells
+
+            cells = coordinates_to_cells(lat_array, lng_array, floor)
+            if cells.null_count == 0:
+                return np.asarray(cells).view(np.int64)
     to_cell = h3i.latlng_to_cell
     return np.fromiter(
         (to_cell(lat, lng, floor) for lat, lng in zip(lats, lngs, strict=True)),

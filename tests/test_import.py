@@ -193,3 +193,26 @@ def test_a_file_without_location_columns_is_refused(run_cli, tmp_path: Path) -> 
     result = run_cli("import", str(path))
     assert result.exit_code == 1
     assert "the header needs lat and lng, or city and country" in result.output
+
+
+def test_joined_at_read_in_one_go_equals_row_by_row() -> None:
+    """Canonical times parsed by numpy give what the per-row validator gives, errors too."""
+    from datetime import UTC, datetime
+
+    from geomap.ingest import validators
+    from geomap.ingest.importer import _joined_micros
+    from geomap.ingest.validators import FieldError
+
+    now = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    cells = ["2025-05-07T02:49:10Z", "2027-01-01T00:00:00Z", "2025-02-30T00:00:00Z",
+             "2025-05-07", "", "2025-05-07T02:49:10+02:00", "not a date", "2024-02-29T23:59:59Z",
+             "+2025-05-07T02:49:1Z"]
+    reasons: list[str | None] = [None] * len(cells)
+    micros = _joined_micros(cells, now, reasons)
+    for i, cell in enumerate(cells):
+        try:
+            expected = validators.joined_at(cell, now) if cell else now
+            assert reasons[i] is None
+            assert micros[i] == round(expected.timestamp() * 1e6)
+        except FieldError as exc:
+            assert reasons[i] == str(exc).rstrip(".")

@@ -76,3 +76,56 @@ def test_a_big_load_marks_whole_conditions_dirty(
         text("SELECT condition_id, floor_cell FROM publish_dirty ORDER BY 1")
     ).all()
     assert dirty == [(1, 0), (2, 0)]
+
+
+def test_binary_copy_stores_every_field_as_given(
+    rollback_session: Session, community_deriver: KeyDeriver
+) -> None:
+    """Points, names (non-ASCII too), flags, times and NULL regions survive the binary COPY."""
+    lats = np.array([48.8566, -33.8688, 71.0, 0.5])
+    lngs = np.array([2.3522, 151.2093, -8.0, -179.9999])
+    batch = MemberBatch(
+        pseudonyms=["Zoë Brave", "otter-2", "Ärzte-Team", "n.o"],
+        roles=["patient", "carer", "relative", "organisation"],
+        visibilities=["map", "country", "hidden", "map"],
+        contactable=[True, False, True, False],
+        joined_at=np.array(["2026-02-01T10:20:30.123456", "2020-01-01T00:00:00",
+                            "1999-12-31T23:59:59", "2026-01-01T00:00:00"],
+                           dtype="datetime64[us]"),
+        lats=lats, lngs=lngs, conditions=[[1], [1, 2], [2], [1]],
+    )
+    ids = load_members(rollback_session, batch, community_deriver)
+    keys = community_deriver.derive(lats, lngs)
+    rows = rollback_session.execute(
+        text("SELECT m.pseudonym, m.role, m.visibility, m.contactable, m.joined_at, "
+             "ST_Y(l.location::geometry), ST_X(l.location::geometry), ST_SRID(l.location), "
+             "l.floor_cell, l.country_code, l.region_code, "
+             "(SELECT array_agg(condition_id ORDER BY condition_id) FROM member_conditions c "
+             " WHERE c.member_id = m.id) "
+             "FROM members m JOIN member_locations l ON l.member_id = m.id "
+             "WHERE m.id = ANY(:ids) ORDER BY m.id"),
+        {"ids": ids.tolist()},
+    ).all()
+    assert [r[0] for r in rows] == list(batch.pseudonyms)
+    assert [(r[1], r[2], r[3]) for r in rows] == list(
+        zip(batch.roles, batch.visibilities, batch.contactable, strict=True))
+    assert [r[4] for r in rows] == [
+        datetime(2026, 2, 1, 10, 20, 30, 123456, tzinfo=UTC), datetime(2020, 1, 1, tzinfo=UTC),
+        datetime(1999, 12, 31, 23, 59, 59, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)]
+    assert [r[5] for r in rows] == lats.tolist() and [r[6] for r in rows] == lngs.tolist()
+    assert {r[7] for r in rows} == {4326}
+    assert [r[8] for r in rows] == keys.floor_cells.tolist()
+    assert [r[9] for r in rows] == keys.country_codes.tolist()
+    assert [r[10] for r in rows] == keys.region_codes.tolist()
+    assert [r[11] for r in rows] == [[1], [1, 2], [2], [1]]
+
+
+def test_near_land_equals_the_per_point_measure(community_deriver: KeyDeriver) -> None:
+    """The floor-cell shortcut of the plausibility check changes no answer."""
+    rng = np.random.default_rng(3)
+    # Around coasts and islands (near the limit) and anywhere on Earth.
+    lats = np.concatenate([rng.uniform(35, 60, 6000), rng.uniform(-90, 90, 4000)])
+    lngs = np.concatenate([rng.uniform(-12, 30, 6000), rng.uniform(-180, 180, 4000)])
+    for limit in (25.0, 12.0):
+        exact = np.isfinite(community_deriver.km_to_land(lats, lngs, limit))
+        assert community_deriver.near_land(lats, lngs, limit).tolist() == exact.tolist()

@@ -136,6 +136,25 @@ def test_vectorised_parents_match_h3(point: tuple[float, float], resolution: int
     )
 
 
+@settings(max_examples=50, deadline=None)
+@given(
+    lats=st.lists(st.floats(min_value=-90, max_value=90, allow_nan=False), min_size=1,
+                  max_size=50),
+    lngs=st.lists(st.floats(min_value=-180, max_value=180, allow_nan=False), min_size=1,
+                  max_size=50),
+    floor=st.integers(0, 15),
+)
+def test_vectorised_floor_cells_match_h3(lats: list[float], lngs: list[float],
+                                         floor: int) -> None:
+    """Bulk indexing (h3ronpy) gives every point the cell h3 gives it, poles and 180° too."""
+    size = privacy.VECTOR_CELLS_MIN
+    lat_array = np.resize(np.array(lats + [90.0, -90.0, 0.0]), size)
+    lng_array = np.resize(np.array(lngs + [180.0, -180.0, 179.9999999]), size)
+    expected = [h3i.latlng_to_cell(lat, lng, floor)
+                for lat, lng in zip(lat_array.tolist(), lng_array.tolist(), strict=True)]
+    assert privacy.floor_cells(lat_array, lng_array, floor).tolist() == expected
+
+
 @given(zoom=st.integers(0, privacy.MAX_ZOOM), floor=st.integers(0, 7))
 def test_map_resolution_is_never_finer_than_the_floor(zoom: int, floor: int) -> None:
     assert privacy.map_resolution(zoom, floor) <= floor

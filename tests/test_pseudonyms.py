@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import string
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from geomap.members import pseudonyms
@@ -32,3 +32,11 @@ def test_look_alikes_still_share_a_key() -> None:
     assert pseudonyms.pseudonym_key("ADA") == pseudonyms.pseudonym_key("ada")
     assert pseudonyms.pseudonym_key("l0ve") == pseudonyms.pseudonym_key("10ve")
     assert set(pseudonyms.pseudonym_key(string.printable)) <= set(string.printable)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.text(max_size=12),
+                          st.text(alphabet="aB0 .-_\n\t", max_size=12)), max_size=20))
+def test_many_keys_at_once_equal_the_keys_one_by_one(names: list[str]) -> None:
+    """The bulk loader's one-pass folding gives each name the key it gets alone."""
+    assert pseudonyms.pseudonym_keys(names) == [pseudonyms.pseudonym_key(n) for n in names]

@@ -56,6 +56,8 @@ REGION_BOUND_KM = 100.0
 """A region is taken from a gazetteer place at most this far away, else unknown."""
 ANTARCTIC_LAT = -85.0
 """South of this latitude everything is Antarctica (AQ); the outline stops near 85.2°S."""
+NEAR_LAND_CELLS_MIN = 5_000
+"""From this many points on, :meth:`KeyDeriver.near_land` checks floor cells first."""
 SEA_SAMPLES_RES = 2
 """A sea-centre cell is sampled at its children this many resolutions finer."""
 _EARTH_KM = EARTH_KM
@@ -204,6 +206,58 @@ class KeyDeriver:
     def on_land(self, lats: np.ndarray, lngs: np.ndarray) -> np.ndarray:
         """Return, per point, whether it has a country (land, or within the coast bound)."""
         return ~pd_isnull(self._countries(np.asarray(lats, float), np.asarray(lngs, float)))
+
+    def cell_on_land(self, lats: np.ndarray, lngs: np.ndarray) -> np.ndarray:
+        """Return, per point, whether its floor cell has a country (:meth:`cell_places`).
+
+        Coarser than :meth:`on_land` (a point at sea in a coastal cell counts as land)
+        and much cheaper for many points: one lookup per distinct cell, remembered, so
+        deriving the same points' keys afterwards costs no place lookup. Meant for
+        synthetic points (``geomap demo``), where only the cell is ever visible.
+        """
+        cells = floor_cells(np.asarray(lats, float), np.asarray(lngs, float), self.floor)
+        distinct, inverse = np.unique(cells, return_inverse=True)
+        places = self.cell_places(distinct)
+        land = np.fromiter((places[c][0] is not None for c in distinct.tolist()), dtype=bool,
+                           count=len(distinct))
+        return land[inverse]
+
+    def near_land(self, lats: np.ndarray, lngs: np.ndarray, limit_km: float) -> np.ndarray:
+        """Return, per point, whether land is within ``limit_km``: ``km_to_land`` finite.
+
+        Exactly that, computed faster for many points: a point is near land for sure
+        when its floor cell's centre is within ``limit_km`` minus the cell's radius
+        (the farthest vertex) minus the coast vertices' spacing (triangle inequality;
+        a path from a centre inside an outline to the point crosses its boundary);
+        only the other points are measured one by one.
+        """
+        lats = np.asarray(lats, dtype=np.float64)
+        lngs = np.asarray(lngs, dtype=np.float64)
+        if len(lats) < NEAR_LAND_CELLS_MIN or not (np.isfinite(lats).all()
+                                                   and np.isfinite(lngs).all()):
+            return np.isfinite(self.km_to_land(lats, lngs, limit_km))
+        cells = floor_cells(lats, lngs, self.floor)
+        distinct, inverse = np.unique(cells, return_inverse=True)
+        from h3ronpy.vector import cells_to_coordinates, cells_to_wkb_polygons
+
+        indexes = distinct.view(np.uint64)
+        centre_table = cells_to_coordinates(indexes)
+        centres = np.column_stack((np.asarray(centre_table.column("lat")),
+                                   np.asarray(centre_table.column("lng"))))
+        outlines = shapely.from_wkb(np.asarray(cells_to_wkb_polygons(indexes)))
+        vertices, owner = shapely.get_coordinates(outlines, return_index=True)
+        radius = np.zeros(len(distinct))
+        np.maximum.at(radius, owner, haversine_km(centres[owner, 0], centres[owner, 1],
+                                                  vertices[:, 1], vertices[:, 0]))
+        centre_km = self.km_to_land(centres[:, 0], centres[:, 1], limit_km)
+        slack_km = prepared.BOUNDARY_STEP_DEG * 111.32  # twice the farthest vertex spacing
+        sure = (centre_km + radius * 1.01 + slack_km <= limit_km) & \
+            (centres[:, 0] >= ANTARCTIC_LAT)
+        near = sure[inverse]
+        rest = np.flatnonzero(~near)
+        if len(rest):
+            near[rest] = np.isfinite(self.km_to_land(lats[rest], lngs[rest], limit_km))
+        return near
 
     def km_to_land(self, lats: np.ndarray, lngs: np.ndarray, limit_km: float) -> np.ndarray:
         """Return geodesic km from each point to the nearest land, ``inf`` past ``limit_km``.

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geomap.ingest.members_bulk import MemberBatch
+from geomap.ingest.members_bulk import MemberBatch, gc_paused
 from geomap.models import ROLES
 
 DEMO_MIN_POPULATION = 15_000  # demo members live around towns of at least this size
@@ -39,6 +39,7 @@ def _scatter(lat0: np.ndarray, lng0: np.ndarray, distance_km: np.ndarray,
     return lats, (lngs + 180.0) % 360.0 - 180.0
 
 
+@gc_paused()
 def generate(session: Session, members: int, seed: int, anchor: datetime | None = None,
              on_land: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
              ) -> tuple[MemberBatch, list[str]]:
@@ -82,8 +83,11 @@ def generate(session: Session, members: int, seed: int, anchor: datetime | None 
     primary = rng.choice(len(slugs), size=members, p=condition_p)
     secondary = rng.choice(len(slugs), size=members, p=condition_p)
     has_second = (rng.random(members) < 0.08) & (secondary != primary)
+    slug_ids = [ids[s] for s in slugs]
+    pairs = [[[a, b] for b in slug_ids] for a in slug_ids]  # shared small lists
+    singles = [[a] for a in slug_ids]
     conditions = [
-        [ids[slugs[a]], ids[slugs[b]]] if two else [ids[slugs[a]]]
+        pairs[a][b] if two else singles[a]
         for a, b, two in zip(primary.tolist(), secondary.tolist(), has_second.tolist(),
                              strict=True)
     ]
@@ -97,12 +101,12 @@ def generate(session: Session, members: int, seed: int, anchor: datetime | None 
         now = datetime.now(UTC)
         anchor = datetime(now.year, now.month, 1, tzinfo=UTC)
     days_ago = rng.uniform(0, 3 * 365, members)
-    joined = [anchor - timedelta(days=float(d)) for d in days_ago]
-    prefixes = [
-        f"{_ADJECTIVES[a]}-{_NOUNS[b]}"
-        for a, b in zip(rng.integers(0, len(_ADJECTIVES), members).tolist(),
-                        rng.integers(0, len(_NOUNS), members).tolist(), strict=True)
-    ]
+    anchor_utc = np.datetime64(anchor.astimezone(UTC).replace(tzinfo=None), "us")
+    joined = anchor_utc - np.round(days_ago * 86_400_000_000).astype("timedelta64[us]")
+    names = np.array([f"{a}-{n}" for a in _ADJECTIVES for n in _NOUNS], dtype=object)
+    adjective = rng.integers(0, len(_ADJECTIVES), members)
+    noun = rng.integers(0, len(_NOUNS), members)
+    prefixes = names[adjective * len(_NOUNS) + noun].tolist()
     batch = MemberBatch(
         pseudonyms=None,
         roles=roles.tolist(),

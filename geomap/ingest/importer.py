@@ -35,7 +35,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,9 +47,9 @@ from sqlalchemy.orm import Session
 from geomap.geo import places as place_matcher
 from geomap.geo.derive import KeyDeriver
 from geomap.ingest import validators
-from geomap.ingest.members_bulk import MemberBatch, load_members
+from geomap.ingest.members_bulk import MemberBatch, gc_paused, load_members
 from geomap.ingest.validators import FIELD_MAX, FieldError, coordinate
-from geomap.members.pseudonyms import pseudonym_key
+from geomap.members.pseudonyms import pseudonym_keys
 from geomap.models import ROLES, VISIBILITIES
 from geomap.symptoms.ingest import parse_symptom_cells, store_symptoms
 
@@ -126,6 +126,7 @@ def read_records(path: Path, fmt: str | None = None) -> Records:
     return read_bytes(data, fmt)
 
 
+@gc_paused()
 def read_bytes(data: bytes, fmt: str) -> Records:
     """Read an import file's bytes (``fmt`` csv or geojson); see :func:`read_records`."""
     try:
@@ -137,8 +138,11 @@ def read_bytes(data: bytes, fmt: str) -> Records:
     return _read_csv(content)
 
 
-def _row_problem(values: Iterable[str]) -> str | None:
+def _row_problem(values: Sequence[str]) -> str | None:
     """Return why raw fields cannot be read (control character, overlong), or None."""
+    joined = "".join(values)
+    if len(joined) <= FIELD_MAX and not _CONTROL.search(joined):
+        return None  # the usual case: one check for the whole row
     for value in values:
         if len(value) > FIELD_MAX:
             return f"a field is longer than {FIELD_MAX:,} characters"
@@ -176,6 +180,8 @@ def _read_csv(content: str) -> Records:
         if not ({"lat", "lng"} <= set(header) or {"city", "country"} <= set(header)):
             raise ImportFileError("the header needs lat and lng, or city and country")
         width = len(header)
+        blank = [""] * width
+        rows: list[list[str]] = []  # stripped fields; blank for a row with a problem
         line = reader.line_num
         while True:
             try:
@@ -184,7 +190,9 @@ def _read_csv(content: str) -> Records:
                 break
             except csv.Error:
                 start, line = line + 1, reader.line_num
-                records.append(f"line {start}", {}, "the line is not valid CSV")
+                records.where.append(f"line {start}")
+                records.problems.append("the line is not valid CSV")
+                rows.append(blank)
                 continue
             start, line = line + 1, reader.line_num
             if not row:
@@ -192,10 +200,18 @@ def _read_csv(content: str) -> Records:
             problem = _row_problem(row)
             if problem is None and len(row) != width:
                 problem = "wrong number of fields"
-            values = dict(zip(header, (v.strip() for v in row), strict=False))
-            records.append(f"line {start}", values, problem)
+            records.where.append(f"line {start}")
+            records.problems.append(problem)
+            rows.append([v.strip() for v in row] if problem is None else blank)
     finally:
         csv.field_size_limit(limit)
+    # Columns from rows in one transposition (not one dictionary per row).
+    by_column = list(zip(*rows, strict=True)) if rows else [() for _ in header]
+    for name, values in zip(header, by_column, strict=True):
+        records.columns[name] = list(values)
+    for name in COLUMNS:
+        if name not in header:
+            records.columns[name] = [""] * len(rows)
     return records
 
 
@@ -252,11 +268,22 @@ def _feature_values(feature: object) -> tuple[dict[str, str], str | None]:
             return {}, "geometry must be a Point with two coordinates"
     elif geometry is not None:
         return {}, "geometry must be a Point with two coordinates"
-    return values, _row_problem(values.values())
+    return values, _row_problem(list(values.values()))
+
+
+_PLAIN_NUMBERS = re.compile(r"(?:-?\d{1,20}(?:\.\d{1,40})?\n)*-?\d{1,20}(?:\.\d{1,40})?")
+"""Plain decimals, one a line (at most 62 characters each): what most files hold."""
+_PLAIN_PSEUDONYMS = re.compile(r"(?:[\w.\-][\w.\- ]{1,38}[\w.\-]\n)*[\w.\-][\w.\- ]{1,38}[\w.\-]",
+                               re.ASCII)
+"""ASCII pseudonyms that :func:`validators.pseudonym` returns unchanged, one a line."""
 
 
 def _numbers(raw: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Return floats of ``raw`` and a mask of the entries that are not numbers."""
+    if raw and _PLAIN_NUMBERS.fullmatch("\n".join(raw)):
+        # Every entry a plain decimal: what coordinate() accepts, converted in one go.
+        values = np.array(raw, dtype=np.float64)
+        return values, ~np.isfinite(values)
     values = np.full(len(raw), np.nan)
     for i, item in enumerate(raw):
         try:
@@ -303,6 +330,7 @@ def _city_points(session: Session, records: Records, rows: list[int],
     return found
 
 
+@gc_paused()
 def validate(session: Session, records: Records, now: datetime | None = None, *,
              deriver: KeyDeriver | None = None, allow_sea: bool = False) -> Validated:
     """Check every row; return the good ones as a batch and an error per bad row.
@@ -322,8 +350,9 @@ def validate(session: Session, records: Records, now: datetime | None = None, *,
                 reasons[i] = reason
 
     pseudonyms = cols["pseudonym"]
+    plain = bool(pseudonyms) and _PLAIN_PSEUDONYMS.fullmatch("\n".join(pseudonyms)) is not None
     for i, raw in enumerate(pseudonyms):
-        if reasons[i] is not None:
+        if reasons[i] is not None or plain:  # plain: each is valid as it is
             continue
         if not raw:
             reasons[i] = "pseudonym is missing"
@@ -383,16 +412,15 @@ def validate(session: Session, records: Records, now: datetime | None = None, *,
     # Conditions: known slugs, at least one.
     slugs_to_id = dict(session.execute(text("SELECT slug, id FROM conditions")).all())
     conditions: list[list[int]] = []
+    parsed_conditions: dict[str, tuple[list[int], str | None]] = {}  # few distinct values
     for i, raw in enumerate(cols["conditions"]):
-        slugs = [s.strip().lower() for s in raw.split(";") if s.strip()]
-        unknown = [s for s in slugs if s not in slugs_to_id]
-        if not slugs and reasons[i] is None:
-            reasons[i] = "conditions is missing (slugs separated by ';')"
-        elif unknown and reasons[i] is None:
-            # A value is echoed only when it cannot be a coordinate (slug syntax, no digit).
-            reasons[i] = (f"unknown condition {unknown[0]!r}" if validators.echoable(unknown[0])
-                          else "unknown condition (not a known slug)")
-        conditions.append(sorted({slugs_to_id[s] for s in slugs if s in slugs_to_id}))
+        known = parsed_conditions.get(raw)
+        if known is None:
+            known = parsed_conditions[raw] = _parse_conditions(raw, slugs_to_id)
+        ids, reason = known
+        if reason is not None and reasons[i] is None:
+            reasons[i] = reason
+        conditions.append(ids)
 
     symptom_sets, symptom_reasons = parse_symptom_cells(session, cols["symptoms"])
     for i, reason in enumerate(symptom_reasons):
@@ -416,25 +444,15 @@ def validate(session: Session, records: Records, now: datetime | None = None, *,
             if reasons[i] is None:
                 reasons[i] = "contactable must be true or false"
     now = now or datetime.now(UTC)
-    joined: list[datetime] = []
-    for i, raw in enumerate(cols["joined_at"]):
-        if not raw:
-            joined.append(now)
-            continue
-        try:
-            joined.append(validators.joined_at(raw, now))
-        except FieldError as exc:
-            joined.append(now)
-            if reasons[i] is None:
-                reasons[i] = str(exc).rstrip(".")
+    joined = _joined_micros(cols["joined_at"], now, reasons)
 
     # Pseudonyms: unique in the file and not taken already, case and look-alikes
     # folded (geomap.members.pseudonyms, the key the database keeps unique).
     first_seen: dict[str, int] = {}
-    for i, pseudonym in enumerate(pseudonyms):
-        if reasons[i] is not None or not pseudonym:
-            continue
-        key = pseudonym_key(pseudonym)
+    candidates = [i for i, pseudonym in enumerate(pseudonyms)
+                  if reasons[i] is None and pseudonym]
+    for i, key in zip(candidates, pseudonym_keys([pseudonyms[i] for i in candidates]),
+                      strict=True):
         if key in first_seen:
             reasons[i] = f"pseudonym repeats {records.where[first_seen[key]]}"
         else:
@@ -450,7 +468,7 @@ def validate(session: Session, records: Records, now: datetime | None = None, *,
         roles=[roles[i] for i in keep],
         visibilities=[visibilities[i] for i in keep],
         contactable=[contactable[i] for i in keep],
-        joined_at=[joined[i] for i in keep],
+        joined_at=joined[good].astype("datetime64[us]"),
         lats=lats[good],
         lngs=lngs[good],
         conditions=[conditions[i] for i in keep],
@@ -463,9 +481,69 @@ def validate(session: Session, records: Records, now: datetime | None = None, *,
                      symptoms=[symptom_sets[i] for i in keep])
 
 
+def _parse_conditions(raw: str, slugs_to_id: dict[str, int]) -> tuple[list[int], str | None]:
+    """Return the condition ids of a ``conditions`` cell and why it is bad (or None)."""
+    slugs = [s.strip().lower() for s in raw.split(";") if s.strip()]
+    unknown = [s for s in slugs if s not in slugs_to_id]
+    reason = None
+    if not slugs:
+        reason = "conditions is missing (slugs separated by ';')"
+    elif unknown:
+        # A value is echoed only when it cannot be a coordinate (slug syntax, no digit).
+        reason = (f"unknown condition {unknown[0]!r}" if validators.echoable(unknown[0])
+                  else "unknown condition (not a known slug)")
+    return sorted({slugs_to_id[s] for s in slugs if s in slugs_to_id}), reason
+
+
+_ISO_SECONDS_Z = 20  # len("2025-05-07T02:49:10Z")
+
+
+def _joined_micros(raw: list[str], now: datetime, reasons: list[str | None]) -> np.ndarray:
+    """Return ``joined_at`` cells as UTC µs since 1970 (empty: ``now``); record bad ones.
+
+    Cells in the canonical ``YYYY-MM-DDTHH:MM:SSZ`` form are parsed by numpy in one go
+    (checked by formatting them back); every other cell by :func:`validators.joined_at`.
+    """
+    n = len(raw)
+    now_us = round(now.timestamp() * 1e6)
+    micros = np.full(n, now_us, dtype=np.int64)
+    if n == 0:
+        return micros
+    cells = np.array(raw, dtype=str)
+    canonical = (np.char.str_len(cells) == _ISO_SECONDS_Z) & (np.char.find(cells, "Z") == 19)
+    rows = np.flatnonzero(canonical)
+    if len(rows):
+        stems = np.char.rstrip(cells[rows], "Z")
+        try:
+            parsed = stems.astype("datetime64[s]")
+            exact = np.datetime_as_string(parsed, unit="s") == stems
+        except ValueError:
+            exact = np.zeros(len(rows), dtype=bool)
+        if exact.any():
+            values = parsed[exact].astype(np.int64) * 1_000_000
+            good_rows = rows[exact]
+            future = values > now_us
+            micros[good_rows[~future]] = values[~future]
+            canonical[:] = False
+            canonical[good_rows[~future]] = True
+        else:
+            canonical[:] = False
+    for i in np.flatnonzero(~canonical).tolist():
+        if not raw[i]:
+            continue
+        try:
+            micros[i] = round(validators.joined_at(raw[i], now).timestamp() * 1e6)
+        except FieldError as exc:
+            if reasons[i] is None:
+                reasons[i] = str(exc).rstrip(".")
+    return micros
+
+
 def _taken_pseudonyms(session: Session, keys: Sequence[str]) -> set[str]:
     """Return the pseudonym keys among ``keys`` that members have already."""
     taken: set[str] = set()
+    if not session.execute(text("SELECT EXISTS (SELECT 1 FROM members)")).scalar():
+        return taken  # a first import: nothing to look up
     for start in range(0, len(keys), 100_000):
         chunk = list(keys[start : start + 100_000])
         taken.update(

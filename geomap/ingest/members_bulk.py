@@ -1,16 +1,20 @@
 """Loading many members at once through COPY, with their keys derived in bulk.
 
 Used by ``geomap demo`` and ``geomap import``. Ids are reserved in one step under a
-table lock, keys are derived vectorised (:mod:`geomap.geo.derive`), and the three
-member tables are filled with COPY, never row by row through the ORM.
+table lock, keys are derived vectorised (:mod:`geomap.geo.derive`) in a thread while
+the first tables load, and the three member tables are filled with binary COPY built
+column-wise (:mod:`geomap.ingest.copy_binary`), never row by row through the ORM.
 """
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from itertools import chain
 
 import numpy as np
 from psycopg.copy import QueuedLibpqWriter
@@ -19,11 +23,11 @@ from sqlalchemy.orm import Session
 
 from geomap.geo.derive import KeyDeriver
 from geomap.geo.reference import raw_connection
-from geomap.members.pseudonyms import pseudonym_key
+from geomap.ingest import copy_binary
+from geomap.members.pseudonyms import pseudonym_keys
 from geomap.publish import WHOLE_CONDITION_CELLS
 
 COPY_CHUNK = 50_000
-NULL = "\\N"  # COPY text format
 MEMBER_TABLES = ("members", "member_conditions", "member_locations")
 # A batch this large, and at least half the size of the members already there, is
 # loaded with the member tables' secondary indexes and foreign keys dropped and
@@ -46,7 +50,7 @@ class MemberBatch:
     roles: Sequence[str]
     visibilities: Sequence[str]
     contactable: Sequence[bool]
-    joined_at: Sequence[datetime]
+    joined_at: Sequence[datetime] | np.ndarray  # datetimes, or datetime64 (UTC)
     lats: np.ndarray
     lngs: np.ndarray
     conditions: Sequence[Sequence[int]]
@@ -56,24 +60,21 @@ class MemberBatch:
         return len(self.lats)
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace(
-        "\r", "\\r"
-    )
-
-
-def _copy_chunks(session: Session, statement: str, chunks: Iterable[list[str]],
+def _copy_binary(session: Session, statement: str, chunks: Iterable[bytes],
                  progress: Callable[[int], None] | None = None,
-                 weight: float = 0.0) -> None:
-    """COPY lines built chunk by chunk; a writer thread sends while the next is built."""
+                 counts: Iterable[int] = ()) -> None:
+    """Binary COPY of encoded chunks; a writer thread sends one while the next is built."""
     conn = raw_connection(session)
     cursor = conn.cursor()
+    done = iter(counts)
     with cursor.copy(statement, writer=QueuedLibpqWriter(cursor)) as copy:
+        copy.write(copy_binary.HEADER)
         for chunk in chunks:
             if chunk:
-                copy.write(("\n".join(chunk) + "\n").encode())
+                copy.write(chunk)
             if progress:
-                progress(int(len(chunk) * weight))
+                progress(next(done, 0))
+        copy.write(copy_binary.TRAILER)
 
 
 def _slices(n: int) -> Iterator[slice]:
@@ -90,15 +91,41 @@ def _epoch_micros(value: datetime | date) -> int:
     return (value - date(1970, 1, 1)).days * 86_400_000_000
 
 
-def _timestamps(joined_at: Sequence[datetime] | np.ndarray) -> list[str]:
-    """Return ISO 8601 UTC strings of ``joined_at`` (vectorised formatting)."""
+def _micros(joined_at: Sequence[datetime] | np.ndarray) -> np.ndarray:
+    """Return UTC microseconds since 1970 of ``joined_at`` (datetimes or datetime64)."""
     if isinstance(joined_at, np.ndarray) and np.issubdtype(joined_at.dtype, np.datetime64):
-        stamps = joined_at.astype("datetime64[us]")
-    else:
-        micros = np.fromiter((_epoch_micros(j) for j in joined_at), dtype=np.int64,
-                             count=len(joined_at))
-        stamps = micros.astype("datetime64[us]")
-    return np.char.add(np.datetime_as_string(stamps, unit="us"), "Z").tolist()
+        return joined_at.astype("datetime64[us]").astype(np.int64)
+    return np.fromiter((_epoch_micros(j) for j in joined_at), dtype=np.int64,
+                       count=len(joined_at))
+
+
+def _flat_conditions(conditions: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Return (conditions per member, every member's conditions back to back)."""
+    per_member = np.fromiter(map(len, conditions), dtype=np.int64, count=len(conditions))
+    flat = np.fromiter(chain.from_iterable(conditions), dtype=np.int64,
+                       count=int(per_member.sum()))
+    return per_member, flat
+
+
+def _text_values(values: Sequence[str] | np.ndarray) -> list[str]:
+    """Return ``values`` as a list of str (for the text encoder)."""
+    return values.tolist() if isinstance(values, np.ndarray) else list(values)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for a bulk step, then restore it.
+
+    A million rows are millions of small lists and strings; every full collection
+    would walk them all again, several times over, while none of them is garbage.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def load_members(session: Session, batch: MemberBatch, deriver: KeyDeriver,
@@ -106,9 +133,19 @@ def load_members(session: Session, batch: MemberBatch, deriver: KeyDeriver,
                  pseudonym_prefix: Sequence[str] | None = None) -> np.ndarray:
     """Insert ``batch`` in the session's transaction; return the new member ids.
 
-    ``progress`` is called with member counts as the work advances (derivation and
-    the three COPYs each count for part of each member).
+    Rows go by binary COPY (:mod:`.copy_binary`), encoded chunk by chunk while the
+    previous chunk is sent; keys are derived in a thread meanwhile. ``progress`` is
+    called with member counts as the work advances (derivation and the three COPYs
+    each count for part of each member).
     """
+    with gc_paused():
+        return _load_members(session, batch, deriver, progress, pseudonym_prefix)
+
+
+def _load_members(session: Session, batch: MemberBatch, deriver: KeyDeriver,
+                  progress: Callable[[int], None] | None,
+                  pseudonym_prefix: Sequence[str] | None) -> np.ndarray:
+    """Do :func:`load_members`' work (with the garbage collector paused)."""
     n = len(batch)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
@@ -129,73 +166,72 @@ def load_members(session: Session, batch: MemberBatch, deriver: KeyDeriver,
         text("SELECT setval('members_id_seq', nextval('members_id_seq') + :n - 1)"), {"n": n}
     ).scalar_one()
     ids = np.arange(last - n + 1, last + 1, dtype=np.int64)
-    id_list = ids.tolist()
     if batch.pseudonyms is None:
         prefixes = pseudonym_prefix or ["member"] * n
-        names = [f"{p}-{i}" for p, i in zip(prefixes, id_list, strict=True)]
+        names = [f"{p}-{i}" for p, i in zip(prefixes, ids.tolist(), strict=True)]
     else:
         names = list(batch.pseudonyms)
-    pseudonyms = [_escape(p) for p in names]
-    keys_of_names = [_escape(pseudonym_key(p)) for p in names]
-    joined = _timestamps(batch.joined_at)
-    flags = ["t" if c else "f" for c in batch.contactable]
-    _copy_chunks(
+    keys_of_names = pseudonym_keys(names)
+    joined = _micros(batch.joined_at)
+    roles, visibilities = _text_values(batch.roles), _text_values(batch.visibilities)
+    contactable = np.asarray(batch.contactable, dtype=bool)
+    slices = list(_slices(n))
+    _copy_binary(
         session,
         "COPY members (id, pseudonym, pseudonym_key, role, visibility, contactable, joined_at) "
-        "FROM STDIN",
+        "FROM STDIN (FORMAT binary)",
         (
-            [
-                f"{i}\t{p}\t{key}\t{r}\t{v}\t{c}\t{j}"
-                for i, p, key, r, v, c, j in zip(
-                    id_list[part], pseudonyms[part], keys_of_names[part], batch.roles[part],
-                    batch.visibilities[part], flags[part], joined[part], strict=True,
-                )
-            ]
-            for part in _slices(n)
+            copy_binary.rows([
+                copy_binary.int8(ids[part]), copy_binary.text(names[part]),
+                copy_binary.text(keys_of_names[part]), copy_binary.text(roles[part]),
+                copy_binary.text(visibilities[part]), copy_binary.boolean(contactable[part]),
+                copy_binary.timestamptz(joined[part]),
+            ])
+            for part in slices
         ),
-        progress, 0.25,
+        progress, (int((part.stop - part.start) * 0.25) for part in slices),
     )
     _restore_indexes(session, deferred, "members")
-    _copy_chunks(
-        session, "COPY member_conditions (condition_id, member_id) FROM STDIN",
+    per_member, flat_conditions = _flat_conditions(batch.conditions)
+    owners = np.repeat(ids, per_member)
+    link_ends = np.cumsum(per_member)
+    _copy_binary(
+        session, "COPY member_conditions (condition_id, member_id) FROM STDIN (FORMAT binary)",
         (
-            [
-                f"{c}\t{i}"
-                for i, conditions in zip(id_list[part], batch.conditions[part], strict=True)
-                for c in conditions
-            ]
-            for part in _slices(n)
+            copy_binary.rows([
+                copy_binary.int2(flat_conditions[lo:hi]), copy_binary.int8(owners[lo:hi]),
+            ])
+            for lo, hi in ((int(link_ends[p.start] - per_member[p.start]),
+                            int(link_ends[p.stop - 1])) for p in slices)
         ),
-        progress, 0.15,
+        progress, (int((part.stop - part.start) * 0.15) for part in slices),
     )
     _restore_indexes(session, deferred, "member_conditions")
     keys = derived.result()
     if progress:
         progress(int(n * 0.25))
-    lats, lngs = batch.lats.tolist(), batch.lngs.tolist()
-    cells = keys.floor_cells.tolist()
-    countries = [c or NULL for c in keys.country_codes.tolist()]
-    regions = [r or NULL for r in keys.region_codes.tolist()]
-    _copy_chunks(
+    lats, lngs = np.asarray(batch.lats, np.float64), np.asarray(batch.lngs, np.float64)
+    _copy_binary(
         session,
         "COPY member_locations (member_id, location, floor_cell, country_code, region_code) "
-        "FROM STDIN",
+        "FROM STDIN (FORMAT binary)",
         (
-            [
-                f"{i}\tSRID=4326;POINT({lng!r} {lat!r})\t{cell}\t{country}\t{region}"
-                for i, lat, lng, cell, country, region in zip(
-                    id_list[part], lats[part], lngs[part], cells[part], countries[part],
-                    regions[part], strict=True,
-                )
-            ]
-            for part in _slices(n)
+            copy_binary.rows([
+                copy_binary.int8(ids[part]),
+                copy_binary.geography_points(lats[part], lngs[part]),
+                copy_binary.int8(keys.floor_cells[part]),
+                copy_binary.text(keys.country_codes[part]),
+                copy_binary.text(keys.region_codes[part]),
+            ])
+            for part in slices
         ),
-        progress, 0.35,
+        progress, (int((part.stop - part.start) * 0.35) for part in slices),
     )
     _restore_indexes(session, deferred, "member_locations")
     session.execute(text("SELECT set_config('geomap.track_dirty', 'on', true)"))
     mark_dirty(session, keys.floor_cells, batch.conditions,
-               np.asarray(batch.visibilities, dtype=object) == "map")
+               np.asarray(batch.visibilities, dtype=object) == "map",
+               flat=(per_member, flat_conditions))
     mark_snapshots_dirty(session, int(ids[0]), int(ids[-1]))
     return ids
 
@@ -291,22 +327,23 @@ def _restore_indexes(session: Session, deferred: _DeferredIndexes | None, table:
 
 
 def mark_dirty(session: Session, cells: np.ndarray, conditions: Sequence[Sequence[int]],
-               on_map: np.ndarray) -> None:
+               on_map: np.ndarray,
+               flat: tuple[np.ndarray, np.ndarray] | None = None) -> None:
     """Record new members on the map as deltas per (condition, floor cell) for the next publish.
 
     A condition with more than :data:`WHOLE_CONDITION_CELLS` dirty cells is marked
     dirty as a whole (floor cell 0): one recount beats writing that many deltas.
     """
-    per_member = np.fromiter((len(c) for c in conditions), dtype=np.int64, count=len(cells))
+    per_member, all_conditions = flat or _flat_conditions(conditions)
     keep = np.repeat(np.asarray(on_map, dtype=bool), per_member)
-    flat = np.fromiter((c for cs in conditions for c in cs), dtype=np.int64,
-                       count=int(per_member.sum()))[keep]
+    flat_conditions = all_conditions[keep]
     flat_cells = np.repeat(np.asarray(cells, dtype=np.int64), per_member)[keep]
     parts_c: list[np.ndarray] = []
     parts_f: list[np.ndarray] = []
     parts_d: list[np.ndarray] = []
-    for condition_id in np.unique(flat).tolist():
-        dirty, counts = np.unique(flat_cells[flat == condition_id], return_counts=True)
+    for condition_id in np.unique(flat_conditions).tolist():
+        dirty, counts = np.unique(flat_cells[flat_conditions == condition_id],
+                                  return_counts=True)
         if len(dirty) > WHOLE_CONDITION_CELLS:
             dirty, counts = np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
         parts_c.append(np.full(len(dirty), condition_id, dtype=np.int64))

@@ -46,6 +46,8 @@ def text_field(value: Any, name: str, max_length: int = FIELD_MAX) -> str:
     if len(value) > max_length:
         raise FieldError(_('%(name)s is longer than %(max_length)s characters.',
                            name=name, max_length=format(max_length, ',')))
+    if value.isprintable():  # no control (Cc) or surrogate (Cs) character: the usual case
+        return value
     if any(unicodedata.category(ch) == "Cc" and ch not in "\t" for ch in value):
         raise FieldError(_('%(name)s holds a control character.', name=name))
     if any(unicodedata.category(ch) == "Cs" for ch in value):
@@ -114,7 +116,7 @@ def implausible_points(deriver: KeyDeriver, lats: Any, lngs: Any) -> list[str | 
         return reasons
     null_island = haversine_km(lats, lngs, np.zeros_like(lats), np.zeros_like(lngs)) \
         <= NULL_ISLAND_KM
-    at_sea = ~np.isfinite(deriver.km_to_land(lats, lngs, SEA_LIMIT_KM))
+    at_sea = ~deriver.near_land(lats, lngs, SEA_LIMIT_KM)
     swappable = at_sea & (np.abs(lngs) <= 90)
     swapped_land = np.zeros(len(lats), dtype=bool)
     if swappable.any():

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections import defaultdict
+from collections.abc import Sequence
 from functools import lru_cache
 
 _MARKS = "\u200e\u200f"  # the data wraps right-to-left homoglyphs in direction marks
@@ -79,3 +80,23 @@ def pseudonym_key(pseudonym: str) -> str:
     folded = _fold(" ".join(pseudonym.split()))
     mapped = "".join(representative.get(c, c) for c in folded)
     return _fold(mapped)
+
+
+_OTHER_ASCII_SPACES = "\t\r\x0b\x0c\x1c\x1d\x1e\x1f"  # besides " " and "\n"
+
+
+def pseudonym_keys(pseudonyms: Sequence[str]) -> list[str]:
+    """Return :func:`pseudonym_key` of each pseudonym, many at once (same results).
+
+    Names that are ASCII with no whitespace but single inner spaces (every generated
+    name and most imported ones) are folded together in one pass over their joined
+    text; the others one by one.
+    """
+    joined = "\n".join(pseudonyms)
+    if joined.isascii() and not any(ch in joined for ch in _OTHER_ASCII_SPACES) \
+            and "  " not in joined and " \n" not in joined and "\n " not in joined \
+            and not joined.startswith(" ") and not joined.endswith(" "):
+        keys = joined.lower().translate(_ascii_table()).split("\n") if pseudonyms else []
+        if len(keys) == len(pseudonyms):
+            return keys
+    return [pseudonym_key(p) for p in pseudonyms]

@@ -29,6 +29,10 @@ def parse_symptom_cells(session: Session, cells: Sequence[str]
     reasons: list[str | None] = []
     wanted: set[int] = set()
     for raw in cells:
+        if not raw:  # most rows of most files
+            parsed.append([])
+            reasons.append(None)
+            continue
         parts = [part.strip() for part in raw.split(";") if part.strip()]
         ids = [parse_hpo_id(part) for part in parts]
         bad = next((part for part, term in zip(parts, ids, strict=True) if term is None), None)
