@@ -364,23 +364,61 @@ def _query_scores(candidates: Pack, my_terms: list[int], session: Session) -> tu
     return scores, own
 
 
-def _exact(candidates: Pack, chosen: np.ndarray, term_scores: np.ndarray) -> np.ndarray:
-    """Return the exact Resnik BMA of the ``chosen`` profiles (indices) against the query."""
-    out = np.empty(chosen.size, dtype=np.float64)
-    best_of_term = term_scores.max(axis=0)
-    queries = term_scores.shape[0]
-    for lo in range(0, chosen.size, CHUNK):  # small temporaries: flat worker memory
-        part = chosen[lo:lo + CHUNK]
-        lengths = candidates.lengths[part].astype(np.int64)
-        offsets = _starts(lengths)
-        positions = (np.arange(int(lengths.sum()), dtype=np.int64)
-                     + np.repeat(candidates.starts[part] - offsets, lengths))
-        flat = candidates.flat[positions].astype(np.intp)
-        first = np.zeros(part.size, dtype=np.float64)
-        for row in range(queries):  # each query term's best match in each profile
-            first += np.maximum.reduceat(term_scores[row][flat], offsets)
-        second = np.add.reduceat(best_of_term[flat], offsets)
-        out[lo:lo + CHUNK] = (first + second) / (queries + lengths)
+def _thermometer(term_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return (bit masks of each table term, byte look-up table) for exact best matches.
+
+    A query term's best match in a profile is the highest of the few distinct values
+    of its row of ``term_scores`` (Resnik: the IC of one of its ancestors) that some
+    profile term reaches. One bit per (query term, distinct value v > 0) is set for
+    the table terms scoring at least v; OR-ed over a profile's terms, the bits of a
+    query term read as a thermometer, and its best match is the sum of the steps
+    (v minus the next lower value) of its set bits. So the first half of the
+    best-match average is a linear function of the OR of the profile's masks: summed
+    byte by byte from ``lookup`` (position × 256 byte values).
+
+    Returns masks as a (table terms, words) uint64 array and lookup as a
+    (8 × words, 256) float64 array.
+    """
+    rows, steps = [], []
+    for row in term_scores:
+        values = np.unique(row[row > 0])[::-1]  # descending, distinct
+        if values.size:
+            rows.append(row[None, :] >= values[:, None])
+            steps.append(values - np.append(values[1:], 0.0))
+    if not rows:
+        return np.zeros((term_scores.shape[1], 1), np.uint64), np.zeros((8, 256))
+    bits = np.concatenate(rows)
+    step = np.concatenate(steps)
+    words = -(-bits.shape[0] // 64)
+    padded = np.zeros((bits.shape[1], words * 64), dtype=bool)  # (table terms, bits)
+    padded[:, :bits.shape[0]] = bits.T
+    masks = np.packbits(padded, axis=1, bitorder="little").view("<u8")
+    step = np.concatenate([step, np.zeros(words * 64 - step.size)]).reshape(-1, 8)
+    byte_bits = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1,
+                              bitorder="little").astype(np.float64)  # (256, 8)
+    return np.ascontiguousarray(masks.astype(np.uint64)), step @ byte_bits.T
+
+
+def _scores(candidates: Pack, masks: np.ndarray, lookup: np.ndarray,
+            best_of_term: np.ndarray) -> np.ndarray:
+    """Return the exact Resnik BMA numerator (both halves) of every profile of the pack."""
+    size = candidates.ids.size
+    out = np.empty(size, dtype=np.float64)
+    words = masks.shape[1]
+    columns = [np.ascontiguousarray(masks[:, w]) for w in range(words)]
+    positions = np.arange(8 * words, dtype=np.intp) * 256
+    flat_lookup = lookup.ravel()
+    for lo in range(0, size, CHUNK):  # small temporaries: flat worker memory
+        hi = min(lo + CHUNK, size)
+        start = candidates.starts[lo]
+        end = candidates.starts[hi] if hi < size else candidates.flat.size
+        flat = candidates.flat[start:end].astype(np.intp)
+        offsets = candidates.starts[lo:hi] - start
+        ored = np.empty((hi - lo, words), dtype=np.uint64)
+        for w, column in enumerate(columns):
+            ored[:, w] = np.bitwise_or.reduceat(column[flat], offsets)
+        first = flat_lookup[ored.view(np.uint8).astype(np.intp) + positions].sum(axis=1)
+        out[lo:hi] = first + np.add.reduceat(best_of_term[flat], offsets)
     return out
 
 
@@ -389,63 +427,27 @@ def best(session: Session, candidates: Pack, my_terms: list[int], exclude: set[i
     """Return (member id, floor cell, label) of the ``limit`` most similar soulmates.
 
     Every candidate of ``candidates`` but ``exclude`` counts, by its exact Resnik
-    best-match average against ``my_terms``; only members with a label count; the best
-    scores first, ties by member id. An upper bound of each score (each query term's
-    best match is at most the profile's best match of any term of its group of query
-    terms, and at most its best match anywhere) rules out, unscored, the profiles that
-    cannot reach the list.
+    best-match average against ``my_terms`` (:func:`_thermometer`, :func:`_scores`:
+    one pass per 64 bits of thresholds and one for the second half, over the whole
+    pack); only members with a label count; the best scores first, ties by member id.
     """
     if candidates.ids.size == 0 or not my_terms:
         return []
     term_scores, own = _query_scores(candidates, my_terms, session)
-    queries = len(my_terms)
-    best_of_term = term_scores.max(axis=0)
-    # My terms in a few groups (by their best match anywhere): within a group, each
-    # term's best match in a profile is at most the group's best match there.
-    row_best = term_scores.max(axis=1)
-    groups = np.array_split(np.argsort(-row_best), min(queries, BOUND_GROUPS))
-    group_best = [term_scores[group].max(axis=0) for group in groups]
-    group_rows = [np.sort(row_best[group]) for group in groups]
-    group_sums = [np.concatenate([[0.0], np.cumsum(rows)]) for rows in group_rows]
-    second = np.empty(candidates.ids.size, dtype=np.float64)
-    first_bound = np.zeros(candidates.ids.size, dtype=np.float64)
-    for lo in range(0, candidates.ids.size, CHUNK):  # small temporaries: flat worker memory
-        hi = min(lo + CHUNK, candidates.ids.size)
-        start = candidates.starts[lo]
-        end = candidates.starts[hi] if hi < candidates.ids.size else candidates.flat.size
-        flat = candidates.flat[start:end].astype(np.intp)
-        offsets = candidates.starts[lo:hi] - start
-        second[lo:hi] = np.add.reduceat(best_of_term[flat], offsets)
-        for best_there, rows, sums in zip(group_best, group_rows, group_sums, strict=True):
-            most = np.maximum.reduceat(best_there[flat], offsets)
-            # sum over the group's terms of min(their best anywhere, most)
-            below = np.searchsorted(rows, most, side="right")
-            first_bound[lo:hi] += sums[below] + (rows.size - below) * most
-    bound = (first_bound + second) / (queries + candidates.lengths) * (1 + _SLACK) + _SLACK
+    masks, lookup = _thermometer(term_scores)
+    score = (_scores(candidates, masks, lookup, term_scores.max(axis=0))
+             / (len(my_terms) + candidates.lengths))
     scale = np.sqrt(own * candidates.self_scores)
     with np.errstate(divide="ignore", invalid="ignore"):
-        eligible = (scale > 0) & (bound / scale >= SIMILAR_FROM)
+        ratio = score / scale
+    eligible = (scale > 0) & (ratio >= SIMILAR_FROM)
     if exclude:
         eligible &= ~np.isin(candidates.ids, np.fromiter(exclude, dtype=np.int64))
     pool = np.flatnonzero(eligible)
-    if pool.size == 0:
-        return []
-    first_round = min(pool.size, max(2 * limit, FIRST_ROUND))
-    index = pool[np.argpartition(-bound[pool], first_round - 1)[:first_round]]
-    score = _exact(candidates, index, term_scores)
-    listed = score / scale[index] >= SIMILAR_FROM
-    if listed.sum() >= limit:  # only profiles whose bound reaches the limit-th score
-        floor = np.partition(score[listed], listed.sum() - limit)[listed.sum() - limit]
-        rest = pool[bound[pool] >= floor]
-    else:
-        rest = pool
-    rest = np.setdiff1d(rest, index, assume_unique=True)
-    if rest.size:
-        index = np.concatenate([index, rest])
-        score = np.concatenate([score, _exact(candidates, rest, term_scores)])
-    listed = score / scale[index] >= SIMILAR_FROM
-    index, score = index[listed], score[listed]
-    order = np.lexsort((candidates.ids[index], -score))[:limit]
+    if pool.size > limit:  # every profile scoring at least the limit-th score (ties)
+        kth = np.partition(score[pool], pool.size - limit)[pool.size - limit]
+        pool = pool[score[pool] >= kth]
+    order = pool[np.lexsort((candidates.ids[pool], -score[pool]))[:limit]]
     return [(int(candidates.ids[i]), int(candidates.cells[i]),
-             VERY_SIMILAR if s / scale[i] >= VERY_SIMILAR_FROM else SIMILAR)
-            for i, s in zip(index[order].tolist(), score[order].tolist(), strict=True)]
+             VERY_SIMILAR if r >= VERY_SIMILAR_FROM else SIMILAR)
+            for i, r in zip(order.tolist(), ratio[order].tolist(), strict=True)]
