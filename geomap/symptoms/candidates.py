@@ -5,9 +5,10 @@ soulmate profiles in compact arrays (:class:`Pack`): member ids, floor cells, ea
 profile's terms as 16-bit indices into one shared :class:`TermTable` (the ancestors
 and information content of the terms in use, shared by every pack), and each
 profile's self-score. A search scores them exactly (Resnik best-match average, the
-same figure as :class:`geomap.symptoms.similarity.SetScorer`): first an upper bound of
-every profile's score in two numpy passes, then the exact score of the profiles whose
-bound can still reach the list. The result is the exact top ``limit``.
+same figure as :class:`geomap.symptoms.similarity.SetScorer`), every one of them: the
+query's half of the best-match average from bit masks (:func:`_thermometer`), both
+halves in one vector step per profile term, profiles grouped by length
+(:func:`_scores`). The result is the exact top ``limit``.
 
 Freshness (migration 0013p): every statement on ``soulmate_profiles`` or
 ``nearby_members`` takes the next ``soulmate_state.version`` and logs the members it
@@ -41,17 +42,11 @@ from geomap.symptoms.similarity import (
 # At most this many profile terms are cached per worker (plus per-profile arrays):
 # least recently used packs are dropped beyond it.
 CACHE_TERMS = 2_000_000
-# Profiles scored exactly per numpy step (bounds the temporaries).
-CHUNK = 2048
+# Profiles of one length scored per numpy step (bounds the temporaries).
+CHUNK = 16384
 # More changed members than this (or a tenth of a pack) since a pack was read: read it
 # whole rather than patch it.
 PATCH_LIMIT = 5_000
-# Profiles scored exactly first (best bounds), to find the score the rest must reach.
-FIRST_ROUND = 256
-# Groups of query terms in the upper bound (more: tighter bound, one more pass each).
-BOUND_GROUPS = 3
-# Relative slack on the upper bound, so that rounding never drops an exact tie.
-_SLACK = 1e-9
 
 
 @dataclass(frozen=True)
@@ -80,9 +75,13 @@ class TermTable:
 class Pack:
     """The candidates of one condition (or every condition) as of one log version.
 
-    ``ids``, ``cells``, ``starts``, ``lengths`` and ``self_scores`` have one entry per
-    profile; ``flat`` holds every profile's terms as indices into the shared
-    :class:`TermTable` ``terms``.
+    ``ids``, ``cells``, ``lengths`` and ``self_scores`` have one entry per profile,
+    profiles ordered by their number of terms. ``flat`` holds their terms as indices
+    into the shared :class:`TermTable` ``terms``, one block per length: ``blocks``
+    lists (first profile, length L, profiles n, first position in ``flat``) and a
+    block holds the first term of each of its n profiles, then the second, ... (an
+    (L, n) array), so that a search combines term j of every profile in one vector
+    step (:func:`_scores`).
     """
 
     epoch: str
@@ -90,15 +89,43 @@ class Pack:
     terms: TermTable
     ids: np.ndarray
     cells: np.ndarray
-    starts: np.ndarray
     lengths: np.ndarray
     flat: np.ndarray
     self_scores: np.ndarray
+    blocks: tuple[tuple[int, int, int, int], ...]
 
     @property
     def size(self) -> int:
         """Return the number of cached profile terms (the cache's budget unit)."""
         return int(self.flat.size) + int(self.ids.size)
+
+    def profile_terms(self) -> np.ndarray:
+        """Return every profile's terms one profile after the other (pack order)."""
+        parts = [self.flat[at:at + length * count].reshape(length, count).T.ravel()
+                 for _first, length, count, at in self.blocks]
+        return np.concatenate(parts) if parts else np.zeros(0, np.uint16)
+
+
+def _grouped(epoch: str, version: int, table: TermTable, ids: np.ndarray, cells: np.ndarray,
+             lengths: np.ndarray, terms: np.ndarray, self_scores: np.ndarray) -> Pack:
+    """Return a Pack of profiles given one after the other (``terms``), grouped by length."""
+    starts = _starts(lengths)
+    order = np.argsort(lengths, kind="stable")
+    sorted_lengths = lengths[order]
+    blocks, parts, at = [], [], 0
+    edges = np.flatnonzero(np.diff(sorted_lengths.astype(np.int64))) + 1
+    for lo, hi in zip(np.concatenate([[0], edges]).tolist(),
+                      np.concatenate([edges, [order.size]]).tolist(), strict=True):
+        if hi <= lo:
+            continue
+        length = int(sorted_lengths[lo])
+        chosen = starts[order[lo:hi]]
+        parts.append(terms[chosen[None, :] + np.arange(length, dtype=np.int64)[:, None]].ravel())
+        blocks.append((lo, length, hi - lo, at))
+        at += length * (hi - lo)
+    flat = np.concatenate(parts).astype(np.uint16) if parts else np.zeros(0, np.uint16)
+    return Pack(epoch, version, table, ids[order], cells[order], sorted_lengths, flat,
+                self_scores[order], tuple(blocks))
 
 
 _lock = threading.Lock()
@@ -270,7 +297,7 @@ def _build(session: Session, condition: int | None, version: int, epoch: str) ->
     """Read the opted-in listable profiles of ``condition`` (None: any) into a Pack."""
     _tune_malloc()
     table, ids, cells, lengths, flat, self_scores = _read_profiles(session, condition, epoch, None)
-    return Pack(epoch, version, table, ids, cells, _starts(lengths), lengths, flat, self_scores)
+    return _grouped(epoch, version, table, ids, cells, lengths, flat, self_scores)
 
 
 def _apply(session: Session, old: Pack, condition: int | None, version: int,
@@ -279,14 +306,14 @@ def _apply(session: Session, old: Pack, condition: int | None, version: int,
     table, ids, cells, lengths, flat, self_scores = _read_profiles(
         session, condition, old.epoch, changed, old.terms)  # old.flat indexes old.terms
     keep = ~np.isin(old.ids, np.asarray(changed, dtype=np.int64))
-    kept_flat = np.repeat(keep, old.lengths) if old.flat.size else np.zeros(0, bool)
-    new_lengths = np.concatenate([old.lengths[keep], lengths])
-    return Pack(
+    old_terms = old.profile_terms()
+    kept_flat = np.repeat(keep, old.lengths) if old_terms.size else np.zeros(0, bool)
+    return _grouped(
         old.epoch, version, table,
         np.concatenate([old.ids[keep], ids.astype(old.ids.dtype)]),
         np.concatenate([old.cells[keep], cells]),
-        _starts(new_lengths), new_lengths,
-        np.concatenate([old.flat[kept_flat], flat]),
+        np.concatenate([old.lengths[keep], lengths]),
+        np.concatenate([old_terms[kept_flat], flat]),
         np.concatenate([old.self_scores[keep], self_scores]),
     )
 
@@ -401,24 +428,32 @@ def _thermometer(term_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _scores(candidates: Pack, masks: np.ndarray, lookup: np.ndarray,
             best_of_term: np.ndarray) -> np.ndarray:
-    """Return the exact Resnik BMA numerator (both halves) of every profile of the pack."""
-    size = candidates.ids.size
-    out = np.empty(size, dtype=np.float64)
-    words = masks.shape[1]
-    columns = [np.ascontiguousarray(masks[:, w]) for w in range(words)]
-    positions = np.arange(8 * words, dtype=np.intp) * 256
-    flat_lookup = lookup.ravel()
-    for lo in range(0, size, CHUNK):  # small temporaries: flat worker memory
-        hi = min(lo + CHUNK, size)
-        start = candidates.starts[lo]
-        end = candidates.starts[hi] if hi < size else candidates.flat.size
-        flat = candidates.flat[start:end].astype(np.intp)
-        offsets = candidates.starts[lo:hi] - start
-        ored = np.empty((hi - lo, words), dtype=np.uint64)
-        for w, column in enumerate(columns):
-            ored[:, w] = np.bitwise_or.reduceat(column[flat], offsets)
-        first = flat_lookup[ored.view(np.uint8).astype(np.intp) + positions].sum(axis=1)
-        out[lo:hi] = first + np.add.reduceat(best_of_term[flat], offsets)
+    """Return the exact Resnik BMA numerator (both halves) of every profile of the pack.
+
+    Block by block (profiles of one length L): the OR of the masks and the sum of
+    ``best_of_term`` over term 1..L of every profile, one vector step per term.
+    """
+    out = np.empty(candidates.ids.size, dtype=np.float64)
+    columns = [np.ascontiguousarray(masks[:, w]) for w in range(masks.shape[1])]
+    used = [position for position in range(lookup.shape[0]) if lookup[position].any()]
+    for first_profile, length, count, at in candidates.blocks:
+        for lo in range(0, count, CHUNK):  # small temporaries: flat worker memory
+            hi = min(lo + CHUNK, count)
+            block = candidates.flat[at:at + length * count].reshape(length, count)[:, lo:hi]
+            terms = [block[j].astype(np.intp) for j in range(length)]
+            ored = np.empty((hi - lo, len(columns)), dtype=np.uint64)
+            for word, column in enumerate(columns):
+                acc = column[terms[0]]
+                for term in terms[1:]:
+                    acc |= column[term]
+                ored[:, word] = acc
+            total = best_of_term[terms[0]]
+            for term in terms[1:]:
+                total += best_of_term[term]
+            as_bytes = ored.view(np.uint8)
+            for position in used:
+                total += lookup[position][as_bytes[:, position]]
+            out[first_profile + lo:first_profile + hi] = total
     return out
 
 
