@@ -19,6 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import h3.api.basic_int as h3i
+import numpy as np
 from flask_babel import gettext as _
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -174,10 +175,23 @@ def band_label(my_cell: int, their_cell: int, max_km: float) -> str:
     Within nearby's reach the band is the ring of :func:`geomap.members.nearby.band_runs`
     that holds the cell; beyond it, the band of the centre-to-centre distance.
     """
-    for band, runs in enumerate(band_runs(my_cell, float(max_km))):
-        if any(lo <= their_cell <= hi for lo, hi in runs):
-            return DISTANCE_BANDS[band][1]
-    return distance_band(cell_distance_km(my_cell, their_cell))
+    return band_labels(my_cell, [their_cell], max_km)[0]
+
+
+def band_labels(my_cell: int, their_cells: list[int], max_km: float) -> list[str]:
+    """Return :func:`band_label` of each of ``their_cells`` (one sorted look-up each)."""
+    runs = [(lo, hi, band) for band, band_runs_ in enumerate(band_runs(my_cell, float(max_km)))
+            for lo, hi in band_runs_]
+    runs.sort()
+    starts = np.array([lo for lo, _hi, _band in runs], dtype=np.uint64)
+    labels = []
+    for cell in their_cells:
+        at = int(np.searchsorted(starts, np.uint64(cell), side="right")) - 1
+        if at >= 0 and cell <= runs[at][1]:
+            labels.append(DISTANCE_BANDS[runs[at][2]][1])
+        else:
+            labels.append(distance_band(cell_distance_km(my_cell, cell)))
+    return labels
 
 
 def _describe(session: Session, member_id: int, my_cell: int, my_terms: list[int],
@@ -201,9 +215,9 @@ def _describe(session: Session, member_id: int, my_cell: int, my_terms: list[int
     ).all():
         shared[member].append(SharedSymptom(hpo, label))
     labels = cell_labels(session, sorted({cells[m] for m in ids}))
+    bands = dict(zip(ids, band_labels(my_cell, [cells[m] for m in ids], max_km), strict=True))
     members = tuple(
-        Soulmate(people[m][0], people[m][1], label, labels[cells[m]],
-                 band_label(my_cell, cells[m], max_km), tuple(shared[m]))
+        Soulmate(people[m][0], people[m][1], label, labels[cells[m]], bands[m], tuple(shared[m]))
         for m, label in picked
     )
     by_cell: dict[int, list[str]] = defaultdict(list)
