@@ -306,16 +306,45 @@ def _apply(session: Session, old: Pack, condition: int | None, version: int,
     table, ids, cells, lengths, flat, self_scores = _read_profiles(
         session, condition, old.epoch, changed, old.terms)  # old.flat indexes old.terms
     keep = ~np.isin(old.ids, np.asarray(changed, dtype=np.int64))
-    old_terms = old.profile_terms()
-    kept_flat = np.repeat(keep, old.lengths) if old_terms.size else np.zeros(0, bool)
-    return _grouped(
-        old.epoch, version, table,
-        np.concatenate([old.ids[keep], ids.astype(old.ids.dtype)]),
-        np.concatenate([old.cells[keep], cells]),
-        np.concatenate([old.lengths[keep], lengths]),
-        np.concatenate([old_terms[kept_flat], flat]),
-        np.concatenate([old.self_scores[keep], self_scores]),
-    )
+    added = _grouped(old.epoch, version, table, ids.astype(old.ids.dtype), cells, lengths,
+                     flat, self_scores)
+    return _merge(old, keep, added, version, table)
+
+
+def _merge(old: Pack, keep: np.ndarray, added: Pack, version: int, table: TermTable) -> Pack:
+    """Return the profiles of ``old`` where ``keep``, and those of ``added``, as one Pack.
+
+    Block by block (length by length), so the terms are copied once, in order.
+    """
+    parts: dict[int, list[tuple[Pack, np.ndarray, np.ndarray]]] = {}
+    for pack, chosen in ((old, keep), (added, None)):
+        for first, length, count, at in pack.blocks:
+            block = pack.flat[at:at + length * count].reshape(length, count)
+            if chosen is None:
+                rows = np.arange(first, first + count)
+            else:
+                kept = chosen[first:first + count]
+                rows, block = first + np.flatnonzero(kept), block[:, kept]
+            parts.setdefault(length, []).append((pack, rows, block))
+    ids, cells, lengths, self_scores, flat, blocks = [], [], [], [], [], []
+    first = at = 0
+    for length in sorted(parts):
+        for pack, rows, _block in parts[length]:
+            ids.append(pack.ids[rows])
+            cells.append(pack.cells[rows])
+            lengths.append(pack.lengths[rows])
+            self_scores.append(pack.self_scores[rows])
+        count = sum(rows.size for _pack, rows, _block in parts[length])
+        flat.append(np.concatenate([block for *_rest, block in parts[length]], axis=1).ravel())
+        if count:
+            blocks.append((first, length, count, at))
+        first += count
+        at += length * count
+    return Pack(old.epoch, version, table, np.concatenate(ids or [old.ids[:0]]),
+                np.concatenate(cells or [old.cells[:0]]),
+                np.concatenate(lengths or [old.lengths[:0]]),
+                np.concatenate(flat or [old.flat[:0]]).astype(np.uint16),
+                np.concatenate(self_scores or [old.self_scores[:0]]), tuple(blocks))
 
 
 def follow(session: Session, condition: int | None, cached: Pack | None
