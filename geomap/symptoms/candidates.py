@@ -501,17 +501,26 @@ def best(session: Session, candidates: Pack, my_terms: list[int], exclude: set[i
     masks, lookup = _thermometer(term_scores)
     score = (_scores(candidates, masks, lookup, term_scores.max(axis=0))
              / (len(my_terms) + candidates.lengths))
-    scale = np.sqrt(own * candidates.self_scores)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = score / scale
-    eligible = (scale > 0) & (ratio >= SIMILAR_FROM)
-    if exclude:
-        eligible &= ~np.isin(candidates.ids, np.fromiter(exclude, dtype=np.int64))
-    pool = np.flatnonzero(eligible)
-    if pool.size > limit:  # every profile scoring at least the limit-th score (ties)
-        kth = np.partition(score[pool], pool.size - limit)[pool.size - limit]
-        pool = pool[score[pool] >= kth]
-    order = pool[np.lexsort((candidates.ids[pool], -score[pool]))[:limit]]
+    excluded = np.fromiter(exclude, dtype=np.int64)
+    reach = limit + excluded.size + 16  # the best ``reach`` scores first; widened if short
+    while True:
+        if reach >= score.size:
+            pool = np.arange(score.size)
+        else:  # every profile scoring at least the reach-th score (ties included)
+            pool = np.flatnonzero(score >= np.partition(score, score.size - reach)[-reach])
+        scale = np.sqrt(own * candidates.self_scores[pool])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = score[pool] / scale
+        listed = (scale > 0) & (ratio >= SIMILAR_FROM)
+        if excluded.size:
+            listed &= ~np.isin(candidates.ids[pool], excluded)
+        # Enough listed among the best ``reach``: no profile outside can outrank them.
+        if listed.sum() >= limit or pool.size == score.size:
+            break
+        reach *= 8
+    pool, ratio = pool[listed], ratio[listed]
+    order = np.lexsort((candidates.ids[pool], -score[pool]))[:limit]
+    pool, ratio = pool[order], ratio[order]
     return [(int(candidates.ids[i]), int(candidates.cells[i]),
              VERY_SIMILAR if r >= VERY_SIMILAR_FROM else SIMILAR)
-            for i, r in zip(order.tolist(), ratio[order].tolist(), strict=True)]
+            for i, r in zip(pool.tolist(), ratio.tolist(), strict=True)]
