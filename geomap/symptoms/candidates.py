@@ -42,6 +42,8 @@ from geomap.symptoms.similarity import (
 # At most this many profile terms are cached per worker (plus per-profile arrays):
 # least recently used packs are dropped beyond it.
 CACHE_TERMS = 2_000_000
+# Labels are checked on the best limit + exclusions + this many scores first.
+REACH_MARGIN = 16
 # Profiles of one length scored per numpy step (bounds the temporaries).
 CHUNK = 16384
 # More changed members than this (or a tenth of a pack) since a pack was read: read it
@@ -502,7 +504,7 @@ def best(session: Session, candidates: Pack, my_terms: list[int], exclude: set[i
     score = (_scores(candidates, masks, lookup, term_scores.max(axis=0))
              / (len(my_terms) + candidates.lengths))
     excluded = np.fromiter(exclude, dtype=np.int64)
-    reach = limit + excluded.size + 16  # the best ``reach`` scores first; widened if short
+    reach = limit + excluded.size + REACH_MARGIN  # the best scores first; widened if short
     while True:
         if reach >= score.size:
             pool = np.arange(score.size)
