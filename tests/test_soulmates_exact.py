@@ -46,8 +46,8 @@ def brute_force(session, me: int, limit: int) -> list[str]:
 
 
 def test_soulmates_are_the_exact_top_of_a_brute_force_ranking(session, monkeypatch) -> None:
-    monkeypatch.setattr(candidates, "CHUNK", 5)  # several scoring steps, as at scale
-    monkeypatch.setattr(candidates, "FIRST_ROUND", 1)  # the upper bound rules some out
+    monkeypatch.setattr(candidates, "CHUNK", 2)  # several scoring steps per length, as at scale
+    monkeypatch.setattr(candidates, "REACH_MARGIN", 0)  # labels checked on too few at first
     rng = np.random.default_rng(7)
     members = []
     for number in range(24):
@@ -61,6 +61,29 @@ def test_soulmates_are_the_exact_top_of_a_brute_force_ranking(session, monkeypat
         expected = brute_force(session, me, 5)
         assert expected, "the pool is related enough for every member to have soulmates"
         assert sorted(m.pseudonym for m in found.members) == sorted(expected)
+
+
+def test_thermometer_scores_equal_the_best_match_sums_of_each_profile() -> None:
+    """The bit-mask kernel against a plain per-profile computation (many thresholds)."""
+    rng = np.random.default_rng(3)
+    for queries_count, table_size in ((1, 1), (3, 40), (25, 300), (60, 120)):
+        levels = rng.random(14) * 9  # few distinct values per row, like Resnik (ancestor ICs)
+        term_scores = levels[rng.integers(0, 14, size=(queries_count, table_size))]
+        term_scores[rng.random(term_scores.shape) < 0.3] = 0.0
+        lengths = rng.integers(1, 20, 700).astype(np.uint16)
+        terms = rng.integers(0, table_size, int(lengths.sum())).astype(np.uint16)
+        pack = candidates._grouped("e", 0, None, np.arange(700, dtype=np.int32),
+                                   np.zeros(700, np.int64), lengths, terms, np.ones(700))
+        masks, lookup = candidates._thermometer(term_scores)
+        got = candidates._scores(pack, masks, lookup, term_scores.max(axis=0))
+        starts = np.concatenate([[0], np.cumsum(lengths.astype(np.int64))[:-1]])
+        want = {}
+        for member, (start, length) in enumerate(zip(starts, lengths, strict=True)):
+            block = term_scores[:, terms[start:start + length]]
+            want[member] = block.max(axis=1).sum() + block.max(axis=0).sum()
+        assert masks.shape[1] >= (2 if queries_count >= 25 else 1)
+        assert np.allclose(got, [want[int(m)] for m in pack.ids], rtol=1e-12, atol=1e-12)
+        assert np.array_equal(np.sort(pack.profile_terms()), np.sort(terms))
 
 
 def test_the_cache_follows_symptoms_opt_out_and_blocks_at_once(session) -> None:
@@ -90,10 +113,12 @@ def test_the_cache_follows_symptoms_opt_out_and_blocks_at_once(session) -> None:
 def profiles_of(pack: candidates.Pack) -> dict[int, tuple[int, tuple[str, ...], float]]:
     """Member id -> (floor cell, HPO term ids, self-score) of every profile in a pack."""
     hpo = pack.terms.hpo
+    terms = pack.profile_terms()
+    starts = np.concatenate([[0], np.cumsum(pack.lengths.astype(np.int64))[:-1]])
     return {
         int(member): (int(pack.cells[i]),
                       tuple(sorted(int(hpo[t]) for t in
-                                   pack.flat[pack.starts[i]:pack.starts[i] + pack.lengths[i]])),
+                                   terms[starts[i]:starts[i] + pack.lengths[i]])),
                       round(float(pack.self_scores[i]), 9))
         for i, member in enumerate(pack.ids.tolist())
     }

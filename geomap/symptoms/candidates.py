@@ -5,9 +5,10 @@ soulmate profiles in compact arrays (:class:`Pack`): member ids, floor cells, ea
 profile's terms as 16-bit indices into one shared :class:`TermTable` (the ancestors
 and information content of the terms in use, shared by every pack), and each
 profile's self-score. A search scores them exactly (Resnik best-match average, the
-same figure as :class:`geomap.symptoms.similarity.SetScorer`): first an upper bound of
-every profile's score in two numpy passes, then the exact score of the profiles whose
-bound can still reach the list. The result is the exact top ``limit``.
+same figure as :class:`geomap.symptoms.similarity.SetScorer`), every one of them: the
+query's half of the best-match average from bit masks (:func:`_thermometer`), both
+halves in one vector step per profile term, profiles grouped by length
+(:func:`_scores`). The result is the exact top ``limit``.
 
 Freshness (migration 0013p): every statement on ``soulmate_profiles`` or
 ``nearby_members`` takes the next ``soulmate_state.version`` and logs the members it
@@ -41,17 +42,13 @@ from geomap.symptoms.similarity import (
 # At most this many profile terms are cached per worker (plus per-profile arrays):
 # least recently used packs are dropped beyond it.
 CACHE_TERMS = 2_000_000
-# Profiles scored exactly per numpy step (bounds the temporaries).
-CHUNK = 2048
+# Labels are checked on the best limit + exclusions + this many scores first.
+REACH_MARGIN = 16
+# Profiles of one length scored per numpy step (bounds the temporaries).
+CHUNK = 16384
 # More changed members than this (or a tenth of a pack) since a pack was read: read it
 # whole rather than patch it.
 PATCH_LIMIT = 5_000
-# Profiles scored exactly first (best bounds), to find the score the rest must reach.
-FIRST_ROUND = 256
-# Groups of query terms in the upper bound (more: tighter bound, one more pass each).
-BOUND_GROUPS = 3
-# Relative slack on the upper bound, so that rounding never drops an exact tie.
-_SLACK = 1e-9
 
 
 @dataclass(frozen=True)
@@ -80,9 +77,13 @@ class TermTable:
 class Pack:
     """The candidates of one condition (or every condition) as of one log version.
 
-    ``ids``, ``cells``, ``starts``, ``lengths`` and ``self_scores`` have one entry per
-    profile; ``flat`` holds every profile's terms as indices into the shared
-    :class:`TermTable` ``terms``.
+    ``ids``, ``cells``, ``lengths`` and ``self_scores`` have one entry per profile,
+    profiles ordered by their number of terms. ``flat`` holds their terms as indices
+    into the shared :class:`TermTable` ``terms``, one block per length: ``blocks``
+    lists (first profile, length L, profiles n, first position in ``flat``) and a
+    block holds the first term of each of its n profiles, then the second, ... (an
+    (L, n) array), so that a search combines term j of every profile in one vector
+    step (:func:`_scores`).
     """
 
     epoch: str
@@ -90,15 +91,43 @@ class Pack:
     terms: TermTable
     ids: np.ndarray
     cells: np.ndarray
-    starts: np.ndarray
     lengths: np.ndarray
     flat: np.ndarray
     self_scores: np.ndarray
+    blocks: tuple[tuple[int, int, int, int], ...]
 
     @property
     def size(self) -> int:
         """Return the number of cached profile terms (the cache's budget unit)."""
         return int(self.flat.size) + int(self.ids.size)
+
+    def profile_terms(self) -> np.ndarray:
+        """Return every profile's terms one profile after the other (pack order)."""
+        parts = [self.flat[at:at + length * count].reshape(length, count).T.ravel()
+                 for _first, length, count, at in self.blocks]
+        return np.concatenate(parts) if parts else np.zeros(0, np.uint16)
+
+
+def _grouped(epoch: str, version: int, table: TermTable, ids: np.ndarray, cells: np.ndarray,
+             lengths: np.ndarray, terms: np.ndarray, self_scores: np.ndarray) -> Pack:
+    """Return a Pack of profiles given one after the other (``terms``), grouped by length."""
+    starts = _starts(lengths)
+    order = np.argsort(lengths, kind="stable")
+    sorted_lengths = lengths[order]
+    blocks, parts, at = [], [], 0
+    edges = np.flatnonzero(np.diff(sorted_lengths.astype(np.int64))) + 1
+    for lo, hi in zip(np.concatenate([[0], edges]).tolist(),
+                      np.concatenate([edges, [order.size]]).tolist(), strict=True):
+        if hi <= lo:
+            continue
+        length = int(sorted_lengths[lo])
+        chosen = starts[order[lo:hi]]
+        parts.append(terms[chosen[None, :] + np.arange(length, dtype=np.int64)[:, None]].ravel())
+        blocks.append((lo, length, hi - lo, at))
+        at += length * (hi - lo)
+    flat = np.concatenate(parts).astype(np.uint16) if parts else np.zeros(0, np.uint16)
+    return Pack(epoch, version, table, ids[order], cells[order], sorted_lengths, flat,
+                self_scores[order], tuple(blocks))
 
 
 _lock = threading.Lock()
@@ -270,7 +299,7 @@ def _build(session: Session, condition: int | None, version: int, epoch: str) ->
     """Read the opted-in listable profiles of ``condition`` (None: any) into a Pack."""
     _tune_malloc()
     table, ids, cells, lengths, flat, self_scores = _read_profiles(session, condition, epoch, None)
-    return Pack(epoch, version, table, ids, cells, _starts(lengths), lengths, flat, self_scores)
+    return _grouped(epoch, version, table, ids, cells, lengths, flat, self_scores)
 
 
 def _apply(session: Session, old: Pack, condition: int | None, version: int,
@@ -279,16 +308,45 @@ def _apply(session: Session, old: Pack, condition: int | None, version: int,
     table, ids, cells, lengths, flat, self_scores = _read_profiles(
         session, condition, old.epoch, changed, old.terms)  # old.flat indexes old.terms
     keep = ~np.isin(old.ids, np.asarray(changed, dtype=np.int64))
-    kept_flat = np.repeat(keep, old.lengths) if old.flat.size else np.zeros(0, bool)
-    new_lengths = np.concatenate([old.lengths[keep], lengths])
-    return Pack(
-        old.epoch, version, table,
-        np.concatenate([old.ids[keep], ids.astype(old.ids.dtype)]),
-        np.concatenate([old.cells[keep], cells]),
-        _starts(new_lengths), new_lengths,
-        np.concatenate([old.flat[kept_flat], flat]),
-        np.concatenate([old.self_scores[keep], self_scores]),
-    )
+    added = _grouped(old.epoch, version, table, ids.astype(old.ids.dtype), cells, lengths,
+                     flat, self_scores)
+    return _merge(old, keep, added, version, table)
+
+
+def _merge(old: Pack, keep: np.ndarray, added: Pack, version: int, table: TermTable) -> Pack:
+    """Return the profiles of ``old`` where ``keep``, and those of ``added``, as one Pack.
+
+    Block by block (length by length), so the terms are copied once, in order.
+    """
+    parts: dict[int, list[tuple[Pack, np.ndarray, np.ndarray]]] = {}
+    for pack, chosen in ((old, keep), (added, None)):
+        for first, length, count, at in pack.blocks:
+            block = pack.flat[at:at + length * count].reshape(length, count)
+            if chosen is None:
+                rows = np.arange(first, first + count)
+            else:
+                kept = chosen[first:first + count]
+                rows, block = first + np.flatnonzero(kept), block[:, kept]
+            parts.setdefault(length, []).append((pack, rows, block))
+    ids, cells, lengths, self_scores, flat, blocks = [], [], [], [], [], []
+    first = at = 0
+    for length in sorted(parts):
+        for pack, rows, _block in parts[length]:
+            ids.append(pack.ids[rows])
+            cells.append(pack.cells[rows])
+            lengths.append(pack.lengths[rows])
+            self_scores.append(pack.self_scores[rows])
+        count = sum(rows.size for _pack, rows, _block in parts[length])
+        flat.append(np.concatenate([block for *_rest, block in parts[length]], axis=1).ravel())
+        if count:
+            blocks.append((first, length, count, at))
+        first += count
+        at += length * count
+    return Pack(old.epoch, version, table, np.concatenate(ids or [old.ids[:0]]),
+                np.concatenate(cells or [old.cells[:0]]),
+                np.concatenate(lengths or [old.lengths[:0]]),
+                np.concatenate(flat or [old.flat[:0]]).astype(np.uint16),
+                np.concatenate(self_scores or [old.self_scores[:0]]), tuple(blocks))
 
 
 def follow(session: Session, condition: int | None, cached: Pack | None
@@ -364,23 +422,69 @@ def _query_scores(candidates: Pack, my_terms: list[int], session: Session) -> tu
     return scores, own
 
 
-def _exact(candidates: Pack, chosen: np.ndarray, term_scores: np.ndarray) -> np.ndarray:
-    """Return the exact Resnik BMA of the ``chosen`` profiles (indices) against the query."""
-    out = np.empty(chosen.size, dtype=np.float64)
-    best_of_term = term_scores.max(axis=0)
-    queries = term_scores.shape[0]
-    for lo in range(0, chosen.size, CHUNK):  # small temporaries: flat worker memory
-        part = chosen[lo:lo + CHUNK]
-        lengths = candidates.lengths[part].astype(np.int64)
-        offsets = _starts(lengths)
-        positions = (np.arange(int(lengths.sum()), dtype=np.int64)
-                     + np.repeat(candidates.starts[part] - offsets, lengths))
-        flat = candidates.flat[positions].astype(np.intp)
-        first = np.zeros(part.size, dtype=np.float64)
-        for row in range(queries):  # each query term's best match in each profile
-            first += np.maximum.reduceat(term_scores[row][flat], offsets)
-        second = np.add.reduceat(best_of_term[flat], offsets)
-        out[lo:lo + CHUNK] = (first + second) / (queries + lengths)
+def _thermometer(term_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return (bit masks of each table term, byte look-up table) for exact best matches.
+
+    A query term's best match in a profile is the highest of the few distinct values
+    of its row of ``term_scores`` (Resnik: the IC of one of its ancestors) that some
+    profile term reaches. One bit per (query term, distinct value v > 0) is set for
+    the table terms scoring at least v; OR-ed over a profile's terms, the bits of a
+    query term read as a thermometer, and its best match is the sum of the steps
+    (v minus the next lower value) of its set bits. So the first half of the
+    best-match average is a linear function of the OR of the profile's masks: summed
+    byte by byte from ``lookup`` (position × 256 byte values).
+
+    Returns masks as a (table terms, words) uint64 array and lookup as a
+    (8 × words, 256) float64 array.
+    """
+    rows, steps = [], []
+    for row in term_scores:
+        values = np.unique(row[row > 0])[::-1]  # descending, distinct
+        if values.size:
+            rows.append(row[None, :] >= values[:, None])
+            steps.append(values - np.append(values[1:], 0.0))
+    if not rows:
+        return np.zeros((term_scores.shape[1], 1), np.uint64), np.zeros((8, 256))
+    bits = np.concatenate(rows)
+    step = np.concatenate(steps)
+    words = -(-bits.shape[0] // 64)
+    padded = np.zeros((bits.shape[1], words * 64), dtype=bool)  # (table terms, bits)
+    padded[:, :bits.shape[0]] = bits.T
+    masks = np.packbits(padded, axis=1, bitorder="little").view("<u8")
+    step = np.concatenate([step, np.zeros(words * 64 - step.size)]).reshape(-1, 8)
+    byte_bits = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1,
+                              bitorder="little").astype(np.float64)  # (256, 8)
+    return np.ascontiguousarray(masks.astype(np.uint64)), step @ byte_bits.T
+
+
+def _scores(candidates: Pack, masks: np.ndarray, lookup: np.ndarray,
+            best_of_term: np.ndarray) -> np.ndarray:
+    """Return the exact Resnik BMA numerator (both halves) of every profile of the pack.
+
+    Block by block (profiles of one length L): the OR of the masks and the sum of
+    ``best_of_term`` over term 1..L of every profile, one vector step per term.
+    """
+    out = np.empty(candidates.ids.size, dtype=np.float64)
+    columns = [np.ascontiguousarray(masks[:, w]) for w in range(masks.shape[1])]
+    used = [position for position in range(lookup.shape[0]) if lookup[position].any()]
+    for first_profile, length, count, at in candidates.blocks:
+        for lo in range(0, count, CHUNK):  # small temporaries: flat worker memory
+            hi = min(lo + CHUNK, count)
+            block = candidates.flat[at:at + length * count].reshape(length, count)[:, lo:hi]
+            terms = [block[j].astype(np.intp) for j in range(length)]
+            ored = np.empty((hi - lo, len(columns)), dtype=np.uint64)
+            for word, column in enumerate(columns):
+                acc = column[terms[0]]
+                for term in terms[1:]:
+                    acc |= column[term]
+                ored[:, word] = acc
+            total = best_of_term[terms[0]]
+            for term in terms[1:]:
+                total += best_of_term[term]
+            as_bytes = ored.view(np.uint8)
+            for position in used:
+                total += lookup[position][as_bytes[:, position]]
+            out[first_profile + lo:first_profile + hi] = total
     return out
 
 
@@ -389,63 +493,36 @@ def best(session: Session, candidates: Pack, my_terms: list[int], exclude: set[i
     """Return (member id, floor cell, label) of the ``limit`` most similar soulmates.
 
     Every candidate of ``candidates`` but ``exclude`` counts, by its exact Resnik
-    best-match average against ``my_terms``; only members with a label count; the best
-    scores first, ties by member id. An upper bound of each score (each query term's
-    best match is at most the profile's best match of any term of its group of query
-    terms, and at most its best match anywhere) rules out, unscored, the profiles that
-    cannot reach the list.
+    best-match average against ``my_terms`` (:func:`_thermometer`, :func:`_scores`:
+    one pass per 64 bits of thresholds and one for the second half, over the whole
+    pack); only members with a label count; the best scores first, ties by member id.
     """
     if candidates.ids.size == 0 or not my_terms:
         return []
     term_scores, own = _query_scores(candidates, my_terms, session)
-    queries = len(my_terms)
-    best_of_term = term_scores.max(axis=0)
-    # My terms in a few groups (by their best match anywhere): within a group, each
-    # term's best match in a profile is at most the group's best match there.
-    row_best = term_scores.max(axis=1)
-    groups = np.array_split(np.argsort(-row_best), min(queries, BOUND_GROUPS))
-    group_best = [term_scores[group].max(axis=0) for group in groups]
-    group_rows = [np.sort(row_best[group]) for group in groups]
-    group_sums = [np.concatenate([[0.0], np.cumsum(rows)]) for rows in group_rows]
-    second = np.empty(candidates.ids.size, dtype=np.float64)
-    first_bound = np.zeros(candidates.ids.size, dtype=np.float64)
-    for lo in range(0, candidates.ids.size, CHUNK):  # small temporaries: flat worker memory
-        hi = min(lo + CHUNK, candidates.ids.size)
-        start = candidates.starts[lo]
-        end = candidates.starts[hi] if hi < candidates.ids.size else candidates.flat.size
-        flat = candidates.flat[start:end].astype(np.intp)
-        offsets = candidates.starts[lo:hi] - start
-        second[lo:hi] = np.add.reduceat(best_of_term[flat], offsets)
-        for best_there, rows, sums in zip(group_best, group_rows, group_sums, strict=True):
-            most = np.maximum.reduceat(best_there[flat], offsets)
-            # sum over the group's terms of min(their best anywhere, most)
-            below = np.searchsorted(rows, most, side="right")
-            first_bound[lo:hi] += sums[below] + (rows.size - below) * most
-    bound = (first_bound + second) / (queries + candidates.lengths) * (1 + _SLACK) + _SLACK
-    scale = np.sqrt(own * candidates.self_scores)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        eligible = (scale > 0) & (bound / scale >= SIMILAR_FROM)
-    if exclude:
-        eligible &= ~np.isin(candidates.ids, np.fromiter(exclude, dtype=np.int64))
-    pool = np.flatnonzero(eligible)
-    if pool.size == 0:
-        return []
-    first_round = min(pool.size, max(2 * limit, FIRST_ROUND))
-    index = pool[np.argpartition(-bound[pool], first_round - 1)[:first_round]]
-    score = _exact(candidates, index, term_scores)
-    listed = score / scale[index] >= SIMILAR_FROM
-    if listed.sum() >= limit:  # only profiles whose bound reaches the limit-th score
-        floor = np.partition(score[listed], listed.sum() - limit)[listed.sum() - limit]
-        rest = pool[bound[pool] >= floor]
-    else:
-        rest = pool
-    rest = np.setdiff1d(rest, index, assume_unique=True)
-    if rest.size:
-        index = np.concatenate([index, rest])
-        score = np.concatenate([score, _exact(candidates, rest, term_scores)])
-    listed = score / scale[index] >= SIMILAR_FROM
-    index, score = index[listed], score[listed]
-    order = np.lexsort((candidates.ids[index], -score))[:limit]
+    masks, lookup = _thermometer(term_scores)
+    score = (_scores(candidates, masks, lookup, term_scores.max(axis=0))
+             / (len(my_terms) + candidates.lengths))
+    excluded = np.fromiter(exclude, dtype=np.int64)
+    reach = limit + excluded.size + REACH_MARGIN  # the best scores first; widened if short
+    while True:
+        if reach >= score.size:
+            pool = np.arange(score.size)
+        else:  # every profile scoring at least the reach-th score (ties included)
+            pool = np.flatnonzero(score >= np.partition(score, score.size - reach)[-reach])
+        scale = np.sqrt(own * candidates.self_scores[pool])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = score[pool] / scale
+        listed = (scale > 0) & (ratio >= SIMILAR_FROM)
+        if excluded.size:
+            listed &= ~np.isin(candidates.ids[pool], excluded)
+        # Enough listed among the best ``reach``: no profile outside can outrank them.
+        if listed.sum() >= limit or pool.size == score.size:
+            break
+        reach *= 8
+    pool, ratio = pool[listed], ratio[listed]
+    order = np.lexsort((candidates.ids[pool], -score[pool]))[:limit]
+    pool, ratio = pool[order], ratio[order]
     return [(int(candidates.ids[i]), int(candidates.cells[i]),
-             VERY_SIMILAR if s / scale[i] >= VERY_SIMILAR_FROM else SIMILAR)
-            for i, s in zip(index[order].tolist(), score[order].tolist(), strict=True)]
+             VERY_SIMILAR if r >= VERY_SIMILAR_FROM else SIMILAR)
+            for i, r in zip(pool.tolist(), ratio.tolist(), strict=True)]

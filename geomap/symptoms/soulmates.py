@@ -19,6 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import h3.api.basic_int as h3i
+import numpy as np
 from flask_babel import gettext as _
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -81,8 +82,11 @@ class Soulmates:
 
 
 def _searcher(session: Session, member_id: int, condition_slug: str | None
-              ) -> tuple[int | None, int, list[int]]:
-    """Return (condition id or None, my floor cell, my terms); raise when I may not search."""
+              ) -> tuple[int | None, int, list[int], set[int]]:
+    """Return (condition id or None, my floor cell, my terms, members blocked either way).
+
+    Raises when I may not search (one round trip after the condition's).
+    """
     condition = None
     if condition_slug is not None:
         if len(condition_slug) > 64 or "\x00" in condition_slug:
@@ -98,10 +102,12 @@ def _searcher(session: Session, member_id: int, condition_slug: str | None
              "EXISTS (SELECT 1 FROM nearby_members WHERE member_id = :id "
              "AND (CAST(:condition AS smallint) IS NULL OR condition_id = :condition)), "
              "(SELECT terms FROM soulmate_profiles WHERE member_id = :id), "
-             "EXISTS (SELECT 1 FROM symptom_matching WHERE member_id = :id)"),
+             "EXISTS (SELECT 1 FROM symptom_matching WHERE member_id = :id), "
+             "ARRAY(SELECT blocked_id FROM member_blocks WHERE blocker_id = :id UNION "
+             "SELECT blocker_id FROM member_blocks WHERE blocked_id = :id)"),
         {"id": member_id, "condition": condition},
     ).one()
-    cell, listable, terms, opted_in = row
+    cell, listable, terms, opted_in, blocked = row
     if cell is None:
         raise _needs(_("Set your location in your settings first."), "settings")
     if not listable:
@@ -112,7 +118,8 @@ def _searcher(session: Session, member_id: int, condition_slug: str | None
         raise _needs(_("Take part in matching on your symptoms page first."), "symptoms")
     if not terms:
         raise _needs(_("Add at least one symptom first."), "symptoms")
-    return (int(condition) if condition is not None else None), int(cell), list(terms)
+    return ((int(condition) if condition is not None else None), int(cell), list(terms),
+            {int(member) for member in blocked})
 
 
 def soulmates(session: Session, *, member_id: int, condition_slug: str | None, secret: str,
@@ -122,10 +129,7 @@ def soulmates(session: Session, *, member_id: int, condition_slug: str | None, s
     Raises MemberInputError for an unknown condition and MemberConflictError when the
     member may not search (no location, not listable, not opted in, no symptoms).
     """
-    condition, my_cell, my_terms = _searcher(session, member_id, condition_slug)
-    blocked = {int(row[0]) for row in session.execute(
-        text("SELECT blocked_id FROM member_blocks WHERE blocker_id = :me UNION "
-             "SELECT blocker_id FROM member_blocks WHERE blocked_id = :me"), {"me": member_id})}
+    condition, my_cell, my_terms, blocked = _searcher(session, member_id, condition_slug)
     found = candidates.best(session, candidates.pack(session, condition), my_terms,
                             blocked | {member_id}, limit)
     cells = {member: cell for member, cell, _label in found}
@@ -174,10 +178,23 @@ def band_label(my_cell: int, their_cell: int, max_km: float) -> str:
     Within nearby's reach the band is the ring of :func:`geomap.members.nearby.band_runs`
     that holds the cell; beyond it, the band of the centre-to-centre distance.
     """
-    for band, runs in enumerate(band_runs(my_cell, float(max_km))):
-        if any(lo <= their_cell <= hi for lo, hi in runs):
-            return DISTANCE_BANDS[band][1]
-    return distance_band(cell_distance_km(my_cell, their_cell))
+    return band_labels(my_cell, [their_cell], max_km)[0]
+
+
+def band_labels(my_cell: int, their_cells: list[int], max_km: float) -> list[str]:
+    """Return :func:`band_label` of each of ``their_cells`` (one sorted look-up each)."""
+    runs = [(lo, hi, band) for band, band_runs_ in enumerate(band_runs(my_cell, float(max_km)))
+            for lo, hi in band_runs_]
+    runs.sort()
+    starts = np.array([lo for lo, _hi, _band in runs], dtype=np.uint64)
+    labels = []
+    for cell in their_cells:
+        at = int(np.searchsorted(starts, np.uint64(cell), side="right")) - 1
+        if at >= 0 and cell <= runs[at][1]:
+            labels.append(DISTANCE_BANDS[runs[at][2]][1])
+        else:
+            labels.append(distance_band(cell_distance_km(my_cell, cell)))
+    return labels
 
 
 def _describe(session: Session, member_id: int, my_cell: int, my_terms: list[int],
@@ -187,23 +204,23 @@ def _describe(session: Session, member_id: int, my_cell: int, my_terms: list[int
     if not picked:
         return Soulmates(condition_slug, (), ())
     ids = [member for member, _label in picked]
-    people = {row[0]: (row[1], row[2]) for row in session.execute(
-        text("SELECT id, pseudonym, role FROM members WHERE id = ANY(CAST(:ids AS bigint[]))"),
-        {"ids": ids},
-    ).all()}
-    shared: dict[int, list[SharedSymptom]] = defaultdict(list)
-    for member, hpo, label in session.execute(
-        text("SELECT s.member_id, t.hpo_id, coalesce(t.layperson, t.name) FROM member_symptoms s "
-             "JOIN hpo_terms t ON t.id = s.term_id "
-             "WHERE s.member_id = ANY(CAST(:ids AS bigint[])) "
-             "AND s.term_id = ANY(CAST(:mine AS int[])) ORDER BY s.member_id, t.id"),
+    people, shared = {}, {}
+    for member, pseudonym, role, hpo_ids, names in session.execute(  # one round trip
+        text("SELECT m.id, m.pseudonym, m.role, s.hpo, s.names FROM members m "
+             "LEFT JOIN LATERAL (SELECT array_agg(t.hpo_id ORDER BY t.id) AS hpo, "
+             "array_agg(coalesce(t.layperson, t.name) ORDER BY t.id) AS names "
+             "FROM member_symptoms s JOIN hpo_terms t ON t.id = s.term_id "
+             "WHERE s.member_id = m.id AND s.term_id = ANY(CAST(:mine AS int[]))) s ON true "
+             "WHERE m.id = ANY(CAST(:ids AS bigint[]))"),
         {"ids": ids, "mine": my_terms},
     ).all():
-        shared[member].append(SharedSymptom(hpo, label))
+        people[member] = (pseudonym, role)
+        shared[member] = [SharedSymptom(h, n) for h, n in zip(hpo_ids or [], names or [],
+                                                                strict=True)]
     labels = cell_labels(session, sorted({cells[m] for m in ids}))
+    bands = dict(zip(ids, band_labels(my_cell, [cells[m] for m in ids], max_km), strict=True))
     members = tuple(
-        Soulmate(people[m][0], people[m][1], label, labels[cells[m]],
-                 band_label(my_cell, cells[m], max_km), tuple(shared[m]))
+        Soulmate(people[m][0], people[m][1], label, labels[cells[m]], bands[m], tuple(shared[m]))
         for m, label in picked
     )
     by_cell: dict[int, list[str]] = defaultdict(list)
