@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import h3.api.basic_int as h3i
-import numpy as np
 from flask_babel import gettext as _
 from sqlalchemy import TextClause, text
 from sqlalchemy.orm import Session
@@ -141,6 +140,8 @@ def nearby(session: Session, *, member_id: int, condition_slug: str, page: int,
     (reciprocity: only members on the map may, see
     :func:`geomap.members.social.reach_problem`).
     """
+    import numpy as np  # a member search's, not every web page's
+
     condition, cell = _search_keys(session, member_id, condition_slug)
     rings = band_runs(cell, float(max_km))
     if band is not None:
