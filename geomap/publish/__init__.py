@@ -38,4 +38,4 @@ def __getattr__(name: str) -> Any:
     """Return the publish step's names from their modules, imported on first use."""
     if name in _LAZY:
         return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    raise AttributeError(name)

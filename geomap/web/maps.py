@@ -3,15 +3,14 @@
 The page holds the Leaflet map, an empty Leaflet.markercluster group and our
 ``static/geomap/map.js``, which loads the published cells of the current viewport
 from the cells API. The markup is the one folium generates for the same map, written
-out in ``templates/leaflet_map.html``: web workers do not import folium (and its
-branca, requests and xyzservices) to serve a page. Element ids are fixed so the same
-question always gets the same bytes.
+out in ``templates/leaflet_map.html`` and ``leaflet_map.js``: web workers do not import
+folium (and its branca, requests and xyzservices) to serve a page. Element ids are
+fixed so the same question always gets the same bytes.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -24,7 +23,6 @@ from geomap.geo.places import gazetteer_points
 from geomap.privacy import MAX_ZOOM, RESOLUTION_BY_ZOOM
 from geomap.web.security import OSM_TILES, tile_url
 
-_CSS_LENGTH = re.compile(r"\d+(\.\d+)?(px|%|em|rem|vh)")
 # The whole world: a map that does not jump between world copies stays within it.
 WORLD_BOUNDS = [[-90, -180], [90, 180]]
 
@@ -232,11 +230,8 @@ def local_map(map_id: str, *, center: tuple[float, float], zoom: int, max_zoom: 
     With ``world_copies`` the map may be centred anywhere, 180° included (Fiji, the
     Bering Strait): no bounds, and the view jumps between world copies. ``extra_js``
     are scripts right after Leaflet's; with a ``cluster`` group come markercluster,
-    our map scripts and then ``cluster_js``. Raises ValueError for a ``height`` that is
-    no plain CSS length.
+    our map scripts and then ``cluster_js``.
     """
-    if not _CSS_LENGTH.fullmatch(height):
-        raise ValueError(f"height must be a CSS length such as 100% or 420px, not {height!r}")
     scripts = [url_for("static", filename="vendor/leaflet/leaflet.js"), *extra_js]
     late_styles: list[str] = []
     if cluster is not None:
@@ -252,11 +247,14 @@ def local_map(map_id: str, *, center: tuple[float, float], zoom: int, max_zoom: 
 
 
 def map_parts(world: LeafletMap) -> MapParts:
-    """Render ``world`` (templates/leaflet_map.html) and return its head, body and script."""
+    """Render ``world`` (templates/leaflet_map.html and .js): its head, body and script."""
     # Built from our own options and published or admin numbers only; JSON through
     # tojson (HTML-safe), ids and function names are our constants.
-    return MapParts(*(Markup(get_template_attribute("leaflet_map.html", part)(world))  # noqa: S704
-                      for part in ("head", "body", "script")))
+    return MapParts(
+        head=Markup(get_template_attribute("leaflet_map.html", "head")(world)),  # noqa: S704
+        body=Markup(get_template_attribute("leaflet_map.html", "body")(world)),  # noqa: S704
+        script=Markup(get_template_attribute("leaflet_map.js", "script")(world)),  # noqa: S704
+    )
 
 
 def world_map(*, slug: str, tiles: str, tiles_attribution: str, center: tuple[float, float],
