@@ -22,6 +22,7 @@ NOT_FOR_PUBLIC_PAGES = ("folium", "branca", "requests", "xyzservices", "numpy", 
 WORKER = """
 import json, sys
 from geomap import create_app
+from geomap.publish.schedule import PublishScheduler  # as `geomap serve`'s master, pre-fork
 
 def packages():
     return sorted({name.split(".")[0] for name in sys.modules})
