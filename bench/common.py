@@ -169,8 +169,9 @@ SERVER = """
 import sys
 from pathlib import Path
 from geomap.wsgi_server import (GeomapServer, control_socket_path, gunicorn_options,
-                                limit_malloc_arenas)
-limit_malloc_arenas()
+                                preload_modules, tune_malloc)
+tune_malloc()
+preload_modules()
 port = int(sys.argv[1])
 options = gunicorn_options("127.0.0.1", port, int(sys.argv[2]),
                            control_socket_path(Path(sys.argv[3]), "127.0.0.1", port))

@@ -63,8 +63,13 @@ def pick_observers(session: Session, count: int, seed: float) -> list[tuple[int,
     return [(int(r[0]), int(r[1])) for r in rows]
 
 
-def bench_database(engine, secret: str, max_km: float, observers, pages: int) -> None:
-    """Time nearby searches through the query function, SQL time measured separately."""
+def bench_database(engine, secret: str, max_km: float, observers, pages: int,
+                   repeat: int = 1) -> None:
+    """Time nearby searches through the query function, SQL time measured separately.
+
+    With ``repeat`` > 1 each search runs that many times and counts its fastest run:
+    on a shared machine this keeps other processes' bursts out of the percentiles.
+    """
     sql_ms = [0.0]
 
     @event.listens_for(engine, "before_cursor_execute")
@@ -90,12 +95,17 @@ def bench_database(engine, secret: str, max_km: float, observers, pages: int) ->
         session.commit()
         for member, _cell in observers:
             for page in range(1, pages + 1):
-                sql_ms[0] = 0.0
-                started = time.perf_counter()
-                result = nearby_queries.nearby(session, member_id=member, condition_slug="all",
-                                               page=page, secret=secret, max_km=max_km)
-                search_times.append((time.perf_counter() - started) * 1000)
-                db_times.append(sql_ms[0])
+                db_best = search_best = float("inf")
+                for _run in range(repeat):
+                    sql_ms[0] = 0.0
+                    started = time.perf_counter()
+                    result = nearby_queries.nearby(session, member_id=member,
+                                                   condition_slug="all", page=page,
+                                                   secret=secret, max_km=max_km)
+                    search_best = min(search_best, (time.perf_counter() - started) * 1000)
+                    db_best = min(db_best, sql_ms[0])
+                search_times.append(search_best)
+                db_times.append(db_best)
                 listed.append(len(result.members))
             session.rollback()
     print(summary("band rings (cold, per cell)", cold))
@@ -186,6 +196,8 @@ def main() -> None:
     parser.add_argument("--http-observers", type=int, default=50)
     parser.add_argument("--http-rounds", type=int, default=4)
     parser.add_argument("--seed", type=float, default=0.42)
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run each search this many times, count the fastest")
     args = parser.parse_args()
 
     settings = load_settings(os.environ)
@@ -199,7 +211,9 @@ def main() -> None:
         observers = pick_observers(session, args.observers, args.seed)
     print(f"members: {members:,}  with ALL: {with_all:,}  observers: {len(observers)}  "
           f"pages each: {args.pages}  max km: {max_km:g}")
-    bench_database(engine, secret_key(settings), max_km, observers, args.pages)
+    with open("/proc/loadavg") as f:
+        print(f"load average: {' '.join(f.read().split()[:3])}")
+    bench_database(engine, secret_key(settings), max_km, observers, args.pages, args.repeat)
     http_observers = observers[: args.http_observers]
     if not http_observers:
         return

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from geoalchemy2 import Geography, Geometry, WKBElement
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -26,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from geomap.database import Base
+from geomap.geo.spatial_types import Geography, Geometry, WKBElement
 
 ROLES = ("patient", "relative", "carer", "professional", "researcher", "organisation")
 VISIBILITIES = ("map", "country", "hidden")

@@ -12,9 +12,14 @@ import hmac
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import h3.api.basic_int as h3i
-import numpy as np
+
+# numpy is imported by the functions that count or rank cells: the public pages use
+# only the constants and scalar rules here, and web workers then never load it.
+if TYPE_CHECKING:
+    import numpy as np
 
 # Map zoom (Leaflet, 0 = whole world) -> H3 resolution of the markers shown at it.
 # Roughly one cell edge per 60-120 screen pixels; never finer than the floor.
@@ -35,7 +40,7 @@ VECTOR_CELLS_MIN = 2_000
 """From this many points on, :func:`floor_cells` indexes them vectorised."""
 
 _RES_SHIFT = 52
-_RES_MASK = np.uint64(0xF) << np.uint64(_RES_SHIFT)
+_RES_MASK = 0xF << _RES_SHIFT  # the resolution bits of an H3 index
 
 
 def map_resolution(zoom: int, floor: int) -> int:
@@ -53,6 +58,8 @@ def floor_cells(lats: Sequence[float] | np.ndarray, lngs: Sequence[float] | np.n
     port of H3, identical cells; imported only then, so web workers never load it);
     small ones, and anything non-finite (which raises, as h3 does), point by point.
     """
+    import numpy as np
+
     if len(lats) >= VECTOR_CELLS_MIN:
         lat_array = np.asarray(lats, dtype=np.float64)
         lng_array = np.asarray(lngs, dtype=np.float64)
@@ -73,8 +80,10 @@ def floor_cells(lats: Sequence[float] | np.ndarray, lngs: Sequence[float] | np.n
 
 def cell_resolutions(cells: np.ndarray) -> np.ndarray:
     """Return the H3 resolution (0..15, int16) of each H3 cell (vectorised get_resolution)."""
+    import numpy as np
+
     bits = np.asarray(cells, dtype=np.int64).astype(np.uint64)
-    return ((bits & _RES_MASK) >> np.uint64(_RES_SHIFT)).astype(np.int16)
+    return ((bits & np.uint64(_RES_MASK)) >> np.uint64(_RES_SHIFT)).astype(np.int16)
 
 
 def cell_parents(cells: np.ndarray, resolution: int) -> np.ndarray:
@@ -82,10 +91,12 @@ def cell_parents(cells: np.ndarray, resolution: int) -> np.ndarray:
 
     Each cell's own resolution must be ``resolution`` or finer.
     """
+    import numpy as np
+
     bits = cells.astype(np.uint64)
     keep_digits = np.uint64(45 - 3 * resolution)  # digits 1..resolution stay
     low = (np.uint64(1) << keep_digits) - np.uint64(1)
-    bits = (bits & ~_RES_MASK) | (np.uint64(resolution) << np.uint64(_RES_SHIFT)) | low
+    bits = (bits & ~np.uint64(_RES_MASK)) | (np.uint64(resolution) << np.uint64(_RES_SHIFT)) | low
     return bits.astype(np.int64)
 
 
@@ -108,6 +119,8 @@ def rollup(floor_counts: Mapping[int, int] | tuple[np.ndarray, np.ndarray], reso
     parents) and are published there once the parent gathers k, and so on up to
     resolution 0. What never reaches k is the remainder, counted only in totals.
     """
+    import numpy as np
+
     if isinstance(floor_counts, tuple):
         cells, counts = floor_counts
     else:
@@ -168,6 +181,8 @@ def partition(floor_counts: Mapping[int, int] | tuple[np.ndarray, np.ndarray], f
     keeps k, so dense areas stay at the floor resolution. Pure: a function of the
     counts per floor cell only.
     """
+    import numpy as np
+
     rolled = rollup(floor_counts, floor, k)
     order = np.argsort(rolled.cells, kind="stable")
     return Partition(
@@ -186,6 +201,8 @@ def partition_markers(parts: Partition, resolution: int) -> Rollup:
     difference between two nested markers of any two zooms is a sum of whole parts:
     0 or at least k. ``remainder`` is the partition's, identical at every resolution.
     """
+    import numpy as np
+
     fine = parts.cell_resolutions >= resolution
     ancestors, sums = _sum_by(cell_parents(parts.cells[fine], resolution), parts.counts[fine])
     coarse = ~fine
@@ -206,6 +223,8 @@ def part_of(parts: Partition, cells: np.ndarray) -> np.ndarray:
     The holder is the nearest ancestor (the cell itself included) among the parts;
     only meaningful for floor cells that were counted when ``parts`` was made.
     """
+    import numpy as np
+
     cells = np.asarray(cells, dtype=np.int64)
     found = np.full(len(cells), -1, dtype=np.int64)
     if len(parts.cells) == 0 or len(cells) == 0:
@@ -224,6 +243,8 @@ def part_of(parts: Partition, cells: np.ndarray) -> np.ndarray:
 
 
 def _sum_by(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    import numpy as np
+
     unique, inverse = np.unique(keys, return_inverse=True)
     return unique, np.bincount(inverse, weights=values, minlength=len(unique)).astype(np.int64)
 
@@ -270,22 +291,26 @@ def keyed_order(secret: bytes | str, *parts: object) -> str:
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
-_MIX_1 = np.uint64(0xFF51AFD7ED558CCD)
-_MIX_2 = np.uint64(0xC4CEB9FE1A85EC53)
+_MIX_1 = 0xFF51AFD7ED558CCD
+_MIX_2 = 0xC4CEB9FE1A85EC53
 
 
 def _fmix64(x: np.ndarray) -> np.ndarray:
     """Return MurmurHash3's 64-bit finaliser of ``x`` (uint64, a bijection, wraps)."""
+    import numpy as np
+
     x = x ^ (x >> np.uint64(33))
-    x = x * _MIX_1
+    x = x * np.uint64(_MIX_1)
     x = x ^ (x >> np.uint64(33))
-    x = x * _MIX_2
+    x = x * np.uint64(_MIX_2)
     return x ^ (x >> np.uint64(33))
 
 
 @lru_cache(maxsize=4096)
 def _observer_key(secret: bytes | str, observer: int) -> tuple[np.uint64, ...]:
     """Return four 64-bit words of HMAC-SHA256(secret, observer): one per observer."""
+    import numpy as np
+
     key = secret.encode() if isinstance(secret, str) else secret
     digest = hmac.digest(key, f"keyed-ranks\x1f{observer}".encode(), hashlib.sha256)
     return tuple(np.frombuffer(digest, dtype="<u8"))
@@ -300,6 +325,8 @@ def keyed_ranks(secret: bytes | str, observer: int, ids: np.ndarray) -> np.ndarr
     order), different per observer and per secret, and without the secret the order
     says nothing about the ids (join order). Distinct ids get distinct keys.
     """
+    import numpy as np
+
     words = _observer_key(secret, int(observer))
     x = np.asarray(ids, dtype=np.int64).astype(np.uint64)
     with np.errstate(over="ignore"):
@@ -332,6 +359,8 @@ def suppressed_parts(parts: Mapping[str, int], k: int) -> dict[str, int | None]:
 
 def _ring_steps(max_km: float, resolution: int) -> int:
     """Return a grid_disk radius that surely covers every cell centre within ``max_km``."""
+    import numpy as np
+
     # Neighbouring centres are about 1.5 edges apart on average; 0.6 of that is a
     # safe lower bound even near the 12 pentagons, where cells are distorted.
     spacing = h3i.average_hexagon_edge_length(resolution, unit="km") * 1.5 * 0.6
@@ -345,6 +374,8 @@ def band_rings(cell: int, max_km: float) -> tuple[tuple[int, ...], ...]:
     Cells whose centre is ``max_km`` or more away are left out. Distances are between
     cell centres only, so the answer is the same for every point inside ``cell``.
     """
+    import numpy as np
+
     resolution = h3i.get_resolution(cell)
     # A wide disk of fine cells is slow to build; a disk of coarse parents, widened by
     # a parent's diameter and then expanded into children, covers the same ground fast.

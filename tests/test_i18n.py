@@ -493,6 +493,13 @@ def test_every_shipped_locale_is_known_to_cldr_with_native_name(tmp_path: Path) 
                      "it": "Italiano", "pt": "Português", "ar": "العربية"}
 
 
+def test_the_stored_native_names_are_what_cldr_says() -> None:
+    from geomap.i18n import NATIVE_NAMES, native_name
+
+    assert set(NATIVE_NAMES) == set(LOCALES)
+    assert {code: native_name(code) for code in LOCALES} == NATIVE_NAMES
+
+
 def test_condition_names_follow_the_locale_where_the_catalogue_has_them(
         transactional_app, session) -> None:
     from sqlalchemy import text

@@ -10,14 +10,15 @@ inside their floor cell changes no byte of any answer.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import NamedTuple
 
 import h3.api.basic_int as h3i
-import numpy as np
 from flask_babel import gettext as _
-from sqlalchemy import TextClause, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geomap.i18n.formats import area_name
@@ -31,27 +32,17 @@ MAX_PAGE = 500
 _PLACE_BOX_DEG = 0.25  # most populous place within this box around the cell centre
 _NEAR_DEG = 1.5  # else the nearest place this close
 
-# Who may be listed: on the map and contactable, with the condition (nearby_members
-# holds exactly those), minus blocks either way. Answered from the primary key.
+# The candidates of the searcher's bands, nearest band first, until the page is full
+# (and whether anyone is further out), in one round trip: db/sql/nearby_candidates.sql.
 # A band's cells go in as runs of consecutive H3 indexes (see cell_runs): one index
 # range scan per run instead of one probe per cell.
-# LATERAL with OFFSET 0 (which keeps the subquery from being flattened) makes it one
-# index range scan per run, whatever the planner guesses about the unnest.
 _CANDIDATES = text(
-    "SELECT n.member_id, n.floor_cell FROM unnest(CAST(:lo AS bigint[]), "
-    "CAST(:hi AS bigint[])) AS r(lo, hi) CROSS JOIN LATERAL (SELECT m.member_id, "
-    "m.floor_cell FROM nearby_members m WHERE m.condition_id = :condition "
-    "AND m.floor_cell BETWEEN r.lo AND r.hi OFFSET 0) AS n "
-    "WHERE n.member_id <> :me "
-    "AND NOT EXISTS (SELECT 1 FROM member_blocks b WHERE "
-    "(b.blocker_id = :me AND b.blocked_id = n.member_id) OR "
-    "(b.blocker_id = n.member_id AND b.blocked_id = :me))"
+    "SELECT band, member_id, floor_cell FROM geomap_nearby_candidates("
+    ":condition, :me, CAST(:lo AS bigint[]), CAST(:hi AS bigint[]), "
+    "CAST(:bands AS integer[]), CAST(:ends AS integer[]), :want, :role)"
 )
-# The same, for one role only (a filter the searcher chose).
-_CANDIDATES_OF_ROLE = text(
-    _CANDIDATES.text + " AND EXISTS (SELECT 1 FROM members r WHERE r.id = n.member_id "
-    "AND r.role = :role)"
-)
+_FURTHER_OUT = -1  # the band of the row saying that a next page exists
+_NEAR_BANDS = 3  # bands up to 100 km: asked for first, then the others if needed
 
 
 @dataclass(frozen=True)
@@ -143,51 +134,55 @@ def nearby(session: Session, *, member_id: int, condition_slug: str, page: int,
     (reciprocity: only members on the map may, see
     :func:`geomap.members.social.reach_problem`).
     """
+    import numpy as np  # a member search's, not every web page's
+
     condition, cell = _search_keys(session, member_id, condition_slug)
     rings = band_runs(cell, float(max_km))
     if band is not None:
         rings = tuple(runs if i == band else () for i, runs in enumerate(rings))
-    candidates = _CANDIDATES if role is None else _CANDIDATES_OF_ROLE
-    params = {"condition": condition, "me": member_id} | ({"role": role} if role else {})
     start, end = (page - 1) * page_size, page * page_size
+    by_band: dict[int, list[tuple[int, int]]] = {}
+    listed, has_next = 0, False
+    # The near bands first (few runs, and most pages fill there), then the rest.
+    for first, last in ((0, _NEAR_BANDS), (_NEAR_BANDS, len(rings))):
+        bands = [i for i in range(first, min(last, len(rings))) if rings[i]]
+        if not bands:
+            continue
+        runs = [run for i in bands for run in rings[i]]
+        rows = session.execute(_CANDIDATES, {
+            "condition": condition, "me": member_id, "role": role, "want": end - listed,
+            "lo": _int_array(lo for lo, _hi in runs), "hi": _int_array(hi for _lo, hi in runs),
+            "bands": _int_array(bands),
+            "ends": _int_array(itertools.accumulate(len(rings[i]) for i in bands)),
+        }).all()
+        for band_index, member, member_cell in rows:
+            if band_index == _FURTHER_OUT:
+                has_next = True
+            else:
+                by_band.setdefault(band_index, []).append((member, member_cell))
+                listed += 1
+        if has_next:
+            break
     seen = 0
     picked: list[tuple[int, int, int]] = []  # (band, member id, floor cell)
-    has_next = False
-    for band_index, cells in enumerate(rings):
-        if not cells:
-            continue
-        if seen >= end:
-            has_next = _any_candidate(session, rings[band_index:], params, candidates)
-            break
-        rows = session.execute(candidates, params | _run_params(cells)).all()
-        if seen + len(rows) > start:
-            ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+    for band_index in sorted(by_band):
+        members = by_band[band_index]
+        if seen + len(members) > start:
+            ids = np.fromiter((member for member, _c in members), dtype=np.int64,
+                              count=len(members))
             order = np.argsort(keyed_ranks(secret, member_id, ids), kind="stable")
             picked.extend(
-                (band_index, rows[i][0], rows[i][1])
+                (band_index, members[i][0], members[i][1])
                 for i in order[max(start - seen, 0):end - seen].tolist()
             )
-        seen += len(rows)
-        if seen > end:
-            has_next = True
-            break
+        seen += len(members)
     return NearbyPage(condition_slug, page, page_size,
                       _describe(session, member_id, picked), has_next)
 
 
-def _any_candidate(session: Session, rings: tuple[tuple[tuple[int, int], ...], ...],
-                   params: dict, candidates: TextClause = _CANDIDATES) -> bool:
-    """Return whether any band of ``rings`` lists someone, asking band by band (nearest first)."""
-    exists = text(f"SELECT EXISTS ({candidates.text})")
-    return any(
-        session.execute(exists, params | _run_params(runs)).scalar_one()
-        for runs in rings if runs
-    )
-
-
-def _run_params(runs: tuple[tuple[int, int], ...]) -> dict[str, list[int]]:
-    """Return the query parameters of a band's runs."""
-    return {"lo": [lo for lo, _hi in runs], "hi": [hi for _lo, hi in runs]}
+def _int_array(values: Iterable[int]) -> str:
+    """Return ``values`` as a PostgreSQL array literal (one string: quicker to send)."""
+    return "{" + ",".join(map(str, values)) + "}"
 
 
 def next_cell(cell: int) -> int:

@@ -11,13 +11,11 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import numpy as np
 from flask_babel import gettext as _
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geomap.geo import places as place_matcher
-from geomap.geo.derive import deriver_for
 from geomap.geo.places import PlaceMatch
 from geomap.ingest import validators
 from geomap.ingest.validators import FieldError
@@ -203,6 +201,12 @@ def set_location(session: Session, member_id: int, lat: float, lng: float, *,
     A point at (0, 0), far at sea or that looks swapped is refused unless ``allow_sea``
     (ImplausiblePointError, a MemberInputError).
     """
+    # The deriver's polygons, Shapely and numpy load where a location is written, not
+    # in every web worker that never writes one.
+    import numpy as np
+
+    from geomap.geo.derive import deriver_for
+
     lat, lng = parse_point(lat, lng)
     deriver = deriver_for(session, floor)
     if not allow_sea:

@@ -15,18 +15,27 @@
 docs/privacy.md states what is published and what an attacker can derive from it.
 """
 
-from geomap.publish.snapshots import refresh_snapshots
-from geomap.publish.step import (
-    EXTRA_PUBLISHERS,
-    WHOLE_CONDITION_CELLS,
-    PublishSummary,
-    publish,
-)
+from __future__ import annotations
 
-__all__ = [
-    "EXTRA_PUBLISHERS",
-    "WHOLE_CONDITION_CELLS",
-    "PublishSummary",
-    "publish",
-    "refresh_snapshots",
-]
+from importlib import import_module
+from typing import Any
+
+# The publish step and the snapshots (numpy, Shapely, the privacy partition) load on
+# first use: web workers read published tables through geomap.publish.published and
+# never publish.
+_LAZY = {
+    "EXTRA_PUBLISHERS": "geomap.publish.step",
+    "WHOLE_CONDITION_CELLS": "geomap.publish.step",
+    "PublishSummary": "geomap.publish.step",
+    "publish": "geomap.publish.step",
+    "refresh_snapshots": "geomap.publish.snapshots",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    """Return the publish step's names from their modules, imported on first use."""
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(name)

@@ -20,12 +20,9 @@ from datetime import UTC, date, datetime
 from time import perf_counter
 
 import h3.api.basic_int as h3i
-import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geomap.geo.derive import deriver_for, polygons_key
-from geomap.geo.reference import raw_connection
 from geomap.models import ROLES
 from geomap.publish.nearby_index import index_probes, member_table
 from geomap.regions.models import EVERY_CONDITION_ID
@@ -102,6 +99,8 @@ def refresh_admin_counts(session: Session, now: datetime | None = None) -> float
     '' stands for no country or region. Pending dirty members stay marked: applying
     them later is a no-op for the counts (their stored state is the current one).
     """
+    from geomap.geo.derive import polygons_key
+
     started = perf_counter()
     session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SNAPSHOT_LOCK})
     session.execute(text("SET LOCAL work_mem = '256MB'"))
@@ -230,6 +229,8 @@ def _update_admin_counts(session: Session, member_ids: Sequence[int]) -> None:
 
 def places_changed(session: Session) -> bool:
     """Whether region polygons changed since the last full rebuild (or none ran yet)."""
+    from geomap.geo.derive import polygons_key
+
     stored = session.execute(text("SELECT places_key FROM snapshot_state")).scalar_one_or_none()
     return stored is None or stored != polygons_key(session)
 
@@ -275,6 +276,11 @@ def _snapshot_floor_cell_places(session: Session, marked: str | None) -> None:
     only, unless None), placed by the key deriver for that cell ('' where it has no
     country or region).
     """
+    import numpy as np  # numpy and Shapely load where snapshots are made, not in web workers
+
+    from geomap.geo.derive import deriver_for
+    from geomap.geo.reference import raw_connection
+
     only = "" if marked is None else f"JOIN {marked} USING (member_id) "
     cells = np.array(
         session.execute(

@@ -8,8 +8,6 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from geomap.publish.snapshots import refresh_snapshots
-from geomap.publish.step import publish
 from geomap.session import session_scope
 
 log = logging.getLogger(__name__)
@@ -39,6 +37,12 @@ class PublishScheduler:
 
     def run_once(self) -> None:
         """Publish now if member data changed since the last publish."""
+        # Imported at the first publish, not when `geomap serve --prod` starts: the
+        # scheduler runs in gunicorn's master, and workers forked from it would all
+        # carry numpy and the publish step (tests/test_worker_footprint.py).
+        from geomap.publish.snapshots import refresh_snapshots
+        from geomap.publish.step import publish
+
         with session_scope(self.engine) as session:
             summary = publish(session, k=self.k, floor=self.floor, only_if_changed=True,
                               snapshots=False)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from geoalchemy2 import Geometry, WKBElement
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
@@ -19,6 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from geomap.database import Base
+from geomap.geo.spatial_types import Geometry, WKBElement
 
 LEVELS = ("country", "admin1")
 

@@ -18,7 +18,6 @@ from geomap.auth import member_required
 from geomap.database import db
 from geomap.members.errors import MemberInputError, json_object
 from geomap.symptoms import queries
-from geomap.symptoms import soulmates as soulmate_queries
 from geomap.web.openapi import (
     MEMBER,
     MatchingBody,
@@ -110,6 +109,9 @@ def soulmates() -> Response:
     slug = request.args.get("condition")
     if not every and not slug:
         raise MemberInputError(_("Say which condition (?condition=<slug>) or ?every=1."))
+    # Matching (numpy and the term pack) loads on a worker's first soulmates question.
+    from geomap.symptoms import soulmates as soulmate_queries
+
     result = soulmate_queries.soulmates(
         db.session, member_id=_me(), condition_slug=None if every else slug,
         secret=current_app.config["SECRET_KEY"],

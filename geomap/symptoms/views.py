@@ -14,7 +14,6 @@ from geomap.members import queries as member_queries
 from geomap.members.errors import MemberConflictError, MemberInputError
 from geomap.members.forms import ROLE_LABELS
 from geomap.symptoms import queries
-from geomap.symptoms import soulmates as soulmate_queries
 
 bp = Blueprint("symptoms", __name__)
 
@@ -99,13 +98,16 @@ def soulmates() -> Any:
     result, problem, parts, status = None, None, None, 200
     problem_link = None
     try:
+        # Matching (numpy and the term pack) loads on a worker's first soulmates question.
+        from geomap.symptoms import soulmates as soulmate_queries
+
         result = soulmate_queries.soulmates(
             db.session, member_id=_me(), condition_slug=None if every else slug,
             secret=current_app.config["SECRET_KEY"],
             max_km=current_app.config["GEOMAP_NEARBY_MAX_KM"],
         )
         db.session.commit()  # place labels computed for new cells are kept
-        from geomap.symptoms.maps import soulmates_map  # folium: where the map is built
+        from geomap.symptoms.maps import soulmates_map  # where the map is built
 
         parts = soulmates_map(result.areas)
     except (MemberInputError, MemberConflictError) as exc:

@@ -78,7 +78,7 @@ def _no_store(response: Response) -> Response:
 def regions() -> Response:
     """Show the exact counts per country and region, a monthly chart and a choropleth."""
     report = _report()
-    # folium (and its stack) is imported where a map page is built, not at start-up.
+    # Imported where a map page is built, not at start-up.
     from geomap.web.choropleth import country_choropleth
 
     choropleth = country_choropleth(

@@ -1,4 +1,4 @@
-"""A country choropleth for admins, built with folium from our own assets.
+"""A country choropleth for admins, a Leaflet map from our own assets.
 
 The page gets the counts per country by ISO 3166-1 alpha-2 code as GeoNames uses them
 (the same codes as the counts: XK shows), a table from outline feature to code, and our
@@ -11,9 +11,7 @@ are fixed so the same counts always give the same bytes.
 
 from __future__ import annotations
 
-from branca.element import MacroElement
 from flask import url_for
-from jinja2 import Template
 
 from geomap.database import db
 from geomap.regions.names import country_name
@@ -27,44 +25,24 @@ from geomap.web.maps import (
 )
 
 
-class CountryCounts(MacroElement):
-    """Colours the countries of the map by member count."""
-
-    _template = Template(
-        """{% macro script(this, kwargs) %}
-        geomap.choropleth({{ this._parent.get_name() }}, {{ this.options|tojson }});
-        {% endmacro %}"""
-    )
-
-    def __init__(self, options: dict) -> None:
-        """Draw the counts in ``options`` over the outlines at ``options['countriesUrl']``."""
-        super().__init__()
-        self._name = "CountryCounts"
-        self._id = "counts"
-        self.options = options
-
-
 def country_choropleth(counts: dict[str, int], height: str = "420px") -> MapParts:
     """Return a world map with countries coloured by ``counts`` (alpha-2 code → members)."""
     parts = territory_parts(db.session)
     points = territory_points(db.session, counts)
-    world = local_map("choropleth", center=(25.0, 10.0), zoom=1, max_zoom=6, height=height)
-    world.default_js += [
-        ("topojson", url_for("static", filename="vendor/topojson-client.min.js")),
-        ("geomap_outlines", url_for("static", filename="geomap/outlines.js")),
-        ("choropleth", url_for("static", filename="geomap/choropleth.js")),
-    ]
-    CountryCounts(
-        {
-            "countriesUrl": url_for("static", filename="vendor/world-atlas/countries-50m.json"),
-            "counts": counts,
-            "featureCodes": feature_codes(),
-            # Territories Natural Earth 1:50m merges into another outline (GF in France)
-            # get their own polygons, and counted codes with no polygon at all a dot.
-            "territoryParts": parts,
-            "territoryPoints": points,
-            "names": {code: country_name(code) for code in sorted(
-                {c for p in parts.values() for c in p.values()} | set(points))},
-        }
-    ).add_to(world)
+    world = local_map("choropleth", center=(25.0, 10.0), zoom=1, max_zoom=6, height=height,
+                      extra_js=(url_for("static", filename="vendor/topojson-client.min.js"),
+                                url_for("static", filename="geomap/outlines.js"),
+                                url_for("static", filename="geomap/choropleth.js")))
+    world.call = "geomap.choropleth"
+    world.call_options = {
+        "countriesUrl": url_for("static", filename="vendor/world-atlas/countries-50m.json"),
+        "counts": counts,
+        "featureCodes": feature_codes(),
+        # Territories Natural Earth 1:50m merges into another outline (GF in France)
+        # get their own polygons, and counted codes with no polygon at all a dot.
+        "territoryParts": parts,
+        "territoryPoints": points,
+        "names": {code: country_name(code) for code in sorted(
+            {c for p in parts.values() for c in p.values()} | set(points))},
+    }
     return map_parts(world)

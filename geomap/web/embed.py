@@ -94,7 +94,7 @@ def embedded_map(slug: str) -> Response:
     )
     etag = hashlib.sha256(fingerprint.encode()).hexdigest()[:32]
     # Rendered for a 304 too: its CSP must list the hashes of the page the client keeps.
-    # folium (and its stack) is imported where a map page is built, not at start-up.
+    # Imported where a map page is built, not at start-up.
     from geomap.web.maps import first_viewport_url, world_map
 
     parts = world_map(

@@ -1,25 +1,21 @@
-"""Building the world map with folium, from our own assets and without any markers.
+"""Building the world map: Leaflet and an empty Leaflet.markercluster group, no markers.
 
 The page holds the Leaflet map, an empty Leaflet.markercluster group and our
 ``static/geomap/map.js``, which loads the published cells of the current viewport
-from the cells API. Element ids are fixed (folium would draw random ones) so the
-same question always gets the same bytes.
+from the cells API. The markup is the one folium generates for the same map, written
+out in ``templates/leaflet_map.html`` and ``leaflet_map.js``: web workers do not import
+folium (and its branca, requests and xyzservices) to serve a page. Element ids are
+fixed so the same question always gets the same bytes.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
-import folium
-import numpy as np
-from branca.element import MacroElement
-from flask import current_app, url_for
-from folium.plugins import MarkerCluster
-from jinja2 import Template
+from flask import current_app, get_template_attribute, url_for
 from markupsafe import Markup
 from sqlalchemy.orm import Session
 
@@ -27,11 +23,8 @@ from geomap.geo.places import gazetteer_points
 from geomap.privacy import MAX_ZOOM, RESOLUTION_BY_ZOOM
 from geomap.web.security import OSM_TILES, tile_url
 
-# Sums the member counts of the markers in a cluster; counts are numbers we publish,
-# and the label is set with textContent (no member text ever reaches this code).
-CLUSTER_ICON = """function (cluster) {
-    return geomap.clusterIcon(cluster);
-}"""
+# The whole world: a map that does not jump between world copies stays within it.
+WORLD_BOUNDS = [[-90, -180], [90, 180]]
 
 
 @dataclass(frozen=True)
@@ -43,55 +36,92 @@ class MapParts:
     script: Markup
 
 
+@dataclass(frozen=True)
+class TileLayer:
+    """A raster tile layer under the map: URL template with ``{z}/{x}/{y}``, attribution HTML."""
+
+    url: str
+    attribution: str
+    layer_id: str = "tiles"
+    max_zoom: int = 19
+
+    @property
+    def options(self) -> dict:
+        """Return Leaflet's ``L.tileLayer`` options (folium's defaults for a TileLayer)."""
+        return {"minZoom": 0, "maxZoom": self.max_zoom, "maxNativeZoom": self.max_zoom,
+                "noWrap": False, "attribution": self.attribution, "subdomains": "abc",
+                "detectRetina": False, "tms": False, "opacity": 1}
+
+
+@dataclass(frozen=True)
+class ClusterGroup:
+    """An empty Leaflet.markercluster group whose icons sum member counts (geomap.clusterIcon).
+
+    ``radius`` is markercluster's maxClusterRadius in pixels.
+    """
+
+    cluster_id: str
+    radius: int
+
+    @property
+    def options(self) -> dict:
+        """Return ``L.markerClusterGroup``'s options."""
+        return {"showCoverageOnHover": False, "maxClusterRadius": self.radius}
+
+
+@dataclass
+class LeafletMap:
+    """A Leaflet map of the world as a page shows it, rendered by :func:`map_parts`.
+
+    ``height`` is a CSS length ("100%", "420px"). ``call`` names the function of our
+    map scripts that takes over (``geomap.attach``, ``geomap.choropleth`` ...): it gets
+    the map, the cluster group (if any) and ``call_options`` (JSON).
+    """
+
+    map_id: str
+    center: tuple[float, float]
+    zoom: int
+    max_zoom: int
+    height: str
+    world_copies: bool = False
+    control_scale: bool = False
+    scripts: list[str] = field(default_factory=list)
+    styles: list[str] = field(default_factory=list)
+    late_styles: list[str] = field(default_factory=list)
+    tile_layer: TileLayer | None = None
+    cluster: ClusterGroup | None = None
+    call: str = ""
+    call_options: dict = field(default_factory=dict)
+
+    @property
+    def options(self) -> dict:
+        """Return ``L.map``'s options."""
+        options = {"center": list(self.center), "zoom": min(self.zoom, self.max_zoom),
+                   "zoomControl": True, "preferCanvas": False,
+                   "worldCopyJump": self.world_copies, "minZoom": 1, "maxZoom": self.max_zoom}
+        if not self.world_copies:
+            options["maxBounds"] = WORLD_BOUNDS
+        return options
+
+
 def first_viewport_url(slug: str, zoom: int) -> str | None:
     """Return the URL the map fetches first (the tiles' version document), to preload."""
     return url_for("api.tiles_version", slug=slug)
 
 
-class ClusterScript(MacroElement):
-    """Calls one of geomap's map scripts with the map, its cluster group and ``options``."""
+def cluster_assets(extra_js: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
+    """Return (scripts, stylesheets) a map with a cluster group needs after Leaflet's.
 
-    _template = Template(
-        """{% macro script(this, kwargs) %}
-        {{ this.function }}({{ this._parent.get_name() }}, {{ this.cluster.get_name() }},
-                      {{ this.options|tojson }});
-        {% endmacro %}"""
-    )
-
-    def __init__(self, function: str, name: str, element_id: str, cluster: MarkerCluster,
-                 options: dict) -> None:
-        """Call the JS ``function`` (e.g. ``geomap.attach``) as element ``name``_``element_id``."""
-        super().__init__()
-        self._name = name
-        self._id = element_id
-        self.function = function
-        self.cluster = cluster
-        self.options = options
-
-
-def local_cluster(element_id: str, radius: int, extra_js: tuple = ()) -> MarkerCluster:
-    """Return a MarkerCluster with our own assets, the summing icon and a fixed id.
-
-    ``radius`` is markercluster's maxClusterRadius in pixels; ``extra_js`` lists further
-    (name, URL) scripts the page needs after map.js.
+    ``extra_js`` lists further script URLs the page needs after map.js.
     """
-    cluster = MarkerCluster(
-        icon_create_function=CLUSTER_ICON,
-        options={"showCoverageOnHover": False, "maxClusterRadius": radius},
-    )
-    cluster._id = element_id
-    cluster.default_js = [
-        ("markercluster",
-         url_for("static", filename="vendor/markercluster/leaflet.markercluster.js")),
-        ("topojson", url_for("static", filename="vendor/topojson-client.min.js")),
-        ("geomap_outlines", url_for("static", filename="geomap/outlines.js")),
-        ("geomap", url_for("static", filename="geomap/map.js")),
+    scripts = [
+        url_for("static", filename="vendor/markercluster/leaflet.markercluster.js"),
+        url_for("static", filename="vendor/topojson-client.min.js"),
+        url_for("static", filename="geomap/outlines.js"),
+        url_for("static", filename="geomap/map.js"),
         *extra_js,
     ]
-    cluster.default_css = [
-        ("markercluster_css", url_for("static", filename="vendor/markercluster/MarkerCluster.css")),
-    ]
-    return cluster
+    return scripts, [url_for("static", filename="vendor/markercluster/MarkerCluster.css")]
 
 
 @lru_cache(maxsize=1)
@@ -170,6 +200,8 @@ def territory_points(session: Session, counts: dict[str, int]) -> dict[str, list
 
     The point is the code's most populous gazetteer place (public GeoNames data).
     """
+    import numpy as np  # the admin choropleth's, not every page's
+
     drawn = set(feature_codes().values()) | {
         code for parts in territory_parts(session).values() for code in parts.values()}
     lats, lngs, codes, populations = gazetteer_points(session)
@@ -190,40 +222,38 @@ def useful_max_zoom(floor: int) -> int:
 
 
 def local_map(map_id: str, *, center: tuple[float, float], zoom: int, max_zoom: int,
-              height: str, world_copies: bool = False, **options: object) -> folium.Map:
-    """Return a folium map with no tiles, a fixed element id and Leaflet from our static/.
+              height: str, world_copies: bool = False, control_scale: bool = False,
+              extra_js: tuple[str, ...] = (), cluster: ClusterGroup | None = None,
+              cluster_js: tuple[str, ...] = ()) -> LeafletMap:
+    """Return a map with no tiles, a fixed element id and Leaflet from our static/.
 
     With ``world_copies`` the map may be centred anywhere, 180° included (Fiji, the
-    Bering Strait): no bounds, and the view jumps between world copies.
+    Bering Strait): no bounds, and the view jumps between world copies. ``extra_js``
+    are scripts right after Leaflet's; with a ``cluster`` group come markercluster,
+    our map scripts and then ``cluster_js``.
     """
-    world = folium.Map(location=list(center), zoom_start=min(zoom, max_zoom), tiles=None,
-                       min_zoom=1, max_zoom=max_zoom, height=height,
-                       world_copy_jump=world_copies, max_bounds=not world_copies, **options)
-    world._id = map_id
-    # Without a tile layer Leaflet needs the zoom range on the map itself.
-    world.options.update(minZoom=1, maxZoom=max_zoom)
-    world.default_js = [("leaflet", url_for("static", filename="vendor/leaflet/leaflet.js"))]
-    world.default_css = [
-        ("leaflet_css", url_for("static", filename="vendor/leaflet/leaflet.css")),
-        ("geomap_css", url_for("static", filename="geomap/map.css")),
-    ]
-    return world
+    scripts = [url_for("static", filename="vendor/leaflet/leaflet.js"), *extra_js]
+    late_styles: list[str] = []
+    if cluster is not None:
+        more_js, late_styles = cluster_assets(cluster_js)
+        scripts += more_js
+    return LeafletMap(
+        map_id=map_id, center=center, zoom=zoom, max_zoom=max_zoom, height=height,
+        world_copies=world_copies, control_scale=control_scale, scripts=scripts,
+        styles=[url_for("static", filename="vendor/leaflet/leaflet.css"),
+                url_for("static", filename="geomap/map.css")],
+        late_styles=late_styles, cluster=cluster,
+    )
 
 
-# folium adds a second viewport tag that forbids pinch zoom; our pages have their own.
-_FOLIUM_VIEWPORT = re.compile(r"<meta\s+name=\"viewport\"[^>]*>\s*", re.IGNORECASE)
-
-
-def map_parts(world: folium.Map) -> MapParts:
-    """Render ``world`` and return its head, body and script for a page."""
-    figure = world.get_root()
-    figure.render()
-    head = _FOLIUM_VIEWPORT.sub("", figure.header.render())
-    # folium's output is built from our own options and published or admin numbers only.
+def map_parts(world: LeafletMap) -> MapParts:
+    """Render ``world`` (templates/leaflet_map.html and .js): its head, body and script."""
+    # Built from our own options and published or admin numbers only; JSON through
+    # tojson (HTML-safe), ids and function names are our constants.
     return MapParts(
-        head=Markup(head),  # noqa: S704
-        body=Markup(figure.html.render()),  # noqa: S704
-        script=Markup(figure.script.render()),  # noqa: S704
+        head=Markup(get_template_attribute("leaflet_map.html", "head")(world)),  # noqa: S704
+        body=Markup(get_template_attribute("leaflet_map.html", "body")(world)),  # noqa: S704
+        script=Markup(get_template_attribute("leaflet_map.js", "script")(world)),  # noqa: S704
     )
 
 
@@ -237,7 +267,8 @@ def world_map(*, slug: str, tiles: str, tiles_attribution: str, center: tuple[fl
     """
     max_zoom = useful_max_zoom(current_app.config["GEOMAP_FLOOR_RESOLUTION"])
     world = local_map("world", center=center, zoom=zoom, max_zoom=max_zoom, height=height,
-                      control_scale=True, world_copies=True)
+                      control_scale=True, world_copies=True,
+                      cluster=ClusterGroup("markers", 60))
     url = tile_url(tiles)
     if url:
         attribution = (
@@ -246,23 +277,17 @@ def world_map(*, slug: str, tiles: str, tiles_attribution: str, center: tuple[fl
             if url == OSM_TILES
             else Markup.escape(tiles_attribution or "Map tiles")
         )
-        layer = folium.TileLayer(tiles=url, attr=str(attribution), name="tiles", max_zoom=19)
-        layer._id = "tiles"
-        layer.add_to(world)
-    cluster = local_cluster("markers", 60)
-    cluster.add_to(world)
-    ClusterScript(
-        "geomap.attach", "ViewportLayer", "viewport", cluster,
-        {
-            "cellsUrl": url_for("api.cells", slug=slug),
-            "versionUrl": url_for("api.tiles_version", slug=slug),
-            "countriesUrl": url_for("static", filename="vendor/world-atlas/countries-50m.json"),
-            # Deep zoom: 1:10m outlines and gazetteer place labels (static/geomap/map.js).
-            "detailUrl": url_for("static", filename="vendor/world-atlas/countries-10m.json"),
-            "labelsUrl": url_for("api.place_labels"),
-            "outlines": url is None,
-            "joinUrl": join_url,
-            "joinTarget": join_target,
-        },
-    ).add_to(world)
+        world.tile_layer = TileLayer(url, str(attribution))
+    world.call = "geomap.attach"
+    world.call_options = {
+        "cellsUrl": url_for("api.cells", slug=slug),
+        "versionUrl": url_for("api.tiles_version", slug=slug),
+        "countriesUrl": url_for("static", filename="vendor/world-atlas/countries-50m.json"),
+        # Deep zoom: 1:10m outlines and gazetteer place labels (static/geomap/map.js).
+        "detailUrl": url_for("static", filename="vendor/world-atlas/countries-10m.json"),
+        "labelsUrl": url_for("api.place_labels"),
+        "outlines": url is None,
+        "joinUrl": join_url,
+        "joinTarget": join_target,
+    }
     return map_parts(world)

@@ -38,7 +38,7 @@ def condition_map(slug: str) -> str:
     if condition is None:
         abort(404, description=published.missing_condition_message(db.public_session, slug))
     condition = localised_one(db.public_session, condition)
-    # folium (and its stack) is imported where a map page is built, not at start-up.
+    # Imported where a map page is built, not at start-up.
     from geomap.web.maps import first_viewport_url, world_map
 
     config = current_app.config

@@ -12,8 +12,6 @@ import math
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-import shapely
-
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -32,7 +30,8 @@ def _xy(lng: float, lat: float) -> tuple[float, float]:
 @lru_cache(maxsize=4)
 def _base(outlines: tuple[bytes, ...]) -> Image.Image:
     """Return the sea and land image of ``outlines`` (WKB), drawn once per outline set."""
-    from PIL import Image, ImageDraw  # Pillow only where a preview is drawn
+    import shapely  # Pillow and Shapely only where a preview is drawn
+    from PIL import Image, ImageDraw
 
     image = Image.new("RGB", (WIDTH, HEIGHT), SEA)
     draw = ImageDraw.Draw(image)

@@ -5,7 +5,7 @@ Policy); embed routes (added by their blueprint) relax only ``frame-ancestors``.
 A tile server, when the operator turns tiles on, is the one host images may come from.
 
 No page may run an inline script or style it did not declare: the CSP has no
-``'unsafe-inline'``. The inline blocks a page does hold (folium's map set-up) are
+``'unsafe-inline'``. The inline blocks a page does hold (the Leaflet map set-up) are
 listed by their SHA-256 hash, taken while the template renders (``inline_script``
 and the ``csp_hashed`` filter); hashes, unlike nonces, keep cached embeds valid.
 """

@@ -1,0 +1,233 @@
+"""A web worker's memory after each kind of page: RSS and PSS, and what it imported.
+
+Runs against an existing geomap data folder with published members (e.g. after
+``geomap demo --members 1000000``); its embedded cluster must be running::
+
+    GEOMAP_DATA_DIR=var GEOMAP_DB_PORT=55464 .venv/bin/python bench/worker_memory.py
+
+1. gunicorn with ``geomap serve --prod``'s options (``run_gunicorn``: gthread, 8
+   threads, malloc tuned as in production), ``--workers`` workers (default 1), on
+   127.0.0.1. One keep-alive client serves, in order: the home page, a condition's map
+   page, a viewport (cells API), the tiles' version document and a tile, the embed,
+   the preview image (``--preview``, off by default: it draws with Pillow), the sign-in
+   page and a sign-in as a bench member, a nearby search (API and page) and the
+   soulmates page. After each step: the worker's VmRSS, RssAnon, RssFile (from
+   /proc/<pid>/status) and Pss (/proc/<pid>/smaps_rollup: shared pages divided by the
+   processes sharing them, the master included).
+2. The same steps in one process through Flask's test client: the top-level packages
+   each step imported first (the import boundary tests/test_worker_footprint.py keeps).
+
+Reported figure: VmRSS of the largest worker (what ``ps`` and the issue's goal count);
+PSS is printed next to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from http.cookiejar import CookieJar
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+PASSWORD = "bench password 1234"  # noqa: S105 (bench accounts in a bench database)
+CELLS = "/api/v1/conditions/{slug}/cells?zoom=5&bbox=0,40,20,60"
+
+
+def steps(slug: str, preview: bool) -> list[tuple[str, str | None]]:
+    """Return (label, path) of the requests in order; None paths are handled specially."""
+    return [
+        ("home page", "/"),
+        ("map page", f"/conditions/{slug}/map"),
+        ("viewport", CELLS.format(slug=slug)),
+        ("tile", None),
+        ("embed", f"/embed/conditions/{slug}/map"),
+        *([("preview image", f"/conditions/{slug}/preview.png")] if preview else []),
+        ("sign-in page", "/login"),
+        ("signed in", None),
+        ("nearby API", f"/api/v1/nearby?condition={slug}"),
+        ("nearby page", f"/nearby?condition={slug}"),
+        ("soulmates page", f"/soulmates?condition={slug}"),
+    ]
+
+
+def memory(pid: int) -> dict[str, float]:
+    """Return VmRSS, RssAnon, RssFile and Pss of process ``pid`` in MB."""
+    figures = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "RssAnon", "RssFile"):
+            figures[key] = int(value.split()[0]) / 1024
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            figures["Pss"] = int(line.split()[1]) / 1024
+    return figures
+
+
+def bench_member(database_url: str, slug: str) -> str:
+    """Return the email of a bench account for a member on the map with ``slug`` (made once)."""
+    from werkzeug.security import generate_password_hash
+
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        member = conn.execute(text(
+            "SELECT m.id FROM members m JOIN member_conditions mc ON mc.member_id = m.id "
+            "JOIN conditions c ON c.id = mc.condition_id AND c.slug = :slug "
+            "JOIN member_locations l ON l.member_id = m.id "
+            "WHERE m.visibility = 'map' ORDER BY m.id LIMIT 1"), {"slug": slug}).scalar_one()
+        email = f"bench-{member}@bench.example.org"
+        conn.execute(text(
+            "INSERT INTO accounts (email, password_hash, member_id, is_admin, "
+            "email_verified_at, health_data_consent_at, terms_accepted_at) "
+            "VALUES (:email, :hash, :member, false, now(), now(), now()) "
+            "ON CONFLICT (member_id) DO UPDATE SET email = excluded.email, "
+            "password_hash = excluded.password_hash, email_verified_at = now()"),
+            {"email": email, "hash": generate_password_hash(PASSWORD), "member": member})
+    engine.dispose()
+    return email
+
+
+def sign_in(get, post, email: str) -> None:  # noqa: ANN001 (two request callables)
+    """Sign in through the login form (its CSRF token included)."""
+    html = get("/login")
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
+    post("/login", {"csrf_token": token, "email": email, "password": PASSWORD})
+
+
+def serve_steps(get, post, slug: str, email: str, preview: bool, after) -> None:  # noqa: ANN001
+    """Request every step's page with ``get``/``post``; call ``after(label)`` after each."""
+    for label, path in steps(slug, preview):
+        if label == "tile":
+            document = json.loads(get(f"/api/v1/conditions/{slug}/version"))
+            get(document["tiles"].format(z=5, x=16, y=10))
+        elif label == "signed in":
+            sign_in(get, post, email)
+        else:
+            get(path)
+        after(label)
+
+
+def gunicorn_figures(port: int, workers: int, slug: str, email: str,
+                     preview: bool) -> list[tuple[str, dict[str, float], dict[str, float]]]:
+    """Serve the steps from gunicorn; return (label, largest worker, master) memory."""
+    code = ("from geomap.wsgi_server import run_gunicorn; "
+            f"run_gunicorn('127.0.0.1', {port}, {workers})")
+    master = subprocess.Popen([sys.executable, "-c", code],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+
+    def get(path: str) -> str:
+        try:
+            with opener.open(base + path, timeout=120) as response:
+                return response.read().decode("utf-8", "replace")
+        except urllib.error.HTTPError as exc:
+            return exc.read().decode("utf-8", "replace")
+
+    def post(path: str, data: dict) -> str:
+        body = urllib.parse.urlencode(data).encode()
+        with opener.open(base + path, data=body, timeout=120) as response:
+            return response.read().decode("utf-8", "replace")
+
+    figures = []
+    try:
+        for _ in range(600):
+            try:
+                urllib.request.urlopen(base + "/readyz", timeout=2).read()  # noqa: S310 (127.0.0.1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        children = [int(pid) for pid in Path(
+            f"/proc/{master.pid}/task/{master.pid}/children").read_text().split()]
+
+        def after(label: str) -> None:
+            worker = max((memory(pid) for pid in children), key=lambda m: m["VmRSS"])
+            figures.append((label, worker, memory(master.pid)))
+
+        after("started (no request yet)")
+        serve_steps(get, post, slug, email, preview, after)
+    finally:
+        master.terminate()
+        master.wait(timeout=30)
+    return figures
+
+
+IN_PROCESS = """
+import json, sys
+sys.path.insert(0, {bench!r})
+from worker_memory import serve_steps
+from geomap import create_app
+
+def tops():
+    return {{name.split(".")[0] for name in sys.modules if not name.startswith("_")}}
+
+app = create_app()
+client = app.test_client()
+seen, steps = tops(), [("create_app", sorted(tops()))]
+
+def get(path):
+    return client.get(path).get_data(as_text=True)
+
+def post(path, data):
+    return client.post(path, data=data).get_data(as_text=True)
+
+def after(label):
+    global seen
+    now = tops()
+    steps.append((label, sorted(now - seen)))
+    seen = now
+
+serve_steps(get, post, {slug!r}, {email!r}, {preview!r}, after)
+print(json.dumps(steps))
+"""
+
+
+def imports_by_step(slug: str, email: str, preview: bool) -> list[tuple[str, list[str]]]:
+    """Return (step, top-level packages it imported first), in a fresh process."""
+    code = IN_PROCESS.format(bench=str(Path(__file__).parent), slug=slug, email=email,
+                             preview=preview)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                          text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    """Print the worker's memory after each step and what each step imported."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GEOMAP_PORT", 5143)))
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--condition", default="all")
+    parser.add_argument("--preview", action="store_true",
+                        help="also fetch the preview PNG (Pillow and Shapely)")
+    args = parser.parse_args()
+    from geomap.config import load_settings
+    from geomap.embedded_pg import database_url
+
+    email = bench_member(database_url(load_settings(os.environ)), args.condition)
+    with open("/proc/loadavg") as f:
+        print(f"load average at start: {' '.join(f.read().split()[:3])}")
+    print(f"{'after':<26} {'VmRSS':>7} {'RssAnon':>8} {'RssFile':>8} {'Pss':>7}   "
+          f"master VmRSS / Pss (MB)")
+    for label, worker, master in gunicorn_figures(args.port, args.workers, args.condition,
+                                                  email, args.preview):
+        print(f"{label:<26} {worker['VmRSS']:7.1f} {worker['RssAnon']:8.1f} "
+              f"{worker['RssFile']:8.1f} {worker['Pss']:7.1f}   "
+              f"{master['VmRSS']:.1f} / {master['Pss']:.1f}")
+    print("\nTop-level packages each step imported first (one process, test client):")
+    for label, names in imports_by_step(args.condition, email, args.preview):
+        shown = " ".join(names) if label != "create_app" else f"{len(names)} packages"
+        print(f"  {label:<24} {shown or '-'}")
+    with open("/proc/loadavg") as f:
+        print(f"load average at end: {' '.join(f.read().split()[:3])}")
+
+
+if __name__ == "__main__":
+    main()
