@@ -30,15 +30,25 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain
 
+import h3.api.basic_int as h3i
 import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geomap.geo.reference import raw_connection
+from geomap.privacy import (
+    Repartition,
+    cell_parents,
+    cell_resolutions,
+    pack_keys,
+    partition_leftovers,
+    repartition,
+    unpack_keys,
+)
 from geomap.publish.regions import publish_regions
 from geomap.publish.snapshots import refresh_snapshots
 from geomap.publish.symptoms import publish_symptoms
-from geomap.publish.views import Markers, cell_lines, published_markers
+from geomap.publish.views import cell_lines, partition_marker_rows
 
 log = logging.getLogger(__name__)
 
@@ -144,14 +154,6 @@ def _split_by_condition(rows: list | np.ndarray) -> dict[int, tuple[np.ndarray, 
 Dirty = dict[int, tuple[np.ndarray, np.ndarray]]  # condition -> (floor cells, deltas)
 
 
-def _rows_by_condition(table: np.ndarray) -> dict[int, np.ndarray]:
-    """Split integer rows sorted by their first column (a condition id) per condition."""
-    if len(table) == 0:
-        return {}
-    bounds = np.flatnonzero(np.diff(table[:, 0])) + 1
-    return {int(part[0, 0]): part for part in np.split(table, bounds)}
-
-
 def _take_dirty(session: Session) -> Dirty:
     """Empty ``publish_dirty``; return its cells and member deltas per condition."""
     cursor = raw_connection(session).cursor()
@@ -205,14 +207,30 @@ def _publish_full(session: Session, condition_ids: list[int], k: int, floor: int
         ],
     )
     session.execute(text("DELETE FROM published_cells"))
+    session.execute(text("DELETE FROM publish_leftovers"))
+    return _write_conditions(session, condition_ids, counts, k, floor, progress)
+
+
+def _write_conditions(session: Session, condition_ids: list[int],
+                      counts: dict[int, tuple[np.ndarray, np.ndarray]], k: int, floor: int,
+                      progress: Callable[[int], None] | None) -> int:
+    """Insert the markers and leftovers of ``condition_ids`` (none stored); return markers."""
     written = 0
+    marker_lines: list[str] = []
+    leftover_lines: list[str] = []
     for condition_id in condition_ids:
         cells, cell_counts = counts.get(condition_id, (_EMPTY, _EMPTY))
-        markers = published_markers(cells, cell_counts, k, floor)
-        _copy(session, _CELLS_COPY, cell_lines(condition_id, markers))
+        parts, left_cells, left_counts = partition_leftovers((cells, cell_counts), floor, k)
+        markers = partition_marker_rows(parts, floor)
+        marker_lines.extend(cell_lines(condition_id, markers))
+        leftover_lines.extend(f"{condition_id}\t{cell}\t{n}" for cell, n in
+                              zip(left_cells.tolist(), left_counts.tolist(), strict=True))
         written += len(markers.key)
         if progress:
             progress(1)
+    _copy(session, _CELLS_COPY, marker_lines)
+    _copy(session, "COPY publish_leftovers (condition_id, cell, members) FROM STDIN",
+          leftover_lines)
     return written
 
 
@@ -240,38 +258,58 @@ def _recount_conditions(session: Session, condition_ids: list[int]) -> None:
     )
 
 
-def _apply_deltas(session: Session, partial: Dirty) -> list[int]:
-    """Add the member deltas to the stored floor counts; return conditions gone wrong.
+def _array(values: np.ndarray) -> str:
+    """Return integers as a PostgreSQL array literal (one parameter, cast by the query)."""
+    return "{" + ",".join(map(str, np.asarray(values).tolist())) + "}"
 
-    A count below zero can only come from a write that bypassed the triggers; those
+
+@dataclass(frozen=True)
+class FloorChanges:
+    """Changed floor counts, one row per (condition, floor cell), sorted."""
+
+    conditions: np.ndarray
+    cells: np.ndarray
+    old: np.ndarray
+    new: np.ndarray
+
+
+def _apply_deltas(session: Session, partial: Dirty) -> tuple[FloorChanges, list[int]]:
+    """Add the member deltas to the stored floor counts.
+
+    Returns the changed counts (old and new) and the conditions gone wrong: a count
+    below zero can only come from a write that bypassed the triggers; those
     conditions are recounted rather than trusted.
     """
     conditions = np.concatenate([np.full(len(c), cid, np.int64) for cid, (c, _) in partial.items()])
     cells = np.concatenate([c for c, _ in partial.values()])
     deltas = np.concatenate([d for _, d in partial.values()])
     changed = deltas != 0
-    params = {"conditions": conditions[changed].tolist(), "cells": cells[changed].tolist(),
-              "deltas": deltas[changed].tolist()}
+    conditions, cells, deltas = conditions[changed], cells[changed], deltas[changed]
+    params = {"c": _array(conditions), "f": _array(cells), "d": _array(deltas)}
+    new = _fetch_ints(
+        session,
+        "INSERT INTO publish_floor_counts (condition_id, floor_cell, members) "
+        "SELECT * FROM unnest(CAST(%(c)s AS smallint[]), CAST(%(f)s AS bigint[]), "
+        "CAST(%(d)s AS int[])) "
+        "ON CONFLICT (condition_id, floor_cell) "
+        "DO UPDATE SET members = publish_floor_counts.members + EXCLUDED.members "
+        "RETURNING condition_id, floor_cell, members",
+        params, 3)
     session.execute(
         text(
-            "INSERT INTO publish_floor_counts (condition_id, floor_cell, members) "
-            "SELECT * FROM unnest(CAST(:conditions AS smallint[]), CAST(:cells AS bigint[]), "
-            "CAST(:deltas AS int[])) "
-            "ON CONFLICT (condition_id, floor_cell) "
-            "DO UPDATE SET members = publish_floor_counts.members + EXCLUDED.members"
-        ),
-        params,
-    )
-    broken = session.execute(
-        text(
             "DELETE FROM publish_floor_counts f USING "
-            "unnest(CAST(:conditions AS smallint[]), CAST(:cells AS bigint[])) AS d (c, cell) "
-            "WHERE f.condition_id = d.c AND f.floor_cell = d.cell AND f.members <= 0 "
-            "RETURNING f.condition_id, f.members"
+            "unnest(CAST(:c AS smallint[]), CAST(:f AS bigint[])) AS d (c, cell) "
+            "WHERE f.condition_id = d.c AND f.floor_cell = d.cell AND f.members <= 0"
         ),
-        {"conditions": params["conditions"], "cells": params["cells"]},
-    ).all()
-    return sorted({cid for cid, members in broken if members < 0})
+        {"c": params["c"], "f": params["f"]},
+    )
+    keys = pack_keys(conditions, cells)
+    order = np.argsort(keys)
+    new = new[np.argsort(pack_keys(new[:, 0], new[:, 1]))]
+    counts = new[:, 2]
+    changes = FloorChanges(conditions[order], cells[order], counts - deltas[order], counts)
+    broken = sorted(set(changes.conditions[(changes.new < 0) | (changes.old < 0)].tolist()))
+    return changes, broken
 
 
 ALL_BASE_CELLS = np.arange(122, dtype=np.int64)
@@ -299,73 +337,143 @@ def touched_parts(dirty: Dirty) -> Touched:
 def _publish_incremental(session: Session, condition_ids: list[int], dirty: Dirty, k: int,
                          floor: int, progress: Callable[[int], None] | None
                          ) -> tuple[int, Touched]:
-    """Apply the dirty deltas, re-roll the base cells they touch, write changed rows only.
+    """Apply the dirty deltas and re-roll only the changed floor cells' ancestors.
 
-    Returns the rows written and the touched base cells per condition.
+    The stored parts (the markers at the floor resolution) and leftovers are the
+    roll-up's state: :func:`geomap.privacy.repartition` gives the parts that change,
+    each marker changes by the sum of its changed parts, and only markers whose count
+    changes are written. Conditions marked whole (newly enabled, recounted) are
+    partitioned anew. Returns the rows written and the touched base cells per condition.
     """
+    enabled = set(condition_ids)
     whole = [cid for cid, (cells, _) in dirty.items() if WHOLE_CONDITION in cells]
     partial = {cid: value for cid, value in dirty.items() if cid not in whole}
+    changes = None
     if partial:
-        broken = _apply_deltas(session, partial)
+        changes, broken = _apply_deltas(session, partial)
         if broken:
             log.warning("negative floor counts for conditions %s: recounting them", broken)
-            whole += broken
-            for condition_id in broken:
-                dirty[condition_id] = (np.array([WHOLE_CONDITION], np.int64),
-                                       np.zeros(1, np.int64))
+        keep = ~np.isin(changes.conditions, broken) & np.isin(changes.conditions,
+                                                              sorted(enabled))
+        changes = FloorChanges(changes.conditions[keep], changes.cells[keep],
+                               changes.old[keep], changes.new[keep])
+        try:
+            repartitioned = repartition(changes.conditions, changes.cells, changes.old,
+                                        changes.new, floor, k,
+                                        lambda ids, cells: _holdings(session, ids, cells, floor))
+        except ValueError:
+            log.warning("stored partitions out of step: recounting the changed conditions")
+            broken = sorted(set(broken) | set(changes.conditions.tolist()))
+            repartitioned = None
+        for condition_id in broken:
+            whole.append(condition_id)
+            dirty[condition_id] = (np.array([WHOLE_CONDITION], np.int64),
+                                   np.zeros(1, np.int64))
+    written = 0
     if whole:
         _recount_conditions(session, whole)
-    touched = touched_parts(dirty)
-    enabled = set(condition_ids)
-    pairs = [(cid, base) for cid in sorted(touched) if cid in enabled
-             for base in touched[cid].tolist()]
-    # The floor counts and old markers of every touched base cell: two reads in all.
-    keys = {"c": [c for c, _b in pairs], "b": [b for _c, b in pairs]}
-    stored_by = _rows_by_condition(_fetch_ints(
+        again = sorted(set(whole) & enabled)
+        for table in ("published_cells", "publish_leftovers"):
+            session.execute(text(f"DELETE FROM {table} "  # noqa: S608 (a fixed name)
+                                 "WHERE condition_id = ANY(CAST(:ids AS smallint[]))"),
+                            {"ids": again})
+        written += _write_conditions(session, again, floor_counts(session, again), k, floor,
+                                     None)
+    if changes is not None and repartitioned is not None:
+        written += _write_part_changes(session, repartitioned, floor)
+    if progress:
+        progress(len(condition_ids))
+    return written, touched_parts(dirty)
+
+
+def _holdings(session: Session, conditions: np.ndarray, cells: np.ndarray, floor: int
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Return the stored part counts and leftovers of (condition, cell) pairs (0: none)."""
+    rows = _fetch_ints(
         session,
-        "SELECT f.condition_id, f.floor_cell, f.members FROM publish_floor_counts f "
-        "JOIN unnest(%(c)s::smallint[], %(b)s::bigint[]) AS t (c, b) "
-        "ON f.condition_id = t.c AND ((f.floor_cell >> 45) & 127) = t.b ORDER BY 1, 2",
-        keys, 3))
-    old_by = _rows_by_condition(_fetch_ints(
+        "SELECT coalesce(p.count, 0), coalesce(l.members, 0) FROM unnest("
+        "CAST(%(c)s AS smallint[]), CAST(%(f)s AS bigint[])) WITH ORDINALITY AS t (c, cell, i) "
+        "LEFT JOIN published_cells p ON p.condition_id = t.c AND p.resolution = %(floor)s "
+        "AND p.cell = t.cell "
+        "LEFT JOIN publish_leftovers l ON l.condition_id = t.c AND l.cell = t.cell "
+        "ORDER BY t.i",
+        {"c": _array(conditions), "f": _array(cells), "floor": floor}, 2)
+    return rows[:, 0], rows[:, 1]
+
+
+def _write_part_changes(session: Session, changed: Repartition, floor: int) -> int:
+    """Write the leftovers and the markers that the changed parts change; return markers.
+
+    A part at resolution r or finer is summed into its ancestor's marker at r; a
+    coarser part is shown as itself. So each marker changes by the sum of the count
+    changes of its changed parts; a marker whose sum is unchanged keeps its row.
+    """
+    left_keys = (changed.leftover_conditions, changed.leftover_cells)
+    gone = changed.leftover_new == 0
+    session.execute(
+        text("DELETE FROM publish_leftovers l USING unnest(CAST(:c AS smallint[]), "
+             "CAST(:f AS bigint[])) AS d (c, cell) WHERE l.condition_id = d.c AND l.cell = d.cell"),
+        {"c": _array(left_keys[0][gone]), "f": _array(left_keys[1][gone])})
+    session.execute(
+        text("INSERT INTO publish_leftovers (condition_id, cell, members) "
+             "SELECT * FROM unnest(CAST(:c AS smallint[]), CAST(:f AS bigint[]), "
+             "CAST(:n AS int[])) ON CONFLICT (condition_id, cell) "
+             "DO UPDATE SET members = EXCLUDED.members"),
+        {"c": _array(left_keys[0][~gone]), "f": _array(left_keys[1][~gone]),
+         "n": _array(changed.leftover_new[~gone])})
+    if len(changed.part_cells) == 0:
+        return 0
+    part_keys = pack_keys(changed.part_conditions, changed.part_cells)
+    part_res = cell_resolutions(changed.part_cells)
+    change = changed.part_new - changed.part_old
+    keys: list[np.ndarray] = []
+    for resolution in range(floor + 1):
+        fine = part_res >= resolution
+        at = part_keys.copy()
+        at[fine] = pack_keys(changed.part_conditions[fine],
+                             cell_parents(changed.part_cells[fine], resolution))
+        keys.append(at | (resolution << 56))
+    marker_keys, inverse = np.unique(np.concatenate(keys), return_inverse=True)
+    sums = np.bincount(inverse, weights=np.tile(change, floor + 1),
+                       minlength=len(marker_keys)).astype(np.int64)
+    marker_keys, sums = marker_keys[sums != 0], sums[sums != 0]
+    resolutions = marker_keys >> 56
+    conditions, cells = unpack_keys(marker_keys & ((1 << 56) - 1))
+    params = {"c": _array(conditions), "r": _array(resolutions), "f": _array(cells)}
+    old = _fetch_ints(
         session,
-        "SELECT p.condition_id, p.resolution, p.cell, p.cell_resolution, p.count "
-        "FROM published_cells p JOIN unnest(%(c)s::smallint[], %(b)s::bigint[]) AS t (c, b) "
-        "ON p.condition_id = t.c AND ((p.cell >> 45) & 127) = t.b ORDER BY 1",
-        keys, 5))
-    written = 0
-    insert_lines: list[str] = []
-    gone_rows: list[np.ndarray] = []
-    for condition_id in condition_ids:
-        if condition_id in touched:
-            stored = stored_by.get(condition_id, np.zeros((0, 3), np.int64))
-            new = published_markers(stored[:, 1], stored[:, 2], k, floor)
-            old_rows = old_by.get(condition_id, np.zeros((0, 5), np.int64))
-            old = Markers.from_rows(old_rows[:, 1], old_rows[:, 2], old_rows[:, 3],
-                                    old_rows[:, 4])
-            gone = old.differing(new)
-            added = new.differing(old)
-            if gone.any():
-                resolutions, cells = old.rows(gone)
-                gone_rows.append(np.column_stack([
-                    np.full(len(cells), condition_id, np.int64), resolutions, cells]))
-            insert_lines.extend(cell_lines(condition_id, new, added))
-            written += int(gone.sum()) + int(added.sum())
-        if progress:
-            progress(1)
-    if gone_rows:
-        table = np.concatenate(gone_rows)
-        session.execute(
-            text(
-                "DELETE FROM published_cells p USING unnest(CAST(:cid AS smallint[]), "
-                "CAST(:res AS smallint[]), CAST(:cells AS bigint[])) AS d (c, r, cell) "
-                "WHERE p.condition_id = d.c AND p.resolution = d.r AND p.cell = d.cell"
-            ),
-            {"cid": table[:, 0].tolist(), "res": table[:, 1].tolist(),
-             "cells": table[:, 2].tolist()},
-        )
-    _copy(session, _CELLS_COPY, insert_lines)
-    return written, touched
+        "SELECT coalesce(p.count, 0) FROM unnest(CAST(%(c)s AS smallint[]), "
+        "CAST(%(r)s AS smallint[]), CAST(%(f)s AS bigint[])) WITH ORDINALITY AS t (c, r, cell, i) "
+        "LEFT JOIN published_cells p ON p.condition_id = t.c AND p.resolution = t.r "
+        "AND p.cell = t.cell ORDER BY t.i", params, 1)[:, 0]
+    new = old + sums
+    if (new < 0).any():
+        raise RuntimeError("published markers out of step with the stored partition")
+    gone, added = new == 0, old == 0
+    kept = ~gone & ~added
+    session.execute(
+        text("DELETE FROM published_cells p USING unnest(CAST(:c AS smallint[]), "
+             "CAST(:r AS smallint[]), CAST(:f AS bigint[])) AS d (c, r, cell) "
+             "WHERE p.condition_id = d.c AND p.resolution = d.r AND p.cell = d.cell"),
+        {"c": _array(conditions[gone]), "r": _array(resolutions[gone]),
+         "f": _array(cells[gone])})
+    session.execute(
+        text("UPDATE published_cells p SET count = d.n FROM unnest(CAST(:c AS smallint[]), "
+             "CAST(:r AS smallint[]), CAST(:f AS bigint[]), CAST(:n AS int[])) "
+             "AS d (c, r, cell, n) "
+             "WHERE p.condition_id = d.c AND p.resolution = d.r AND p.cell = d.cell"),
+        {"c": _array(conditions[kept]), "r": _array(resolutions[kept]),
+         "f": _array(cells[kept]), "n": _array(new[kept])})
+    to_latlng = h3i.cell_to_latlng
+    lines = []
+    for condition_id, resolution, cell, count in zip(
+            conditions[added].tolist(), resolutions[added].tolist(), cells[added].tolist(),
+            new[added].tolist(), strict=True):
+        lat, lng = to_latlng(cell)
+        lines.append(f"{condition_id}\t{resolution}\t{cell}\t{h3i.get_resolution(cell)}"
+                     f"\t{count}\t{lat!r}\t{lng!r}")
+    _copy(session, _CELLS_COPY, lines)
+    return len(marker_keys)
 
 
 def _follow_enabled(session: Session, enabled: list[int], dirty: Dirty) -> None:
@@ -375,10 +483,12 @@ def _follow_enabled(session: Session, enabled: list[int], dirty: Dirty) -> None:
     enabled conditions only); one without is recounted whole, so an incremental
     publish opens its map. Floor counts of disabled conditions are kept current.
     """
-    session.execute(
-        text("DELETE FROM published_cells WHERE condition_id <> ALL(CAST(:ids AS smallint[]))"),
-        {"ids": list(enabled)},
-    )
+    for table in ("published_cells", "publish_leftovers"):
+        session.execute(
+            text(f"DELETE FROM {table} "  # noqa: S608 (a fixed name)
+                 "WHERE condition_id <> ALL(CAST(:ids AS smallint[]))"),
+            {"ids": list(enabled)},
+        )
     snapshotted = set(
         session.execute(text("SELECT condition_id FROM publish_snapshots")).scalars()
     )
