@@ -211,6 +211,19 @@ def unpack_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return keys >> 32, ((keys & _PACK_MASK) << _PACK_SHIFT) | _PACK_FILL
 
 
+def pack_marker_keys(conditions: np.ndarray, resolutions: np.ndarray, cells: np.ndarray
+                     ) -> np.ndarray:
+    """Return one int64 per (condition, map resolution, cell), sorting in that order."""
+    return ((np.asarray(conditions, np.int64) << 48) | (np.asarray(resolutions, np.int64) << 44)
+            | ((np.asarray(cells, np.int64) >> _PACK_SHIFT) & _PACK_MASK))
+
+
+def unpack_marker_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return the (conditions, resolutions, cells) of keys made by :func:`pack_marker_keys`."""
+    keys = np.asarray(keys, np.int64)
+    return keys >> 48, (keys >> 44) & 15, ((keys & _PACK_MASK) << _PACK_SHIFT) | _PACK_FILL
+
+
 @dataclass(frozen=True)
 class Repartition:
     """What changed in the partitions of several conditions (0: no part / no leftover).

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain
@@ -41,9 +42,10 @@ from geomap.privacy import (
     cell_parents,
     cell_resolutions,
     pack_keys,
+    pack_marker_keys,
     partition_leftovers,
     repartition,
-    unpack_keys,
+    unpack_marker_keys,
 )
 from geomap.publish.regions import publish_regions
 from geomap.publish.snapshots import refresh_snapshots
@@ -258,6 +260,21 @@ def _recount_conditions(session: Session, condition_ids: list[int]) -> None:
     )
 
 
+@contextmanager
+def _index_joins(session: Session) -> Iterator[None]:
+    """Join a few thousand keys to a large table by its index, not by hashing all of it.
+
+    The planner cannot see how many keys an array parameter holds and hashes the whole
+    table; for keys that are a small share of it, index lookups are much cheaper.
+    """
+    session.execute(text("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; "
+                         "SET LOCAL jit = off"))
+    try:
+        yield
+    finally:
+        session.execute(text("RESET enable_hashjoin; RESET enable_mergejoin; RESET jit"))
+
+
 def _array(values: np.ndarray) -> str:
     """Return integers as a PostgreSQL array literal (one parameter, cast by the query)."""
     return "{" + ",".join(map(str, np.asarray(values).tolist())) + "}"
@@ -295,14 +312,16 @@ def _apply_deltas(session: Session, partial: Dirty) -> tuple[FloorChanges, list[
         "DO UPDATE SET members = publish_floor_counts.members + EXCLUDED.members "
         "RETURNING condition_id, floor_cell, members",
         params, 3)
-    session.execute(
-        text(
-            "DELETE FROM publish_floor_counts f USING "
-            "unnest(CAST(:c AS smallint[]), CAST(:f AS bigint[])) AS d (c, cell) "
-            "WHERE f.condition_id = d.c AND f.floor_cell = d.cell AND f.members <= 0"
-        ),
-        {"c": params["c"], "f": params["f"]},
-    )
+    empty = new[new[:, 2] <= 0]
+    with _index_joins(session):
+        session.execute(
+            text(
+                "DELETE FROM publish_floor_counts f USING "
+                "unnest(CAST(:c AS smallint[]), CAST(:f AS bigint[])) AS d (c, cell) "
+                "WHERE f.condition_id = d.c AND f.floor_cell = d.cell"
+            ),
+            {"c": _array(empty[:, 0]), "f": _array(empty[:, 1])},
+        )
     keys = pack_keys(conditions, cells)
     order = np.argsort(keys)
     new = new[np.argsort(pack_keys(new[:, 0], new[:, 1]))]
@@ -380,7 +399,8 @@ def _publish_incremental(session: Session, condition_ids: list[int], dirty: Dirt
         written += _write_conditions(session, again, floor_counts(session, again), k, floor,
                                      None)
     if changes is not None and repartitioned is not None:
-        written += _write_part_changes(session, repartitioned, floor)
+        with _index_joins(session):
+            written += _write_part_changes(session, repartitioned, floor)
     if progress:
         progress(len(condition_ids))
     return written, touched_parts(dirty)
@@ -389,15 +409,16 @@ def _publish_incremental(session: Session, condition_ids: list[int], dirty: Dirt
 def _holdings(session: Session, conditions: np.ndarray, cells: np.ndarray, floor: int
               ) -> tuple[np.ndarray, np.ndarray]:
     """Return the stored part counts and leftovers of (condition, cell) pairs (0: none)."""
-    rows = _fetch_ints(
-        session,
-        "SELECT coalesce(p.count, 0), coalesce(l.members, 0) FROM unnest("
-        "CAST(%(c)s AS smallint[]), CAST(%(f)s AS bigint[])) WITH ORDINALITY AS t (c, cell, i) "
-        "LEFT JOIN published_cells p ON p.condition_id = t.c AND p.resolution = %(floor)s "
-        "AND p.cell = t.cell "
-        "LEFT JOIN publish_leftovers l ON l.condition_id = t.c AND l.cell = t.cell "
-        "ORDER BY t.i",
-        {"c": _array(conditions), "f": _array(cells), "floor": floor}, 2)
+    with _index_joins(session):
+        rows = _fetch_ints(
+            session,
+            "SELECT coalesce(p.count, 0), coalesce(l.members, 0) FROM unnest("
+            "CAST(%(c)s AS smallint[]), CAST(%(f)s AS bigint[])) WITH ORDINALITY AS t (c, cell, i) "
+            "LEFT JOIN published_cells p ON p.condition_id = t.c AND p.resolution = %(floor)s "
+            "AND p.cell = t.cell "
+            "LEFT JOIN publish_leftovers l ON l.condition_id = t.c AND l.cell = t.cell "
+            "ORDER BY t.i",
+            {"c": _array(conditions), "f": _array(cells), "floor": floor}, 2)
     return rows[:, 0], rows[:, 1]
 
 
@@ -423,22 +444,20 @@ def _write_part_changes(session: Session, changed: Repartition, floor: int) -> i
          "n": _array(changed.leftover_new[~gone])})
     if len(changed.part_cells) == 0:
         return 0
-    part_keys = pack_keys(changed.part_conditions, changed.part_cells)
     part_res = cell_resolutions(changed.part_cells)
     change = changed.part_new - changed.part_old
     keys: list[np.ndarray] = []
     for resolution in range(floor + 1):
         fine = part_res >= resolution
-        at = part_keys.copy()
-        at[fine] = pack_keys(changed.part_conditions[fine],
-                             cell_parents(changed.part_cells[fine], resolution))
-        keys.append(at | (resolution << 56))
+        cells_at = changed.part_cells.copy()
+        cells_at[fine] = cell_parents(changed.part_cells[fine], resolution)
+        keys.append(pack_marker_keys(changed.part_conditions, resolution, cells_at))
     marker_keys, inverse = np.unique(np.concatenate(keys), return_inverse=True)
     sums = np.bincount(inverse, weights=np.tile(change, floor + 1),
                        minlength=len(marker_keys)).astype(np.int64)
     marker_keys, sums = marker_keys[sums != 0], sums[sums != 0]
-    resolutions = marker_keys >> 56
-    conditions, cells = unpack_keys(marker_keys & ((1 << 56) - 1))
+    # In the index's order (condition, resolution, cell): neighbouring lookups.
+    conditions, resolutions, cells = unpack_marker_keys(marker_keys)
     params = {"c": _array(conditions), "r": _array(resolutions), "f": _array(cells)}
     old = _fetch_ints(
         session,
