@@ -225,6 +225,75 @@ def unpack_marker_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 @dataclass(frozen=True)
+class ManyPartitions:
+    """The partitions and leftovers of many conditions at once, as packed keys.
+
+    Keys are :func:`pack_keys` of (condition, cell), sorted; the same parts and
+    leftovers as :func:`partition_leftovers` of each condition on its own.
+    """
+
+    part_keys: np.ndarray
+    part_counts: np.ndarray
+    leftover_keys: np.ndarray
+    leftover_counts: np.ndarray
+
+
+def _packed_parents(keys: np.ndarray, level: int) -> np.ndarray:
+    conditions, cells = unpack_keys(keys)
+    return pack_keys(conditions, cell_parents(cells, level))
+
+
+def partition_many(conditions: np.ndarray, cells: np.ndarray, counts: np.ndarray, floor: int,
+                   k: int) -> ManyPartitions:
+    """Return the partitions of many conditions' floor counts in one vectorised roll-up."""
+    keys = pack_keys(conditions, cells)
+    counts = np.asarray(counts, np.int64)
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    left: list[tuple[np.ndarray, np.ndarray]] = []
+    for level in range(floor, -1, -1):
+        if len(keys) == 0:
+            break
+        keys, counts = _sum_by(_packed_parents(keys, level), counts)
+        dense = counts >= k
+        parts.append((keys[dense], counts[dense]))
+        keys, counts = keys[~dense], counts[~dense]
+        if level < floor:
+            left.append((keys, counts))
+
+    def joined(found: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+        if not found:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        keys_ = np.concatenate([f[0] for f in found])
+        order = np.argsort(keys_, kind="stable")
+        return keys_[order], np.concatenate([f[1] for f in found])[order]
+
+    return ManyPartitions(*joined(parts), *joined(left))
+
+
+def markers_many(parts: ManyPartitions, floor: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return the markers of every map resolution of many partitions: (marker keys, counts).
+
+    Marker keys are :func:`pack_marker_keys`, sorted; each marker is what
+    :func:`partition_markers` gives for its condition and resolution.
+    """
+    conditions, cells = unpack_keys(parts.part_keys)
+    resolutions = cell_resolutions(cells)
+    keys: list[np.ndarray] = []
+    counts: list[np.ndarray] = []
+    for resolution in range(floor + 1):
+        fine = resolutions >= resolution
+        summed, sums = _sum_by(
+            pack_marker_keys(conditions[fine], resolution,
+                             cell_parents(cells[fine], resolution)),
+            parts.part_counts[fine])
+        keys += [summed, pack_marker_keys(conditions[~fine], resolution, cells[~fine])]
+        counts += [sums, parts.part_counts[~fine]]
+    all_keys = np.concatenate(keys)
+    order = np.argsort(all_keys, kind="stable")
+    return all_keys[order], np.concatenate(counts)[order]
+
+
+@dataclass(frozen=True)
 class Repartition:
     """What changed in the partitions of several conditions (0: no part / no leftover).
 

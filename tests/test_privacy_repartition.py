@@ -77,3 +77,38 @@ def test_repartition_gives_what_partitioning_the_new_counts_gives(
         assert (parts, left) == new_state[condition]
     # Only ancestors of changed cells are looked at: at most one per resolution each.
     assert sum(lookups) <= len(changed) * FLOOR
+
+
+@settings(max_examples=60, deadline=None)
+@given(communities=st.lists(floor_counts(), min_size=1, max_size=4), k=st.integers(2, 12))
+def test_partitioning_many_conditions_at_once_gives_each_ones_partition(
+    communities: list[dict[int, int]], k: int
+) -> None:
+    ids = np.concatenate([np.full(len(c), 7 + 3 * i, np.int64)
+                          for i, c in enumerate(communities)])
+    cells = np.concatenate([np.array(sorted(c), np.int64) for c in communities])
+    counts = np.concatenate([np.array([c[x] for x in sorted(c)], np.int64)
+                             for c in communities])
+    many = privacy.partition_many(ids, cells, counts, FLOOR, k)
+    marker_keys, marker_counts = privacy.markers_many(many, FLOOR)
+    part_ids, part_cells = privacy.unpack_keys(many.part_keys)
+    left_ids, left_cells = privacy.unpack_keys(many.leftover_keys)
+    marker_ids, marker_res, marker_cells = privacy.unpack_marker_keys(marker_keys)
+    for i, community in enumerate(communities):
+        condition = 7 + 3 * i
+        parts, left_c, left_n = privacy.partition_leftovers(
+            (np.array(sorted(community), np.int64),
+             np.array([community[x] for x in sorted(community)], np.int64)), FLOOR, k)
+        mine = part_ids == condition
+        assert part_cells[mine].tolist() == parts.cells.tolist()
+        assert many.part_counts[mine].tolist() == parts.counts.tolist()
+        mine = left_ids == condition
+        assert (left_cells[mine].tolist(), many.leftover_counts[mine].tolist()) == (
+            left_c.tolist(), left_n.tolist())
+        for resolution in range(FLOOR + 1):
+            markers = privacy.partition_markers(parts, resolution)
+            mine = (marker_ids == condition) & (marker_res == resolution)
+            assert sorted(zip(marker_cells[mine].tolist(), marker_counts[mine].tolist(),
+                              strict=True)) == sorted(zip(markers.cells.tolist(),
+                                                          markers.counts.tolist(),
+                                                          strict=True))

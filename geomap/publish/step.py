@@ -41,16 +41,17 @@ from geomap.privacy import (
     Repartition,
     cell_parents,
     cell_resolutions,
+    markers_many,
     pack_keys,
     pack_marker_keys,
-    partition_leftovers,
+    partition_many,
     repartition,
+    unpack_keys,
     unpack_marker_keys,
 )
 from geomap.publish.regions import publish_regions
 from geomap.publish.snapshots import refresh_snapshots
 from geomap.publish.symptoms import publish_symptoms
-from geomap.publish.views import cell_lines, partition_marker_rows
 
 log = logging.getLogger(__name__)
 
@@ -182,32 +183,12 @@ def _can_go_incremental(session: Session, condition_ids: list[int], k: int, floo
     return all(snapshots.get(cid, (k, floor)) == (k, floor) for cid in condition_ids)
 
 
-def _copy(session: Session, statement: str, lines: list[str]) -> None:
-    """COPY ``lines`` (text format) with ``statement`` in the session's transaction."""
-    with raw_connection(session).cursor().copy(statement) as copy:
-        if lines:
-            copy.write(("\n".join(lines) + "\n").encode())
-
-
-_CELLS_COPY = (
-    "COPY published_cells (condition_id, resolution, cell, cell_resolution, count, lat, lng) "
-    "FROM STDIN"
-)
-
-
 def _publish_full(session: Session, condition_ids: list[int], k: int, floor: int,
                   progress: Callable[[int], None] | None) -> int:
     """Recount and replace every published cell; return the rows written."""
     counts = floor_counts(session)
     session.execute(text("DELETE FROM publish_floor_counts"))
-    _copy(
-        session, "COPY publish_floor_counts (condition_id, floor_cell, members) FROM STDIN",
-        [
-            f"{cid}\t{cell}\t{n}"
-            for cid, (cells, ns) in counts.items()
-            for cell, n in zip(cells.tolist(), ns.tolist(), strict=True)
-        ],
-    )
+    _copy_floor_counts(session, counts)
     session.execute(text("DELETE FROM published_cells"))
     session.execute(text("DELETE FROM publish_leftovers"))
     return _write_conditions(session, condition_ids, counts, k, floor, progress)
@@ -216,24 +197,74 @@ def _publish_full(session: Session, condition_ids: list[int], k: int, floor: int
 def _write_conditions(session: Session, condition_ids: list[int],
                       counts: dict[int, tuple[np.ndarray, np.ndarray]], k: int, floor: int,
                       progress: Callable[[int], None] | None) -> int:
-    """Insert the markers and leftovers of ``condition_ids`` (none stored); return markers."""
-    written = 0
-    marker_lines: list[str] = []
-    leftover_lines: list[str] = []
-    for condition_id in condition_ids:
-        cells, cell_counts = counts.get(condition_id, (_EMPTY, _EMPTY))
-        parts, left_cells, left_counts = partition_leftovers((cells, cell_counts), floor, k)
-        markers = partition_marker_rows(parts, floor)
-        marker_lines.extend(cell_lines(condition_id, markers))
-        leftover_lines.extend(f"{condition_id}\t{cell}\t{n}" for cell, n in
-                              zip(left_cells.tolist(), left_counts.tolist(), strict=True))
-        written += len(markers.key)
-        if progress:
-            progress(1)
-    _copy(session, _CELLS_COPY, marker_lines)
-    _copy(session, "COPY publish_leftovers (condition_id, cell, members) FROM STDIN",
-          leftover_lines)
-    return written
+    """Insert the markers and leftovers of ``condition_ids`` (none stored); return markers.
+
+    One vectorised roll-up over all of them (:func:`geomap.privacy.partition_many`).
+    """
+    wanted = [cid for cid in condition_ids if cid in counts]
+    if wanted:
+        conditions = np.concatenate([np.full(len(counts[cid][0]), cid, np.int64)
+                                     for cid in wanted])
+        cells = np.concatenate([counts[cid][0] for cid in wanted])
+        members = np.concatenate([counts[cid][1] for cid in wanted])
+    else:
+        conditions = cells = members = _EMPTY
+    many = partition_many(conditions, cells, members, floor, k)
+    marker_keys, marker_counts = markers_many(many, floor)
+    _copy_markers(session, *unpack_marker_keys(marker_keys), marker_counts)
+    left_conditions, left_cells = unpack_keys(many.leftover_keys)
+    _copy_binary(session, "publish_leftovers (condition_id, cell, members)",
+                 [(">i2", left_conditions), (">i8", left_cells), (">i4", many.leftover_counts)])
+    if progress:
+        progress(len(condition_ids))
+    return len(marker_keys)
+
+
+def _copy_floor_counts(session: Session,
+                       counts: dict[int, tuple[np.ndarray, np.ndarray]]) -> None:
+    """COPY floor counts per condition into publish_floor_counts."""
+    ids = list(counts)
+    _copy_binary(session, "publish_floor_counts (condition_id, floor_cell, members)", [
+        (">i2", np.concatenate([np.full(len(counts[cid][0]), cid, np.int64) for cid in ids]
+                               or [_EMPTY])),
+        (">i8", np.concatenate([counts[cid][0] for cid in ids] or [_EMPTY])),
+        (">i4", np.concatenate([counts[cid][1] for cid in ids] or [_EMPTY])),
+    ])
+
+
+def _copy_markers(session: Session, conditions: np.ndarray, resolutions: np.ndarray,
+                  cells: np.ndarray, counts: np.ndarray) -> None:
+    """COPY marker rows into published_cells, with their cells' resolutions and centres."""
+    unique, inverse = np.unique(cells, return_inverse=True)
+    to_latlng = h3i.cell_to_latlng
+    centres = np.array([to_latlng(cell) for cell in unique.tolist()],
+                       dtype=np.float64).reshape(-1, 2)
+    _copy_binary(session, "published_cells (condition_id, resolution, cell, cell_resolution, "
+                 "count, lat, lng)",
+                 [(">i2", conditions), (">i2", resolutions), (">i8", cells),
+                  (">i2", cell_resolutions(cells)), (">i4", counts),
+                  (">f8", centres[inverse, 0]), (">f8", centres[inverse, 1])])
+
+
+def _copy_binary(session: Session, table: str, columns: list[tuple[str, np.ndarray]]) -> None:
+    """COPY integer / float columns into ``table`` in PostgreSQL's binary format.
+
+    ``columns``: (big-endian numpy type matching the column's type, values), aligned.
+    Built as one numpy record array: no Python work per row.
+    """
+    rows = len(columns[0][1]) if columns else 0
+    layout = [("fields", ">i2")]
+    for i, (kind, _values) in enumerate(columns):
+        layout += [(f"size{i}", ">i4"), (f"value{i}", kind)]
+    record = np.empty(rows, dtype=np.dtype(layout))
+    record["fields"] = len(columns)
+    for i, (kind, values) in enumerate(columns):
+        record[f"size{i}"] = np.dtype(kind).itemsize
+        record[f"value{i}"] = values
+    header = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
+    with raw_connection(session).cursor().copy(
+            f"COPY {table} FROM STDIN (FORMAT binary)") as copy:
+        copy.write(header + record.tobytes() + (-1).to_bytes(2, "big", signed=True))
 
 
 def _fetch_ints(session: Session, query: str, params: dict, columns: int) -> np.ndarray:
@@ -250,14 +281,7 @@ def _recount_conditions(session: Session, condition_ids: list[int]) -> None:
         {"ids": condition_ids},
     )
     fresh = floor_counts(session, condition_ids)
-    _copy(
-        session, "COPY publish_floor_counts (condition_id, floor_cell, members) FROM STDIN",
-        [
-            f"{cid}\t{cell}\t{n}"
-            for cid, (cells, ns) in fresh.items()
-            for cell, n in zip(cells.tolist(), ns.tolist(), strict=True)
-        ],
-    )
+    _copy_floor_counts(session, fresh)
 
 
 @contextmanager
@@ -483,15 +507,7 @@ def _write_part_changes(session: Session, changed: Repartition, floor: int) -> i
              "WHERE p.condition_id = d.c AND p.resolution = d.r AND p.cell = d.cell"),
         {"c": _array(conditions[kept]), "r": _array(resolutions[kept]),
          "f": _array(cells[kept]), "n": _array(new[kept])})
-    to_latlng = h3i.cell_to_latlng
-    lines = []
-    for condition_id, resolution, cell, count in zip(
-            conditions[added].tolist(), resolutions[added].tolist(), cells[added].tolist(),
-            new[added].tolist(), strict=True):
-        lat, lng = to_latlng(cell)
-        lines.append(f"{condition_id}\t{resolution}\t{cell}\t{h3i.get_resolution(cell)}"
-                     f"\t{count}\t{lat!r}\t{lng!r}")
-    _copy(session, _CELLS_COPY, lines)
+    _copy_markers(session, conditions[added], resolutions[added], cells[added], new[added])
     return len(marker_keys)
 
 
@@ -499,18 +515,21 @@ def _follow_enabled(session: Session, enabled: list[int], dirty: Dirty) -> None:
     """Drop the markers of disabled conditions; mark newly enabled ones for a recount.
 
     A condition published last time has a snapshot row (publish_snapshots holds the
-    enabled conditions only); one without is recounted whole, so an incremental
-    publish opens its map. Floor counts of disabled conditions are kept current.
+    enabled conditions only, and only they have markers); one without is recounted
+    whole, so an incremental publish opens its map. Floor counts of disabled
+    conditions are kept current.
     """
-    for table in ("published_cells", "publish_leftovers"):
-        session.execute(
-            text(f"DELETE FROM {table} "  # noqa: S608 (a fixed name)
-                 "WHERE condition_id <> ALL(CAST(:ids AS smallint[]))"),
-            {"ids": list(enabled)},
-        )
     snapshotted = set(
         session.execute(text("SELECT condition_id FROM publish_snapshots")).scalars()
     )
+    disabled = sorted(snapshotted - set(enabled))
+    if disabled:
+        for table in ("published_cells", "publish_leftovers"):
+            session.execute(
+                text(f"DELETE FROM {table} "  # noqa: S608 (a fixed name)
+                     "WHERE condition_id = ANY(CAST(:ids AS smallint[]))"),
+                {"ids": disabled},
+            )
     whole = np.array([WHOLE_CONDITION], dtype=np.int64)
     for condition_id in enabled:
         if condition_id not in snapshotted:
