@@ -379,14 +379,15 @@ def touched_parts(dirty: Dirty) -> Touched:
 
 def _publish_incremental(session: Session, condition_ids: list[int], dirty: Dirty, k: int,
                          floor: int, progress: Callable[[int], None] | None
-                         ) -> tuple[int, Touched]:
+                         ) -> tuple[int, Touched, TotalsChange]:
     """Apply the dirty deltas and re-roll only the changed floor cells' ancestors.
 
     The stored parts (the markers at the floor resolution) and leftovers are the
     roll-up's state: :func:`geomap.privacy.repartition` gives the parts that change,
     each marker changes by the sum of its changed parts, and only markers whose count
     changes are written. Conditions marked whole (newly enabled, recounted) are
-    partitioned anew. Returns the rows written and the touched base cells per condition.
+    partitioned anew. Returns the rows written, the touched base cells of the
+    conditions whose parts changed, and the change of the totals.
     """
     enabled = set(condition_ids)
     whole = [cid for cid, (cells, _) in dirty.items() if WHOLE_CONDITION in cells]
@@ -427,7 +428,34 @@ def _publish_incremental(session: Session, condition_ids: list[int], dirty: Dirt
             written += _write_part_changes(session, repartitioned, floor)
     if progress:
         progress(len(condition_ids))
-    return written, touched_parts(dirty)
+    # Region counts sum a condition's parts only: conditions whose parts all stayed
+    # keep theirs.
+    parts_changed = set(whole)
+    totals = TotalsChange(sorted(set(whole) & enabled), _EMPTY, _EMPTY, _EMPTY)
+    if changes is not None and repartitioned is not None:
+        parts_changed.update(repartitioned.part_conditions.tolist())
+        ids, inverse = np.unique(np.concatenate([changes.conditions,
+                                                 repartitioned.part_conditions]),
+                                 return_inverse=True)
+        split = len(changes.conditions)
+        members = np.bincount(inverse[:split], weights=changes.new - changes.old,
+                              minlength=len(ids)).astype(np.int64)
+        published = np.bincount(inverse[split:],
+                                weights=repartitioned.part_new - repartitioned.part_old,
+                                minlength=len(ids)).astype(np.int64)
+        totals = TotalsChange(totals.whole, ids, members, published)
+    return written, {cid: bases for cid, bases in touched_parts(dirty).items()
+                     if cid in parts_changed}, totals
+
+
+@dataclass(frozen=True)
+class TotalsChange:
+    """How an incremental publish changes published_totals."""
+
+    whole: list[int]  # conditions counted anew
+    conditions: np.ndarray  # the others: changes of members on the map and published
+    members: np.ndarray
+    published: np.ndarray
 
 
 def _holdings(session: Session, conditions: np.ndarray, cells: np.ndarray, floor: int
@@ -482,31 +510,29 @@ def _write_part_changes(session: Session, changed: Repartition, floor: int) -> i
     marker_keys, sums = marker_keys[sums != 0], sums[sums != 0]
     # In the index's order (condition, resolution, cell): neighbouring lookups.
     conditions, resolutions, cells = unpack_marker_keys(marker_keys)
-    params = {"c": _array(conditions), "r": _array(resolutions), "f": _array(cells)}
-    old = _fetch_ints(
-        session,
-        "SELECT coalesce(p.count, 0) FROM unnest(CAST(%(c)s AS smallint[]), "
-        "CAST(%(r)s AS smallint[]), CAST(%(f)s AS bigint[])) WITH ORDINALITY AS t (c, r, cell, i) "
-        "LEFT JOIN published_cells p ON p.condition_id = t.c AND p.resolution = t.r "
-        "AND p.cell = t.cell ORDER BY t.i", params, 1)[:, 0]
-    new = old + sums
-    if (new < 0).any():
+    params = {"c": _array(conditions), "r": _array(resolutions), "f": _array(cells),
+              "d": _array(sums)}
+    # Two statements by key, no separate read: markers whose count falls to 0 are
+    # deleted, then those that stay are updated in place (HOT: the count is in no
+    # index); a key that neither finds is a new marker.
+    keys_sql = ("FROM unnest(CAST(%(c)s AS smallint[]), CAST(%(r)s AS smallint[]), "
+                "CAST(%(f)s AS bigint[]), CAST(%(d)s AS int[])) WITH ORDINALITY "
+                "AS d (c, r, cell, delta, i) WHERE p.condition_id = d.c AND p.resolution = d.r "
+                "AND p.cell = d.cell ")
+    deleted = _fetch_ints(session, "DELETE FROM published_cells p USING "
+                          + keys_sql[5:] + "AND p.count + d.delta <= 0 "
+                          "RETURNING d.i, p.count + d.delta", params, 2)
+    updated = _fetch_ints(session, "UPDATE published_cells p SET count = p.count + d.delta "
+                          + keys_sql + "AND p.count + d.delta > 0 RETURNING d.i, p.count",
+                          params, 2)
+    if (deleted[:, 1] < 0).any():
         raise RuntimeError("published markers out of step with the stored partition")
-    gone, added = new == 0, old == 0
-    kept = ~gone & ~added
-    session.execute(
-        text("DELETE FROM published_cells p USING unnest(CAST(:c AS smallint[]), "
-             "CAST(:r AS smallint[]), CAST(:f AS bigint[])) AS d (c, r, cell) "
-             "WHERE p.condition_id = d.c AND p.resolution = d.r AND p.cell = d.cell"),
-        {"c": _array(conditions[gone]), "r": _array(resolutions[gone]),
-         "f": _array(cells[gone])})
-    session.execute(
-        text("UPDATE published_cells p SET count = d.n FROM unnest(CAST(:c AS smallint[]), "
-             "CAST(:r AS smallint[]), CAST(:f AS bigint[]), CAST(:n AS int[])) "
-             "AS d (c, r, cell, n) "
-             "WHERE p.condition_id = d.c AND p.resolution = d.r AND p.cell = d.cell"),
-        {"c": _array(conditions[kept]), "r": _array(resolutions[kept]),
-         "f": _array(cells[kept]), "n": _array(new[kept])})
+    added = np.ones(len(marker_keys), dtype=bool)
+    added[updated[:, 0] - 1] = False
+    added[deleted[:, 0] - 1] = False
+    new = sums
+    if (new[added] <= 0).any():
+        raise RuntimeError("published markers out of step with the stored partition")
     _copy_markers(session, conditions[added], resolutions[added], cells[added], new[added])
     return len(marker_keys)
 
@@ -576,12 +602,15 @@ def publish(session: Session, *, k: int, floor: int, now: datetime | None = None
     )
     touched: Touched | None = None  # None: everything
     if incremental:
-        written, touched = _publish_incremental(session, condition_ids, dirty, k, floor,
-                                                progress)
+        written, touched, totals = _publish_incremental(session, condition_ids, dirty, k,
+                                                        floor, progress)
     else:
         written = _publish_full(session, condition_ids, k, floor, progress)
     phases.append(("cells", time.perf_counter()))
-    members_on_map = _write_totals(session, version, floor)
+    if incremental:
+        members_on_map = _update_totals(session, version, floor, totals, condition_ids)
+    else:
+        members_on_map = _write_totals(session, version, floor)
     phases.append(("totals", time.perf_counter()))
     session.execute(text("DELETE FROM publish_snapshots"))
     session.execute(
@@ -617,9 +646,52 @@ def publish(session: Session, *, k: int, floor: int, now: datetime | None = None
                                        for i, (name, mark) in enumerate(phases)))
 
 
+def _update_totals(session: Session, version: int, floor: int, change: TotalsChange,
+                   enabled: list[int]) -> int:
+    """Shift published_totals by an incremental publish's changes; return on-map.
+
+    Conditions counted anew and newly enabled ones get fresh rows; disabled ones lose
+    theirs; every row carries the new version.
+    """
+    session.execute(
+        text("DELETE FROM published_totals WHERE condition_id <> ALL(CAST(:on AS smallint[])) "
+             "OR condition_id = ANY(CAST(:whole AS smallint[]))"),
+        {"on": list(enabled), "whole": change.whole},
+    )
+    if change.whole:
+        _insert_totals(session, version, floor, change.whole)
+    session.execute(
+        text("UPDATE published_totals t SET members_on_map = t.members_on_map + d.m, "
+             "published = t.published + d.p FROM unnest(CAST(:c AS smallint[]), "
+             "CAST(:m AS int[]), CAST(:p AS int[])) AS d (c, m, p) WHERE t.condition_id = d.c"),
+        {"c": _array(change.conditions), "m": _array(change.members),
+         "p": _array(change.published)},
+    )
+    session.execute(text("UPDATE published_totals SET version = :version"),
+                    {"version": version})
+    return int(
+        session.execute(
+            text("SELECT coalesce(sum(members), 0) FROM publish_floor_counts")
+        ).scalar_one()
+    )
+
+
 def _write_totals(session: Session, version: int, floor: int) -> int:
     """Rebuild published_totals from the floor counts and published cells; return on-map."""
     session.execute(text("DELETE FROM published_totals"))
+    _insert_totals(session, version, floor, None)
+    return int(
+        session.execute(
+            text("SELECT coalesce(sum(members), 0) FROM publish_floor_counts")
+        ).scalar_one()
+    )
+
+
+def _insert_totals(session: Session, version: int, floor: int,
+                   only: list[int] | None) -> None:
+    """Insert the totals rows of the enabled conditions (of ``only``; None: all)."""
+    where = "" if only is None else "AND c.id = ANY(CAST(:only AS smallint[])) "
+    inner = "" if only is None else "WHERE condition_id = ANY(CAST(:only AS smallint[])) "
     session.execute(
         text(
             "INSERT INTO published_totals "
@@ -628,15 +700,11 @@ def _write_totals(session: Session, version: int, floor: int) -> int:
             ":version FROM conditions c "
             "CROSS JOIN generate_series(0, :floor) AS r (resolution) "
             "LEFT JOIN (SELECT condition_id, sum(members) AS members "
-            "FROM publish_floor_counts GROUP BY 1) f ON f.condition_id = c.id "
+            "FROM publish_floor_counts " + inner + "GROUP BY 1) f ON f.condition_id = c.id "
             "LEFT JOIN (SELECT condition_id, resolution, sum(count) AS published "
-            "FROM published_cells GROUP BY 1, 2) p "
-            "ON p.condition_id = c.id AND p.resolution = r.resolution WHERE c.enabled"
+            "FROM published_cells " + inner + "GROUP BY 1, 2) p "
+            "ON p.condition_id = c.id AND p.resolution = r.resolution WHERE c.enabled "
+            + where
         ),
-        {"version": version, "floor": floor},
-    )
-    return int(
-        session.execute(
-            text("SELECT coalesce(sum(members), 0) FROM publish_floor_counts")
-        ).scalar_one()
+        {"version": version, "floor": floor, "only": only},
     )
