@@ -12,10 +12,10 @@ Two kinds, with identical results (a property test checks it):
   (:mod:`geomap.publish.views`), replace every row;
 - **incremental** (the default once a full publish has run with the same k and
   floor): add the member deltas recorded per dirty floor cell in ``publish_dirty`` (by
-  triggers and the bulk loader) to the stored floor counts, recompute the partition
-  only inside the H3 base (res-0) cells that contain them (a part never crosses a base
-  cell, so the partition of the others is unchanged), and rewrite only the published
-  rows that changed.
+  triggers and the bulk loader) to the stored floor counts, update the partition along
+  the changed floor cells' ancestors only, from the stored parts and leftovers
+  (:func:`geomap.privacy.repartition`), and change only the published rows whose
+  numbers change: its cost follows the changed cells, not the touched conditions.
 
 After the cells, every function in :data:`EXTRA_PUBLISHERS` runs in the same
 transaction with the new version: the one place to hook further published aggregates.
