@@ -9,6 +9,11 @@ s = 1.1), then measures a full publish, an incremental publish after a 1 % chang
 over HTTP (gunicorn, the options of ``geomap serve --prod``) the p95 of the home page,
 condition search (JSON suggestions and the results page), the A-Z index and the
 per-condition map pages. Figures only; nothing is asserted.
+
+With ``--data-dir DIR`` the cluster lives in DIR and is kept (stopped) at the end; a
+later run with the same DIR and ``--members`` reuses the loaded data and measures the
+publishes again (each run changes another 1 % of the members). ``--no-http`` skips the
+HTTP part.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402  (bench/ is on sys.path)
     FLOOR,
     K,
+    create_database,
     free_port,
     percentile,
     prepare_reference,
@@ -106,26 +112,42 @@ def load_members(engine, members: int) -> float:  # noqa: ANN001
     return time.perf_counter() - started
 
 
-def bench_publish(engine, members: int) -> None:  # noqa: ANN001
-    """Time a full publish, then an incremental one after a 1 % change."""
+def bench_publish(engine, members: int, vacuum: bool = True) -> None:  # noqa: ANN001
+    """Time a full publish, then an incremental one after a 1 % change.
+
+    With ``vacuum``, the publish tables are vacuumed between the two, as autovacuum
+    does in service between a full publish and the next one.
+
+    The change: 0.5 % of the members move to another member's place, 0.5 % toggle
+    their visibility; a run on a kept data set picks other members than the last run.
+    """
     from geomap.publish import publish
 
     with session_scope(engine) as session:
         links = session.execute(text("SELECT count(*) FROM member_conditions")).scalar_one()
+        runs = session.execute(text("SELECT count(*) FROM publish_runs")).scalar_one()
         summary = publish(session, k=K, floor=FLOOR, full=True, snapshots=False)
     report(f"full publish, {ENABLED:,} conditions, {links:,} memberships (s)",
            f"{summary.seconds:.2f} ({summary.published_cells:,} markers)", "<= 30",
            summary.seconds <= 30)
     print("  phases (s): " + ", ".join(f"{name} {sec:.2f}" for name, sec in summary.phases),
           flush=True)
+    if vacuum:
+        # A full publish rewrites every publish table; in service autovacuum clears the
+        # dead rows within a minute (the publish interval is 300 s). Without it, the
+        # incremental publish just after the full one looks up keys among dead rows.
+        with engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
+            conn.execute(text("VACUUM ANALYZE published_cells, publish_leftovers, "
+                              "publish_floor_counts, published_regions, published_totals"))
+    moved, toggled = (11 + 2 * runs) % 200, (13 + 2 * runs) % 200  # the first run: 11, 13
     with session_scope(engine) as session:
         session.execute(text(
             "UPDATE member_locations ml SET location = o.location, floor_cell = o.floor_cell "
-            "FROM member_locations o WHERE ml.member_id % 200 = 11 "
-            "AND o.member_id = ml.member_id + 7919"))
+            "FROM member_locations o WHERE ml.member_id % 200 = :moved "
+            "AND o.member_id = ml.member_id + 7919"), {"moved": moved})
         session.execute(text(
             "UPDATE members SET visibility = CASE visibility WHEN 'map' THEN 'hidden' "
-            "ELSE 'map' END WHERE id % 200 = 13"))
+            "ELSE 'map' END WHERE id % 200 = :toggled"), {"toggled": toggled})
     with session_scope(engine) as session:
         summary = publish(session, k=K, floor=FLOOR, snapshots=False)
     report(f"incremental publish, 1% of {members:,} members changed (s)",
@@ -173,35 +195,39 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=300)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="keep the cluster (stopped) in this folder and reuse its data")
+    parser.add_argument("--db-port", type=int, default=None)
+    parser.add_argument("--no-http", action="store_true", help="measure the publishes only")
+    parser.add_argument("--no-vacuum", action="store_true",
+                        help="no VACUUM between the full and the incremental publish")
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="geomap-bench-catalogue-"))
-    cluster, url = start_cluster(workdir)
+    kept = args.data_dir is not None
+    workdir = (args.data_dir.resolve() if kept
+               else Path(tempfile.mkdtemp(prefix="geomap-bench-catalogue-")))
+    cluster, url = start_cluster(workdir, port=args.db_port, keep=kept)
     server = None
     try:
         engine = create_engine(url)
         started = time.perf_counter()
-        prepare_reference(engine)
-        from geomap.catalogue.load import import_catalogue
+        if kept and loaded_members(engine) == args.members:
+            print(f"  reusing the {args.members:,} members loaded in {workdir}", flush=True)
+            from geomap.migrate import upgrade
 
-        with session_scope(engine) as session:
-            t0 = time.perf_counter()
-            summary = import_catalogue(session)
-        report("geomap conditions import (s)",
-               f"{time.perf_counter() - t0:.1f} ({summary.added:,} entries)")
-        t0 = time.perf_counter()
-        slugs = open_maps(engine, ENABLED)
-        report(f"open {ENABLED - 11:,} maps through curate.enable (s)",
-               f"{time.perf_counter() - t0:.1f}")
-        seconds = load_members(engine, args.members)
-        report(f"load {args.members:,} members with Zipf conditions (s)", f"{seconds:.1f}")
-        with engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
-            conn.execute(text("VACUUM ANALYZE"))
-        bench_publish(engine, args.members)
-        with engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
-            conn.execute(text("ANALYZE"))
-        port = free_port()
-        server = start_server(url, workdir, port, args.workers)
-        bench_http(port, slugs, args.rounds)
+            upgrade(engine)
+        else:
+            if kept:  # another size, or a load that did not finish: start again
+                engine.dispose()
+                url = create_database(cluster, "geomap_bench")
+                engine = create_engine(url)
+            load_everything(engine, args.members)
+        bench_publish(engine, args.members, vacuum=not args.no_vacuum)
+        if not args.no_http:
+            with engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
+                conn.execute(text("ANALYZE"))
+            port = free_port()
+            server = start_server(url, workdir, port, args.workers)
+            bench_http(port, slugs_of(engine), args.rounds)
         print(f"\nTotal {time.perf_counter() - started:.0f} s", flush=True)
         engine.dispose()
     finally:
@@ -209,7 +235,45 @@ def main() -> None:
             server.terminate()
             server.wait(10)
         embedded_pg.stop(cluster)
-        shutil.rmtree(workdir, ignore_errors=True)
+        if not kept:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def loaded_members(engine) -> int:  # noqa: ANN001
+    """Return how many members a kept data set holds (0: none loaded yet)."""
+    with engine.connect() as conn:
+        if conn.execute(text("SELECT to_regclass('members')")).scalar() is None:
+            return 0
+        if conn.execute(text("SELECT count(*) FROM member_conditions")).scalar_one() == 0:
+            return 0
+        return conn.execute(text("SELECT count(*) FROM members")).scalar_one()
+
+
+def slugs_of(engine) -> list[str]:  # noqa: ANN001
+    """Return the slugs of the enabled conditions."""
+    with engine.connect() as conn:
+        return conn.execute(
+            text("SELECT slug FROM conditions WHERE enabled ORDER BY id")).scalars().all()
+
+
+def load_everything(engine, members: int) -> None:  # noqa: ANN001
+    """Migrate, load the reference data, the catalogue, 1,000 maps and the members."""
+    prepare_reference(engine)
+    from geomap.catalogue.load import import_catalogue
+
+    with session_scope(engine) as session:
+        t0 = time.perf_counter()
+        summary = import_catalogue(session)
+    report("geomap conditions import (s)",
+           f"{time.perf_counter() - t0:.1f} ({summary.added:,} entries)")
+    t0 = time.perf_counter()
+    open_maps(engine, ENABLED)
+    report(f"open {ENABLED - 11:,} maps through curate.enable (s)",
+           f"{time.perf_counter() - t0:.1f}")
+    seconds = load_members(engine, members)
+    report(f"load {members:,} members with Zipf conditions (s)", f"{seconds:.1f}")
+    with engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
+        conn.execute(text("VACUUM ANALYZE"))
 
 
 if __name__ == "__main__":

@@ -78,13 +78,26 @@ def percentile(values: list[float], q: float) -> float:
 # --- database ------------------------------------------------------------------------
 
 
-def start_cluster(workdir: Path, database: str = "geomap_bench") -> tuple[embedded_pg.Cluster,
-                                                                           str]:
-    """Start an embedded cluster under ``workdir`` and create ``database``; return its URL."""
+def start_cluster(workdir: Path, database: str = "geomap_bench", *, port: int | None = None,
+                  keep: bool = False) -> tuple[embedded_pg.Cluster, str]:
+    """Start an embedded cluster under ``workdir`` and create ``database``; return its URL.
+
+    With ``keep``, an existing ``database`` is kept as it is (a kept bench data set).
+    """
     settings = load_settings({"GEOMAP_DATA_DIR": str(workdir / "data"),
-                              "GEOMAP_DB_PORT": str(free_port())})
+                              "GEOMAP_DB_PORT": str(port or free_port())})
     cluster = embedded_pg.cluster_for(settings)
     embedded_pg.start(cluster)
+    if keep:
+        admin = create_engine(make_url(cluster.url).set(database="postgres"),
+                              isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                                  {"name": database}).scalar()
+        admin.dispose()
+        if exists:
+            return cluster, make_url(cluster.url).set(database=database).render_as_string(
+                hide_password=False)
     return cluster, create_database(cluster, database)
 
 

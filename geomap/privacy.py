@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -126,11 +126,18 @@ def rollup(floor_counts: Mapping[int, int] | tuple[np.ndarray, np.ndarray], reso
     else:
         cells = np.fromiter(floor_counts.keys(), dtype=np.int64, count=len(floor_counts))
         counts = np.fromiter(floor_counts.values(), dtype=np.int64, count=len(floor_counts))
-    cells = np.asarray(cells, dtype=np.int64)
-    counts = np.asarray(counts, dtype=np.int64)
+    return _rollup(np.asarray(cells, dtype=np.int64), np.asarray(counts, dtype=np.int64),
+                   resolution, k)[0]
+
+
+def _rollup(cells: np.ndarray, counts: np.ndarray, resolution: int, k: int
+            ) -> tuple[Rollup, np.ndarray, np.ndarray]:
+    """Return the roll-up, and the cells coarser than ``resolution`` left below k (leftovers)."""
     out_cells: list[np.ndarray] = []
     out_res: list[np.ndarray] = []
     out_counts: list[np.ndarray] = []
+    left_cells: list[np.ndarray] = [np.zeros(0, np.int64)]
+    left_counts: list[np.ndarray] = [np.zeros(0, np.int64)]
     for level in range(resolution, -1, -1):
         if len(cells) == 0:
             break
@@ -140,12 +147,16 @@ def rollup(floor_counts: Mapping[int, int] | tuple[np.ndarray, np.ndarray], reso
         out_counts.append(counts[dense])
         out_res.append(np.full(int(dense.sum()), level, dtype=np.int16))
         cells, counts = cells[~dense], counts[~dense]
-    return Rollup(
+        if level < resolution:
+            left_cells.append(cells)
+            left_counts.append(counts)
+    rolled = Rollup(
         cells=np.concatenate(out_cells) if out_cells else np.zeros(0, np.int64),
         cell_resolutions=np.concatenate(out_res) if out_res else np.zeros(0, np.int16),
         counts=np.concatenate(out_counts) if out_counts else np.zeros(0, np.int64),
         remainder=int(counts.sum()),
     )
+    return rolled, np.concatenate(left_cells), np.concatenate(left_counts)
 
 
 @dataclass(frozen=True)
@@ -191,6 +202,208 @@ def partition(floor_counts: Mapping[int, int] | tuple[np.ndarray, np.ndarray], f
         counts=rolled.counts[order],
         remainder=rolled.remainder,
     )
+
+
+def partition_leftovers(floor_counts: tuple[np.ndarray, np.ndarray], floor: int, k: int
+                        ) -> tuple[Partition, np.ndarray, np.ndarray]:
+    """Return :func:`partition` and its leftovers: (cells, counts) sorted by cell.
+
+    A leftover is a cell coarser than the floor, no part, into which 1..k-1 members of
+    sparser cells gathered (at resolution 0: the base cell's remainder). Parts and
+    leftovers together are the roll-up's whole state: :func:`repartition` updates it
+    from changed floor counts without looking at any other floor cell.
+    """
+    cells, counts = floor_counts
+    rolled, left_cells, left_counts = _rollup(np.asarray(cells, dtype=np.int64),
+                                              np.asarray(counts, dtype=np.int64), floor, k)
+    order = np.argsort(rolled.cells, kind="stable")
+    parts = Partition(cells=rolled.cells[order],
+                      cell_resolutions=rolled.cell_resolutions[order].astype(np.int16),
+                      counts=rolled.counts[order], remainder=rolled.remainder)
+    left_order = np.argsort(left_cells, kind="stable")
+    return parts, left_cells[left_order], left_counts[left_order]
+
+
+# (condition, cell) pairs packed into one int64, for cells of resolution 7 or coarser:
+# H3 bits 24-55 (resolution, base cell, digits 1-7) below the condition id; the bits
+# left out are constant for those cells (mode 1, digits 8-15 unused = 7).
+_PACK_SHIFT = 24
+_PACK_MASK = (1 << 32) - 1
+_PACK_FILL = (1 << 59) | ((1 << _PACK_SHIFT) - 1)
+
+
+def pack_keys(conditions: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """Return one sortable int64 per (condition, cell); cells of resolution 7 or coarser."""
+    return ((np.asarray(conditions, np.int64) << 32)
+            | ((np.asarray(cells, np.int64) >> _PACK_SHIFT) & _PACK_MASK))
+
+
+def unpack_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the (conditions, cells) of keys made by :func:`pack_keys`."""
+    keys = np.asarray(keys, np.int64)
+    return keys >> 32, ((keys & _PACK_MASK) << _PACK_SHIFT) | _PACK_FILL
+
+
+def pack_marker_keys(conditions: np.ndarray, resolutions: np.ndarray, cells: np.ndarray
+                     ) -> np.ndarray:
+    """Return one int64 per (condition, map resolution, cell), sorting in that order."""
+    return ((np.asarray(conditions, np.int64) << 48) | (np.asarray(resolutions, np.int64) << 44)
+            | ((np.asarray(cells, np.int64) >> _PACK_SHIFT) & _PACK_MASK))
+
+
+def unpack_marker_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return the (conditions, resolutions, cells) of keys made by :func:`pack_marker_keys`."""
+    keys = np.asarray(keys, np.int64)
+    return keys >> 48, (keys >> 44) & 15, ((keys & _PACK_MASK) << _PACK_SHIFT) | _PACK_FILL
+
+
+@dataclass(frozen=True)
+class ManyPartitions:
+    """The partitions and leftovers of many conditions at once, as packed keys.
+
+    Keys are :func:`pack_keys` of (condition, cell), sorted; the same parts and
+    leftovers as :func:`partition_leftovers` of each condition on its own.
+    """
+
+    part_keys: np.ndarray
+    part_counts: np.ndarray
+    leftover_keys: np.ndarray
+    leftover_counts: np.ndarray
+
+
+def _packed_parents(keys: np.ndarray, level: int) -> np.ndarray:
+    conditions, cells = unpack_keys(keys)
+    return pack_keys(conditions, cell_parents(cells, level))
+
+
+def partition_many(conditions: np.ndarray, cells: np.ndarray, counts: np.ndarray, floor: int,
+                   k: int) -> ManyPartitions:
+    """Return the partitions of many conditions' floor counts in one vectorised roll-up."""
+    keys = pack_keys(conditions, cells)
+    counts = np.asarray(counts, np.int64)
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    left: list[tuple[np.ndarray, np.ndarray]] = []
+    for level in range(floor, -1, -1):
+        if len(keys) == 0:
+            break
+        keys, counts = _sum_by(_packed_parents(keys, level), counts)
+        dense = counts >= k
+        parts.append((keys[dense], counts[dense]))
+        keys, counts = keys[~dense], counts[~dense]
+        if level < floor:
+            left.append((keys, counts))
+
+    def joined(found: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+        if not found:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        keys_ = np.concatenate([f[0] for f in found])
+        order = np.argsort(keys_, kind="stable")
+        return keys_[order], np.concatenate([f[1] for f in found])[order]
+
+    return ManyPartitions(*joined(parts), *joined(left))
+
+
+def markers_many(parts: ManyPartitions, floor: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return the markers of every map resolution of many partitions: (marker keys, counts).
+
+    Marker keys are :func:`pack_marker_keys`, sorted; each marker is what
+    :func:`partition_markers` gives for its condition and resolution.
+    """
+    conditions, cells = unpack_keys(parts.part_keys)
+    resolutions = cell_resolutions(cells)
+    keys: list[np.ndarray] = []
+    counts: list[np.ndarray] = []
+    for resolution in range(floor + 1):
+        fine = resolutions >= resolution
+        summed, sums = _sum_by(
+            pack_marker_keys(conditions[fine], resolution,
+                             cell_parents(cells[fine], resolution)),
+            parts.part_counts[fine])
+        keys += [summed, pack_marker_keys(conditions[~fine], resolution, cells[~fine])]
+        counts += [sums, parts.part_counts[~fine]]
+    all_keys = np.concatenate(keys)
+    order = np.argsort(all_keys, kind="stable")
+    return all_keys[order], np.concatenate(counts)[order]
+
+
+@dataclass(frozen=True)
+class Repartition:
+    """What changed in the partitions of several conditions (0: no part / no leftover).
+
+    ``part_*``: parts whose count changed, appeared or went (old, new counts).
+    ``leftover_*``: leftovers (cells coarser than the floor) whose count changed.
+    """
+
+    part_conditions: np.ndarray
+    part_cells: np.ndarray
+    part_old: np.ndarray
+    part_new: np.ndarray
+    leftover_conditions: np.ndarray
+    leftover_cells: np.ndarray
+    leftover_old: np.ndarray
+    leftover_new: np.ndarray
+
+
+Holdings = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+# (conditions, cells) -> (old part counts, old leftovers), aligned, 0 where there is none
+
+
+def repartition(conditions: np.ndarray, cells: np.ndarray, old: np.ndarray, new: np.ndarray,
+                floor: int, k: int, holdings: Holdings) -> Repartition:
+    """Update partitions from changed floor counts: only the changed cells' ancestors.
+
+    ``conditions``, ``cells``: distinct changed (condition, floor cell) pairs with their
+    ``old`` and ``new`` member counts. What a cell passes to its parent is its count
+    if below k, else nothing (it is a part); so a parent's gathered members change by
+    the sum of its changed children's changes, and the cells whose part or leftover
+    can change are the changed floor cells' ancestors alone. ``holdings`` returns the
+    old part counts and leftovers of cells, one resolution at a time. The result is
+    what :func:`partition_leftovers` of the new counts gives, minus the unchanged.
+    Raises ValueError if a count would fall below zero (stored state out of step).
+    """
+    keys = pack_keys(conditions, cells)
+    old = np.asarray(old, np.int64)
+    new = np.asarray(new, np.int64)
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    leftovers: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for level in range(floor, -1, -1):
+        if level < floor:
+            passed = np.where(new < k, new, 0) - np.where(old < k, old, 0)
+            moving = passed != 0
+            if not moving.any():
+                break
+            child_conditions, child_cells = unpack_keys(keys[moving])
+            keys, inverse = np.unique(
+                pack_keys(child_conditions, cell_parents(child_cells, level)),
+                return_inverse=True)
+            change = np.bincount(inverse, weights=passed[moving],
+                                 minlength=len(keys)).astype(np.int64)
+            keys, change = keys[change != 0], change[change != 0]
+            if len(keys) == 0:
+                break
+            part_counts, left_counts = holdings(*unpack_keys(keys))
+            old = np.where(part_counts > 0, part_counts, left_counts).astype(np.int64)
+            new = old + change
+            left_old = np.where(old < k, old, 0)
+            left_new = np.where(new < k, new, 0)
+            differs = left_old != left_new
+            leftovers.append((keys[differs], left_old[differs], left_new[differs]))
+        if (new < 0).any():
+            raise ValueError("a count fell below zero: the stored partition is out of step")
+        part_old = np.where(old >= k, old, 0)
+        part_new = np.where(new >= k, new, 0)
+        differs = part_old != part_new
+        parts.append((keys[differs], part_old[differs], part_new[differs]))
+
+    def joined(found: list) -> tuple[np.ndarray, ...]:
+        if not found:
+            empty = np.zeros(0, np.int64)
+            return empty, empty, empty, empty
+        keys_ = np.concatenate([f[0] for f in found])
+        return (*unpack_keys(keys_), np.concatenate([f[1] for f in found]),
+                np.concatenate([f[2] for f in found]))
+
+    return Repartition(*joined(parts), *joined(leftovers))
 
 
 def partition_markers(parts: Partition, resolution: int) -> Rollup:

@@ -19,7 +19,7 @@ from tests.conftest import DEMO_MEMBERS, FLOOR, K
 
 
 def snapshot(session: Session) -> tuple[list, ...]:
-    """Every published row, and the stored floor counts, in a fixed order.
+    """Every published row, the stored floor counts and leftovers, in a fixed order.
 
     Region and symptom rows without their version (the publish that last wrote them).
     """
@@ -42,7 +42,10 @@ def snapshot(session: Session) -> tuple[list, ...]:
         text("SELECT condition_id, term_id, members, reporting FROM published_symptoms "
              "ORDER BY 1, 2")
     ).all()
-    return cells, totals, floor, regions, symptoms
+    leftovers = session.execute(
+        text("SELECT condition_id, cell, members FROM publish_leftovers ORDER BY 1, 2")
+    ).all()
+    return cells, totals, floor, regions, symptoms, leftovers
 
 
 def dirty_deltas(session: Session) -> set[tuple[int, int, int]]:

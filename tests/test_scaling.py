@@ -12,6 +12,7 @@ LARGE_PER_CONDITION_TABLES = (
     "published_cells",
     "published_totals",
     "publish_floor_counts",
+    "publish_leftovers",
     "publish_dirty",
 )
 # Tables with a condition_id that stay small (one row per condition or so) and may key

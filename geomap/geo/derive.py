@@ -90,6 +90,7 @@ class KeyDeriver:
         self.floor = floor
         self._cell_places: dict[int, tuple[str | None, str | None]] = {}
         self._cell_places_lock = threading.Lock()
+        self._place_cells: dict[int, np.ndarray] = {}  # resolution -> gazetteer places' cells
         ref = prepared.load_or_compute(session, COAST_KM)
         self._part_codes = ref.part_codes
         self._parts = ref.parts
@@ -413,7 +414,10 @@ class KeyDeriver:
             wanted = set(at_sea)
             place_latlng = self._place_latlng()
             for res in res_cells:
-                place_cells = floor_cells(place_latlng[:, 0], place_latlng[:, 1], res)
+                if res not in self._place_cells:  # every place's cell, once per resolution
+                    self._place_cells[res] = floor_cells(place_latlng[:, 0],
+                                                         place_latlng[:, 1], res)
+                place_cells = self._place_cells[res]
                 for i in np.flatnonzero(np.isin(place_cells, list(wanted))).tolist():
                     owners.append(int(place_cells[i]))
                     points.append((place_latlng[i, 0], place_latlng[i, 1]))

@@ -52,6 +52,21 @@ class PublishFloorCount(Base):
     members: Mapped[int] = mapped_column(Integer)
 
 
+class PublishLeftover(Base):
+    """Members gathered (1..k-1) in a cell coarser than the floor that no part holds.
+
+    The roll-up's state between publishes (:func:`geomap.privacy.partition_leftovers`):
+    with it an incremental publish re-rolls only the ancestors of the changed floor
+    cells. Private (counts below k live here): never on the public path.
+    """
+
+    __tablename__ = "publish_leftovers"
+
+    condition_id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    cell: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    members: Mapped[int] = mapped_column(Integer)
+
+
 class PublishSnapshot(Base):
     """The parameters a condition's published rows were last computed with.
 

@@ -80,23 +80,54 @@ def publish_regions(session: Session, parts: dict[int, tuple[np.ndarray, np.ndar
                     rows.append(dict(condition_id=condition_id, level="admin1", code=code,
                                      country_code=country, name=names.get(code, code),
                                      count=count, version=version))
-    if conditions is None:
-        session.execute(text("DELETE FROM published_regions"))
-    else:
-        session.execute(text("DELETE FROM published_regions "
-                             "WHERE condition_id = ANY(CAST(:ids AS smallint[]))"),
-                        {"ids": conditions})
     if enabled is not None:
         session.execute(text("DELETE FROM published_regions "
                              "WHERE condition_id <> ALL(CAST(:ids AS smallint[]))"),
                         {"ids": list(enabled)})
     columns = ("condition_id", "level", "code", "country_code", "name", "count", "version")
+    if conditions is None:
+        session.execute(text("DELETE FROM published_regions"))
+        written = rows
+    else:
+        written = _write_changed_rows(session, conditions, rows)
     with raw_connection(session).cursor().copy(
         f"COPY published_regions ({', '.join(columns)}) FROM STDIN"
     ) as copy:
-        for row in rows:
+        for row in written:
             copy.write_row(tuple(row[column] for column in columns))
-    return len(rows)
+    return len(written)
+
+
+def _write_changed_rows(session: Session, conditions: list[int], rows: list[dict]
+                        ) -> list[dict]:
+    """Delete the stored rows of ``conditions`` that ``rows`` drop or change; return the new.
+
+    A row whose count (and name) stays keeps its row and its version: the version is
+    the publish that last changed it.
+    """
+    stored = {
+        (condition_id, level, code): (country, name, count)
+        for condition_id, level, code, country, name, count in session.execute(
+            text("SELECT condition_id, level, code, country_code, name, count "
+                 "FROM published_regions WHERE condition_id = ANY(CAST(:ids AS smallint[]))"),
+            {"ids": conditions},
+        ).all()
+    }
+    fresh = {(row["condition_id"], row["level"], row["code"]): row for row in rows}
+    changed = [row for key, row in fresh.items()
+               if stored.get(key) != (row["country_code"], row["name"], row["count"])]
+    gone = [key for key in stored if key not in fresh] + [
+        (row["condition_id"], row["level"], row["code"]) for row in changed
+        if (row["condition_id"], row["level"], row["code"]) in stored]
+    if gone:
+        session.execute(
+            text("DELETE FROM published_regions r USING unnest(CAST(:c AS smallint[]), "
+                 "CAST(:l AS text[]), CAST(:code AS text[])) AS d (c, l, code) "
+                 "WHERE r.condition_id = d.c AND r.level = d.l AND r.code = d.code"),
+            {"c": [key[0] for key in gone], "l": [key[1] for key in gone],
+             "code": [key[2] for key in gone]},
+        )
+    return changed
 
 
 def _hide_small_differences_with_markers(

@@ -12,10 +12,10 @@ Two kinds, with identical results (a property test checks it):
   (:mod:`geomap.publish.views`), replace every row;
 - **incremental** (the default once a full publish has run with the same k and
   floor): add the member deltas recorded per dirty floor cell in ``publish_dirty`` (by
-  triggers and the bulk loader) to the stored floor counts, recompute the partition
-  only inside the H3 base (res-0) cells that contain them (a part never crosses a base
-  cell, so the partition of the others is unchanged), and rewrite only the published
-  rows that changed.
+  triggers and the bulk loader) to the stored floor counts, update the partition along
+  the changed floor cells' ancestors only, from the stored parts and leftovers
+  (:func:`geomap.privacy.repartition`), and change only the published rows whose
+  numbers change: its cost follows the changed cells, not the touched conditions.
 
 After the cells, every function in :data:`EXTRA_PUBLISHERS` runs in the same
 transaction with the new version: the one place to hook further published aggregates.
@@ -25,20 +25,33 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain
 
+import h3.api.basic_int as h3i
 import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geomap.geo.reference import raw_connection
+from geomap.privacy import (
+    Repartition,
+    cell_parents,
+    cell_resolutions,
+    markers_many,
+    pack_keys,
+    pack_marker_keys,
+    partition_many,
+    repartition,
+    unpack_keys,
+    unpack_marker_keys,
+)
 from geomap.publish.regions import publish_regions
 from geomap.publish.snapshots import refresh_snapshots
 from geomap.publish.symptoms import publish_symptoms
-from geomap.publish.views import Markers, cell_lines, published_markers
 
 log = logging.getLogger(__name__)
 
@@ -144,14 +157,6 @@ def _split_by_condition(rows: list | np.ndarray) -> dict[int, tuple[np.ndarray, 
 Dirty = dict[int, tuple[np.ndarray, np.ndarray]]  # condition -> (floor cells, deltas)
 
 
-def _rows_by_condition(table: np.ndarray) -> dict[int, np.ndarray]:
-    """Split integer rows sorted by their first column (a condition id) per condition."""
-    if len(table) == 0:
-        return {}
-    bounds = np.flatnonzero(np.diff(table[:, 0])) + 1
-    return {int(part[0, 0]): part for part in np.split(table, bounds)}
-
-
 def _take_dirty(session: Session) -> Dirty:
     """Empty ``publish_dirty``; return its cells and member deltas per condition."""
     cursor = raw_connection(session).cursor()
@@ -178,42 +183,88 @@ def _can_go_incremental(session: Session, condition_ids: list[int], k: int, floo
     return all(snapshots.get(cid, (k, floor)) == (k, floor) for cid in condition_ids)
 
 
-def _copy(session: Session, statement: str, lines: list[str]) -> None:
-    """COPY ``lines`` (text format) with ``statement`` in the session's transaction."""
-    with raw_connection(session).cursor().copy(statement) as copy:
-        if lines:
-            copy.write(("\n".join(lines) + "\n").encode())
-
-
-_CELLS_COPY = (
-    "COPY published_cells (condition_id, resolution, cell, cell_resolution, count, lat, lng) "
-    "FROM STDIN"
-)
-
-
 def _publish_full(session: Session, condition_ids: list[int], k: int, floor: int,
                   progress: Callable[[int], None] | None) -> int:
     """Recount and replace every published cell; return the rows written."""
     counts = floor_counts(session)
     session.execute(text("DELETE FROM publish_floor_counts"))
-    _copy(
-        session, "COPY publish_floor_counts (condition_id, floor_cell, members) FROM STDIN",
-        [
-            f"{cid}\t{cell}\t{n}"
-            for cid, (cells, ns) in counts.items()
-            for cell, n in zip(cells.tolist(), ns.tolist(), strict=True)
-        ],
-    )
+    _copy_floor_counts(session, counts)
     session.execute(text("DELETE FROM published_cells"))
-    written = 0
-    for condition_id in condition_ids:
-        cells, cell_counts = counts.get(condition_id, (_EMPTY, _EMPTY))
-        markers = published_markers(cells, cell_counts, k, floor)
-        _copy(session, _CELLS_COPY, cell_lines(condition_id, markers))
-        written += len(markers.key)
-        if progress:
-            progress(1)
-    return written
+    session.execute(text("DELETE FROM publish_leftovers"))
+    return _write_conditions(session, condition_ids, counts, k, floor, progress)
+
+
+def _write_conditions(session: Session, condition_ids: list[int],
+                      counts: dict[int, tuple[np.ndarray, np.ndarray]], k: int, floor: int,
+                      progress: Callable[[int], None] | None) -> int:
+    """Insert the markers and leftovers of ``condition_ids`` (none stored); return markers.
+
+    One vectorised roll-up over all of them (:func:`geomap.privacy.partition_many`).
+    """
+    wanted = [cid for cid in condition_ids if cid in counts]
+    if wanted:
+        conditions = np.concatenate([np.full(len(counts[cid][0]), cid, np.int64)
+                                     for cid in wanted])
+        cells = np.concatenate([counts[cid][0] for cid in wanted])
+        members = np.concatenate([counts[cid][1] for cid in wanted])
+    else:
+        conditions = cells = members = _EMPTY
+    many = partition_many(conditions, cells, members, floor, k)
+    marker_keys, marker_counts = markers_many(many, floor)
+    _copy_markers(session, *unpack_marker_keys(marker_keys), marker_counts)
+    left_conditions, left_cells = unpack_keys(many.leftover_keys)
+    _copy_binary(session, "publish_leftovers (condition_id, cell, members)",
+                 [(">i2", left_conditions), (">i8", left_cells), (">i4", many.leftover_counts)])
+    if progress:
+        progress(len(condition_ids))
+    return len(marker_keys)
+
+
+def _copy_floor_counts(session: Session,
+                       counts: dict[int, tuple[np.ndarray, np.ndarray]]) -> None:
+    """COPY floor counts per condition into publish_floor_counts."""
+    ids = list(counts)
+    _copy_binary(session, "publish_floor_counts (condition_id, floor_cell, members)", [
+        (">i2", np.concatenate([np.full(len(counts[cid][0]), cid, np.int64) for cid in ids]
+                               or [_EMPTY])),
+        (">i8", np.concatenate([counts[cid][0] for cid in ids] or [_EMPTY])),
+        (">i4", np.concatenate([counts[cid][1] for cid in ids] or [_EMPTY])),
+    ])
+
+
+def _copy_markers(session: Session, conditions: np.ndarray, resolutions: np.ndarray,
+                  cells: np.ndarray, counts: np.ndarray) -> None:
+    """COPY marker rows into published_cells, with their cells' resolutions and centres."""
+    unique, inverse = np.unique(cells, return_inverse=True)
+    to_latlng = h3i.cell_to_latlng
+    centres = np.array([to_latlng(cell) for cell in unique.tolist()],
+                       dtype=np.float64).reshape(-1, 2)
+    _copy_binary(session, "published_cells (condition_id, resolution, cell, cell_resolution, "
+                 "count, lat, lng)",
+                 [(">i2", conditions), (">i2", resolutions), (">i8", cells),
+                  (">i2", cell_resolutions(cells)), (">i4", counts),
+                  (">f8", centres[inverse, 0]), (">f8", centres[inverse, 1])])
+
+
+def _copy_binary(session: Session, table: str, columns: list[tuple[str, np.ndarray]]) -> None:
+    """COPY integer / float columns into ``table`` in PostgreSQL's binary format.
+
+    ``columns``: (big-endian numpy type matching the column's type, values), aligned.
+    Built as one numpy record array: no Python work per row.
+    """
+    rows = len(columns[0][1]) if columns else 0
+    layout = [("fields", ">i2")]
+    for i, (kind, _values) in enumerate(columns):
+        layout += [(f"size{i}", ">i4"), (f"value{i}", kind)]
+    record = np.empty(rows, dtype=np.dtype(layout))
+    record["fields"] = len(columns)
+    for i, (kind, values) in enumerate(columns):
+        record[f"size{i}"] = np.dtype(kind).itemsize
+        record[f"value{i}"] = values
+    header = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
+    with raw_connection(session).cursor().copy(
+            f"COPY {table} FROM STDIN (FORMAT binary)") as copy:
+        copy.write(header + record.tobytes() + (-1).to_bytes(2, "big", signed=True))
 
 
 def _fetch_ints(session: Session, query: str, params: dict, columns: int) -> np.ndarray:
@@ -230,48 +281,78 @@ def _recount_conditions(session: Session, condition_ids: list[int]) -> None:
         {"ids": condition_ids},
     )
     fresh = floor_counts(session, condition_ids)
-    _copy(
-        session, "COPY publish_floor_counts (condition_id, floor_cell, members) FROM STDIN",
-        [
-            f"{cid}\t{cell}\t{n}"
-            for cid, (cells, ns) in fresh.items()
-            for cell, n in zip(cells.tolist(), ns.tolist(), strict=True)
-        ],
-    )
+    _copy_floor_counts(session, fresh)
 
 
-def _apply_deltas(session: Session, partial: Dirty) -> list[int]:
-    """Add the member deltas to the stored floor counts; return conditions gone wrong.
+@contextmanager
+def _index_joins(session: Session) -> Iterator[None]:
+    """Join a few thousand keys to a large table by its index, not by hashing all of it.
 
-    A count below zero can only come from a write that bypassed the triggers; those
+    The planner cannot see how many keys an array parameter holds and hashes the whole
+    table; for keys that are a small share of it, index lookups are much cheaper.
+    """
+    session.execute(text("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; "
+                         "SET LOCAL jit = off"))
+    try:
+        yield
+    finally:
+        session.execute(text("RESET enable_hashjoin; RESET enable_mergejoin; RESET jit"))
+
+
+def _array(values: np.ndarray) -> str:
+    """Return integers as a PostgreSQL array literal (one parameter, cast by the query)."""
+    return "{" + ",".join(map(str, np.asarray(values).tolist())) + "}"
+
+
+@dataclass(frozen=True)
+class FloorChanges:
+    """Changed floor counts, one row per (condition, floor cell), sorted."""
+
+    conditions: np.ndarray
+    cells: np.ndarray
+    old: np.ndarray
+    new: np.ndarray
+
+
+def _apply_deltas(session: Session, partial: Dirty) -> tuple[FloorChanges, list[int]]:
+    """Add the member deltas to the stored floor counts.
+
+    Returns the changed counts (old and new) and the conditions gone wrong: a count
+    below zero can only come from a write that bypassed the triggers; those
     conditions are recounted rather than trusted.
     """
     conditions = np.concatenate([np.full(len(c), cid, np.int64) for cid, (c, _) in partial.items()])
     cells = np.concatenate([c for c, _ in partial.values()])
     deltas = np.concatenate([d for _, d in partial.values()])
     changed = deltas != 0
-    params = {"conditions": conditions[changed].tolist(), "cells": cells[changed].tolist(),
-              "deltas": deltas[changed].tolist()}
-    session.execute(
-        text(
-            "INSERT INTO publish_floor_counts (condition_id, floor_cell, members) "
-            "SELECT * FROM unnest(CAST(:conditions AS smallint[]), CAST(:cells AS bigint[]), "
-            "CAST(:deltas AS int[])) "
-            "ON CONFLICT (condition_id, floor_cell) "
-            "DO UPDATE SET members = publish_floor_counts.members + EXCLUDED.members"
-        ),
-        params,
-    )
-    broken = session.execute(
-        text(
-            "DELETE FROM publish_floor_counts f USING "
-            "unnest(CAST(:conditions AS smallint[]), CAST(:cells AS bigint[])) AS d (c, cell) "
-            "WHERE f.condition_id = d.c AND f.floor_cell = d.cell AND f.members <= 0 "
-            "RETURNING f.condition_id, f.members"
-        ),
-        {"conditions": params["conditions"], "cells": params["cells"]},
-    ).all()
-    return sorted({cid for cid, members in broken if members < 0})
+    conditions, cells, deltas = conditions[changed], cells[changed], deltas[changed]
+    params = {"c": _array(conditions), "f": _array(cells), "d": _array(deltas)}
+    new = _fetch_ints(
+        session,
+        "INSERT INTO publish_floor_counts (condition_id, floor_cell, members) "
+        "SELECT * FROM unnest(CAST(%(c)s AS smallint[]), CAST(%(f)s AS bigint[]), "
+        "CAST(%(d)s AS int[])) "
+        "ON CONFLICT (condition_id, floor_cell) "
+        "DO UPDATE SET members = publish_floor_counts.members + EXCLUDED.members "
+        "RETURNING condition_id, floor_cell, members",
+        params, 3)
+    empty = new[new[:, 2] <= 0]
+    with _index_joins(session):
+        session.execute(
+            text(
+                "DELETE FROM publish_floor_counts f USING "
+                "unnest(CAST(:c AS smallint[]), CAST(:f AS bigint[])) AS d (c, cell) "
+                "WHERE f.condition_id = d.c AND f.floor_cell = d.cell"
+            ),
+            {"c": _array(empty[:, 0]), "f": _array(empty[:, 1])},
+        )
+    keys = pack_keys(conditions, cells)
+    order = np.argsort(keys)
+    new = new[np.argsort(pack_keys(new[:, 0], new[:, 1]))]
+    counts = new[:, 2]
+    changes = FloorChanges(conditions[order], cells[order], counts - deltas[order], counts)
+    broken = sorted(set(changes.conditions[(changes.new < 0) | (changes.old < 0)].tolist()))
+    return changes, broken
 
 
 ALL_BASE_CELLS = np.arange(122, dtype=np.int64)
@@ -298,90 +379,183 @@ def touched_parts(dirty: Dirty) -> Touched:
 
 def _publish_incremental(session: Session, condition_ids: list[int], dirty: Dirty, k: int,
                          floor: int, progress: Callable[[int], None] | None
-                         ) -> tuple[int, Touched]:
-    """Apply the dirty deltas, re-roll the base cells they touch, write changed rows only.
+                         ) -> tuple[int, Touched, TotalsChange]:
+    """Apply the dirty deltas and re-roll only the changed floor cells' ancestors.
 
-    Returns the rows written and the touched base cells per condition.
+    The stored parts (the markers at the floor resolution) and leftovers are the
+    roll-up's state: :func:`geomap.privacy.repartition` gives the parts that change,
+    each marker changes by the sum of its changed parts, and only markers whose count
+    changes are written. Conditions marked whole (newly enabled, recounted) are
+    partitioned anew. Returns the rows written, the touched base cells of the
+    conditions whose parts changed, and the change of the totals.
     """
+    enabled = set(condition_ids)
     whole = [cid for cid, (cells, _) in dirty.items() if WHOLE_CONDITION in cells]
     partial = {cid: value for cid, value in dirty.items() if cid not in whole}
+    changes = None
     if partial:
-        broken = _apply_deltas(session, partial)
+        changes, broken = _apply_deltas(session, partial)
         if broken:
             log.warning("negative floor counts for conditions %s: recounting them", broken)
-            whole += broken
-            for condition_id in broken:
-                dirty[condition_id] = (np.array([WHOLE_CONDITION], np.int64),
-                                       np.zeros(1, np.int64))
+        keep = ~np.isin(changes.conditions, broken) & np.isin(changes.conditions,
+                                                              sorted(enabled))
+        changes = FloorChanges(changes.conditions[keep], changes.cells[keep],
+                               changes.old[keep], changes.new[keep])
+        try:
+            repartitioned = repartition(changes.conditions, changes.cells, changes.old,
+                                        changes.new, floor, k,
+                                        lambda ids, cells: _holdings(session, ids, cells, floor))
+        except ValueError:
+            log.warning("stored partitions out of step: recounting the changed conditions")
+            broken = sorted(set(broken) | set(changes.conditions.tolist()))
+            repartitioned = None
+        for condition_id in broken:
+            whole.append(condition_id)
+            dirty[condition_id] = (np.array([WHOLE_CONDITION], np.int64),
+                                   np.zeros(1, np.int64))
+    written = 0
     if whole:
         _recount_conditions(session, whole)
-    touched = touched_parts(dirty)
-    enabled = set(condition_ids)
-    pairs = [(cid, base) for cid in sorted(touched) if cid in enabled
-             for base in touched[cid].tolist()]
-    # The floor counts and old markers of every touched base cell: two reads in all.
-    keys = {"c": [c for c, _b in pairs], "b": [b for _c, b in pairs]}
-    stored_by = _rows_by_condition(_fetch_ints(
-        session,
-        "SELECT f.condition_id, f.floor_cell, f.members FROM publish_floor_counts f "
-        "JOIN unnest(%(c)s::smallint[], %(b)s::bigint[]) AS t (c, b) "
-        "ON f.condition_id = t.c AND ((f.floor_cell >> 45) & 127) = t.b ORDER BY 1, 2",
-        keys, 3))
-    old_by = _rows_by_condition(_fetch_ints(
-        session,
-        "SELECT p.condition_id, p.resolution, p.cell, p.cell_resolution, p.count "
-        "FROM published_cells p JOIN unnest(%(c)s::smallint[], %(b)s::bigint[]) AS t (c, b) "
-        "ON p.condition_id = t.c AND ((p.cell >> 45) & 127) = t.b ORDER BY 1",
-        keys, 5))
-    written = 0
-    insert_lines: list[str] = []
-    gone_rows: list[np.ndarray] = []
-    for condition_id in condition_ids:
-        if condition_id in touched:
-            stored = stored_by.get(condition_id, np.zeros((0, 3), np.int64))
-            new = published_markers(stored[:, 1], stored[:, 2], k, floor)
-            old_rows = old_by.get(condition_id, np.zeros((0, 5), np.int64))
-            old = Markers.from_rows(old_rows[:, 1], old_rows[:, 2], old_rows[:, 3],
-                                    old_rows[:, 4])
-            gone = old.differing(new)
-            added = new.differing(old)
-            if gone.any():
-                resolutions, cells = old.rows(gone)
-                gone_rows.append(np.column_stack([
-                    np.full(len(cells), condition_id, np.int64), resolutions, cells]))
-            insert_lines.extend(cell_lines(condition_id, new, added))
-            written += int(gone.sum()) + int(added.sum())
-        if progress:
-            progress(1)
-    if gone_rows:
-        table = np.concatenate(gone_rows)
-        session.execute(
-            text(
-                "DELETE FROM published_cells p USING unnest(CAST(:cid AS smallint[]), "
-                "CAST(:res AS smallint[]), CAST(:cells AS bigint[])) AS d (c, r, cell) "
-                "WHERE p.condition_id = d.c AND p.resolution = d.r AND p.cell = d.cell"
-            ),
-            {"cid": table[:, 0].tolist(), "res": table[:, 1].tolist(),
-             "cells": table[:, 2].tolist()},
-        )
-    _copy(session, _CELLS_COPY, insert_lines)
-    return written, touched
+        again = sorted(set(whole) & enabled)
+        for table in ("published_cells", "publish_leftovers"):
+            session.execute(text(f"DELETE FROM {table} "  # noqa: S608 (a fixed name)
+                                 "WHERE condition_id = ANY(CAST(:ids AS smallint[]))"),
+                            {"ids": again})
+        written += _write_conditions(session, again, floor_counts(session, again), k, floor,
+                                     None)
+    if changes is not None and repartitioned is not None:
+        with _index_joins(session):
+            written += _write_part_changes(session, repartitioned, floor)
+    if progress:
+        progress(len(condition_ids))
+    # Region counts sum a condition's parts only: conditions whose parts all stayed
+    # keep theirs.
+    parts_changed = set(whole)
+    totals = TotalsChange(sorted(set(whole) & enabled), _EMPTY, _EMPTY, _EMPTY)
+    if changes is not None and repartitioned is not None:
+        parts_changed.update(repartitioned.part_conditions.tolist())
+        ids, inverse = np.unique(np.concatenate([changes.conditions,
+                                                 repartitioned.part_conditions]),
+                                 return_inverse=True)
+        split = len(changes.conditions)
+        members = np.bincount(inverse[:split], weights=changes.new - changes.old,
+                              minlength=len(ids)).astype(np.int64)
+        published = np.bincount(inverse[split:],
+                                weights=repartitioned.part_new - repartitioned.part_old,
+                                minlength=len(ids)).astype(np.int64)
+        totals = TotalsChange(totals.whole, ids, members, published)
+    return written, {cid: bases for cid, bases in touched_parts(dirty).items()
+                     if cid in parts_changed}, totals
+
+
+@dataclass(frozen=True)
+class TotalsChange:
+    """How an incremental publish changes published_totals."""
+
+    whole: list[int]  # conditions counted anew
+    conditions: np.ndarray  # the others: changes of members on the map and published
+    members: np.ndarray
+    published: np.ndarray
+
+
+def _holdings(session: Session, conditions: np.ndarray, cells: np.ndarray, floor: int
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Return the stored part counts and leftovers of (condition, cell) pairs (0: none)."""
+    with _index_joins(session):
+        rows = _fetch_ints(
+            session,
+            "SELECT coalesce(p.count, 0), coalesce(l.members, 0) FROM unnest("
+            "CAST(%(c)s AS smallint[]), CAST(%(f)s AS bigint[])) WITH ORDINALITY AS t (c, cell, i) "
+            "LEFT JOIN published_cells p ON p.condition_id = t.c AND p.resolution = %(floor)s "
+            "AND p.cell = t.cell "
+            "LEFT JOIN publish_leftovers l ON l.condition_id = t.c AND l.cell = t.cell "
+            "ORDER BY t.i",
+            {"c": _array(conditions), "f": _array(cells), "floor": floor}, 2)
+    return rows[:, 0], rows[:, 1]
+
+
+def _write_part_changes(session: Session, changed: Repartition, floor: int) -> int:
+    """Write the leftovers and the markers that the changed parts change; return markers.
+
+    A part at resolution r or finer is summed into its ancestor's marker at r; a
+    coarser part is shown as itself. So each marker changes by the sum of the count
+    changes of its changed parts; a marker whose sum is unchanged keeps its row.
+    """
+    left_keys = (changed.leftover_conditions, changed.leftover_cells)
+    gone = changed.leftover_new == 0
+    session.execute(
+        text("DELETE FROM publish_leftovers l USING unnest(CAST(:c AS smallint[]), "
+             "CAST(:f AS bigint[])) AS d (c, cell) WHERE l.condition_id = d.c AND l.cell = d.cell"),
+        {"c": _array(left_keys[0][gone]), "f": _array(left_keys[1][gone])})
+    session.execute(
+        text("INSERT INTO publish_leftovers (condition_id, cell, members) "
+             "SELECT * FROM unnest(CAST(:c AS smallint[]), CAST(:f AS bigint[]), "
+             "CAST(:n AS int[])) ON CONFLICT (condition_id, cell) "
+             "DO UPDATE SET members = EXCLUDED.members"),
+        {"c": _array(left_keys[0][~gone]), "f": _array(left_keys[1][~gone]),
+         "n": _array(changed.leftover_new[~gone])})
+    if len(changed.part_cells) == 0:
+        return 0
+    part_res = cell_resolutions(changed.part_cells)
+    change = changed.part_new - changed.part_old
+    keys: list[np.ndarray] = []
+    for resolution in range(floor + 1):
+        fine = part_res >= resolution
+        cells_at = changed.part_cells.copy()
+        cells_at[fine] = cell_parents(changed.part_cells[fine], resolution)
+        keys.append(pack_marker_keys(changed.part_conditions, resolution, cells_at))
+    marker_keys, inverse = np.unique(np.concatenate(keys), return_inverse=True)
+    sums = np.bincount(inverse, weights=np.tile(change, floor + 1),
+                       minlength=len(marker_keys)).astype(np.int64)
+    marker_keys, sums = marker_keys[sums != 0], sums[sums != 0]
+    # In the index's order (condition, resolution, cell): neighbouring lookups.
+    conditions, resolutions, cells = unpack_marker_keys(marker_keys)
+    params = {"c": _array(conditions), "r": _array(resolutions), "f": _array(cells),
+              "d": _array(sums)}
+    # Two statements by key, no separate read: markers whose count falls to 0 are
+    # deleted, then those that stay are updated in place (HOT: the count is in no
+    # index); a key that neither finds is a new marker.
+    keys_sql = ("FROM unnest(CAST(%(c)s AS smallint[]), CAST(%(r)s AS smallint[]), "
+                "CAST(%(f)s AS bigint[]), CAST(%(d)s AS int[])) WITH ORDINALITY "
+                "AS d (c, r, cell, delta, i) WHERE p.condition_id = d.c AND p.resolution = d.r "
+                "AND p.cell = d.cell ")
+    deleted = _fetch_ints(session, "DELETE FROM published_cells p USING "
+                          + keys_sql[5:] + "AND p.count + d.delta <= 0 "
+                          "RETURNING d.i, p.count + d.delta", params, 2)
+    updated = _fetch_ints(session, "UPDATE published_cells p SET count = p.count + d.delta "
+                          + keys_sql + "AND p.count + d.delta > 0 RETURNING d.i, p.count",
+                          params, 2)
+    if (deleted[:, 1] < 0).any():
+        raise RuntimeError("published markers out of step with the stored partition")
+    added = np.ones(len(marker_keys), dtype=bool)
+    added[updated[:, 0] - 1] = False
+    added[deleted[:, 0] - 1] = False
+    new = sums
+    if (new[added] <= 0).any():
+        raise RuntimeError("published markers out of step with the stored partition")
+    _copy_markers(session, conditions[added], resolutions[added], cells[added], new[added])
+    return len(marker_keys)
 
 
 def _follow_enabled(session: Session, enabled: list[int], dirty: Dirty) -> None:
     """Drop the markers of disabled conditions; mark newly enabled ones for a recount.
 
     A condition published last time has a snapshot row (publish_snapshots holds the
-    enabled conditions only); one without is recounted whole, so an incremental
-    publish opens its map. Floor counts of disabled conditions are kept current.
+    enabled conditions only, and only they have markers); one without is recounted
+    whole, so an incremental publish opens its map. Floor counts of disabled
+    conditions are kept current.
     """
-    session.execute(
-        text("DELETE FROM published_cells WHERE condition_id <> ALL(CAST(:ids AS smallint[]))"),
-        {"ids": list(enabled)},
-    )
     snapshotted = set(
         session.execute(text("SELECT condition_id FROM publish_snapshots")).scalars()
     )
+    disabled = sorted(snapshotted - set(enabled))
+    if disabled:
+        for table in ("published_cells", "publish_leftovers"):
+            session.execute(
+                text(f"DELETE FROM {table} "  # noqa: S608 (a fixed name)
+                     "WHERE condition_id = ANY(CAST(:ids AS smallint[]))"),
+                {"ids": disabled},
+            )
     whole = np.array([WHOLE_CONDITION], dtype=np.int64)
     for condition_id in enabled:
         if condition_id not in snapshotted:
@@ -428,12 +602,15 @@ def publish(session: Session, *, k: int, floor: int, now: datetime | None = None
     )
     touched: Touched | None = None  # None: everything
     if incremental:
-        written, touched = _publish_incremental(session, condition_ids, dirty, k, floor,
-                                                progress)
+        written, touched, totals = _publish_incremental(session, condition_ids, dirty, k,
+                                                        floor, progress)
     else:
         written = _publish_full(session, condition_ids, k, floor, progress)
     phases.append(("cells", time.perf_counter()))
-    members_on_map = _write_totals(session, version, floor)
+    if incremental:
+        members_on_map = _update_totals(session, version, floor, totals, condition_ids)
+    else:
+        members_on_map = _write_totals(session, version, floor)
     phases.append(("totals", time.perf_counter()))
     session.execute(text("DELETE FROM publish_snapshots"))
     session.execute(
@@ -469,9 +646,52 @@ def publish(session: Session, *, k: int, floor: int, now: datetime | None = None
                                        for i, (name, mark) in enumerate(phases)))
 
 
+def _update_totals(session: Session, version: int, floor: int, change: TotalsChange,
+                   enabled: list[int]) -> int:
+    """Shift published_totals by an incremental publish's changes; return on-map.
+
+    Conditions counted anew and newly enabled ones get fresh rows; disabled ones lose
+    theirs; every row carries the new version.
+    """
+    session.execute(
+        text("DELETE FROM published_totals WHERE condition_id <> ALL(CAST(:on AS smallint[])) "
+             "OR condition_id = ANY(CAST(:whole AS smallint[]))"),
+        {"on": list(enabled), "whole": change.whole},
+    )
+    if change.whole:
+        _insert_totals(session, version, floor, change.whole)
+    session.execute(
+        text("UPDATE published_totals t SET members_on_map = t.members_on_map + d.m, "
+             "published = t.published + d.p FROM unnest(CAST(:c AS smallint[]), "
+             "CAST(:m AS int[]), CAST(:p AS int[])) AS d (c, m, p) WHERE t.condition_id = d.c"),
+        {"c": _array(change.conditions), "m": _array(change.members),
+         "p": _array(change.published)},
+    )
+    session.execute(text("UPDATE published_totals SET version = :version"),
+                    {"version": version})
+    return int(
+        session.execute(
+            text("SELECT coalesce(sum(members), 0) FROM publish_floor_counts")
+        ).scalar_one()
+    )
+
+
 def _write_totals(session: Session, version: int, floor: int) -> int:
     """Rebuild published_totals from the floor counts and published cells; return on-map."""
     session.execute(text("DELETE FROM published_totals"))
+    _insert_totals(session, version, floor, None)
+    return int(
+        session.execute(
+            text("SELECT coalesce(sum(members), 0) FROM publish_floor_counts")
+        ).scalar_one()
+    )
+
+
+def _insert_totals(session: Session, version: int, floor: int,
+                   only: list[int] | None) -> None:
+    """Insert the totals rows of the enabled conditions (of ``only``; None: all)."""
+    where = "" if only is None else "AND c.id = ANY(CAST(:only AS smallint[])) "
+    inner = "" if only is None else "WHERE condition_id = ANY(CAST(:only AS smallint[])) "
     session.execute(
         text(
             "INSERT INTO published_totals "
@@ -480,15 +700,11 @@ def _write_totals(session: Session, version: int, floor: int) -> int:
             ":version FROM conditions c "
             "CROSS JOIN generate_series(0, :floor) AS r (resolution) "
             "LEFT JOIN (SELECT condition_id, sum(members) AS members "
-            "FROM publish_floor_counts GROUP BY 1) f ON f.condition_id = c.id "
+            "FROM publish_floor_counts " + inner + "GROUP BY 1) f ON f.condition_id = c.id "
             "LEFT JOIN (SELECT condition_id, resolution, sum(count) AS published "
-            "FROM published_cells GROUP BY 1, 2) p "
-            "ON p.condition_id = c.id AND p.resolution = r.resolution WHERE c.enabled"
+            "FROM published_cells " + inner + "GROUP BY 1, 2) p "
+            "ON p.condition_id = c.id AND p.resolution = r.resolution WHERE c.enabled "
+            + where
         ),
-        {"version": version, "floor": floor},
-    )
-    return int(
-        session.execute(
-            text("SELECT coalesce(sum(members), 0) FROM publish_floor_counts")
-        ).scalar_one()
+        {"version": version, "floor": floor, "only": only},
     )

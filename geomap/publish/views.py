@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import h3.api.basic_int as h3i
 import numpy as np
 
-from geomap.privacy import partition, partition_markers
+from geomap.privacy import Partition, partition, partition_markers
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,11 @@ def published_markers(cells: np.ndarray, counts: np.ndarray, k: int, floor: int)
     of its whole parts, so no two published numbers differ by 1 to k-1 members. The
     markers at the floor resolution are the parts themselves.
     """
-    whole = partition((cells, counts), floor, k)
+    return partition_marker_rows(partition((cells, counts), floor, k), floor)
+
+
+def partition_marker_rows(whole: Partition, floor: int) -> Markers:
+    """Return the markers at every map resolution of one condition's partition."""
     parts = [(resolution, partition_markers(whole, resolution))
              for resolution in range(floor + 1)]
     return Markers.from_rows(
