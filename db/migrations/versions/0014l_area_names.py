@@ -1,7 +1,7 @@
 """area names in the viewer's language: floor-cell labels stored as their parts
 
 Revision ID: 0014l_area_names
-Revises: 0013g_deepzoom
+Revises: 0014p_pubinc
 
 ``cell_labels`` kept a ready English sentence ("Lyon area, France"). It now also keeps
 what the sentence is made of (the kind of label, the gazetteer place, the country's
@@ -13,7 +13,7 @@ are dropped and recomputed on demand.
 from alembic import op
 
 revision = "0014l_area_names"
-down_revision = "0013g_deepzoom"
+down_revision = "0014p_pubinc"
 branch_labels = None
 depends_on = None
 
