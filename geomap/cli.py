@@ -111,15 +111,20 @@ def db_status(ctx: Context) -> None:
             click.echo(f"Embedded PostgreSQL is not running ({cluster.pgdata}).")
             sys.exit(3)
         click.echo(f"Embedded PostgreSQL running on 127.0.0.1:{cluster.port} ({cluster.pgdata})")
+    revision = _schema_revision(ctx.engine)
+    click.echo(f"Schema revision: {revision or 'none (run `geomap db upgrade`)'}")
+
+
+def _schema_revision(engine: Any) -> str | None:
+    """Return the database's Alembic revision, None before the first migration."""
     from sqlalchemy import text
 
-    with ctx.engine.connect() as conn:
-        revision = conn.execute(
-            text("SELECT version_num FROM alembic_version")
-        ).scalar_one_or_none() if conn.execute(
-            text("SELECT to_regclass('alembic_version') IS NOT NULL")
-        ).scalar_one() else None
-    click.echo(f"Schema revision: {revision or 'none (run `geomap db upgrade`)'}")
+    with engine.connect() as conn:
+        if not conn.execute(text("SELECT to_regclass('alembic_version') IS NOT NULL")
+                            ).scalar_one():
+            return None
+        return conn.execute(text("SELECT version_num FROM alembic_version")
+                            ).scalar_one_or_none()
 
 
 @db.command("upgrade")
@@ -128,8 +133,13 @@ def db_upgrade(ctx: Context) -> None:
     """Migrate the schema to the newest revision (idempotent)."""
     from geomap.migrate import upgrade
 
+    before = _schema_revision(ctx.engine)
     upgrade(ctx.engine)
-    click.echo("Schema is up to date.")
+    after = _schema_revision(ctx.engine)
+    if before == after:
+        click.echo(f"Schema is up to date ({after}).")
+    else:
+        click.echo(f"Schema upgraded from {before or 'an empty database'} to {after}.")
 
 
 # --- reference data ------------------------------------------------------------

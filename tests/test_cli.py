@@ -7,8 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from alembic.script import ScriptDirectory
+
 from geomap import embedded_pg
 from geomap.config import load_settings
+from geomap.migrate import alembic_config
 from tests.conftest import free_port
 
 
@@ -28,10 +31,12 @@ def test_embedded_cluster_start_status_stop_are_idempotent(tmp_path: Path) -> No
         assert again.returncode == 0 and "already running" in again.stdout
         upgraded = geomap("db", "upgrade", env=env)
         assert upgraded.returncode == 0, upgraded.stderr
-        assert geomap("db", "upgrade", env=env).returncode == 0
+        head = ScriptDirectory.from_config(alembic_config("postgresql://")).get_current_head()
+        assert upgraded.stdout.strip() == f"Schema upgraded from an empty database to {head}."
+        again = geomap("db", "upgrade", env=env)
+        assert again.returncode == 0 and again.stdout.strip() == f"Schema is up to date ({head})."
         status = geomap("db", "status", env=env)
-        assert status.returncode == 0 and "Schema revision:" in status.stdout
-        assert "none" not in status.stdout
+        assert status.returncode == 0 and f"Schema revision: {head}" in status.stdout
     finally:
         stopped = geomap("db", "stop", env=env)
     assert stopped.returncode == 0 and "stopped" in stopped.stdout
