@@ -344,8 +344,8 @@ class Repartition:
     leftover_new: np.ndarray
 
 
-Holdings = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 # (conditions, cells) -> (old part counts, old leftovers), aligned, 0 where there is none
+Holdings = Callable[["np.ndarray", "np.ndarray"], "tuple[np.ndarray, np.ndarray]"]
 
 
 def repartition(conditions: np.ndarray, cells: np.ndarray, old: np.ndarray, new: np.ndarray,
