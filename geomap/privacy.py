@@ -133,6 +133,8 @@ def rollup(floor_counts: Mapping[int, int] | tuple[np.ndarray, np.ndarray], reso
 def _rollup(cells: np.ndarray, counts: np.ndarray, resolution: int, k: int
             ) -> tuple[Rollup, np.ndarray, np.ndarray]:
     """Return the roll-up, and the cells coarser than ``resolution`` left below k (leftovers)."""
+    import numpy as np
+
     out_cells: list[np.ndarray] = []
     out_res: list[np.ndarray] = []
     out_counts: list[np.ndarray] = []
@@ -213,6 +215,8 @@ def partition_leftovers(floor_counts: tuple[np.ndarray, np.ndarray], floor: int,
     leftovers together are the roll-up's whole state: :func:`repartition` updates it
     from changed floor counts without looking at any other floor cell.
     """
+    import numpy as np
+
     cells, counts = floor_counts
     rolled, left_cells, left_counts = _rollup(np.asarray(cells, dtype=np.int64),
                                               np.asarray(counts, dtype=np.int64), floor, k)
@@ -234,12 +238,16 @@ _PACK_FILL = (1 << 59) | ((1 << _PACK_SHIFT) - 1)
 
 def pack_keys(conditions: np.ndarray, cells: np.ndarray) -> np.ndarray:
     """Return one sortable int64 per (condition, cell); cells of resolution 7 or coarser."""
+    import numpy as np
+
     return ((np.asarray(conditions, np.int64) << 32)
             | ((np.asarray(cells, np.int64) >> _PACK_SHIFT) & _PACK_MASK))
 
 
 def unpack_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Return the (conditions, cells) of keys made by :func:`pack_keys`."""
+    import numpy as np
+
     keys = np.asarray(keys, np.int64)
     return keys >> 32, ((keys & _PACK_MASK) << _PACK_SHIFT) | _PACK_FILL
 
@@ -247,12 +255,16 @@ def unpack_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def pack_marker_keys(conditions: np.ndarray, resolutions: np.ndarray, cells: np.ndarray
                      ) -> np.ndarray:
     """Return one int64 per (condition, map resolution, cell), sorting in that order."""
+    import numpy as np
+
     return ((np.asarray(conditions, np.int64) << 48) | (np.asarray(resolutions, np.int64) << 44)
             | ((np.asarray(cells, np.int64) >> _PACK_SHIFT) & _PACK_MASK))
 
 
 def unpack_marker_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return the (conditions, resolutions, cells) of keys made by :func:`pack_marker_keys`."""
+    import numpy as np
+
     keys = np.asarray(keys, np.int64)
     return keys >> 48, (keys >> 44) & 15, ((keys & _PACK_MASK) << _PACK_SHIFT) | _PACK_FILL
 
@@ -279,6 +291,8 @@ def _packed_parents(keys: np.ndarray, level: int) -> np.ndarray:
 def partition_many(conditions: np.ndarray, cells: np.ndarray, counts: np.ndarray, floor: int,
                    k: int) -> ManyPartitions:
     """Return the partitions of many conditions' floor counts in one vectorised roll-up."""
+    import numpy as np
+
     keys = pack_keys(conditions, cells)
     counts = np.asarray(counts, np.int64)
     parts: list[tuple[np.ndarray, np.ndarray]] = []
@@ -309,6 +323,8 @@ def markers_many(parts: ManyPartitions, floor: int) -> tuple[np.ndarray, np.ndar
     Marker keys are :func:`pack_marker_keys`, sorted; each marker is what
     :func:`partition_markers` gives for its condition and resolution.
     """
+    import numpy as np
+
     conditions, cells = unpack_keys(parts.part_keys)
     resolutions = cell_resolutions(cells)
     keys: list[np.ndarray] = []
@@ -361,6 +377,8 @@ def repartition(conditions: np.ndarray, cells: np.ndarray, old: np.ndarray, new:
     what :func:`partition_leftovers` of the new counts gives, minus the unchanged.
     Raises ValueError if a count would fall below zero (stored state out of step).
     """
+    import numpy as np
+
     keys = pack_keys(conditions, cells)
     old = np.asarray(old, np.int64)
     new = np.asarray(new, np.int64)
