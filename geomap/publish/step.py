@@ -510,30 +510,28 @@ def _write_part_changes(session: Session, changed: Repartition, floor: int) -> i
     marker_keys, sums = marker_keys[sums != 0], sums[sums != 0]
     # In the index's order (condition, resolution, cell): neighbouring lookups.
     conditions, resolutions, cells = unpack_marker_keys(marker_keys)
-    params = {"c": _array(conditions), "r": _array(resolutions), "f": _array(cells),
-              "d": _array(sums)}
-    # Two statements by key, no separate read: markers whose count falls to 0 are
-    # deleted, then those that stay are updated in place (HOT: the count is in no
-    # index); a key that neither finds is a new marker.
     keys_sql = ("FROM unnest(CAST(%(c)s AS smallint[]), CAST(%(r)s AS smallint[]), "
                 "CAST(%(f)s AS bigint[]), CAST(%(d)s AS int[])) WITH ORDINALITY "
                 "AS d (c, r, cell, delta, i) WHERE p.condition_id = d.c AND p.resolution = d.r "
                 "AND p.cell = d.cell ")
-    deleted = _fetch_ints(session, "DELETE FROM published_cells p USING "
-                          + keys_sql[5:] + "AND p.count + d.delta <= 0 "
-                          "RETURNING d.i, p.count + d.delta", params, 2)
+    # By key, no separate read: markers that stay are updated in place (HOT: the count
+    # is in no index); of the others, only those whose sum falls can be gone (they are
+    # deleted), and a key that neither finds is a new marker.
     updated = _fetch_ints(session, "UPDATE published_cells p SET count = p.count + d.delta "
-                          + keys_sql + "AND p.count + d.delta > 0 RETURNING d.i, p.count",
-                          params, 2)
-    if (deleted[:, 1] < 0).any():
+                          + keys_sql + "AND p.count + d.delta > 0 RETURNING d.i",
+                          {"c": _array(conditions), "r": _array(resolutions),
+                           "f": _array(cells), "d": _array(sums)}, 1)
+    left = np.ones(len(marker_keys), dtype=bool)
+    left[updated[:, 0] - 1] = False
+    falling = np.flatnonzero(left & (sums < 0))
+    deleted = _fetch_ints(session, "DELETE FROM published_cells p USING "
+                          + keys_sql[5:] + "RETURNING d.i, p.count + d.delta",
+                          {"c": _array(conditions[falling]), "r": _array(resolutions[falling]),
+                           "f": _array(cells[falling]), "d": _array(sums[falling])}, 2)
+    if len(deleted) != len(falling) or (deleted[:, 1] != 0).any():
         raise RuntimeError("published markers out of step with the stored partition")
-    added = np.ones(len(marker_keys), dtype=bool)
-    added[updated[:, 0] - 1] = False
-    added[deleted[:, 0] - 1] = False
-    new = sums
-    if (new[added] <= 0).any():
-        raise RuntimeError("published markers out of step with the stored partition")
-    _copy_markers(session, conditions[added], resolutions[added], cells[added], new[added])
+    added = left & (sums > 0)
+    _copy_markers(session, conditions[added], resolutions[added], cells[added], sums[added])
     return len(marker_keys)
 
 
