@@ -55,9 +55,9 @@ def publish_regions(session: Session, parts: dict[int, tuple[np.ndarray, np.ndar
     names = region_names(session, {region for _country, region in counts.places if region})
     country_names = {country: country_name(country)
                      for country, _region in counts.places}
-    rows = [(condition_id, "country", code, code, country_names[code], count, version)
+    rows = [(condition_id, "country", code, code, country_names[code], count)
             for condition_id, code, count in counts.countries]
-    rows += [(condition_id, "admin1", code, country, names.get(code, code), count, version)
+    rows += [(condition_id, "admin1", code, country, names.get(code, code), count)
              for condition_id, country, code, count in counts.regions]
     if enabled is not None:
         session.execute(text("DELETE FROM published_regions "
@@ -73,7 +73,7 @@ def publish_regions(session: Session, parts: dict[int, tuple[np.ndarray, np.ndar
         f"COPY published_regions ({', '.join(columns)}) FROM STDIN"
     ) as copy:
         for row in written:
-            copy.write_row(row)
+            copy.write_row((*row, version))
     return len(written)
 
 
@@ -220,19 +220,17 @@ def _write_changed_rows(session: Session, conditions: list[int], rows: list[tupl
                         ) -> list[tuple]:
     """Delete the stored rows of ``conditions`` that ``rows`` drop or change; return the new.
 
-    ``rows``: (condition, level, code, country, name, count, version). A row whose
-    count (and name) stays keeps its row and its version: the version is the publish
-    that last changed it.
+    ``rows``: (condition, level, code, country, name, count). A row whose count (and
+    name) stays keeps its row and its version: the version is the publish that last
+    changed it.
     """
     cursor = raw_connection(session).cursor()
     cursor.execute("SELECT condition_id, level, code, country_code, name, count "
                    "FROM published_regions WHERE condition_id = ANY(%s::smallint[])",
                    (list(conditions),))
-    stored = {row[:3]: row[3:] for row in cursor.fetchall()}
-    fresh = {row[:3]: row for row in rows}
-    changed = [row for key, row in fresh.items() if stored.get(key) != row[3:6]]
-    gone = [key for key in stored if key not in fresh] + [
-        row[:3] for row in changed if row[:3] in stored]
+    stored = set(cursor.fetchall())
+    fresh = set(rows)
+    gone = [row[:3] for row in stored - fresh]  # dropped, or changed and written anew
     if gone:
         session.execute(
             text("DELETE FROM published_regions r USING unnest(CAST(:c AS smallint[]), "
@@ -241,4 +239,4 @@ def _write_changed_rows(session: Session, conditions: list[int], rows: list[tupl
             {"c": [key[0] for key in gone], "l": [key[1] for key in gone],
              "code": [key[2] for key in gone]},
         )
-    return changed
+    return list(fresh - stored)
