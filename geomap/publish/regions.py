@@ -183,9 +183,12 @@ def _markers_undercut(deriver: KeyDeriver, conditions: np.ndarray, cells: np.nda
         (country_keys // country_wide << 32) | country_value,
         (region_keys // wide << 32) | region_value,
     ]))
-    risky = np.zeros(len(marker_keys), dtype=bool)
-    for gap in range(1, k):
-        risky |= np.isin((marker_conditions << 32) | (marker_counts + gap), shown_keys)
+    if len(shown_keys) == 0:
+        return hide_countries, hide_regions
+    # The first shown count above each marker's, of its condition: risky if within k-1.
+    wanted = (marker_conditions << 32) | marker_counts
+    above = np.minimum(np.searchsorted(shown_keys, wanted + 1), len(shown_keys) - 1)
+    risky = (shown_keys[above] > wanted) & (shown_keys[above] < wanted + k)
     marker_conditions, marker_cells = marker_conditions[risky], marker_cells[risky]
     marker_counts = marker_counts[risky]
     if len(marker_cells) == 0:
