@@ -228,18 +228,16 @@ def _write_changed_rows(session: Session, conditions: list[int], rows: list[tupl
     changed it.
     """
     cursor = raw_connection(session).cursor()
-    cursor.execute("SELECT condition_id, level, code, country_code, name, count "
+    cursor.execute("SELECT condition_id, level, code, country_code, name, count, ctid "
                    "FROM published_regions WHERE condition_id = ANY(%s::smallint[])",
                    (list(conditions),))
-    stored = set(cursor.fetchall())
+    # The row's place in the table: this transaction holds the publish lock, so no one
+    # else moves it before the delete below.
+    stored = {row[:6]: row[6] for row in cursor.fetchall()}
     fresh = set(rows)
-    gone = [row[:3] for row in stored - fresh]  # dropped, or changed and written anew
+    # Rows dropped, or changed and written anew.
+    gone = [stored[row] for row in stored.keys() - fresh]
     if gone:
-        session.execute(
-            text("DELETE FROM published_regions r USING unnest(CAST(:c AS smallint[]), "
-                 "CAST(:l AS text[]), CAST(:code AS text[])) AS d (c, l, code) "
-                 "WHERE r.condition_id = d.c AND r.level = d.l AND r.code = d.code"),
-            {"c": [key[0] for key in gone], "l": [key[1] for key in gone],
-             "code": [key[2] for key in gone]},
-        )
-    return list(fresh - stored)
+        cursor.execute("DELETE FROM published_regions WHERE ctid = ANY(%s::tid[])",
+                       ("{" + ",".join(f'"{tid}"' for tid in gone) + "}",))
+    return list(fresh - stored.keys())
