@@ -52,6 +52,17 @@ def publish_regions(session: Session, parts: dict[int, tuple[np.ndarray, np.ndar
     part_counts = np.concatenate([parts[cid][1] for cid in ids] or [_EMPTY]).astype(np.int64)
     deriver = deriver_for(session, floor)
     counts = region_counts(deriver, part_conditions, part_cells, part_counts, k, floor)
+    return write_region_counts(session, counts, version=version, conditions=conditions,
+                               enabled=enabled)
+
+
+def write_region_counts(session: Session, counts: RegionCounts, *, version: int,
+                        conditions: list[int] | None = None,
+                        enabled: list[int] | None = None) -> int:
+    """Write region counts made by :func:`region_counts`; return the rows written.
+
+    ``conditions``, ``enabled``, ``version``: as for :func:`publish_regions`.
+    """
     names = region_names(session, {region for _country, region in counts.places if region})
     country_names = {country: country_name(country)
                      for country, _region in counts.places}
