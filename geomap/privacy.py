@@ -636,3 +636,34 @@ def band_rings(cell: int, max_km: float) -> tuple[tuple[int, ...], ...]:
     return tuple(
         tuple(int(c) for c in candidates[bands == index]) for index in range(len(DISTANCE_BANDS))
     )
+
+
+def suppressed_parts_many(groups: np.ndarray, ranks: np.ndarray, counts: np.ndarray, k: int
+                          ) -> np.ndarray:
+    """Return, per part of many wholes at once, whether it is shown: :func:`suppressed_parts`.
+
+    ``groups`` names each part's whole, ``ranks`` orders its keys within the whole (the
+    tie-break of :func:`suppressed_parts`), ``counts`` are the parts' counts (> 0),
+    all aligned int arrays. A part below k is hidden; if what a whole hides is then 1
+    to k-1, its smallest shown part is hidden too, which makes it more than k: one
+    part at most. The same answer as :func:`suppressed_parts` of each whole.
+    """
+    import numpy as np
+
+    groups = np.asarray(groups, np.int64)
+    counts = np.asarray(counts, np.int64)
+    shown = counts >= k
+    if len(counts) == 0:
+        return shown
+    ids, inverse = np.unique(groups, return_inverse=True)
+    hidden = np.bincount(inverse, weights=np.where(shown, 0, counts),
+                         minlength=len(ids)).astype(np.int64)
+    short = (hidden > 0) & (hidden < k)
+    candidates = np.flatnonzero(shown & short[inverse])
+    if len(candidates):
+        order = np.lexsort((np.asarray(ranks, np.int64)[candidates], counts[candidates],
+                            inverse[candidates]))
+        ordered = candidates[order]
+        _, first = np.unique(inverse[ordered], return_index=True)
+        shown[ordered[first]] = False
+    return shown

@@ -15,8 +15,17 @@ from sqlalchemy import create_engine, text
 
 from geomap.geo.derive import KeyDeriver
 from geomap.ingest.members_bulk import MemberBatch, load_members
-from geomap.privacy import suppressed_parts
+from geomap.privacy import (
+    Partition,
+    cell_resolutions,
+    partition_many,
+    partition_markers,
+    suppressed_parts,
+    suppressed_parts_many,
+    unpack_keys,
+)
 from geomap.publish import publish
+from geomap.publish.regions import region_counts
 from geomap.regions.load import load_regions, reassign_regions
 from geomap.session import session_scope
 from tests.conftest import FLOOR, SHARED_DATA, K
@@ -229,3 +238,113 @@ def test_public_role_cannot_read_admin_counts(community_url: str, table: str) ->
                 conn.execute(text(f"SELECT * FROM {table} LIMIT 1"))
     finally:
         engine.dispose()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    wholes=st.lists(st.dictionaries(st.text(alphabet="ABCD", min_size=1, max_size=2),
+                                    st.integers(min_value=1, max_value=30), max_size=8),
+                    max_size=6),
+    k=st.integers(min_value=2, max_value=12),
+)
+def test_suppression_of_many_wholes_at_once_is_each_wholes_own(wholes: list, k: int) -> None:
+    groups, ranks, counts = [], [], []
+    for group, parts in enumerate(wholes):
+        for rank, key in enumerate(sorted(parts)):
+            groups.append(group)
+            ranks.append(rank)
+            counts.append(parts[key])
+    shown = suppressed_parts_many(np.array(groups, np.int64), np.array(ranks, np.int64),
+                                  np.array(counts, np.int64), k)
+    expected = [suppressed_parts(parts, k)[key] is not None
+                for parts in wholes for key in sorted(parts)]
+    assert shown.tolist() == expected
+
+
+class GridPlaces:
+    """Places cells by their centre on a 1-degree grid: some at sea, some with no region.
+
+    Stands in for the gazetteer so that random partitions cross many borders; the
+    rules under test see places only through ``cell_places``.
+    """
+
+    def cell_places(self, cells: np.ndarray) -> dict[int, tuple[str | None, str | None]]:
+        places = {}
+        for cell in np.unique(np.asarray(cells, np.int64)).tolist():
+            lat, lng = h3i.cell_to_latlng(cell)
+            row, column = int(np.floor(lat)), int(np.floor(lng))
+            if row == -1 and column == 1:
+                places[cell] = (None, None)  # at sea
+            else:
+                country = "XY"[row % 2] + "AB"[column % 2]
+                places[cell] = (country, None if column == 0 else f"{country}-{row}{column}")
+        return places
+
+
+def _region_counts_one_by_one(places: GridPlaces, parts: dict, k: int, floor: int) -> set:
+    """The rules of geomap.publish.regions applied to each condition on its own."""
+    rows = set()
+    for condition, (cells, counts) in parts.items():
+        place_of = places.cell_places(cells)
+        by_country: dict = {}
+        by_region: dict = {}
+        for cell, count in zip(cells.tolist(), counts.tolist(), strict=True):
+            country, region = place_of[cell]
+            if country is None:
+                continue
+            by_country[country] = by_country.get(country, 0) + count
+            in_country = by_region.setdefault(country, {})
+            in_country[region or ""] = in_country.get(region or "", 0) + count
+        countries = suppressed_parts(by_country, k)
+        regions = {country: suppressed_parts(found, k) for country, found in by_region.items()}
+        partition = Partition(cells=cells, cell_resolutions=cell_resolutions(cells),
+                              counts=counts, remainder=0)
+        hide = set()
+        for resolution in range(floor + 1):
+            markers = partition_markers(partition, resolution)
+            marker_places = places.cell_places(markers.cells)
+            for cell, count in zip(markers.cells.tolist(), markers.counts.tolist(),
+                                   strict=True):
+                country, region = marker_places[cell]
+                if country is None:
+                    continue
+                for key, shown in ((("country", country), countries.get(country)),
+                                   (("admin1", region), regions.get(country, {}).get(region)
+                                    if region else None)):
+                    if shown and 1 <= shown - count < k:
+                        hide.add(key)
+        rows |= {(condition, "country", code, None if ("country", code) in hide else count)
+                 for code, count in countries.items()}
+        rows |= {(condition, "admin1", code, None if ("admin1", code) in hide else count)
+                 for found in regions.values() for code, count in found.items() if code}
+    return rows
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    members=st.lists(st.tuples(st.integers(min_value=1, max_value=3),
+                               st.floats(min_value=-2.5, max_value=2.5),
+                               st.floats(min_value=-2.5, max_value=2.5),
+                               st.integers(min_value=1, max_value=9)),
+                     min_size=1, max_size=60),
+    k=st.integers(min_value=2, max_value=8),
+)
+def test_region_counts_of_all_conditions_at_once_follow_each_conditions_rules(
+        members: list, k: int) -> None:
+    floor = 4
+    counts: dict = {}
+    for condition, lat, lng, how_many in members:
+        cell = h3i.latlng_to_cell(lat, lng, floor)
+        counts[(condition, cell)] = counts.get((condition, cell), 0) + how_many
+    keys = sorted(counts)
+    many = partition_many(np.array([c for c, _ in keys], np.int64),
+                          np.array([cell for _, cell in keys], np.int64),
+                          np.array([counts[key] for key in keys], np.int64), floor, k)
+    conditions, cells = unpack_keys(many.part_keys)
+    parts = {condition: (cells[conditions == condition], many.part_counts[conditions == condition])
+             for condition in np.unique(conditions).tolist()}
+    places = GridPlaces()
+    found = region_counts(places, conditions, cells, many.part_counts, k, floor)
+    rows = {(condition, "country", code, count) for condition, code, count in found.countries}
+    rows |= {(condition, "admin1", code, count) for condition, _c, code, count in found.regions}
+    assert rows == _region_counts_one_by_one(places, parts, k, floor)

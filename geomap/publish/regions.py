@@ -13,7 +13,7 @@ are a separate, unpublished snapshot (:mod:`geomap.publish.snapshots`).
 
 from __future__ import annotations
 
-from collections import defaultdict
+from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import text
@@ -21,8 +21,16 @@ from sqlalchemy.orm import Session
 
 from geomap.geo.derive import KeyDeriver, deriver_for
 from geomap.geo.reference import raw_connection
-from geomap.privacy import Partition, cell_resolutions, partition_markers, suppressed_parts
+from geomap.privacy import (
+    ManyPartitions,
+    markers_many,
+    pack_keys,
+    suppressed_parts_many,
+    unpack_marker_keys,
+)
 from geomap.regions.names import country_name, region_names
+
+_EMPTY = np.zeros(0, np.int64)
 
 
 def publish_regions(session: Session, parts: dict[int, tuple[np.ndarray, np.ndarray]],
@@ -37,49 +45,31 @@ def publish_regions(session: Session, parts: dict[int, tuple[np.ndarray, np.ndar
     gives the same rows as replacing all; ``version`` is the publish that last wrote
     a row.
     """
-    all_cells = np.unique(
-        np.concatenate([cells for cells, _ in parts.values()])
-        if parts else np.zeros(0, np.int64)
-    )
+    ids = sorted(parts)
+    part_conditions = np.concatenate(
+        [np.full(len(parts[cid][0]), cid, np.int64) for cid in ids] or [_EMPTY])
+    part_cells = np.concatenate([parts[cid][0] for cid in ids] or [_EMPTY]).astype(np.int64)
+    part_counts = np.concatenate([parts[cid][1] for cid in ids] or [_EMPTY]).astype(np.int64)
     deriver = deriver_for(session, floor)
-    place_of = deriver.cell_places(all_cells)
-    rows: list[dict] = []
-    names = region_names(session, {region for _, region in place_of.values() if region})
-    # Each part's place as small integer ids, so each condition's sums are bincounts.
-    places = [(country, region or "") for country, region in
-              (place_of[cell] for cell in all_cells.tolist())]
-    place_keys = sorted({place for place in places if place[0] is not None})
-    place_id = {place: i for i, place in enumerate(place_keys)}
-    cell_place = np.array([place_id.get(place, -1) for place in places], dtype=np.int64)
-    for condition_id, (cells, counts) in sorted(parts.items()):
-        ids = cell_place[np.searchsorted(all_cells, cells)]
-        known = ids >= 0  # a centre in no country is counted in no region
-        sums = np.bincount(ids[known], weights=counts[known], minlength=len(place_keys))
-        by_country: dict[str, int] = defaultdict(int)
-        by_region: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        for index in np.flatnonzero(sums).tolist():
-            country, region = place_keys[index]
-            count = int(sums[index])
-            by_country[country] += count
-            # Members whose centre has no region stay in the country's hidden remainder.
-            by_region[country][region] += count
-        shown_countries = suppressed_parts(by_country, k)
-        shown_regions = {country: suppressed_parts(regions, k)
-                         for country, regions in by_region.items()}
-        _hide_small_differences_with_markers(
-            deriver, Partition(cells=cells, cell_resolutions=cell_resolutions(cells),
-                               counts=counts, remainder=0),
-            floor, k, shown_countries, shown_regions)
-        for code, count in shown_countries.items():
-            rows.append(dict(condition_id=condition_id, level="country", code=code,
-                             country_code=code, name=country_name(code), count=count,
-                             version=version))
-        for country, regions in sorted(shown_regions.items()):
-            for code, count in regions.items():
-                if code:
-                    rows.append(dict(condition_id=condition_id, level="admin1", code=code,
-                                     country_code=country, name=names.get(code, code),
-                                     count=count, version=version))
+    counts = region_counts(deriver, part_conditions, part_cells, part_counts, k, floor)
+    return write_region_counts(session, counts, version=version, conditions=conditions,
+                               enabled=enabled)
+
+
+def write_region_counts(session: Session, counts: RegionCounts, *, version: int,
+                        conditions: list[int] | None = None,
+                        enabled: list[int] | None = None) -> int:
+    """Write region counts made by :func:`region_counts`; return the rows written.
+
+    ``conditions``, ``enabled``, ``version``: as for :func:`publish_regions`.
+    """
+    names = region_names(session, {region for _country, region in counts.places if region})
+    country_names = {country: country_name(country)
+                     for country, _region in counts.places}
+    rows = [(condition_id, "country", code, code, country_names[code], count)
+            for condition_id, code, count in counts.countries]
+    rows += [(condition_id, "admin1", code, country, names.get(code, code), count)
+             for condition_id, country, code, count in counts.regions]
     if enabled is not None:
         session.execute(text("DELETE FROM published_regions "
                              "WHERE condition_id <> ALL(CAST(:ids AS smallint[]))"),
@@ -94,88 +84,171 @@ def publish_regions(session: Session, parts: dict[int, tuple[np.ndarray, np.ndar
         f"COPY published_regions ({', '.join(columns)}) FROM STDIN"
     ) as copy:
         for row in written:
-            copy.write_row(tuple(row[column] for column in columns))
+            copy.write_row((*row, version))
     return len(written)
 
 
-def _write_changed_rows(session: Session, conditions: list[int], rows: list[dict]
-                        ) -> list[dict]:
-    """Delete the stored rows of ``conditions`` that ``rows`` drop or change; return the new.
+@dataclass(frozen=True)
+class RegionCounts:
+    """The public region counts of many conditions (count None: suppressed).
 
-    A row whose count (and name) stays keeps its row and its version: the version is
-    the publish that last changed it.
+    ``countries``: (condition, country code, count); ``regions``: (condition, country
+    code, region code, count), first-level regions only; ``places``: every
+    (country, region) a part is counted in.
     """
-    stored = {
-        (condition_id, level, code): (country, name, count)
-        for condition_id, level, code, country, name, count in session.execute(
-            text("SELECT condition_id, level, code, country_code, name, count "
-                 "FROM published_regions WHERE condition_id = ANY(CAST(:ids AS smallint[]))"),
-            {"ids": conditions},
-        ).all()
-    }
-    fresh = {(row["condition_id"], row["level"], row["code"]): row for row in rows}
-    changed = [row for key, row in fresh.items()
-               if stored.get(key) != (row["country_code"], row["name"], row["count"])]
-    gone = [key for key in stored if key not in fresh] + [
-        (row["condition_id"], row["level"], row["code"]) for row in changed
-        if (row["condition_id"], row["level"], row["code"]) in stored]
-    if gone:
-        session.execute(
-            text("DELETE FROM published_regions r USING unnest(CAST(:c AS smallint[]), "
-                 "CAST(:l AS text[]), CAST(:code AS text[])) AS d (c, l, code) "
-                 "WHERE r.condition_id = d.c AND r.level = d.l AND r.code = d.code"),
-            {"c": [key[0] for key in gone], "l": [key[1] for key in gone],
-             "code": [key[2] for key in gone]},
-        )
-    return changed
+
+    countries: list[tuple[int, str, int | None]]
+    regions: list[tuple[int, str, str, int | None]]
+    places: list[tuple[str, str]]
 
 
-def _hide_small_differences_with_markers(
-    deriver: KeyDeriver, parts: Partition, floor: int, k: int,
-    countries: dict[str, int | None], regions: dict[str, dict[str, int | None]],
-) -> None:
-    """Suppress (in place) each count that a marker centred in its area undercuts by 1..k-1.
+def region_counts(deriver: KeyDeriver, conditions: np.ndarray, cells: np.ndarray,
+                  counts: np.ndarray, k: int, floor: int) -> RegionCounts:
+    """Count many conditions' parts by country and region, suppressed as published.
+
+    ``conditions``, ``cells``, ``counts``: the parts of every condition (aligned int
+    arrays). Each part counts in its centre's place (:meth:`KeyDeriver.cell_places`);
+    counts are then suppressed within the world and within each country
+    (:func:`geomap.privacy.suppressed_parts_many`) and by the marker rule
+    (:func:`_markers_undercut`). All conditions at once: no work per condition.
+    """
+    unique_cells, inverse = np.unique(cells, return_inverse=True)
+    place_of = deriver.cell_places(unique_cells)
+    cell_place = [place_of[cell] for cell in unique_cells.tolist()]
+    places = sorted({(country, region or "") for country, region in cell_place
+                     if country is not None})
+    place_id = {place: i for i, place in enumerate(places)}
+    countries = sorted({country for country, _region in places})
+    country_id = {country: i for i, country in enumerate(countries)}
+    place_country = np.array([country_id[country] for country, _region in places], np.int64)
+    # Per part: its place (-1: a centre in no country is counted in no region).
+    part_place = np.array([place_id.get((country, region or ""), -1)
+                           for country, region in cell_place], np.int64)[inverse]
+    known = part_place >= 0
+    wide = max(len(places), 1)
+    region_keys, region_sums = _sum_by(conditions[known] * wide + part_place[known],
+                                       counts[known])
+    region_conditions, region_places = region_keys // wide, region_keys % wide
+    region_countries = place_country[region_places]
+    country_keys, country_sums = _sum_by(
+        region_conditions * max(len(countries), 1) + region_countries, region_sums)
+    country_conditions = country_keys // max(len(countries), 1)
+    country_codes = country_keys % max(len(countries), 1)
+    # Countries within the world, regions (the regionless rest included) within a
+    # country; place ids are sorted by code, so they break ties like the codes.
+    country_shown = suppressed_parts_many(country_conditions, country_codes, country_sums, k)
+    region_shown = suppressed_parts_many(region_conditions * max(len(countries), 1)
+                                         + region_countries, region_places, region_sums, k)
+    named = np.array([bool(region) for _country, region in places] or [False])[region_places]
+    country_value = np.where(country_shown, country_sums, 0)
+    region_value = np.where(region_shown & named, region_sums, 0)
+    hide_countries, hide_regions = _markers_undercut(
+        deriver, conditions, cells, counts, floor, k,
+        (country_keys, country_value), (region_keys, region_value),
+        (place_id, country_id, wide, max(len(countries), 1)))
+    country_shown &= ~hide_countries
+    region_shown &= ~hide_regions
+    return RegionCounts(
+        countries=[(condition, countries[code], int(count) if shown else None)
+                   for condition, code, count, shown in zip(
+                       country_conditions.tolist(), country_codes.tolist(),
+                       country_sums.tolist(), country_shown.tolist(), strict=True)],
+        regions=[(condition, places[place][0], places[place][1], int(count) if shown else None)
+                 for condition, place, count, shown, has_name in zip(
+                     region_conditions.tolist(), region_places.tolist(),
+                     region_sums.tolist(), region_shown.tolist(), named.tolist(), strict=True)
+                 if has_name],
+        places=places,
+    )
+
+
+def _markers_undercut(deriver: KeyDeriver, conditions: np.ndarray, cells: np.ndarray,
+                      counts: np.ndarray, floor: int, k: int,
+                      country_counts: tuple[np.ndarray, np.ndarray],
+                      region_counts_: tuple[np.ndarray, np.ndarray],
+                      ids: tuple[dict, dict, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Return which country and region counts a marker centred in their area undercuts.
 
     A marker nests in the region of its centre only when every part it sums is counted
     there; a coarse marker may also hold parts centred in a neighbouring region, and
     then "region minus marker" is no sum of parts and could happen to be a small true
     count. Hiding that region (or country) count removes the pair; what a country
     minus its shown regions leaves grows by a count of at least k, so it stays safe.
+    ``country_counts`` / ``region_counts_``: (packed keys, shown count or 0) as made
+    by :func:`region_counts`; the masks returned are aligned with them. Hiding only
+    ever sets a count to None, so whether a count is hidden depends on the shown
+    counts alone: every marker of every zoom is compared at once.
     """
-    shown = [count for count in countries.values() if count] + [
-        count for by_code in regions.values() for count in by_code.values() if count]
-    if not shown:
-        return
-    # Marker counts that some shown count exceeds by 1..k-1: only those need a place.
-    risky = np.unique(np.concatenate(
-        [np.asarray(shown, dtype=np.int64) - gap for gap in range(1, k)]))
-    candidates: list[np.ndarray] = []
-    marker_counts: list[np.ndarray] = []
-    for resolution in range(floor + 1):
-        markers = partition_markers(parts, resolution)
-        near = np.isin(markers.counts, risky)
-        candidates.append(markers.cells[near])
-        marker_counts.append(markers.counts[near])
-    cells = np.concatenate(candidates)
+    place_id, country_id, wide, country_wide = ids
+    country_keys, country_value = country_counts
+    region_keys, region_value = region_counts_
+    hide_countries = np.zeros(len(country_keys), dtype=bool)
+    hide_regions = np.zeros(len(region_keys), dtype=bool)
     if len(cells) == 0:
-        return
-    counts = np.concatenate(marker_counts)
-    # Hiding only ever sets a count to None, so whether a count is hidden depends on
-    # the original counts alone: compare all markers at once, per distinct cell.
-    unique_cells, inverse = np.unique(cells, return_inverse=True)
+        return hide_countries, hide_regions
+    marker_keys, marker_counts = markers_many(
+        ManyPartitions(pack_keys(conditions, cells), counts, _EMPTY, _EMPTY), floor)
+    marker_conditions, _resolutions, marker_cells = unpack_marker_keys(marker_keys)
+    # Only markers that some shown count of their condition exceeds by 1..k-1 need a place.
+    shown_keys = np.unique(np.concatenate([
+        (country_keys // country_wide << 32) | country_value,
+        (region_keys // wide << 32) | region_value,
+    ]))
+    if len(shown_keys) == 0:
+        return hide_countries, hide_regions
+    # The first shown count above each marker's, of its condition: risky if within k-1.
+    wanted = (marker_conditions << 32) | marker_counts
+    above = np.minimum(np.searchsorted(shown_keys, wanted + 1), len(shown_keys) - 1)
+    risky = (shown_keys[above] > wanted) & (shown_keys[above] < wanted + k)
+    marker_conditions, marker_cells = marker_conditions[risky], marker_cells[risky]
+    marker_counts = marker_counts[risky]
+    if len(marker_cells) == 0:
+        return hide_countries, hide_regions
+    unique_cells, inverse = np.unique(marker_cells, return_inverse=True)
     place_of = deriver.cell_places(unique_cells)
-    places = [place_of[cell] for cell in unique_cells.tolist()]
-    country_shown = np.array([countries.get(country) or 0 if country is not None else 0
-                              for country, _region in places], dtype=np.int64)
-    region_shown = np.array([regions.get(country, {}).get(region) or 0
-                             if country is not None and region else 0
-                             for country, region in places], dtype=np.int64)
-    for shown, level in ((country_shown, "country"), (region_shown, "region")):
-        gap = shown[inverse] - counts
-        undercut = (shown[inverse] > 0) & (gap >= 1) & (gap < k)
-        for index in np.unique(inverse[undercut]).tolist():
-            country, region = places[index]
-            if level == "country":
-                countries[country] = None
-            else:
-                regions[country][region] = None
+    cell_place = [place_of[cell] for cell in unique_cells.tolist()]
+    marker_country = np.array([country_id.get(country, -1) for country, _r in cell_place],
+                              np.int64)[inverse]
+    marker_region = np.array([place_id.get((country, region), -1) if region else -1
+                              for country, region in cell_place], np.int64)[inverse]
+    for keys, value, hide, area, width in (
+            (country_keys, country_value, hide_countries, marker_country, country_wide),
+            (region_keys, region_value, hide_regions, marker_region, wide)):
+        placed = area >= 0
+        wanted = marker_conditions[placed] * width + area[placed]
+        at = np.minimum(np.searchsorted(keys, wanted), max(len(keys) - 1, 0))
+        found = keys[at] == wanted if len(keys) else np.zeros(len(wanted), dtype=bool)
+        gap = value[at] - marker_counts[placed]
+        undercut = found & (value[at] > 0) & (gap >= 1) & (gap < k)
+        hide[at[undercut]] = True
+    return hide_countries, hide_regions
+
+
+def _sum_by(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the distinct keys (sorted) and the sum of ``values`` of each."""
+    unique, inverse = np.unique(keys, return_inverse=True)
+    return unique, np.bincount(inverse, weights=values, minlength=len(unique)).astype(np.int64)
+
+
+def _write_changed_rows(session: Session, conditions: list[int], rows: list[tuple]
+                        ) -> list[tuple]:
+    """Delete the stored rows of ``conditions`` that ``rows`` drop or change; return the new.
+
+    ``rows``: (condition, level, code, country, name, count). A row whose count (and
+    name) stays keeps its row and its version: the version is the publish that last
+    changed it.
+    """
+    cursor = raw_connection(session).cursor()
+    cursor.execute("SELECT condition_id, level, code, country_code, name, count, ctid "
+                   "FROM published_regions WHERE condition_id = ANY(%s::smallint[])",
+                   (list(conditions),))
+    # The row's place in the table: this transaction holds the publish lock, so no one
+    # else moves it before the delete below.
+    stored = {row[:6]: row[6] for row in cursor.fetchall()}
+    fresh = set(rows)
+    # Rows dropped, or changed and written anew.
+    gone = [stored[row] for row in stored.keys() - fresh]
+    if gone:
+        cursor.execute("DELETE FROM published_regions WHERE ctid = ANY(%s::tid[])",
+                       ("{" + ",".join(f'"{tid}"' for tid in gone) + "}",))
+    return list(fresh - stored.keys())

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from geomap.geo.derive import deriver_for
 from geomap.geo.reference import raw_connection
 from geomap.privacy import (
     Repartition,
@@ -49,7 +51,7 @@ from geomap.privacy import (
     unpack_keys,
     unpack_marker_keys,
 )
-from geomap.publish.regions import publish_regions
+from geomap.publish.regions import RegionCounts, publish_regions, region_counts, write_region_counts
 from geomap.publish.snapshots import refresh_snapshots
 from geomap.publish.symptoms import publish_symptoms
 
@@ -379,7 +381,7 @@ def touched_parts(dirty: Dirty) -> Touched:
 
 def _publish_incremental(session: Session, condition_ids: list[int], dirty: Dirty, k: int,
                          floor: int, progress: Callable[[int], None] | None
-                         ) -> tuple[int, Touched, TotalsChange]:
+                         ) -> tuple[int, Touched, TotalsChange, PendingRegions | None]:
     """Apply the dirty deltas and re-roll only the changed floor cells' ancestors.
 
     The stored parts (the markers at the floor resolution) and leftovers are the
@@ -387,7 +389,8 @@ def _publish_incremental(session: Session, condition_ids: list[int], dirty: Dirt
     each marker changes by the sum of its changed parts, and only markers whose count
     changes are written. Conditions marked whole (newly enabled, recounted) are
     partitioned anew. Returns the rows written, the touched base cells of the
-    conditions whose parts changed, and the change of the totals.
+    conditions whose parts changed, the change of the totals, and their region counts
+    when they are being counted alongside (:func:`_count_regions_meanwhile`).
     """
     enabled = set(condition_ids)
     whole = [cid for cid, (cells, _) in dirty.items() if WHOLE_CONDITION in cells]
@@ -423,7 +426,10 @@ def _publish_incremental(session: Session, condition_ids: list[int], dirty: Dirt
                             {"ids": again})
         written += _write_conditions(session, again, floor_counts(session, again), k, floor,
                                      None)
+    regions = None
     if changes is not None and repartitioned is not None:
+        if not whole:
+            regions = _count_regions_meanwhile(session, repartitioned, k, floor)
         with _index_joins(session):
             written += _write_part_changes(session, repartitioned, floor)
     if progress:
@@ -445,7 +451,7 @@ def _publish_incremental(session: Session, condition_ids: list[int], dirty: Dirt
                                 minlength=len(ids)).astype(np.int64)
         totals = TotalsChange(totals.whole, ids, members, published)
     return written, {cid: bases for cid, bases in touched_parts(dirty).items()
-                     if cid in parts_changed}, totals
+                     if cid in parts_changed}, totals, regions
 
 
 @dataclass(frozen=True)
@@ -472,6 +478,43 @@ def _holdings(session: Session, conditions: np.ndarray, cells: np.ndarray, floor
             "ORDER BY t.i",
             {"c": _array(conditions), "f": _array(cells), "floor": floor}, 2)
     return rows[:, 0], rows[:, 1]
+
+
+@dataclass(frozen=True)
+class PendingRegions:
+    """Region counts of ``conditions`` being computed in a worker thread."""
+
+    conditions: list[int]
+    counts: Future[RegionCounts]
+
+
+def _count_regions_meanwhile(session: Session, changed: Repartition, k: int, floor: int
+                             ) -> PendingRegions:
+    """Start counting the regions of the conditions whose parts change; return at once.
+
+    Their new parts are the stored ones (read before the markers are written) with the
+    changed parts replaced; :func:`geomap.publish.regions.region_counts` needs no
+    database, so it runs in a thread while this one writes the markers.
+    """
+    conditions = np.unique(changed.part_conditions)
+    stored = _fetch_ints(
+        session, "SELECT condition_id, cell, count FROM published_cells "
+        "WHERE resolution = %(floor)s AND condition_id = ANY(%(ids)s) ORDER BY 1, 2",
+        {"floor": floor, "ids": conditions.tolist()}, 3)
+    stored_keys = pack_keys(stored[:, 0], stored[:, 1])
+    changed_keys = pack_keys(changed.part_conditions, changed.part_cells)
+    kept = ~np.isin(stored_keys, changed_keys)
+    now = changed.part_new > 0
+    keys = np.concatenate([stored_keys[kept], changed_keys[now]])
+    counts = np.concatenate([stored[kept, 2], changed.part_new[now]])
+    order = np.argsort(keys)
+    part_conditions, part_cells = unpack_keys(keys[order])
+    deriver = deriver_for(session, floor)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish-regions")
+    future = pool.submit(region_counts, deriver, part_conditions, part_cells, counts[order],
+                         k, floor)
+    pool.shutdown(wait=False)  # the thread ends with its one task
+    return PendingRegions(conditions.tolist(), future)
 
 
 def _write_part_changes(session: Session, changed: Repartition, floor: int) -> int:
@@ -510,30 +553,28 @@ def _write_part_changes(session: Session, changed: Repartition, floor: int) -> i
     marker_keys, sums = marker_keys[sums != 0], sums[sums != 0]
     # In the index's order (condition, resolution, cell): neighbouring lookups.
     conditions, resolutions, cells = unpack_marker_keys(marker_keys)
-    params = {"c": _array(conditions), "r": _array(resolutions), "f": _array(cells),
-              "d": _array(sums)}
-    # Two statements by key, no separate read: markers whose count falls to 0 are
-    # deleted, then those that stay are updated in place (HOT: the count is in no
-    # index); a key that neither finds is a new marker.
     keys_sql = ("FROM unnest(CAST(%(c)s AS smallint[]), CAST(%(r)s AS smallint[]), "
                 "CAST(%(f)s AS bigint[]), CAST(%(d)s AS int[])) WITH ORDINALITY "
                 "AS d (c, r, cell, delta, i) WHERE p.condition_id = d.c AND p.resolution = d.r "
                 "AND p.cell = d.cell ")
-    deleted = _fetch_ints(session, "DELETE FROM published_cells p USING "
-                          + keys_sql[5:] + "AND p.count + d.delta <= 0 "
-                          "RETURNING d.i, p.count + d.delta", params, 2)
+    # By key, no separate read: markers that stay are updated in place (HOT: the count
+    # is in no index); of the others, only those whose sum falls can be gone (they are
+    # deleted), and a key that neither finds is a new marker.
     updated = _fetch_ints(session, "UPDATE published_cells p SET count = p.count + d.delta "
-                          + keys_sql + "AND p.count + d.delta > 0 RETURNING d.i, p.count",
-                          params, 2)
-    if (deleted[:, 1] < 0).any():
+                          + keys_sql + "AND p.count + d.delta > 0 RETURNING d.i",
+                          {"c": _array(conditions), "r": _array(resolutions),
+                           "f": _array(cells), "d": _array(sums)}, 1)
+    left = np.ones(len(marker_keys), dtype=bool)
+    left[updated[:, 0] - 1] = False
+    falling = np.flatnonzero(left & (sums < 0))
+    deleted = _fetch_ints(session, "DELETE FROM published_cells p USING "
+                          + keys_sql[5:] + "RETURNING d.i, p.count + d.delta",
+                          {"c": _array(conditions[falling]), "r": _array(resolutions[falling]),
+                           "f": _array(cells[falling]), "d": _array(sums[falling])}, 2)
+    if len(deleted) != len(falling) or (deleted[:, 1] != 0).any():
         raise RuntimeError("published markers out of step with the stored partition")
-    added = np.ones(len(marker_keys), dtype=bool)
-    added[updated[:, 0] - 1] = False
-    added[deleted[:, 0] - 1] = False
-    new = sums
-    if (new[added] <= 0).any():
-        raise RuntimeError("published markers out of step with the stored partition")
-    _copy_markers(session, conditions[added], resolutions[added], cells[added], new[added])
+    added = left & (sums > 0)
+    _copy_markers(session, conditions[added], resolutions[added], cells[added], sums[added])
     return len(marker_keys)
 
 
@@ -601,9 +642,10 @@ def publish(session: Session, *, k: int, floor: int, now: datetime | None = None
         and _can_go_incremental(session, condition_ids, k, floor)
     )
     touched: Touched | None = None  # None: everything
+    regions: PendingRegions | None = None
     if incremental:
-        written, touched, totals = _publish_incremental(session, condition_ids, dirty, k,
-                                                        floor, progress)
+        written, touched, totals, regions = _publish_incremental(
+            session, condition_ids, dirty, k, floor, progress)
     else:
         written = _publish_full(session, condition_ids, k, floor, progress)
     phases.append(("cells", time.perf_counter()))
@@ -618,7 +660,11 @@ def publish(session: Session, *, k: int, floor: int, now: datetime | None = None
              "SELECT id, :k, :floor, :version FROM conditions WHERE enabled"),
         {"k": k, "floor": floor, "version": version},
     )
-    _publish_regions(session, version, k, floor, touched, condition_ids)
+    if regions is not None and touched is not None and regions.conditions == sorted(touched):
+        write_region_counts(session, regions.counts.result(), version=version,
+                            conditions=regions.conditions, enabled=condition_ids)
+    else:
+        _publish_regions(session, version, k, floor, touched, condition_ids)
     phases.append(("regions", time.perf_counter()))
     # Further published aggregates (one place, after the cells, same transaction).
     for extra_publisher in EXTRA_PUBLISHERS:
