@@ -34,19 +34,28 @@ def replica_url_of(primary_url: str, standby: embedded_pg.Cluster) -> str:
 
 
 def wait_for_replay(primary: Engine, replica: Engine) -> None:
-    """Wait until the replica has replayed everything the primary has written so far."""
+    """Wait until the replica has replayed everything the primary has written so far.
+
+    The replay position is read through the standby's ``postgres`` database: the test's
+    own database may not exist there yet (its CREATE DATABASE is replayed too).
+    """
     with primary.connect() as conn:
         lsn = conn.execute(text("SELECT pg_current_wal_lsn()")).scalar_one()
+    standby = create_engine(replica.url.set(database="postgres"))
     deadline = time.monotonic() + REPLAY_DEADLINE
-    while True:
-        with replica.connect() as conn:
-            caught_up = conn.execute(
-                text("SELECT pg_last_wal_replay_lsn() >= CAST(:lsn AS pg_lsn)"), {"lsn": lsn}
-            ).scalar_one()
-        if caught_up:
-            return
-        assert time.monotonic() < deadline, f"the standby did not replay up to {lsn}"
-        time.sleep(0.05)
+    try:
+        while True:
+            with standby.connect() as conn:
+                caught_up = conn.execute(
+                    text("SELECT pg_last_wal_replay_lsn() >= CAST(:lsn AS pg_lsn)"),
+                    {"lsn": lsn},
+                ).scalar_one()
+            if caught_up:
+                return
+            assert time.monotonic() < deadline, f"the standby did not replay up to {lsn}"
+            time.sleep(0.05)
+    finally:
+        standby.dispose()
 
 
 def add_members(engine: Engine, n: int, lat: float, lng: float) -> None:
