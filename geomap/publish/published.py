@@ -237,7 +237,8 @@ def viewport(session: Session, slug: str, resolution: int, *,
 
     The condition, the latest publish version, the stored total (published_totals) and
     the markers with their area labels (the most populous gazetteer place within about
-    one cell edge of the centre, else the country the centre lies in) come back in one
+    one cell edge of the centre, else the country the centre lies in; read from
+    cell_area_names, computed here only for cells not named there yet) come back in one
     round trip. Markers are those within any of ``boxes`` (closed boxes, west <= east), or
     within the half-open ``tile`` (west <= lng < east, south <= lat < north; pass
     ±inf at the edges of the world so that every marker lies in exactly one tile), or
