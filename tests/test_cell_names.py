@@ -94,3 +94,31 @@ def test_reimporting_outlines_empties_the_cache(rollback_session: Session) -> No
     assert session.execute(text("SELECT count(*) FROM cell_area_names")).scalar_one() > 0
     reference.import_countries(session)
     assert session.execute(text("SELECT count(*) FROM cell_area_names")).scalar_one() == 0
+
+
+def test_the_publish_schedule_names_the_published_cells(fresh_db_url, tmp_path) -> None:  # noqa: ANN001
+    from sqlalchemy import create_engine
+
+    from geomap.config import load_settings
+    from geomap.geo.derive import KeyDeriver
+    from geomap.ingest import demo
+    from geomap.ingest.members_bulk import load_members
+    from geomap.publish.schedule import PublishScheduler
+    from geomap.session import session_scope
+    from tests.conftest import FLOOR, app_config
+
+    engine = create_engine(fresh_db_url)
+    try:
+        with session_scope(engine) as session:
+            deriver = KeyDeriver(session, FLOOR)
+            batch, prefixes = demo.generate(session, 300, 7, on_land=deriver.on_land)
+            load_members(session, batch, deriver, pseudonym_prefix=prefixes)
+        settings = load_settings(app_config(tmp_path, GEOMAP_DATABASE_URL=fresh_db_url))
+        PublishScheduler(engine, settings).run_once()
+        with session_scope(engine) as session:
+            published_cells = set(session.execute(
+                text("SELECT DISTINCT cell FROM published_cells")).scalars())
+            named = set(session.execute(text("SELECT cell FROM cell_area_names")).scalars())
+        assert published_cells and named == published_cells
+    finally:
+        engine.dispose()
