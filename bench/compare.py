@@ -71,7 +71,7 @@ NEARBY_SECRET = "bench-nearby"  # noqa: S105 (keyed order of a throw-away bench 
 # --- scale curve -----------------------------------------------------------------------
 
 
-def publish_figures(engine: Engine) -> dict[str, float]:
+def publish_figures(engine: Engine, naming: bool = True) -> dict[str, float]:
     """Full publish, snapshots, a 1% change published incrementally, snapshots again (s)."""
     from geomap.publish import publish, refresh_snapshots
 
@@ -81,13 +81,31 @@ def publish_figures(engine: Engine) -> dict[str, float]:
                                           snapshots=False).seconds
     with Session(engine) as session, session.begin():
         figures["snapshots"] = refresh_snapshots(session)
+    if naming:
+        name_cells(engine, figures, "naming")
     change_one_percent(engine)
     with Session(engine) as session, session.begin():
         summary = publish(session, k=K, floor=FLOOR, snapshots=False)
     figures["incremental publish"] = summary.seconds
     with Session(engine) as session, session.begin():
         figures["snapshots after 1%"] = refresh_snapshots(session)
+    if naming:
+        name_cells(engine, figures, "naming after 1%")
     return figures
+
+
+def name_cells(engine: Engine, figures: dict[str, float], name: str) -> None:
+    """Name the new cells' areas as the CLI does after a publish (s, and how many cells).
+
+    ``--no-naming`` skips it: every viewport then computes its labels per request, as
+    before the cache (the "before" figure of bench/README.md).
+    """
+    from geomap.publish.cell_names import name_new_cells
+
+    with Session(engine) as session, session.begin():
+        naming = name_new_cells(session)
+    figures[name] = naming.seconds
+    figures[name + " cells"] = naming.cells
 
 
 def nearby_p95_ms(engine: Engine, searches: int) -> float:
@@ -337,6 +355,8 @@ def main() -> None:
                         help="cached geomap requests: the bbox cells API or /tiles/... "
                              "(uncached ones always use shifted cells boxes)")
     parser.add_argument("--no-readme", action="store_true")
+    parser.add_argument("--no-naming", action="store_true",
+                        help="leave the area names uncached (labels computed per request)")
     args = parser.parse_args()
     sizes = sorted({int(s.replace("_", "")) for s in args.sizes.split(",")})
     if args.side_by_side is None:
@@ -364,7 +384,7 @@ def main() -> None:
                     seconds, _generating = import_members(engine, size)
                     figures = {"import": seconds, "import rate": size / seconds}
                     print("  publish, snapshots, 1% change ...", flush=True)
-                    figures |= publish_figures(engine)
+                    figures |= publish_figures(engine, naming=not args.no_naming)
                     port = free_port()
                     server = start_server(engine.url.render_as_string(hide_password=False),
                                           workdir, port, args.workers)

@@ -300,6 +300,7 @@ def _publish(ctx: Context, *, full: bool = False) -> None:
 
     from geomap.publish import publish as run_publish
     from geomap.publish import refresh_snapshots
+    from geomap.publish.cell_names import name_new_cells
     from geomap.session import session_scope
 
     with session_scope(ctx.engine) as session:
@@ -323,6 +324,9 @@ def _publish(ctx: Context, *, full: bool = False) -> None:
     with session_scope(ctx.engine) as session:
         seconds = refresh_snapshots(session, full=summary.kind == "full")
     click.echo(f"Refreshed admin counts and the nearby index in {seconds:.1f} s.")
+    with session_scope(ctx.engine) as session:
+        named = name_new_cells(session)
+    click.echo(f"Named the areas of {named.cells:,} new cells in {named.seconds:.1f} s.")
 
 
 # --- regions ---------------------------------------------------------------------

@@ -30,6 +30,7 @@ from geomap.geo.derive import COAST_KM, KeyDeriver
 from geomap.ingest.members_bulk import load_members
 from geomap.migrate import upgrade
 from geomap.publish import publish
+from geomap.publish.cell_names import name_new_cells
 from geomap.session import session_scope
 from geomap.symptoms.vocabulary import import_vocabulary
 
@@ -145,6 +146,8 @@ def community_url(server_url: str, reference_template: str) -> str:
         demo.add_symptoms(session, DEMO_SEED)
     with session_scope(engine) as session:
         publish(session, k=K, floor=FLOOR)
+    with session_scope(engine) as session:
+        name_new_cells(session)  # as the CLI and the schedule do after a publish
     engine.dispose()
     return url
 

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from geomap.geo import prepared
 from geomap.paths import resource
+from geomap.publish import cell_names
 
 COUNTRIES_GEOJSON = "vendor/world-atlas/countries-50m.geojson"
 
@@ -118,6 +119,7 @@ def import_places(session: Session, progress: Callable[[int], None] | None = Non
         .get_cities().values()
     )
     prepared.forget(session)
+    cell_names.forget(session)  # the cached area labels came from the old places
     session.execute(text("TRUNCATE places, place_names, admin1_names"))
     conn = raw_connection(session)
     loaded = 0
@@ -215,6 +217,7 @@ def import_countries(session: Session, path: Path | None = None) -> int:
     """Replace country outlines from the Natural Earth GeoJSON; return how many loaded."""
     collection = json.loads((path or countries_geojson_path()).read_text())
     prepared.forget(session)
+    cell_names.forget(session)  # the cached area labels came from the old outlines
     session.execute(text("TRUNCATE countries"))
     session.execute(
         text(

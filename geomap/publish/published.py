@@ -20,7 +20,7 @@ PUBLIC_TABLES = frozenset(
      "published_symptoms",
      # public reference data: GeoNames places, Natural Earth countries, HPO terms, the
      # ICD-10 / Orphanet catalogue
-     "places", "countries", "hpo_terms",
+     "places", "countries", "hpo_terms", "cell_area_names",
      "catalogue_entries", "catalogue_names", "catalogue_codes"}
 )
 
@@ -192,25 +192,41 @@ class Viewport:
 # Label search radius per H3 resolution: about one cell edge, in degrees.
 _LABEL_RADII = [h3i.average_hexagon_edge_length(r, "km") / 111.0 for r in range(16)]
 
-_VIEWPORT_SQL = (
-    "WITH c AS (SELECT id, slug FROM conditions WHERE slug = :slug AND enabled), "
-    "v AS (SELECT coalesce(max(version), 0) AS version FROM publish_runs) "
-    "SELECT c.slug, v.version, coalesce(t.published, 0), m.cell, m.cell_resolution, "
-    "m.count, m.lat, m.lng, p.name, coalesce(pc.name, p.country_code), cc.name, "
-    "p.country_code, cc.code "
-    "FROM c CROSS JOIN v "
-    "LEFT JOIN published_totals t ON t.condition_id = c.id AND t.resolution = :r "
-    "LEFT JOIN LATERAL (SELECT cell, cell_resolution, count, lat, lng FROM published_cells "
-    "WHERE condition_id = c.id AND resolution = :r AND ({where})) m ON true "
-    "LEFT JOIN LATERAL (SELECT name, country_code FROM places WHERE m.cell IS NOT NULL AND "
+# The label parts of the markers ``m`` (cell, cell_resolution, lat, lng): the most
+# populous gazetteer place within about one cell edge of the centre (the place's country
+# name, or its code when the outlines lack it), and the country outline containing the
+# centre. ``{only}`` gates the subqueries (e.g. to markers whose cell is not cached).
+# Shared by the viewport query (fallback) and geomap.publish.cell_names (the cache).
+LABEL_JOINS = (
+    "LEFT JOIN LATERAL (SELECT name, country_code FROM places WHERE {only} AND "
     "point && ST_Expand(ST_SetSRID(ST_MakePoint(m.lng, m.lat), 4326), "
     "(CAST(:radii AS float8[]))[m.cell_resolution + 1]) "
     "ORDER BY population DESC, id LIMIT 1) p ON true "
     "LEFT JOIN countries pc ON pc.code = p.country_code "
-    "LEFT JOIN LATERAL (SELECT code, name FROM countries WHERE m.cell IS NOT NULL AND "
+    "LEFT JOIN LATERAL (SELECT code, name FROM countries WHERE {only} AND "
     "ST_Intersects(geom, ST_SetSRID(ST_MakePoint(m.lng, m.lat), 4326)) "
     "ORDER BY code LIMIT 1) cc ON true "
-    "ORDER BY m.cell"
+)
+# The five parts, in cell_area_names' column order.
+LABEL_PARTS = "p.name, coalesce(pc.name, p.country_code), p.country_code, cc.name, cc.code"
+
+# Named cells read their parts from cell_area_names (one indexed join); a cell not named
+# yet (published since the last naming, or places re-imported) gets them computed here,
+# the subqueries gated off for the named ones.
+_VIEWPORT_SQL = (
+    "WITH c AS (SELECT id, slug FROM conditions WHERE slug = :slug AND enabled), "
+    "v AS (SELECT coalesce(max(version), 0) AS version FROM publish_runs) "
+    "SELECT c.slug, v.version, coalesce(t.published, 0), m.cell, m.cell_resolution, "
+    "m.count, m.lat, m.lng, coalesce(n.place, p.name), "
+    "coalesce(n.place_country, pc.name, p.country_code), coalesce(n.country, cc.name), "
+    "coalesce(n.place_country_code, p.country_code), coalesce(n.country_code, cc.code) "
+    "FROM c CROSS JOIN v "
+    "LEFT JOIN published_totals t ON t.condition_id = c.id AND t.resolution = :r "
+    "LEFT JOIN LATERAL (SELECT cell, cell_resolution, count, lat, lng FROM published_cells "
+    "WHERE condition_id = c.id AND resolution = :r AND ({where})) m ON true "
+    "LEFT JOIN cell_area_names n ON n.cell = m.cell "
+    + LABEL_JOINS.format(only="m.cell IS NOT NULL AND n.cell IS NULL")
+    + "ORDER BY m.cell"
 )
 
 
@@ -221,7 +237,8 @@ def viewport(session: Session, slug: str, resolution: int, *,
 
     The condition, the latest publish version, the stored total (published_totals) and
     the markers with their area labels (the most populous gazetteer place within about
-    one cell edge of the centre, else the country the centre lies in) come back in one
+    one cell edge of the centre, else the country the centre lies in; read from
+    cell_area_names, computed here only for cells not named there yet) come back in one
     round trip. Markers are those within any of ``boxes`` (closed boxes, west <= east), or
     within the half-open ``tile`` (west <= lng < east, south <= lat < north; pass
     ±inf at the edges of the world so that every marker lies in exactly one tile), or

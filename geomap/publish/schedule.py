@@ -40,6 +40,7 @@ class PublishScheduler:
         # Imported at the first publish, not when `geomap serve --prod` starts: the
         # scheduler runs in gunicorn's master, and workers forked from it would all
         # carry numpy and the publish step (tests/test_worker_footprint.py).
+        from geomap.publish.cell_names import name_new_cells
         from geomap.publish.snapshots import refresh_snapshots
         from geomap.publish.step import publish
 
@@ -52,6 +53,9 @@ class PublishScheduler:
         with session_scope(self.engine) as session:
             seconds = refresh_snapshots(session, full=summary.kind == "full")
         log.info("refreshed admin counts and the nearby index in %.1f s", seconds)
+        with session_scope(self.engine) as session:
+            named = name_new_cells(session)
+        log.info("named the areas of %d new cells in %.1f s", named.cells, named.seconds)
 
     def _run(self) -> None:
         self._send_outbox()
