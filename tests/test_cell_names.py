@@ -88,6 +88,34 @@ def test_cached_labels_equal_the_per_request_computation(rollback_session: Sessi
             label, place, place_code if place else code if country else None)
 
 
+def test_coarse_markers_are_named_after_a_place_near_their_centre(
+        rollback_session: Session) -> None:
+    # The resolution-0 cell centred in Slovakia (48.76 N, 18.30 E) was "Istanbul area,
+    # Türkiye" (1,000 km away): a place names a marker only within 50 km of its centre.
+    session = rollback_session
+    condition_id, resolution = _add_cells(session)
+    slovakia = 0x801FFFFFFFFFFFF
+    lat, lng = h3i.cell_to_latlng(slovakia)
+    session.execute(
+        text("INSERT INTO published_cells "
+             "(condition_id, resolution, cell, cell_resolution, count, lat, lng) "
+             "VALUES (:c, :r, :cell, 0, 7, :lat, :lng) ON CONFLICT DO NOTHING"),
+        {"c": condition_id, "r": resolution, "cell": slovakia, "lat": lat, "lng": lng})
+    name_new_cells(session)
+    by_cell = {c.cell: c for c in published.viewport(session, "all", resolution).cells}
+    assert by_cell[slovakia].country_code == "SK"
+    assert "Istanbul" not in (by_cell[slovakia].label or "")
+    cap = published.LABEL_PLACE_MAX_KM / 111.0
+    for cell, marker in by_cell.items():
+        if marker.place:  # the named place lies within the capped box around the centre
+            near = session.execute(text(
+                "SELECT count(*) FROM places WHERE name = :name AND point && ST_Expand("
+                "ST_SetSRID(ST_MakePoint(:lng, :lat), 4326), :cap)"),
+                {"name": marker.place, "lng": marker.lng, "lat": marker.lat,
+                 "cap": cap + 1e-9}).scalar_one()
+            assert near >= 1, (h3i.int_to_str(cell), marker.label)
+
+
 def test_reimporting_outlines_empties_the_cache(rollback_session: Session) -> None:
     session = rollback_session
     name_new_cells(session)

@@ -189,8 +189,14 @@ class Viewport:
     cells: list[LabelledCell]
 
 
-# Label search radius per H3 resolution: about one cell edge, in degrees.
-_LABEL_RADII = [h3i.average_hexagon_edge_length(r, "km") / 111.0 for r in range(16)]
+LABEL_PLACE_MAX_KM = 50.0
+"""A marker is named after a place at most this far from its centre (else its country)."""
+
+# Label search radius per H3 resolution, in degrees: about one cell edge, at most
+# LABEL_PLACE_MAX_KM. A coarse cell's edge is hundreds of km (1,107 km at resolution 0):
+# searched that wide, a marker centred in Slovakia was named "Istanbul area".
+_LABEL_RADII = [min(h3i.average_hexagon_edge_length(r, "km"), LABEL_PLACE_MAX_KM) / 111.0
+                for r in range(16)]
 
 # The label parts of the markers ``m`` (cell, cell_resolution, lat, lng): the most
 # populous gazetteer place within about one cell edge of the centre (the place's country
