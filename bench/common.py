@@ -78,6 +78,18 @@ def percentile(values: list[float], q: float) -> float:
 # --- database ------------------------------------------------------------------------
 
 
+def database_exists(cluster: embedded_pg.Cluster, name: str) -> bool:
+    """Return whether the cluster has a database called ``name``."""
+    admin = create_engine(make_url(cluster.url).set(database="postgres"),
+                          isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            return conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                                {"name": name}).first() is not None
+    finally:
+        admin.dispose()
+
+
 def start_cluster(workdir: Path, database: str = "geomap_bench", *, port: int | None = None,
                   keep: bool = False) -> tuple[embedded_pg.Cluster, str]:
     """Start an embedded cluster under ``workdir`` and create ``database``; return its URL.
@@ -89,13 +101,7 @@ def start_cluster(workdir: Path, database: str = "geomap_bench", *, port: int | 
     cluster = embedded_pg.cluster_for(settings)
     embedded_pg.start(cluster)
     if keep:
-        admin = create_engine(make_url(cluster.url).set(database="postgres"),
-                              isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"),
-                                  {"name": database}).scalar()
-        admin.dispose()
-        if exists:
+        if database_exists(cluster, database):
             return cluster, make_url(cluster.url).set(database=database).render_as_string(
                 hide_password=False)
     return cluster, create_database(cluster, database)

@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -51,13 +50,7 @@ def load_average() -> str:
 
 def ensure_template(cluster: embedded_pg.Cluster) -> None:
     """Create the template database (schema, conditions, reference data) if missing."""
-    admin = create_engine(make_url(cluster.url).set(database="postgres"),
-                          isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"),
-                              {"n": TEMPLATE}).first()
-    admin.dispose()
-    if exists:
+    if common.database_exists(cluster, TEMPLATE):
         return
     url = common.create_database(cluster, TEMPLATE)
     engine = create_engine(url)
