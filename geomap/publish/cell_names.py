@@ -1,9 +1,9 @@
 """The area labels' parts cached per H3 cell (``cell_area_names``).
 
 A marker's centre is its H3 cell's centre, so its area label (the most populous
-gazetteer place within about one cell edge, else the country outline containing the
-centre; see :mod:`geomap.publish.published`) is a function of the cell alone. Computing
-it per marker and per request cost 50–100 ms of a viewport cache miss at 1,000,000
+gazetteer place within about one cell edge, at most 50 km, else the country outline
+containing the centre; see :mod:`geomap.publish.published`) is a function of the cell
+alone. Computing it per marker and per request cost 50–100 ms of a viewport cache miss at 1,000,000
 members; the viewport query now joins this table and computes only the cells missing
 from it.
 

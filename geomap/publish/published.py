@@ -199,9 +199,10 @@ _LABEL_RADII = [min(h3i.average_hexagon_edge_length(r, "km"), LABEL_PLACE_MAX_KM
                 for r in range(16)]
 
 # The label parts of the markers ``m`` (cell, cell_resolution, lat, lng): the most
-# populous gazetteer place within about one cell edge of the centre (the place's country
-# name, or its code when the outlines lack it), and the country outline containing the
-# centre. ``{only}`` gates the subqueries (e.g. to markers whose cell is not cached).
+# populous gazetteer place within about one cell edge (at most 50 km) of the centre
+# (the place's country name, or its code when the outlines lack it), and the country
+# outline containing the centre. ``{only}`` gates the subqueries (e.g. to markers whose
+# cell is not cached).
 # Shared by the viewport query (fallback) and geomap.publish.cell_names (the cache).
 LABEL_JOINS = (
     "LEFT JOIN LATERAL (SELECT name, country_code FROM places WHERE {only} AND "
@@ -243,7 +244,7 @@ def viewport(session: Session, slug: str, resolution: int, *,
 
     The condition, the latest publish version, the stored total (published_totals) and
     the markers with their area labels (the most populous gazetteer place within about
-    one cell edge of the centre, else the country the centre lies in; read from
+    one cell edge, at most 50 km, of the centre, else the country the centre lies in; read from
     cell_area_names, computed here only for cells not named there yet) come back in one
     round trip. Markers are those within any of ``boxes`` (closed boxes, west <= east), or
     within the half-open ``tile`` (west <= lng < east, south <= lat < north; pass
