@@ -571,23 +571,6 @@ def sorted_keyed(secret: bytes | str, items: Iterable[tuple[object, ...]]) -> li
     return sorted(items, key=lambda item: keyed_order(secret, *item))
 
 
-def suppressed_parts(parts: Mapping[str, int], k: int) -> dict[str, int | None]:
-    """Return the publishable count of each part of a whole (None: suppressed).
-
-    Used for region counts within a country and country counts within the world:
-    a part below k is suppressed, and so are the smallest remaining parts (ties by
-    key) until what is hidden is 0 or at least k, so that the whole minus the shown
-    parts never reveals a group of 1 to k-1 members either.
-    """
-    shown = {key: count for key, count in parts.items() if count >= k}
-    hidden = sum(count for count in parts.values() if count > 0) - sum(shown.values())
-    for key in sorted(shown, key=lambda key: (shown[key], key)):
-        if hidden == 0 or hidden >= k:
-            break
-        hidden += shown.pop(key)
-    return {key: shown.get(key) for key, count in sorted(parts.items()) if count > 0}
-
-
 def _ring_steps(max_km: float, resolution: int) -> int:
     """Return a grid_disk radius that surely covers every cell centre within ``max_km``."""
     import numpy as np
@@ -640,13 +623,15 @@ def band_rings(cell: int, max_km: float) -> tuple[tuple[int, ...], ...]:
 
 def suppressed_parts_many(groups: np.ndarray, ranks: np.ndarray, counts: np.ndarray, k: int
                           ) -> np.ndarray:
-    """Return, per part of many wholes at once, whether it is shown: :func:`suppressed_parts`.
+    """Return, per part of many wholes at once, whether it is shown (complementary suppression).
 
-    ``groups`` names each part's whole, ``ranks`` orders its keys within the whole (the
-    tie-break of :func:`suppressed_parts`), ``counts`` are the parts' counts (> 0),
-    all aligned int arrays. A part below k is hidden; if what a whole hides is then 1
-    to k-1, its smallest shown part is hidden too, which makes it more than k: one
-    part at most. The same answer as :func:`suppressed_parts` of each whole.
+    Used for region counts within a country and country counts within the world: a
+    part below k is hidden, and so are the smallest remaining parts (ties by key) until
+    what is hidden is 0 or at least k, so that the whole minus the shown parts never
+    reveals a group of 1 to k-1 members either. ``groups`` names each part's whole,
+    ``ranks`` orders its keys within the whole (the tie-break), ``counts`` are the
+    parts' counts (> 0), all aligned int arrays. Hiding the smallest shown part of a
+    whole whose hidden total is 1 to k-1 makes it more than k: one part at most.
     """
     import numpy as np
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import h3.api.basic_int as h3i
@@ -20,7 +21,6 @@ from geomap.privacy import (
     cell_resolutions,
     partition_many,
     partition_markers,
-    suppressed_parts,
     suppressed_parts_many,
     unpack_keys,
 )
@@ -40,6 +40,25 @@ GERMAN_POINTS = {
     "DE-NW": (50.9375, 6.9603),  # Cologne
     "DE-SN": (51.0504, 13.7373),  # Dresden
 }
+
+
+# The rule written plainly, one whole at a time: the reference the vectorised
+# geomap.privacy.suppressed_parts_many is tested against.
+def suppressed_parts(parts: Mapping[str, int], k: int) -> dict[str, int | None]:
+    """Return the publishable count of each part of a whole (None: suppressed).
+
+    Used for region counts within a country and country counts within the world:
+    a part below k is suppressed, and so are the smallest remaining parts (ties by
+    key) until what is hidden is 0 or at least k, so that the whole minus the shown
+    parts never reveals a group of 1 to k-1 members either.
+    """
+    shown = {key: count for key, count in parts.items() if count >= k}
+    hidden = sum(count for count in parts.values() if count > 0) - sum(shown.values())
+    for key in sorted(shown, key=lambda key: (shown[key], key)):
+        if hidden == 0 or hidden >= k:
+            break
+        hidden += shown.pop(key)
+    return {key: shown.get(key) for key, count in sorted(parts.items()) if count > 0}
 
 
 @settings(max_examples=300, deadline=None)

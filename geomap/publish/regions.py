@@ -6,7 +6,7 @@ least k members) is counted in the country and region of its centre, as the key
 deriver places a cell. So every region count, every country count, and every
 difference between a country and its regions is a sum of whole parts: 0 or at least
 k. A member may be counted in a neighbouring region when the part that holds them is
-centred there. :func:`geomap.privacy.suppressed_parts` is kept as a second guard (it
+centred there. :func:`geomap.privacy.suppressed_parts_many` is kept as a second guard (it
 never has anything to suppress when every part holds k). The admins' exact counts
 are a separate, unpublished snapshot (:mod:`geomap.publish.snapshots`).
 """
