@@ -190,3 +190,45 @@ def test_a_large_import_asks_for_a_full_rebuild(rollback_session: Session,
     members_bulk.mark_snapshots_dirty(session, 1, members_bulk.SNAPSHOT_MARK_MAX + 1)
     assert 0 in dirty_members(session)
     assert wants_full_rebuild(session, take_dirty_members(session))
+
+
+def test_after_a_full_rebuild_a_small_share_of_changes_stays_incremental(
+        rollback_session: Session, monkeypatch) -> None:
+    """The full-or-incremental choice reads the counted members right after a rebuild.
+
+    A full rebuild TRUNCATEs ``admin_counted`` (its reltuples becomes -1); read as no
+    members, every change of more than ``INCREMENTAL_MIN`` members rebuilt everything
+    (a 1 % change at 3,000,000 members did). Here the minimum is lowered so that a
+    handful of marks stands for that change.
+    """
+    from geomap.publish import snapshots as snapshots_module
+
+    session = rollback_session
+    settle(session)
+    refresh_snapshots(session, full=True)
+    counted = session.execute(text("SELECT count(*) FROM admin_counted")).scalar_one()
+    assert snapshots_module.counted_members(session) == counted
+    assert counted >= 40
+    monkeypatch.setattr(snapshots_module, "INCREMENTAL_MIN", 2)
+    few = np.arange(1, 6, dtype=np.int64)  # 5 marks: above the minimum, under 25 %
+    assert not wants_full_rebuild(session, few)
+    many = np.arange(1, counted // 4 + 2, dtype=np.int64)  # over 25 % of the counted
+    assert wants_full_rebuild(session, many)
+
+
+def test_counted_members_without_statistics_is_exact(rollback_session: Session) -> None:
+    from geomap.publish.snapshots import counted_members
+
+    session = rollback_session
+    settle(session)
+    counted = session.execute(text("SELECT count(*) FROM admin_counted")).scalar_one()
+    rows = session.execute(text("SELECT * FROM admin_counted")).all()
+    session.execute(text("TRUNCATE admin_counted"))  # reltuples -1: no statistics
+    assert session.execute(text(
+        "SELECT reltuples FROM pg_class WHERE oid = 'admin_counted'::regclass")).scalar_one() < 0
+    assert counted_members(session) == 0
+    columns = ", ".join(rows[0]._fields)
+    params = ", ".join(f":{c}" for c in rows[0]._fields)
+    session.execute(text(f"INSERT INTO admin_counted ({columns}) VALUES ({params})"),
+                    [r._asdict() for r in rows])
+    assert counted_members(session) == counted

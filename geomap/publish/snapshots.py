@@ -51,10 +51,24 @@ def wants_full_rebuild(session: Session, dirty: np.ndarray) -> bool:
         return True
     if places_changed(session):
         return True
-    counted = session.execute(
-        text("SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = 'admin_counted'::regclass")
+    return len(dirty) > max(INCREMENTAL_SHARE * counted_members(session), INCREMENTAL_MIN)
+
+
+def counted_members(session: Session) -> int:
+    """How many members the admin counts hold (rows of ``admin_counted``), about.
+
+    The planner's estimate (``pg_class.reltuples``) when the table has statistics;
+    an exact ``count(*)`` when it has none, as right after the TRUNCATE of a full
+    rebuild (reltuples is then -1: read as 0, it made every change of more than
+    ``INCREMENTAL_MIN`` members look like most of the community, so a 1 % change at
+    3,000,000 members rebuilt everything).
+    """
+    estimate = session.execute(
+        text("SELECT reltuples FROM pg_class WHERE oid = 'admin_counted'::regclass")
     ).scalar_one()
-    return len(dirty) > max(INCREMENTAL_SHARE * counted, INCREMENTAL_MIN)
+    if estimate >= 0:
+        return int(estimate)
+    return int(session.execute(text("SELECT count(*) FROM admin_counted")).scalar_one())
 
 
 def refresh_snapshots(session: Session, *, full: bool = False) -> float:
