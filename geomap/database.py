@@ -48,7 +48,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 def make_public_engine(url: str, **kwargs: Any) -> Engine:
     """Return an engine whose connections run as the read-only public role.
 
-    The role may read published aggregates only (db/sql/public_role.sql). Where the
+    The role may read published aggregates only (migration 0001). Where the
     database has no such role (a server on which geomap could not create it), the
     main role is used and a warning is logged once per connection.
 

@@ -33,7 +33,8 @@ _PLACE_BOX_DEG = 0.25  # most populous place within this box around the cell cen
 _NEAR_DEG = 1.5  # else the nearest place this close
 
 # The candidates of the searcher's bands, nearest band first, until the page is full
-# (and whether anyone is further out), in one round trip: db/sql/nearby_candidates.sql.
+# (and whether anyone is further out), in one round trip: geomap_nearby_candidates
+# (migration 0014r_rss).
 # A band's cells go in as runs of consecutive H3 indexes (see cell_runs): one index
 # range scan per run instead of one probe per cell.
 _CANDIDATES = text(

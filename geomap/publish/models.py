@@ -1,7 +1,7 @@
 """Tables of incremental publishing: dirty floor cells and per-condition bookkeeping.
 
 None of them is on the public read path. ``publish_dirty`` is filled by triggers
-(``db/sql/publish_dirty.sql``) and by the bulk loader; the publish step empties it.
+(migration ``0005_incremental_publish``) and by the bulk loader; the publish step empties it.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ class PublishSnapshot(Base):
 class SnapshotDirty(Base):
     """A member whose private snapshots (admin counts, nearby rows) may have changed.
 
-    Filled by triggers (``db/sql/snapshot_dirty.sql``) and by the bulk loader; emptied
+    Filled by triggers (migration ``0013s_snapshots``) and by the bulk loader; emptied
     by :func:`geomap.publish.snapshots.refresh_snapshots`. Member 0 marks everything.
     """
 

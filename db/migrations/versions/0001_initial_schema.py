@@ -8,13 +8,64 @@ Tables for conditions, members and their private locations, reference data
 (gazetteer places, countries) and published aggregates; the conditions catalog.
 """
 
-from pathlib import Path
-
 import sqlalchemy as sa
 from alembic import op
 from geoalchemy2 import Geography, Geometry
 
-SQL = Path(__file__).resolve().parents[2] / "sql"
+# The SQL as this migration ran it, kept here: a later change is a new migration.
+CHANGE_TRACKING_SQL = r"""
+-- One row that says when member data last changed, kept by statement-level triggers
+-- (cheap even for bulk loads). The scheduled publish skips work when nothing changed.
+CREATE TABLE IF NOT EXISTS data_changes (
+    id boolean PRIMARY KEY DEFAULT true CHECK (id),
+    changed_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO data_changes (id) VALUES (true) ON CONFLICT DO NOTHING;
+
+CREATE OR REPLACE FUNCTION geomap_touch_data_changes() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE data_changes SET changed_at = clock_timestamp();
+    RETURN NULL;
+END
+$$;
+
+DROP TRIGGER IF EXISTS touch_data_changes ON members;
+CREATE TRIGGER touch_data_changes AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON members
+    FOR EACH STATEMENT EXECUTE FUNCTION geomap_touch_data_changes();
+DROP TRIGGER IF EXISTS touch_data_changes ON member_conditions;
+CREATE TRIGGER touch_data_changes AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON member_conditions
+    FOR EACH STATEMENT EXECUTE FUNCTION geomap_touch_data_changes();
+DROP TRIGGER IF EXISTS touch_data_changes ON member_locations;
+CREATE TRIGGER touch_data_changes AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON member_locations
+    FOR EACH STATEMENT EXECUTE FUNCTION geomap_touch_data_changes();
+"""
+
+PUBLIC_ROLE_SQL = r"""
+-- The role the public read path (pages, embeds, public API) runs as: it can read the
+-- published aggregates and the conditions catalog, and nothing else. Exact member
+-- locations are out of its reach by construction. Later migrations that add a
+-- published table grant SELECT on it here too.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'geomap_public') THEN
+        CREATE ROLE geomap_public NOLOGIN;
+    END IF;
+    EXECUTE format('GRANT geomap_public TO %I', current_user);
+EXCEPTION WHEN insufficient_privilege THEN
+    RAISE NOTICE 'geomap: cannot create role geomap_public; the public read path will use the main role';
+END
+$$;
+
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'geomap_public') THEN
+        EXECUTE 'GRANT USAGE ON SCHEMA public TO geomap_public';
+        EXECUTE 'GRANT SELECT ON conditions, published_cells, published_totals, publish_runs TO geomap_public';
+    END IF;
+END
+$$;
+"""
 
 # (slug, name, ICD-10 code)
 CATALOG = [
@@ -131,8 +182,8 @@ def upgrade() -> None:
     op.create_index('ix_member_locations_floor_cell', 'member_locations', ['floor_cell'], unique=False)
     op.create_index('ix_member_locations_region', 'member_locations', ['country_code', 'region_code'], unique=False)
     op.execute("CREATE INDEX ix_places_prefix ON places (lower(ascii_name) text_pattern_ops)")
-    op.execute((SQL / "change_tracking.sql").read_text())
-    op.execute((SQL / "public_role.sql").read_text())
+    op.execute(CHANGE_TRACKING_SQL)
+    op.execute(PUBLIC_ROLE_SQL)
     conditions = sa.table(
         "conditions",
         sa.column("id", sa.SmallInteger),

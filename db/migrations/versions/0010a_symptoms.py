@@ -90,7 +90,7 @@ def upgrade() -> None:
     op.execute("CREATE INDEX ix_soulmate_profiles_informative ON soulmate_profiles "
                "USING gin (informative gin__int_ops)")
     # The public symptom picture counts opted-in profiles: a change to them is a data
-    # change for the scheduled publish (see db/sql/change_tracking.sql).
+    # change for the scheduled publish (see migration 0001_initial_schema).
     op.execute("CREATE TRIGGER touch_data_changes AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE "
                "ON soulmate_profiles FOR EACH STATEMENT "
                "EXECUTE FUNCTION geomap_touch_data_changes()")

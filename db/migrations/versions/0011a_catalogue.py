@@ -12,12 +12,22 @@ become catalogue entries with their synonyms; they stay enabled with every membe
 row there; the catalogue's entries have their own INTEGER ids.
 """
 
-from pathlib import Path
-
 import sqlalchemy as sa
 from alembic import op
 
-SQL = Path(__file__).resolve().parents[2] / "sql"
+# The SQL as this migration ran it, kept here: a later change is a new migration.
+CATALOGUE_SEARCH_SQL = r"""
+-- Accent- and case-folding for the condition catalogue's search (migration 0011a).
+-- unaccent() is only STABLE (its dictionary could change), so a wrapper naming the
+-- dictionary explicitly is declared IMMUTABLE: it may then feed a stored column and
+-- a trigram index. Both extensions are trusted and ship with Debian's server package.
+CREATE EXTENSION IF NOT EXISTS unaccent;
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+
+CREATE OR REPLACE FUNCTION geomap_fold(value text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS $$ SELECT lower(public.unaccent('public.unaccent'::regdictionary, value)) $$;
+"""
 
 revision = "0011a_catalogue"
 down_revision = "0009a_journey"
@@ -43,7 +53,7 @@ PUBLIC_TABLES = "catalogue_entries, catalogue_names, catalogue_codes"
 
 
 def upgrade() -> None:
-    op.execute((SQL / "catalogue_search.sql").read_text())
+    op.execute(CATALOGUE_SEARCH_SQL)
     op.add_column(
         "conditions",
         sa.Column("enabled", sa.Boolean(), server_default=sa.true(), nullable=False),

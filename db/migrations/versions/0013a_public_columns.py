@@ -6,7 +6,7 @@ Revises: 0012s_soulmates_speed
 ``published_totals.members_on_map`` and ``publish_runs.members_on_map`` hold the true
 number of memberships on a map, the remainder that the k-anonymous partition
 publishes nowhere included (docs/privacy.md). They are for operators. The public
-role (db/sql/public_role.sql) could read them; no public route did, but a future one
+role (migration 0001_initial_schema) could read them; no public route did, but a future one
 could subtract the published total from them and learn the remainder. The public role
 now reads the other columns of both tables only (column privileges).
 """
