@@ -367,3 +367,28 @@ def test_region_counts_of_all_conditions_at_once_follow_each_conditions_rules(
     rows = {(condition, "country", code, count) for condition, code, count in found.countries}
     rows |= {(condition, "admin1", code, count) for condition, _c, code, count in found.regions}
     assert rows == _region_counts_one_by_one(places, parts, k, floor)
+
+
+def test_public_regions_api_speaks_the_viewer_language(client) -> None:
+    """Country names from CLDR, region names from pycountry, the note translated."""
+    english = client.get("/api/v1/conditions/all/regions?level=country").get_json()
+    german = client.get("/api/v1/conditions/all/regions?level=country",
+                        headers={"Accept-Language": "de"})
+    assert german.headers["Content-Language"] == "de"
+    assert "Accept-Language" in german.headers["Vary"]  # a shared cache keeps both
+    body = german.get_json()
+    names = {r["code"]: r["name"] for r in body["regions"]}
+    assert names["DE"] == "Deutschland" and names["FR"] == "Frankreich"
+    assert {r["code"]: r["name"] for r in english["regions"]}["DE"] == "Germany"
+    assert body["note"] != english["note"] and "k" in body["note"]
+    assert [r["count"] for r in body["regions"]] == [r["count"] for r in english["regions"]]
+    spanish = client.get("/api/v1/conditions/all/regions?level=admin1&lang=es").get_json()
+    by_code = {r["code"]: r["name"] for r in spanish["regions"]}
+    assert by_code["AU.02"] == "Nueva Gales del Sur"  # pycountry's ISO 3166-2 catalogue (es)
+
+
+def test_a_language_cookie_makes_public_answers_vary_by_cookie(client) -> None:
+    client.set_cookie("geomap_lang", "fr")
+    response = client.get("/api/v1/conditions/all/regions")
+    assert response.headers["Content-Language"] == "fr"
+    assert {"Accept-Language", "Cookie"} <= {v.strip() for v in response.headers["Vary"].split(",")}

@@ -212,6 +212,8 @@ def _language_headers(response: Any) -> Any:
     if locale is not None:
         response.headers.setdefault("Content-Language", str(locale).replace("_", "-"))
         response.vary.add("Accept-Language")
+        if request.cookies.get(LANG_COOKIE) and request.blueprint != "embed":
+            response.vary.add("Cookie")  # the language switch's cookie chose it
     return response
 
 

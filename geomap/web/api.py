@@ -17,6 +17,7 @@ from werkzeug.exceptions import ServiceUnavailable
 
 from geomap.database import db, read_retrying
 from geomap.geo import places
+from geomap.i18n.formats import country_name, region_name
 from geomap.privacy import map_resolution
 from geomap.publish import published
 from geomap.web.openapi import (
@@ -315,16 +316,24 @@ def regions(slug: str) -> Response:
     condition = _condition_or_404(slug)
     version = cells_cache().version()
     rows = published.region_counts(db.public_session, condition.id, level)
+    # Names in the request's language: countries as CLDR names them, regions as
+    # pycountry's ISO 3166-2 catalogues do (the stored names are English).
+    def name_of(name: str | None, code: str) -> str | None:
+        if not name:
+            return name
+        return country_name(code) if level == "country" else region_name(name)
+
     response = jsonify(
         condition=condition.slug,
         level=level,
         k=current_app.config["GEOMAP_K"],
         publish_version=version,
-        note="Each count is a sum of the same areas of at least k members as the map "
-             "markers, each area counted in the region of its centre; a count that a "
-             "map marker centred in it would undercut by fewer than k is hidden.",
+        note=_("Each count is a sum of the same areas of at least k members as the map "
+               "markers, each area counted in the region of its centre; a count that a "
+               "map marker centred in it would undercut by fewer than k is hidden."),
         regions=[
-            {"code": row.code, "name": row.name, "country_code": row.country_code}
+            {"code": row.code, "name": name_of(row.name, row.code),
+             "country_code": row.country_code}
             | ({"count": None, "suppressed": True} if row.count is None
                else {"count": row.count, "suppressed": False})
             for row in rows
