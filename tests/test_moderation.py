@@ -221,6 +221,20 @@ def test_queue_is_for_moderators_and_log_for_admins(app, session, reported_threa
     assert reported_thread["admin"].get("/moderation").status_code == 200
 
 
+def test_the_default_warning_reaches_the_member_in_their_language(
+        app, session, reported_thread) -> None:
+    """A warning without a note is the community rules, in the reader's language."""
+    report = _report_id(session)
+    assert reported_thread["moderator"].post(
+        f"/moderation/reports/{report}", data={"action": "warn", "note": ""}).status_code == 302
+    bo = reported_thread["bo"]
+    english = bo.get("/settings").get_data(as_text=True)
+    assert "A moderator warned you: Please keep to the community rules" in english
+    german = bo.get("/settings?lang=de").get_data(as_text=True)
+    assert "Bitte halte dich an die Gemeinschaftsregeln" in german
+    assert "Please keep to the community rules" not in german
+
+
 @pytest.mark.parametrize("action", ["dismiss", "warn", "hide", "suspend", "delete"])
 def test_each_action_works_and_is_logged(app, session, reported_thread, action) -> None:
     report = _report_id(session)

@@ -359,7 +359,10 @@ def moderation_notice(session: Session, member_id: int) -> ModerationNotice | No
     ).one_or_none()
     if row is None or not (row[0] or row[1]):
         return None
-    return ModerationNotice(row[0], bool(row[1]))
+    from geomap.moderation.queue import DEFAULT_WARNING
+
+    warning = _(DEFAULT_WARNING) if row[0] == DEFAULT_WARNING else row[0]
+    return ModerationNotice(warning, bool(row[1]))
 
 
 def unread_counts(session: Session, member_id: int) -> UnreadCounts:

@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from geomap.i18n import N_
 from geomap.members.errors import MemberInputError, MemberNotFoundError
 from geomap.members.models import REPORT_ACTIONS
 from geomap.members.queries import delete_member
@@ -18,8 +19,11 @@ CONTEXT_BEFORE = 3  # messages shown before the reported one
 CONTEXT_AFTER = 2
 QUEUE_PAGE = 50
 NOTE_MAX = 1000
-DEFAULT_WARNING = ("Please keep to the community rules: be kind, no advertising, no "
-                   "medical advice that could harm.")
+# Stored as written here (in English) and shown in the reader's language
+# (geomap.members.social.moderation_notice translates it); a moderator's own note is
+# shown as written.
+DEFAULT_WARNING = N_("Please keep to the community rules: be kind, no advertising, no "
+                     "medical advice that could harm.")
 
 
 @dataclass(frozen=True)
