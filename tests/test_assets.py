@@ -31,3 +31,22 @@ def test_static_files_are_compressed_for_browsers_that_accept_it(client) -> None
     assert body == plain.get_data()
     assert len(packed.get_data()) < len(body) / 3
     assert "Accept-Encoding" in packed.headers["Vary"]
+
+
+def test_pages_and_json_answers_are_compressed_for_browsers_that_accept_it(client) -> None:
+    """The map page and JSON answers travel compressed too, not only the static files."""
+    import gzip
+
+    for url in ("/conditions/all/map", "/", "/api/v1/conditions/all/regions",
+                "/api/v1/openapi.json"):
+        plain = client.get(url)
+        assert plain.status_code == 200 and "Content-Encoding" not in plain.headers
+        packed = client.get(url, headers={"Accept-Encoding": "gzip"})
+        assert packed.headers["Content-Encoding"] == "gzip", url
+        assert "Accept-Encoding" in packed.headers["Vary"]
+        body = gzip.decompress(packed.get_data())
+        if url.endswith("/map") or url == "/":  # pages carry per-request nonces
+            assert body.decode().startswith("<!doctype html>")
+        else:
+            assert body == plain.get_data()
+        assert len(packed.get_data()) < len(body) / 2

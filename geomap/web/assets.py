@@ -4,9 +4,9 @@
 file's SHA-256, an in-memory manifest refreshed when a file's size or time changes).
 A request whose ``v`` matches the file now on disk is answered ``Cache-Control:
 public, max-age=31536000, immutable``; any other keeps Flask's short default. Static
-responses are compressed with Flask-Compress (brotli, zstd or deflate, whichever the
-browser accepts), so the country outlines (756 kB of TopoJSON) travel in ~240 kB and
-are fetched once, not on each load.
+responses, pages and JSON answers are compressed with Flask-Compress (zstd, brotli,
+gzip or deflate, whichever the browser accepts), so the country outlines (756 kB of
+TopoJSON) travel in ~240 kB and are fetched once, not on each load.
 """
 
 from __future__ import annotations
@@ -42,9 +42,27 @@ def asset_version(static_folder: str | os.PathLike[str], filename: str) -> str |
     return digest
 
 
+# Answers built per request that are compressed too (pages, JSON, CSV, feeds). The
+# viewport GeoJSON (cells and tiles) is not among them: it is served from the cells
+# cache, compressed once per cache entry.
+DYNAMIC_COMPRESSED = frozenset({
+    "text/html", "application/json", "application/problem+json", "text/csv", "text/plain",
+    "text/xml", "application/xml", "application/rss+xml", "application/atom+xml",
+    "text/javascript", "image/svg+xml",
+})
+
+
 def init_app(app: Flask) -> None:
-    """Hash static URLs, cache matching requests for a year and compress static files."""
-    app.config.setdefault("COMPRESS_REGISTER", False)  # static files only, see below
+    """Hash static URLs, cache matching requests for a year, compress what compresses.
+
+    Static files and the answers of :data:`DYNAMIC_COMPRESSED` types go out compressed
+    with Flask-Compress (zstd, brotli, gzip or deflate, as the browser accepts; bodies
+    of 500 bytes or more) with ``Vary: Accept-Encoding``.
+    """
+    app.config.setdefault("COMPRESS_REGISTER", False)  # the hook below decides
+    app.config.setdefault("COMPRESS_MIMETYPES", sorted(DYNAMIC_COMPRESSED | {
+        "text/css", "application/javascript", "application/geo+json", "font/ttf",
+        "font/otf", "application/vnd.ms-fontobject", "image/x-icon"}))
     compress.init_app(app)
 
     @app.url_defaults
@@ -57,6 +75,8 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def _static_headers(response: Response) -> Response:
         if request.endpoint != "static" or request.view_args is None:
+            if response.mimetype in DYNAMIC_COMPRESSED and not response.direct_passthrough:
+                return compress.after_request(response)
             return response
         wanted = request.args.get("v")
         current = asset_version(app.static_folder or "", request.view_args["filename"])
