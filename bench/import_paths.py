@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -49,8 +50,17 @@ def load_average() -> str:
 
 
 def ensure_template(cluster: embedded_pg.Cluster) -> None:
-    """Create the template database (schema, conditions, reference data) if missing."""
+    """Create the template database (schema, conditions, reference data) if missing.
+
+    A template made before it held the key deriver's prepared structures (which
+    ``geomap geo import`` stores) gets them added.
+    """
     if common.database_exists(cluster, TEMPLATE):
+        engine = create_engine(make_url(cluster.url).set(database=TEMPLATE))
+        with session_scope(engine) as session:
+            if not session.execute(text("SELECT EXISTS (SELECT 1 FROM geo_prepared)")).scalar():
+                common.store_prepared(session)
+        engine.dispose()
         return
     url = common.create_database(cluster, TEMPLATE)
     engine = create_engine(url)

@@ -227,7 +227,8 @@ def demo(ctx: Context, count: int, seed: int, if_empty: bool, no_publish: bool) 
         started = time.perf_counter()
         deriver = deriver_for(session, ctx.settings["GEOMAP_FLOOR_RESOLUTION"])
         batch, prefixes = demo_data.generate(session, count, seed,
-                                              on_land=deriver.cell_on_land)
+                                              on_land=deriver.cell_on_land,
+                                              settle_in_loader=True)
         with click.progressbar(length=count, label="Demo members") as bar:
             load_members(session, batch, deriver, progress=bar.update, pseudonym_prefix=prefixes)
         demo_data.add_symptoms(session, seed)
