@@ -235,6 +235,7 @@ def demo(ctx: Context, count: int, seed: int, if_empty: bool, no_publish: bool) 
         seconds = time.perf_counter() - started
     click.echo(f"Added {count:,} demo members in {seconds:.1f} s ({count / seconds:,.0f}/s).")
     if not no_publish:
+        _analyze_members(ctx)
         _publish(ctx)
 
 
@@ -281,6 +282,7 @@ def import_members(ctx: Context, path: Path, fmt: str | None, all_or_nothing: bo
         f"{seconds:.1f} s ({imported / max(seconds, 1e-9):,.0f} members/s)."
     )
     if imported and not no_publish:
+        _analyze_members(ctx)
         _publish(ctx)
     if rejected:
         sys.exit(1)
@@ -293,6 +295,15 @@ def import_members(ctx: Context, path: Path, fmt: str | None, all_or_nothing: bo
 def publish(ctx: Context, full: bool) -> None:
     """Publish the k-anonymous aggregates now (incremental when possible)."""
     _publish(ctx, full=full)
+
+
+def _analyze_members(ctx: Context) -> None:
+    """Gather the member tables' statistics after a load, for the publish that follows."""
+    from geomap.ingest.members_bulk import analyze_member_tables
+    from geomap.session import session_scope
+
+    with session_scope(ctx.engine) as session:
+        analyze_member_tables(session)
 
 
 def _publish(ctx: Context, *, full: bool = False) -> None:

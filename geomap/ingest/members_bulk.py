@@ -337,7 +337,15 @@ def _restore_indexes(session: Session, deferred: _DeferredIndexes | None, table:
     session.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
     for statement in deferred.statements[table]:
         session.execute(text(statement))
-    session.execute(text(f"ANALYZE {table}"))
+    # No ANALYZE here: the index builds have set the row counts the constraint checks
+    # plan with, and the statistics are gathered after the commit
+    # (:func:`analyze_member_tables`, or autovacuum), outside the import's transaction.
+
+
+def analyze_member_tables(session: Session) -> None:
+    """Gather planner statistics of the member tables (after a bulk load has committed)."""
+    for table in MEMBER_TABLES:
+        session.execute(text(f"ANALYZE {table}"))
 
 
 def mark_dirty(session: Session, cells: np.ndarray, conditions: Sequence[Sequence[int]],
