@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -256,12 +257,16 @@ def import_members(ctx: Context, path: Path, fmt: str | None, all_or_nothing: bo
     from geomap.session import session_scope
 
     started = time.perf_counter()
-    try:
-        records = importer.read_records(path, fmt)
-    except (importer.ImportFileError, UnicodeDecodeError) as exc:
-        raise click.ClickException(f"{path}: {exc}") from None
-    with session_scope(ctx.engine) as session:
-        deriver = deriver_for(session, ctx.settings["GEOMAP_FLOOR_RESOLUTION"])
+    with (session_scope(ctx.engine) as session,
+          ThreadPoolExecutor(max_workers=1) as pool):
+        # The key deriver loads its structures from the database while the file is read.
+        deriver_loading = pool.submit(deriver_for, session, ctx.settings["GEOMAP_FLOOR_RESOLUTION"])
+        try:
+            records = importer.read_records(path, fmt)
+        except (importer.ImportFileError, UnicodeDecodeError) as exc:
+            # Leaving the pool waits for the loading thread before the session closes.
+            raise click.ClickException(f"{path}: {exc}") from None
+        deriver = deriver_loading.result()
         validated = importer.validate(session, records, deriver=deriver, allow_sea=allow_sea)
         for line in importer.iter_errors(validated.errors):
             click.echo(f"{path}: {line}", err=True)

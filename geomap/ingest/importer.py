@@ -543,22 +543,15 @@ def validate(session: Session, records: Records, now: datetime | None = None, *,
             if reason is not None and reasons[i] is None:
                 reasons[i] = reason
 
-    roles = np.array([r.lower() or "patient" for r in cols["role"]], dtype=object)
+    # Few distinct values per column: each is looked at once, rows go through a dict.
+    roles = _mapped(cols["role"], lambda r: r.lower() or "patient")
     reject(~np.isin(roles, ROLES), f"role must be one of {', '.join(ROLES)}")
-    visibilities = np.array([v.lower() or "map" for v in cols["visibility"]], dtype=object)
+    visibilities = _mapped(cols["visibility"], lambda v: v.lower() or "map")
     reject(~np.isin(visibilities, VISIBILITIES),
            f"visibility must be one of {', '.join(VISIBILITIES)}")
-    contactable = []
-    for i, raw in enumerate(cols["contactable"]):
-        value = raw.lower()
-        if value in _TRUE or value == "":
-            contactable.append(True)
-        elif value in _FALSE:
-            contactable.append(False)
-        else:
-            contactable.append(True)
-            if reasons[i] is None:
-                reasons[i] = "contactable must be true or false"
+    flags = _mapped(cols["contactable"], _contactable_flag)
+    reject(flags == None, "contactable must be true or false")  # noqa: E711 (elementwise)
+    contactable = [flag is not False for flag in flags.tolist()]
     now = now or datetime.now(UTC)
     joined = _joined_micros(cols["joined_at"], now, reasons)
 
@@ -610,6 +603,22 @@ def validate(session: Session, records: Records, now: datetime | None = None, *,
     ]
     return Validated(batch=batch, errors=errors, rows=n,
                      symptoms=[symptom_sets[i] for i in keep] if symptom_sets else [])
+
+
+def _mapped(values: list[str], convert: Callable[[str], object]) -> np.ndarray:
+    """Return ``convert`` of each value as an object array, converting each distinct value once."""
+    converted = {value: convert(value) for value in set(values)}
+    out = np.empty(len(values), dtype=object)
+    out[:] = [converted[value] for value in values]
+    return out
+
+
+def _contactable_flag(raw: str) -> bool | None:
+    """Return a ``contactable`` cell as True/False (empty: True), None if it is neither."""
+    value = raw.lower()
+    if value in _TRUE or value == "":
+        return True
+    return False if value in _FALSE else None
 
 
 def _parse_conditions(raw: str, slugs_to_id: dict[str, int]) -> tuple[list[int], str | None]:
