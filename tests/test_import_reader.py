@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -54,3 +55,23 @@ def test_a_quoted_file_is_left_to_the_csv_module() -> None:
     records = importer._read_csv(content)
     assert records.columns["pseudonym"] == ["ada, the first"]
     assert records.where[0] == "line 2"
+
+
+@settings(max_examples=200, deadline=None)
+@given(cells=st.lists(st.tuples(st.integers(1990, 2030), st.integers(0, 14), st.integers(0, 32),
+                                st.integers(0, 25), st.integers(0, 61), st.integers(0, 61)),
+                      min_size=1, max_size=6))
+def test_canonical_joined_at_cells_parse_as_one_by_one(cells: list[tuple]) -> None:
+    """The one-buffer numpy parse of canonical cells equals the per-cell validator."""
+    from datetime import UTC, datetime
+
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    raw = [f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{se:02d}Z" for y, mo, d, h, mi, se in cells]
+    reasons: list[str | None] = [None] * len(raw)
+    micros = importer._joined_micros(raw, now, reasons)
+    one_by_one = np.zeros(len(raw), dtype=np.int64)
+    alone: list[str | None] = [None] * len(raw)
+    importer._joined_one_by_one(raw, list(range(len(raw))), now, one_by_one, alone)
+    assert reasons == alone
+    good = [i for i, reason in enumerate(alone) if reason is None]
+    assert micros[good].tolist() == one_by_one[good].tolist()
