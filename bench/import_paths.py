@@ -2,9 +2,11 @@
 
 Uses the worktree's own embedded cluster (``GEOMAP_DATA_DIR``, default ``var``, on
 ``GEOMAP_DB_PORT``; started if it is not running, left as it was found). A template
-database ``geomap_import_ref`` holds the schema, the conditions and the offline
-reference data (made on first use); each measured run gets a fresh copy of it
-(``geomap_import_run``), so every path loads N members into an empty members table.
+database ``geomap_import_ref`` holds the schema, the conditions, the offline reference
+data and the key deriver's prepared structures (made on first use), copied and migrated
+to the checkout's schema as ``geomap_import_<newest migration>``; each measured run
+gets a fresh copy of that (``geomap_import_run``), so every path loads N members into
+an empty members table.
 
 * **bench path**: :func:`bench.common.import_members` in this process (generate, derive,
   COPY, commit), the scale curve's import figure.
@@ -29,6 +31,7 @@ import time
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -39,7 +42,7 @@ from geomap import embedded_pg  # noqa: E402
 from geomap.config import load_settings  # noqa: E402
 from geomap.session import session_scope  # noqa: E402
 
-TEMPLATE = "geomap_import_ref"
+BASE_TEMPLATE = "geomap_import_ref"
 RUN_DB = "geomap_import_run"
 
 
@@ -48,22 +51,84 @@ def load_average() -> str:
     return f"{os.getloadavg()[0]:.2f}"
 
 
-def ensure_template(cluster: embedded_pg.Cluster) -> None:
-    """Create the template database (schema, conditions, reference data) if missing."""
-    if common.database_exists(cluster, TEMPLATE):
-        return
-    url = common.create_database(cluster, TEMPLATE)
-    engine = create_engine(url)
-    common.prepare_reference(engine)
-    from geomap.catalogue.load import import_catalogue
+def template_name() -> str:
+    """Return the template's name for this checkout's schema (its newest migration).
+
+    An export of an older commit so gets a template of its own schema (A/B runs).
+    """
+    from alembic.script import ScriptDirectory
+
+    from geomap.migrate import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config("postgresql://")).get_current_head()
+    return f"geomap_import_{head}"
+
+
+def ensure_template(cluster: embedded_pg.Cluster) -> str:
+    """Return the template database's name, made first if missing.
+
+    A new template is copied from the base template (schema, conditions, reference
+    data; made on first use) and migrated to this checkout's schema; a base template
+    made before it held the key deriver's prepared structures (which ``geomap geo
+    import`` stores) gets them added.
+    """
+    name = template_name()
+    if not common.database_exists(cluster, BASE_TEMPLATE):
+        engine = create_engine(common.create_database(cluster, BASE_TEMPLATE))
+        common.prepare_reference(engine)
+        from geomap.catalogue.load import import_catalogue
+        with session_scope(engine) as session:
+            import_catalogue(session)
+        engine.dispose()
+    engine = create_engine(make_url(cluster.url).set(database=BASE_TEMPLATE))
     with session_scope(engine) as session:
-        import_catalogue(session)
+        if not session.execute(text("SELECT EXISTS (SELECT 1 FROM geo_prepared)")).scalar():
+            common.store_prepared(session)
     engine.dispose()
+    if not common.database_exists(cluster, name):
+        from geomap.migrate import upgrade
+
+        engine = create_engine(common.create_database(cluster, name, template=BASE_TEMPLATE))
+        upgrade(engine)
+        engine.dispose()
+    return name
 
 
-def fresh_database(cluster: embedded_pg.Cluster) -> str:
-    """Return the URL of a fresh copy of the template."""
-    return common.create_database(cluster, RUN_DB, template=TEMPLATE)
+def cluster_cpu_seconds(cluster: embedded_pg.Cluster) -> float:
+    """Return the CPU seconds (user + system) the cluster's processes have used so far.
+
+    The postmaster's own, its live children's, and (through the postmaster's
+    ``cutime``/``cstime``) its exited children's, such as the backends of finished
+    runs. On a shared machine this, unlike wall time, hardly depends on the others' load.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        postmaster = int((cluster.pgdata / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(stat.parent.name), int(fields[1])
+        if pid == postmaster:
+            total += sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
+        elif ppid == postmaster:
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+def client_cpu_seconds() -> float:
+    """Return the CPU seconds of this process and its finished child processes."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def fresh_database(cluster: embedded_pg.Cluster, template: str) -> str:
+    """Return the URL of a fresh copy of ``template``."""
+    return common.create_database(cluster, RUN_DB, template=template)
 
 
 def write_csv(url: str, members: int, path: Path) -> None:
@@ -131,12 +196,15 @@ def main() -> None:
     if not was_running:
         embedded_pg.start(cluster)
     try:
-        ensure_template(cluster)
+        template = ensure_template(cluster)
         csv_path = (Path(settings["GEOMAP_DATA_DIR"]).resolve() / "bench"
                     / f"members_{args.members}.csv")
         for path in args.paths.split(","):
-            url = fresh_database(cluster)
+            url = fresh_database(cluster, template)
             before = load_average()
+            if path == "import":
+                write_csv(url, args.members, csv_path)
+            server_cpu, client_cpu = cluster_cpu_seconds(cluster), client_cpu_seconds()
             if path == "bench":
                 engine = create_engine(url)
                 seconds, generating = common.import_members(engine, args.members)
@@ -146,13 +214,15 @@ def main() -> None:
                 seconds, note = run_cli(url, ["demo", "--members", str(args.members),
                                               "--no-publish"])
             elif path == "import":
-                write_csv(url, args.members, csv_path)
                 seconds, note = run_cli(url, ["import", str(csv_path), "--no-publish"])
             else:
                 raise SystemExit(f"unknown path {path!r}: use bench, demo, import")
+            client_cpu = client_cpu_seconds() - client_cpu
+            server_cpu = cluster_cpu_seconds(cluster) - server_cpu
             loaded = count_members(url)
             print(f"{path}: {loaded:,} members in {seconds:.1f} s = {loaded / seconds:,.0f} "
-                  f"members/s (load average {before} before, {load_average()} after; {note})",
+                  f"members/s (load average {before} before, {load_average()} after; "
+                  f"CPU client {client_cpu:.1f} s, server {server_cpu:.1f} s; {note})",
                   flush=True)
         common.drop_database(cluster, RUN_DB)
     finally:

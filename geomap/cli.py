@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -227,13 +228,15 @@ def demo(ctx: Context, count: int, seed: int, if_empty: bool, no_publish: bool) 
         started = time.perf_counter()
         deriver = deriver_for(session, ctx.settings["GEOMAP_FLOOR_RESOLUTION"])
         batch, prefixes = demo_data.generate(session, count, seed,
-                                              on_land=deriver.cell_on_land)
+                                              on_land=deriver.cell_on_land,
+                                              settle_in_loader=True)
         with click.progressbar(length=count, label="Demo members") as bar:
             load_members(session, batch, deriver, progress=bar.update, pseudonym_prefix=prefixes)
         demo_data.add_symptoms(session, seed)
         seconds = time.perf_counter() - started
     click.echo(f"Added {count:,} demo members in {seconds:.1f} s ({count / seconds:,.0f}/s).")
     if not no_publish:
+        _analyze_members(ctx)
         _publish(ctx)
 
 
@@ -254,12 +257,16 @@ def import_members(ctx: Context, path: Path, fmt: str | None, all_or_nothing: bo
     from geomap.session import session_scope
 
     started = time.perf_counter()
-    try:
-        records = importer.read_records(path, fmt)
-    except (importer.ImportFileError, UnicodeDecodeError) as exc:
-        raise click.ClickException(f"{path}: {exc}") from None
-    with session_scope(ctx.engine) as session:
-        deriver = deriver_for(session, ctx.settings["GEOMAP_FLOOR_RESOLUTION"])
+    with (session_scope(ctx.engine) as session,
+          ThreadPoolExecutor(max_workers=1) as pool):
+        # The key deriver loads its structures from the database while the file is read.
+        deriver_loading = pool.submit(deriver_for, session, ctx.settings["GEOMAP_FLOOR_RESOLUTION"])
+        try:
+            records = importer.read_records(path, fmt)
+        except (importer.ImportFileError, UnicodeDecodeError) as exc:
+            # Leaving the pool waits for the loading thread before the session closes.
+            raise click.ClickException(f"{path}: {exc}") from None
+        deriver = deriver_loading.result()
         validated = importer.validate(session, records, deriver=deriver, allow_sea=allow_sea)
         for line in importer.iter_errors(validated.errors):
             click.echo(f"{path}: {line}", err=True)
@@ -280,6 +287,7 @@ def import_members(ctx: Context, path: Path, fmt: str | None, all_or_nothing: bo
         f"{seconds:.1f} s ({imported / max(seconds, 1e-9):,.0f} members/s)."
     )
     if imported and not no_publish:
+        _analyze_members(ctx)
         _publish(ctx)
     if rejected:
         sys.exit(1)
@@ -292,6 +300,15 @@ def import_members(ctx: Context, path: Path, fmt: str | None, all_or_nothing: bo
 def publish(ctx: Context, full: bool) -> None:
     """Publish the k-anonymous aggregates now (incremental when possible)."""
     _publish(ctx, full=full)
+
+
+def _analyze_members(ctx: Context) -> None:
+    """Gather the member tables' statistics after a load, for the publish that follows."""
+    from geomap.ingest.members_bulk import analyze_member_tables
+    from geomap.session import session_scope
+
+    with session_scope(ctx.engine) as session:
+        analyze_member_tables(session)
 
 
 def _publish(ctx: Context, *, full: bool = False) -> None:

@@ -42,13 +42,16 @@ def _scatter(lat0: np.ndarray, lng0: np.ndarray, distance_km: np.ndarray,
 @gc_paused()
 def generate(session: Session, members: int, seed: int, anchor: datetime | None = None,
              on_land: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
-             ) -> tuple[MemberBatch, list[str]]:
+             *, settle_in_loader: bool = False) -> tuple[MemberBatch, list[str]]:
     """Return ``members`` synthetic members and their pseudonym prefixes.
 
     Cities are drawn weighted by population; each member is scattered around the
     city's centre (a spread that grows with city size; with ``on_land``, scatter that
     lands in the sea is drawn again closer in); joins spread over the three years
-    before ``anchor`` (default: the start of the current month).
+    before ``anchor`` (default: the start of the current month). With
+    ``settle_in_loader``, that sea check is left to the batch's ``settle_points``,
+    which :func:`~geomap.ingest.members_bulk.load_members` runs in its derivation
+    thread while the members table loads (same points, computed later).
     """
     rng = np.random.default_rng(seed)
     places = session.execute(
@@ -67,7 +70,9 @@ def generate(session: Session, members: int, seed: int, anchor: datetime | None 
     distance = np.abs(rng.normal(0.0, 1.0, members)) * spread_km
     bearing = rng.uniform(0.0, 2 * np.pi, members)
     lats, lngs = _scatter(lat0[city], lng0[city], distance, bearing)
-    if on_land is not None:
+
+    def settle() -> None:
+        """Draw scatter that lands in the sea again, closer in (up to three times)."""
         for _ in range(3):
             wet = np.flatnonzero(~on_land(lats, lngs))
             if len(wet) == 0:
@@ -75,6 +80,9 @@ def generate(session: Session, members: int, seed: int, anchor: datetime | None 
             distance[wet] *= 0.3
             lats[wet], lngs[wet] = _scatter(lat0[city[wet]], lng0[city[wet]], distance[wet],
                                             bearing[wet])
+
+    if on_land is not None and not settle_in_loader:
+        settle()
 
     ids = dict(session.execute(text("SELECT slug, id FROM conditions")).all())
     slugs = [slug for slug in CONDITION_WEIGHTS if slug in ids]
@@ -116,6 +124,7 @@ def generate(session: Session, members: int, seed: int, anchor: datetime | None 
         lats=lats,
         lngs=lngs,
         conditions=conditions,
+        settle_points=settle if on_land is not None and settle_in_loader else None,
     )
     return batch, prefixes
 

@@ -36,6 +36,7 @@ import io
 import json
 import re
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -76,6 +77,22 @@ class RowError:
         return f"{self.where}: {self.reason}"
 
 
+class LineLabels(Sequence[str]):
+    """Row locations ``line N`` of a CSV file, made when asked for (not a million strings)."""
+
+    def __init__(self, lines: np.ndarray) -> None:
+        """Hold each row's line number (int64 array, 1-based)."""
+        self._lines = lines
+
+    def __len__(self) -> int:
+        """Return the number of rows."""
+        return len(self._lines)
+
+    def __getitem__(self, index: int) -> str:  # type: ignore[override]
+        """Return row ``index``'s location, e.g. ``line 12``."""
+        return f"line {self._lines[index]}"
+
+
 @dataclass
 class Records:
     """Raw rows of an import file as aligned string columns, with their locations.
@@ -84,7 +101,7 @@ class Records:
     a control character, an overlong field), or None.
     """
 
-    where: list[str] = field(default_factory=list)
+    where: list[str] | LineLabels = field(default_factory=list)
     columns: dict[str, list[str]] = field(default_factory=lambda: {c: [] for c in COLUMNS})
     problems: list[str | None] = field(default_factory=list)
 
@@ -151,8 +168,111 @@ def _row_problem(values: Sequence[str]) -> str | None:
     return None
 
 
+def _check_header(header: list[str]) -> None:
+    """Refuse a header line that names unknown or repeated columns, or misses needed ones."""
+    unknown = [i + 1 for i, name in enumerate(header) if name not in COLUMNS]
+    if unknown:
+        # Never the names themselves: a file without a header line would echo a
+        # member's pseudonym and exact point here.
+        raise ImportFileError(
+            f"header column(s) {', '.join(map(str, unknown[:5]))} are not known columns "
+            f"(is the header line missing?); known: {', '.join(COLUMNS)}"
+        )
+    if len(set(header)) != len(header):
+        raise ImportFileError("the header names a column twice")
+    for required in ("pseudonym", "conditions"):
+        if required not in header:
+            raise ImportFileError(f"the header has no {required!r} column")
+    if not ({"lat", "lng"} <= set(header) or {"city", "country"} <= set(header)):
+        raise ImportFileError("the header needs lat and lng, or city and country")
+
+
 def _read_csv(content: str) -> Records:
-    """Read CSV text with a header line; rows of the wrong width are kept, marked."""
+    """Read CSV text with a header line; rows of the wrong width are kept, marked.
+
+    A file without quotes, bare carriage returns or control characters (what most
+    exports are) is split column-wise by :func:`_read_plain_csv`, with the same result
+    as the ``csv`` module's; any other file is read by the ``csv`` module row by row.
+    """
+    plain = _read_plain_csv(content)
+    return plain if plain is not None else _read_csv_rows(content)
+
+
+_NOT_PLAIN = re.compile(r'["\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]')
+"""A quote or a control character other than tab and line feed: not a plain file."""
+_PADDED = re.compile(r"(?:^|,)\s|\s(?:,|$)")
+"""A field with leading or trailing white space (fields are stripped)."""
+_PLAIN_ASCII = bytes([9, 10, *(c for c in range(32, 127) if c != ord('"'))])
+"""The bytes a plain ASCII file is made of: printable characters but the quote, tab, LF."""
+
+
+def _padded(joined: str, ascii_only: bool) -> bool:
+    """Whether a field of ``joined`` (fields separated by commas) has white space around it."""
+    if not ascii_only:
+        return _PADDED.search(joined) is not None
+    # In a plain ASCII file, space and tab are the only white space in a field.
+    return (any(pad in joined for pad in (" ,", ", ", "\t,", ",\t"))
+            or joined[:1] in (" ", "\t") or joined[-1:] in (" ", "\t"))
+
+
+def _read_plain_csv(content: str) -> Records | None:
+    """Read CSV text that has no quoting and no control characters, or return None.
+
+    Such a file's rows are its lines and its fields are what lies between commas, so
+    the whole file is split at once and each column taken by slicing: no per-row Python
+    work for the rows of the right width. Blank lines are skipped and every row keeps
+    its line number, as with the ``csv`` module.
+    """
+    if "\r" in content:
+        if content.count("\r") != content.count("\r\n"):
+            return None  # a bare CR is a line break to the csv module
+        content = content.replace("\r\n", "\n")
+    ascii_only = content.isascii()
+    if ascii_only:
+        # Deleting every allowed byte leaves what makes the file not plain (C speed).
+        if content.encode("ascii").translate(None, _PLAIN_ASCII):
+            return None
+    elif _NOT_PLAIN.search(content):
+        return None
+    lines = content.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the final line break
+    if not lines:
+        raise ImportFileError("the file is empty: expected a header line")
+    header = [name.strip().lower() for name in lines[0].split(",")] if lines[0] else []
+    _check_header(header)
+    width = len(header)
+    body = lines[1:]
+    numbers = np.arange(2, 2 + len(body), dtype=np.int64)
+    if "" in body:
+        kept = [i for i, line in enumerate(body) if line]
+        body = [body[i] for i in kept]
+        numbers = numbers[kept]
+    n = len(body)
+    problems: list[str | None] = [None] * n
+    commas = np.fromiter((line.count(",") for line in body), dtype=np.int64, count=n)
+    lengths = np.fromiter(map(len, body), dtype=np.int64, count=n)
+    for i in np.flatnonzero((commas != width - 1) | (lengths > FIELD_MAX)).tolist():
+        fields = body[i].split(",")
+        problem = _row_problem(fields)
+        if problem is None and len(fields) != width:
+            problem = "wrong number of fields"
+        if problem is not None:
+            problems[i] = problem
+            body[i] = "," * (width - 1)  # blank fields, as for the csv module's bad rows
+    joined = ",".join(body)
+    fields = joined.split(",") if n else []
+    columns = {name: fields[j::width] for j, name in enumerate(header)}
+    if _padded(joined, ascii_only):
+        columns = {name: [v.strip() for v in values] for name, values in columns.items()}
+    records = Records(where=LineLabels(numbers), problems=problems)
+    for name in COLUMNS:
+        records.columns[name] = columns[name] if name in columns else [""] * n
+    return records
+
+
+def _read_csv_rows(content: str) -> Records:
+    """Read CSV text row by row with the ``csv`` module (quotes, embedded line breaks)."""
     records = Records()
     limit = csv.field_size_limit()
     csv.field_size_limit(max(limit, 1 << 30))
@@ -164,21 +284,7 @@ def _read_csv(content: str) -> Records:
             raise ImportFileError("the file is empty: expected a header line") from None
         except csv.Error:
             raise ImportFileError("the header line is not valid CSV") from None
-        unknown = [i + 1 for i, name in enumerate(header) if name not in COLUMNS]
-        if unknown:
-            # Never the names themselves: a file without a header line would echo a
-            # member's pseudonym and exact point here.
-            raise ImportFileError(
-                f"header column(s) {', '.join(map(str, unknown[:5]))} are not known columns "
-                f"(is the header line missing?); known: {', '.join(COLUMNS)}"
-            )
-        if len(set(header)) != len(header):
-            raise ImportFileError("the header names a column twice")
-        for required in ("pseudonym", "conditions"):
-            if required not in header:
-                raise ImportFileError(f"the header has no {required!r} column")
-        if not ({"lat", "lng"} <= set(header) or {"city", "country"} <= set(header)):
-            raise ImportFileError("the header needs lat and lng, or city and country")
+        _check_header(header)
         width = len(header)
         blank = [""] * width
         rows: list[list[str]] = []  # stripped fields; blank for a row with a problem
@@ -398,16 +504,24 @@ def validate(session: Session, records: Records, now: datetime | None = None, *,
         lats[i], lngs[i] = point
 
     # Plausibility of given points (gazetteer points are places, so plausible).
-    sea_ok = np.array([allow_sea or v.lower() in _TRUE for v in cols["allow_sea"]], bool)
-    bad_flag = np.array([v != "" and v.lower() not in _TRUE | _FALSE for v in cols["allow_sea"]],
-                        bool)
-    reject(bad_flag, "allow_sea must be true or false")
+    if any(cols["allow_sea"]):
+        sea_ok = np.array([allow_sea or v.lower() in _TRUE for v in cols["allow_sea"]], bool)
+        bad_flag = np.array([v != "" and v.lower() not in _TRUE | _FALSE
+                             for v in cols["allow_sea"]], bool)
+        reject(bad_flag, "allow_sea must be true or false")
+    else:
+        sea_ok = np.full(n, allow_sea, dtype=bool)
+    plausibility: Future[list[str | None]] | None = None
+    check: list[int] = []
     if deriver is not None:
         check = [i for i in point_rows.tolist() if reasons[i] is None and not sea_ok[i]]
-        for i, reason in zip(check, validators.implausible_points(deriver, lats[check],
-                                                                   lngs[check]), strict=True):
-            if reason is not None:
-                reasons[i] = reason + " (set allow_sea to keep it)"
+        # Numeric work (h3, shapely, k-d trees) that mostly releases the GIL: it runs in
+        # a thread beside the per-column checks below, and its reasons are applied
+        # before the pseudonym check, as if it had run here.
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="geomap-plausible")
+        plausibility = executor.submit(validators.implausible_points, deriver, lats[check],
+                                       lngs[check])
+        executor.shutdown(wait=False)
 
     # Conditions: known slugs, at least one.
     slugs_to_id = dict(session.execute(text("SELECT slug, id FROM conditions")).all())
@@ -422,46 +536,55 @@ def validate(session: Session, records: Records, now: datetime | None = None, *,
             reasons[i] = reason
         conditions.append(ids)
 
-    symptom_sets, symptom_reasons = parse_symptom_cells(session, cols["symptoms"])
-    for i, reason in enumerate(symptom_reasons):
-        if reason is not None and reasons[i] is None:
-            reasons[i] = reason
+    symptom_sets: list[list[int]] = []
+    if any(cols["symptoms"]):
+        symptom_sets, symptom_reasons = parse_symptom_cells(session, cols["symptoms"])
+        for i, reason in enumerate(symptom_reasons):
+            if reason is not None and reasons[i] is None:
+                reasons[i] = reason
 
-    roles = np.array([r.lower() or "patient" for r in cols["role"]], dtype=object)
+    # Few distinct values per column: each is looked at once, rows go through a dict.
+    roles = _mapped(cols["role"], lambda r: r.lower() or "patient")
     reject(~np.isin(roles, ROLES), f"role must be one of {', '.join(ROLES)}")
-    visibilities = np.array([v.lower() or "map" for v in cols["visibility"]], dtype=object)
+    visibilities = _mapped(cols["visibility"], lambda v: v.lower() or "map")
     reject(~np.isin(visibilities, VISIBILITIES),
            f"visibility must be one of {', '.join(VISIBILITIES)}")
-    contactable = []
-    for i, raw in enumerate(cols["contactable"]):
-        value = raw.lower()
-        if value in _TRUE or value == "":
-            contactable.append(True)
-        elif value in _FALSE:
-            contactable.append(False)
-        else:
-            contactable.append(True)
-            if reasons[i] is None:
-                reasons[i] = "contactable must be true or false"
+    flags = _mapped(cols["contactable"], _contactable_flag)
+    reject(flags == None, "contactable must be true or false")  # noqa: E711 (elementwise)
+    contactable = [flag is not False for flag in flags.tolist()]
     now = now or datetime.now(UTC)
     joined = _joined_micros(cols["joined_at"], now, reasons)
+
+    if plausibility is not None:
+        for i, reason in zip(check, plausibility.result(), strict=True):
+            if reason is not None:  # it came first: later reasons give way
+                reasons[i] = reason + " (set allow_sea to keep it)"
 
     # Pseudonyms: unique in the file and not taken already, case and look-alikes
     # folded (geomap.members.pseudonyms, the key the database keeps unique).
     first_seen: dict[str, int] = {}
     candidates = [i for i, pseudonym in enumerate(pseudonyms)
                   if reasons[i] is None and pseudonym]
+    keys: list[str | None] = [None] * n
     for i, key in zip(candidates, pseudonym_keys([pseudonyms[i] for i in candidates]),
                       strict=True):
         if key in first_seen:
             reasons[i] = f"pseudonym repeats {records.where[first_seen[key]]}"
         else:
             first_seen[key] = i
+            keys[i] = key
     taken = _taken_pseudonyms(session, list(first_seen))
     for key in taken:
         reasons[first_seen[key]] = "pseudonym is taken already"
 
     good = np.array([reason is None for reason in reasons], dtype=bool)
+    if good.all():  # the usual case: the columns as they are
+        batch = MemberBatch(
+            pseudonyms=pseudonyms, roles=roles.tolist(), visibilities=visibilities.tolist(),
+            contactable=contactable, joined_at=joined.astype("datetime64[us]"),
+            lats=lats, lngs=lngs, conditions=conditions, pseudonym_keys=keys,
+        )
+        return Validated(batch=batch, errors=[], rows=n, symptoms=symptom_sets)
     keep = np.flatnonzero(good).tolist()
     batch = MemberBatch(
         pseudonyms=[pseudonyms[i] for i in keep],
@@ -472,13 +595,30 @@ def validate(session: Session, records: Records, now: datetime | None = None, *,
         lats=lats[good],
         lngs=lngs[good],
         conditions=[conditions[i] for i in keep],
+        pseudonym_keys=[keys[i] for i in keep],
     )
     errors = [
         RowError(records.where[i], reason)
         for i, reason in enumerate(reasons) if reason is not None
     ]
     return Validated(batch=batch, errors=errors, rows=n,
-                     symptoms=[symptom_sets[i] for i in keep])
+                     symptoms=[symptom_sets[i] for i in keep] if symptom_sets else [])
+
+
+def _mapped(values: list[str], convert: Callable[[str], object]) -> np.ndarray:
+    """Return ``convert`` of each value as an object array, converting each distinct value once."""
+    converted = {value: convert(value) for value in set(values)}
+    out = np.empty(len(values), dtype=object)
+    out[:] = [converted[value] for value in values]
+    return out
+
+
+def _contactable_flag(raw: str) -> bool | None:
+    """Return a ``contactable`` cell as True/False (empty: True), None if it is neither."""
+    value = raw.lower()
+    if value in _TRUE or value == "":
+        return True
+    return False if value in _FALSE else None
 
 
 def _parse_conditions(raw: str, slugs_to_id: dict[str, int]) -> tuple[list[int], str | None]:
@@ -496,6 +636,9 @@ def _parse_conditions(raw: str, slugs_to_id: dict[str, int]) -> tuple[list[int],
 
 
 _ISO_SECONDS_Z = 20  # len("2025-05-07T02:49:10Z")
+_CANONICAL_CELLS = re.compile(r"(?:\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n)*"
+                              r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", re.ASCII)
+"""Cells of the canonical form only, one a line."""
 
 
 def _joined_micros(raw: list[str], now: datetime, reasons: list[str | None]) -> np.ndarray:
@@ -509,6 +652,21 @@ def _joined_micros(raw: list[str], now: datetime, reasons: list[str | None]) -> 
     micros = np.full(n, now_us, dtype=np.int64)
     if n == 0:
         return micros
+    if _CANONICAL_CELLS.fullmatch("\n".join(raw)):
+        # Every cell canonical (what exports write): parsed from one ASCII buffer.
+        stems = (np.frombuffer("".join(raw).encode("ascii"), dtype="S20").view(np.uint8)
+                 .reshape(n, _ISO_SECONDS_Z)[:, :19].copy().view("S19").ravel())
+        try:
+            parsed = stems.astype("datetime64[s]")
+        except ValueError:  # an impossible date somewhere: every cell the long way
+            parsed = None
+        if parsed is not None and bool(
+                (np.datetime_as_string(parsed, unit="s").astype("S19") == stems).all()):
+            values = parsed.astype(np.int64) * 1_000_000
+            future = values > now_us
+            micros[~future] = values[~future]
+            _joined_one_by_one(raw, np.flatnonzero(future).tolist(), now, micros, reasons)
+            return micros
     cells = np.array(raw, dtype=str)
     canonical = (np.char.str_len(cells) == _ISO_SECONDS_Z) & (np.char.find(cells, "Z") == 19)
     rows = np.flatnonzero(canonical)
@@ -528,7 +686,14 @@ def _joined_micros(raw: list[str], now: datetime, reasons: list[str | None]) -> 
             canonical[good_rows[~future]] = True
         else:
             canonical[:] = False
-    for i in np.flatnonzero(~canonical).tolist():
+    _joined_one_by_one(raw, np.flatnonzero(~canonical).tolist(), now, micros, reasons)
+    return micros
+
+
+def _joined_one_by_one(raw: list[str], rows: list[int], now: datetime, micros: np.ndarray,
+                       reasons: list[str | None]) -> None:
+    """Parse the ``joined_at`` cells of ``rows`` with :func:`validators.joined_at`."""
+    for i in rows:
         if not raw[i]:
             continue
         try:
@@ -536,7 +701,6 @@ def _joined_micros(raw: list[str], now: datetime, reasons: list[str | None]) -> 
         except FieldError as exc:
             if reasons[i] is None:
                 reasons[i] = str(exc).rstrip(".")
-    return micros
 
 
 def _taken_pseudonyms(session: Session, keys: Sequence[str]) -> set[str]:

@@ -21,7 +21,7 @@ from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geomap.geo.derive import KeyDeriver
+from geomap.geo.derive import DerivedKeys, KeyDeriver
 from geomap.geo.reference import raw_connection
 from geomap.ingest import copy_binary
 from geomap.members.pseudonyms import pseudonym_keys
@@ -54,6 +54,11 @@ class MemberBatch:
     lats: np.ndarray
     lngs: np.ndarray
     conditions: Sequence[Sequence[int]]
+    # Called once before the points are first read (in the loader's derivation thread,
+    # while the members table loads): moves points in ``lats``/``lngs`` in place.
+    settle_points: Callable[[], None] | None = None
+    # The pseudonyms' keys when the caller has them already (the importer checks them).
+    pseudonym_keys: Sequence[str] | None = None
 
     def __len__(self) -> int:
         """Return the number of members in the batch."""
@@ -152,7 +157,7 @@ def _load_members(session: Session, batch: MemberBatch, deriver: KeyDeriver,
     # Keys are derived in a thread while the server ingests members and conditions
     # (the numeric work releases the GIL; the main thread mostly waits on the socket).
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="geomap-derive")
-    derived = executor.submit(deriver.derive, batch.lats, batch.lngs)
+    derived = executor.submit(_settle_and_derive, batch, deriver)
     executor.shutdown(wait=False)
     # Same lock order as a publish (publish_dirty, then the member tables): a publish
     # running now finishes first, and one starting later waits for this load.
@@ -171,7 +176,9 @@ def _load_members(session: Session, batch: MemberBatch, deriver: KeyDeriver,
         names = [f"{p}-{i}" for p, i in zip(prefixes, ids.tolist(), strict=True)]
     else:
         names = list(batch.pseudonyms)
-    keys_of_names = pseudonym_keys(names)
+    keys_of_names = (list(batch.pseudonym_keys)
+                     if batch.pseudonyms is not None and batch.pseudonym_keys is not None
+                     else pseudonym_keys(names))
     joined = _micros(batch.joined_at)
     roles, visibilities = _text_values(batch.roles), _text_values(batch.visibilities)
     contactable = np.asarray(batch.contactable, dtype=bool)
@@ -234,6 +241,13 @@ def _load_members(session: Session, batch: MemberBatch, deriver: KeyDeriver,
                flat=(per_member, flat_conditions))
     mark_snapshots_dirty(session, int(ids[0]), int(ids[-1]))
     return ids
+
+
+def _settle_and_derive(batch: MemberBatch, deriver: KeyDeriver) -> DerivedKeys:
+    """Settle the batch's points (if it asks to) and derive their keys."""
+    if batch.settle_points is not None:
+        batch.settle_points()
+    return deriver.derive(batch.lats, batch.lngs)
 
 
 def mark_snapshots_dirty(session: Session, first: int, last: int) -> None:
@@ -323,7 +337,15 @@ def _restore_indexes(session: Session, deferred: _DeferredIndexes | None, table:
     session.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
     for statement in deferred.statements[table]:
         session.execute(text(statement))
-    session.execute(text(f"ANALYZE {table}"))
+    # No ANALYZE here: the index builds have set the row counts the constraint checks
+    # plan with, and the statistics are gathered after the commit
+    # (:func:`analyze_member_tables`, or autovacuum), outside the import's transaction.
+
+
+def analyze_member_tables(session: Session) -> None:
+    """Gather planner statistics of the member tables (after a bulk load has committed)."""
+    for table in MEMBER_TABLES:
+        session.execute(text(f"ANALYZE {table}"))
 
 
 def mark_dirty(session: Session, cells: np.ndarray, conditions: Sequence[Sequence[int]],
