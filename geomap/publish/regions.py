@@ -64,6 +64,25 @@ def write_region_counts(session: Session, counts: RegionCounts, *, version: int,
     ``conditions``, ``enabled``, ``version``: as for :func:`publish_regions`.
     """
     names = region_names(session, {region for _country, region in counts.places if region})
+    if enabled is not None:
+        session.execute(text("DELETE FROM published_regions "
+                             "WHERE condition_id <> ALL(CAST(:ids AS smallint[]))"),
+                        {"ids": list(enabled)})
+    if conditions is None:
+        country_names = {country: country_name(country)
+                         for country, _region in counts.places}
+        rows = [(condition_id, "country", code, code, country_names[code], count)
+                for condition_id, code, count in counts.countries]
+        rows += [(condition_id, "admin1", code, country, names.get(code, code), count)
+                 for condition_id, country, code, count in counts.regions]
+        session.execute(text("DELETE FROM published_regions"))
+        columns = ("condition_id", "level", "code", "country_code", "name", "count", "version")
+        with raw_connection(session).cursor().copy(
+            f"COPY published_regions ({', '.join(columns)}) FROM STDIN"
+        ) as copy:
+            for row in rows:
+                copy.write_row((*row, version))
+        return len(rows)
     countries = sorted({country for country, _region in counts.places})
     regions = sorted({place for place in counts.places if place[1]})
     # Each distinct area once: (level, code, country, name); rows refer to it by index.
@@ -78,21 +97,6 @@ def write_region_counts(session: Session, counts: RegionCounts, *, version: int,
     row_counts = np.array([-1 if row[-1] is None else row[-1]
                            for rows in (counts.countries, counts.regions) for row in rows],
                           np.int64)
-    if enabled is not None:
-        session.execute(text("DELETE FROM published_regions "
-                             "WHERE condition_id <> ALL(CAST(:ids AS smallint[]))"),
-                        {"ids": list(enabled)})
-    if conditions is None:
-        session.execute(text("DELETE FROM published_regions"))
-        columns = ("condition_id", "level", "code", "country_code", "name", "count", "version")
-        with raw_connection(session).cursor().copy(
-            f"COPY published_regions ({', '.join(columns)}) FROM STDIN"
-        ) as copy:
-            for condition_id, area, count in zip(row_conditions.tolist(), row_areas.tolist(),
-                                                 row_counts.tolist(), strict=True):
-                copy.write_row((condition_id, *areas[area], None if count < 0 else count,
-                                version))
-        return len(row_conditions)
     return _write_changed_rows(session, conditions, areas,
                                (row_conditions, row_areas, row_counts), version)
 

@@ -308,7 +308,7 @@ class BigintArray:
 
     Built from a numpy array in one step (:class:`BigintArrayDumper`): no text per
     element on either side. Queries cast it to the column's type (``CAST(%s AS
-    smallint[])``). Register the dumper on the connection first (:func:`_array`).
+    smallint[])``). Register the dumper on the connection first (:func:`_send_arrays_binary`).
     """
 
     __slots__ = ("values",)
