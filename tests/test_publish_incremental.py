@@ -267,3 +267,21 @@ def test_a_publish_waits_for_a_writer_in_flight_and_applies_its_change(
             assert conn.execute(text("SELECT count(*) FROM publish_dirty")).scalar_one() == 0
     finally:
         engine.dispose()
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.integers(min_value=-(2 ** 63), max_value=2 ** 63 - 1), max_size=50))
+def test_bigint_array_parameter_round_trips(rollback_session: Session, values: list[int]) -> None:
+    """The publish's binary bigint[] parameter reaches PostgreSQL unchanged, empty too."""
+    from geomap.publish.step import _array, _fetch_ints, _send_arrays_binary
+
+    _send_arrays_binary(rollback_session)
+    back = _fetch_ints(rollback_session, "SELECT v, i FROM unnest(CAST(%(a)s AS bigint[])) "
+                       "WITH ORDINALITY AS t (v, i) ORDER BY i",
+                       {"a": _array(np.array(values, dtype=np.int64))}, 2)
+    assert back[:, 0].tolist() == values
+    length = rollback_session.execute(text("SELECT cardinality(CAST(:a AS smallint[]))"),
+                                      {"a": _array(np.array(values[:3], np.int64) % 100)}
+                                      ).scalar_one()
+    assert length == len(values[:3])

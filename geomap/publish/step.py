@@ -34,6 +34,8 @@ from itertools import chain
 
 import h3.api.basic_int as h3i
 import numpy as np
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -301,9 +303,46 @@ def _index_joins(session: Session) -> Iterator[None]:
         session.execute(text("RESET enable_hashjoin; RESET enable_mergejoin; RESET jit"))
 
 
-def _array(values: np.ndarray) -> str:
-    """Return integers as a PostgreSQL array literal (one parameter, cast by the query)."""
-    return "{" + ",".join(map(str, np.asarray(values).tolist())) + "}"
+class BigintArray:
+    """Integers sent to PostgreSQL as one binary ``bigint[]`` parameter.
+
+    Built from a numpy array in one step (:class:`BigintArrayDumper`): no text per
+    element on either side. Queries cast it to the column's type (``CAST(%s AS
+    smallint[])``). Register the dumper on the connection first (:func:`_send_arrays_binary`).
+    """
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.values = np.asarray(values, dtype=np.int64).ravel()
+
+
+class BigintArrayDumper(Dumper):
+    """psycopg dumper of :class:`BigintArray`: PostgreSQL's binary array format."""
+
+    format = Format.BINARY
+    oid = 1016  # bigint[]
+
+    def dump(self, obj: BigintArray) -> bytes:
+        """Return the binary array: header, dimension, then (length 8, value) per element."""
+        values = obj.values
+        if len(values) == 0:  # no dimensions
+            return np.array([0, 0, 20], dtype=">i4").tobytes()
+        header = np.array([1, 0, 20, len(values), 1], dtype=">i4").tobytes()
+        body = np.empty(len(values), dtype=[("size", ">i4"), ("value", ">i8")])
+        body["size"] = 8
+        body["value"] = values
+        return header + body.tobytes()
+
+
+def _array(values: np.ndarray) -> BigintArray:
+    """Return integers as one binary ``bigint[]`` parameter (cast by the query)."""
+    return BigintArray(values)
+
+
+def _send_arrays_binary(session: Session) -> None:
+    """Let the session's connection send :class:`BigintArray` parameters (idempotent)."""
+    raw_connection(session).adapters.register_dumper(BigintArray, BigintArrayDumper)
 
 
 @dataclass(frozen=True)
@@ -396,8 +435,10 @@ def _publish_incremental(session: Session, condition_ids: list[int], dirty: Dirt
     whole = [cid for cid, (cells, _) in dirty.items() if WHOLE_CONDITION in cells]
     partial = {cid: value for cid, value in dirty.items() if cid not in whole}
     changes = None
+    on_map_change = 0  # of every floor count (disabled conditions' too)
     if partial:
         changes, broken = _apply_deltas(session, partial)
+        on_map_change = int((changes.new - changes.old).sum())
         if broken:
             log.warning("negative floor counts for conditions %s: recounting them", broken)
         keep = ~np.isin(changes.conditions, broken) & np.isin(changes.conditions,
@@ -437,7 +478,8 @@ def _publish_incremental(session: Session, condition_ids: list[int], dirty: Dirt
     # Region counts sum a condition's parts only: conditions whose parts all stayed
     # keep theirs.
     parts_changed = set(whole)
-    totals = TotalsChange(sorted(set(whole) & enabled), _EMPTY, _EMPTY, _EMPTY)
+    totals = TotalsChange(sorted(set(whole) & enabled), _EMPTY, _EMPTY, _EMPTY,
+                          None if whole else on_map_change)
     if changes is not None and repartitioned is not None:
         parts_changed.update(repartitioned.part_conditions.tolist())
         ids, inverse = np.unique(np.concatenate([changes.conditions,
@@ -449,7 +491,7 @@ def _publish_incremental(session: Session, condition_ids: list[int], dirty: Dirt
         published = np.bincount(inverse[split:],
                                 weights=repartitioned.part_new - repartitioned.part_old,
                                 minlength=len(ids)).astype(np.int64)
-        totals = TotalsChange(totals.whole, ids, members, published)
+        totals = TotalsChange(totals.whole, ids, members, published, totals.on_map_change)
     return written, {cid: bases for cid, bases in touched_parts(dirty).items()
                      if cid in parts_changed}, totals, regions
 
@@ -462,6 +504,8 @@ class TotalsChange:
     conditions: np.ndarray  # the others: changes of members on the map and published
     members: np.ndarray
     published: np.ndarray
+    # Change of the sum of every floor count (None: some were counted anew).
+    on_map_change: int | None = None
 
 
 def _holdings(session: Session, conditions: np.ndarray, cells: np.ndarray, floor: int
@@ -524,19 +568,25 @@ def _write_part_changes(session: Session, changed: Repartition, floor: int) -> i
     coarser part is shown as itself. So each marker changes by the sum of the count
     changes of its changed parts; a marker whose sum is unchanged keeps its row.
     """
-    left_keys = (changed.leftover_conditions, changed.leftover_cells)
-    gone = changed.leftover_new == 0
-    session.execute(
-        text("DELETE FROM publish_leftovers l USING unnest(CAST(:c AS smallint[]), "
-             "CAST(:f AS bigint[])) AS d (c, cell) WHERE l.condition_id = d.c AND l.cell = d.cell"),
-        {"c": _array(left_keys[0][gone]), "f": _array(left_keys[1][gone])})
-    session.execute(
-        text("INSERT INTO publish_leftovers (condition_id, cell, members) "
-             "SELECT * FROM unnest(CAST(:c AS smallint[]), CAST(:f AS bigint[]), "
-             "CAST(:n AS int[])) ON CONFLICT (condition_id, cell) "
-             "DO UPDATE SET members = EXCLUDED.members"),
-        {"c": _array(left_keys[0][~gone]), "f": _array(left_keys[1][~gone]),
-         "n": _array(changed.leftover_new[~gone])})
+    # A leftover is stored while above 0: its old count says whether its row exists, so
+    # each is deleted, updated or copied in, by key (no upsert probing).
+    left_conditions, left_cells = changed.leftover_conditions, changed.leftover_cells
+    old, new = changed.leftover_old, changed.leftover_new
+    gone, stays, fresh = new == 0, (old > 0) & (new > 0), old == 0
+    keys_sql = ("unnest(CAST(:c AS smallint[]), CAST(:f AS bigint[]), CAST(:n AS int[])) "
+                "AS d (c, cell, n) WHERE l.condition_id = d.c AND l.cell = d.cell")
+    found = [
+        session.execute(text(statement + keys_sql),
+                        {"c": _array(left_conditions[rows]), "f": _array(left_cells[rows]),
+                         "n": _array(new[rows])}).rowcount
+        for statement, rows in (("DELETE FROM publish_leftovers l USING ", gone),
+                                ("UPDATE publish_leftovers l SET members = d.n FROM ", stays))
+    ]
+    if found != [int(gone.sum()), int(stays.sum())]:
+        raise RuntimeError("stored leftovers out of step with the stored partition")
+    _copy_binary(session, "publish_leftovers (condition_id, cell, members)",
+                 [(">i2", left_conditions[fresh]), (">i8", left_cells[fresh]),
+                  (">i4", new[fresh])])
     if len(changed.part_cells) == 0:
         return 0
     part_res = cell_resolutions(changed.part_cells)
@@ -621,11 +671,13 @@ def publish(session: Session, *, k: int, floor: int, now: datetime | None = None
     # and holding them off until this publish commits means every delta is applied
     # exactly once, and recounts see no change whose delta is still to come.
     session.execute(text("LOCK TABLE publish_dirty IN EXCLUSIVE MODE"))
-    changed_at, last_version, last_changed = session.execute(
+    _send_arrays_binary(session)
+    changed_at, last_version, last_changed, last_on_map = session.execute(
         text(
             "SELECT (SELECT changed_at FROM data_changes), "
             "(SELECT max(version) FROM publish_runs), "
-            "(SELECT data_changed_at FROM publish_runs ORDER BY version DESC LIMIT 1)"
+            "(SELECT data_changed_at FROM publish_runs ORDER BY version DESC LIMIT 1), "
+            "(SELECT members_on_map FROM publish_runs ORDER BY version DESC LIMIT 1)"
         )
     ).one()
     if only_if_changed and last_version is not None and last_changed == changed_at:
@@ -650,7 +702,8 @@ def publish(session: Session, *, k: int, floor: int, now: datetime | None = None
         written = _publish_full(session, condition_ids, k, floor, progress)
     phases.append(("cells", time.perf_counter()))
     if incremental:
-        members_on_map = _update_totals(session, version, floor, totals, condition_ids)
+        members_on_map = _update_totals(session, version, floor, totals, condition_ids,
+                                        last_on_map)
     else:
         members_on_map = _write_totals(session, version, floor)
     phases.append(("totals", time.perf_counter()))
@@ -693,11 +746,13 @@ def publish(session: Session, *, k: int, floor: int, now: datetime | None = None
 
 
 def _update_totals(session: Session, version: int, floor: int, change: TotalsChange,
-                   enabled: list[int]) -> int:
+                   enabled: list[int], last_on_map: int | None) -> int:
     """Shift published_totals by an incremental publish's changes; return on-map.
 
     Conditions counted anew and newly enabled ones get fresh rows; disabled ones lose
-    theirs; every row carries the new version.
+    theirs; every row carries the new version. The members on the map (the sum of
+    every floor count) are the last publish's plus the change when no condition was
+    counted anew (``last_on_map``: the last publish_runs row's), else summed.
     """
     session.execute(
         text("DELETE FROM published_totals WHERE condition_id <> ALL(CAST(:on AS smallint[])) "
@@ -715,6 +770,8 @@ def _update_totals(session: Session, version: int, floor: int, change: TotalsCha
     )
     session.execute(text("UPDATE published_totals SET version = :version"),
                     {"version": version})
+    if change.on_map_change is not None and last_on_map is not None:
+        return int(last_on_map) + change.on_map_change
     return int(
         session.execute(
             text("SELECT coalesce(sum(members), 0) FROM publish_floor_counts")
