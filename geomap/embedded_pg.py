@@ -167,6 +167,12 @@ def init(cluster: Cluster) -> bool:
             "work_mem = 64MB\n"
             "maintenance_work_mem = 256MB\n"
             "max_wal_size = 2GB\n"
+            # A publish right after a checkpoint writes every touched page whole into
+            # the WAL (~300 MB at 1M members and 1,000 maps against ~27 MB otherwise):
+            # compressed, and checkpoints spaced so that most publishes (every 5 min)
+            # do not follow one. Durability is unchanged (fsync, full_page_writes on).
+            "wal_compression = lz4\n"
+            "checkpoint_timeout = 15min\n"
             "max_connections = 100\n"
         )
     return True

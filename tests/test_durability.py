@@ -104,6 +104,9 @@ class Writer(threading.Thread):
 
 def test_acknowledged_writes_survive_a_crash(crash_cluster, tmp_path) -> None:
     assert _setting(crash_cluster, "synchronous_commit") == "on"
+    assert _setting(crash_cluster, "fsync") == "on"
+    assert _setting(crash_cluster, "full_page_writes") == "on"
+    assert _setting(crash_cluster, "wal_compression") == "lz4"
     app = create_app(app_config(tmp_path, GEOMAP_DATABASE_URL=crash_cluster.url,
                                 WTF_CSRF_ENABLED=False, RATELIMIT_ENABLED=False))
     engine = create_engine(crash_cluster.url)
