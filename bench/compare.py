@@ -12,7 +12,10 @@ map for the condition) with supercluster 9 under Node (bench/supercluster/server
 installed from npm by this script), its radius tuned so that the mean marker count per
 viewport matches geomap's on the same viewports, and runs wrk against both, alternating
 A/B: 1 and 8 connections, cached (the same rotating viewports) and uncached (each
-request's box shifted by a new micro-degree: same markers, a new cache key).
+request's box shifted by a new micro-degree: same markers, a new cache key). A third
+side, Debian's nginx with the shipped configuration (geomap/nginx/) in front of the same
+gunicorn, serves the same viewports' version-stamped tiles from its cache (checked:
+X-Cache-Status HIT, and answered with gunicorn paused), in the cached rounds.
 
 The tables are printed and written into bench/README.md between the ``make bench``
 markers (``--no-readme`` to leave it alone). Nothing here is asserted: figures only.
