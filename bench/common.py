@@ -329,14 +329,14 @@ def geomap_urls(kind: str, viewport: Viewport, version: int | None = None,
     ``kind`` "cells": one request to the bbox cells API (``jitter`` > 0 shifts the box by
     ``jitter`` micro-degrees: the same markers, a different cache key, so a cache miss).
     ``kind`` "tiles": one request per map tile covering the box,
-    ``/tiles/<slug>/<version>/<z>/<x>/<y>`` (the tile route of the lean read path).
+    ``/tiles/<slug>/<version>/<z>/<x>/<y>.json`` (the tile route of the lean read path).
     """
     zoom, box = viewport
     if kind == "cells":
         shifted = [round(v + jitter * 1e-6, 6) for v in box]
         return [f"/api/v1/conditions/{SLUG}/cells?zoom={zoom}&bbox={','.join(map(str, shifted))}"]
     if kind == "tiles":
-        return [f"/tiles/{SLUG}/{version}/{zoom}/{x}/{y}" for x, y in _tile_range(zoom, box)]
+        return [f"/tiles/{SLUG}/{version}/{zoom}/{x}/{y}.json" for x, y in _tile_range(zoom, box)]
     raise ValueError(f"unknown geomap URL kind {kind!r}: cells or tiles")
 
 

@@ -12,7 +12,10 @@ map for the condition) with supercluster 9 under Node (bench/supercluster/server
 installed from npm by this script), its radius tuned so that the mean marker count per
 viewport matches geomap's on the same viewports, and runs wrk against both, alternating
 A/B: 1 and 8 connections, cached (the same rotating viewports) and uncached (each
-request's box shifted by a new micro-degree: same markers, a new cache key).
+request's box shifted by a new micro-degree: same markers, a new cache key). A third
+side, Debian's nginx with the shipped configuration (geomap/nginx/) in front of the same
+gunicorn, serves the same viewports' version-stamped tiles from its cache (checked:
+X-Cache-Status HIT, and answered with gunicorn paused), in the cached rounds.
 
 The tables are printed and written into bench/README.md between the ``make bench``
 markers (``--no-readme`` to leave it alone). Nothing here is asserted: figures only.
@@ -24,6 +27,8 @@ import argparse
 import json
 import os
 import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -208,9 +213,79 @@ def start_supercluster(points: Path, boxes: list[Viewport], target: float, port:
     return proc, json.loads(line)
 
 
+def start_nginx_front(geomap_port: int, workdir: Path) -> tuple[subprocess.Popen, int]:
+    """Start Debian's nginx with the shipped configuration in front of gunicorn.
+
+    geomap/nginx/geomap.conf.template rendered as ``geomap serve --prod --nginx`` renders
+    it (geomap.http_cache), into ``workdir``/nginx (its cache included), listening on a
+    free port of 127.0.0.1. Returns the nginx process and its port.
+    """
+    from geomap.http_cache import NginxSite, start_nginx
+
+    # Raises NginxError when Debian's nginx is missing or refuses the configuration.
+    if os.geteuid() == 0:  # nginx then runs as www-data: let it reach its folder
+        workdir.chmod(0o711)
+    port = free_port()
+    site = NginxSite(listen=f"127.0.0.1:{port}", upstream=f"127.0.0.1:{geomap_port}",
+                     prefix=workdir / "nginx")
+    proc = start_nginx(site)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return proc, port
+        except OSError:
+            time.sleep(0.1)
+    stop_process(proc)
+    raise SystemExit("nginx did not start: see " + str(site.prefix / "error.log"))
+
+
+def nginx_cache_check(port: int, paths: list[str], server: subprocess.Popen) -> dict[str, int]:
+    """Check that nginx answers ``paths`` from its cache, without gunicorn.
+
+    Counts the X-Cache-Status of one pass, then pauses gunicorn (SIGSTOP to the master
+    and its workers) and asks every path again: each one nginx answers 200 then came
+    from its cache (a request passed up would wait on the paused gunicorn and time out).
+    """
+    import http.client
+
+    statuses: dict[str, int] = {}
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    for path in paths:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        response.read()
+        status = response.getheader("X-Cache-Status", "none")
+        statuses[status] = statuses.get(status, 0) + 1
+    conn.close()
+    pids = [server.pid, *map(int, Path(f"/proc/{server.pid}/task/{server.pid}/children")
+                             .read_text().split())]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        served = 0
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=3)
+        for path in paths:
+            try:
+                conn.request("GET", path)
+                response = conn.getresponse()
+                response.read()
+                served += response.status == 200
+            except OSError:
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=3)
+        conn.close()
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    return statuses | {"served with gunicorn paused": served, "paths": len(paths)}
+
+
 def side_by_side(engine: Engine, geomap_port: int, boxes: list[Viewport], workdir: Path,
                  args: argparse.Namespace, server: subprocess.Popen) -> list[str]:
     """Run the A/B comparison; return the lines of its Markdown table."""
+    from geomap.http_cache import NginxError
+
     install_supercluster()
     points = workdir / "points.f64"
     n_points = export_points(engine, points)
@@ -219,8 +294,20 @@ def side_by_side(engine: Engine, geomap_port: int, boxes: list[Viewport], workdi
     print(f"supercluster: {n_points:,} points, tuning its radius to {target:.1f} markers "
           "per viewport ...", flush=True)
     node, tuned = start_supercluster(points, boxes, target, sc_port, workdir)
+    nginx = None
     try:
         version = publish_version(engine)
+        tiles = [u for b in boxes for u in geomap_urls("tiles", b, version)]
+        try:
+            nginx, nginx_port = start_nginx_front(geomap_port, workdir)
+        except NginxError as exc:  # the rows behind nginx are left out, with the reason
+            print(f"  no nginx rows: {exc}", flush=True)
+            cache_check = {"error": str(exc)}
+        else:
+            timed_gets(nginx_port, tiles)  # fills nginx's cache (one request per tile)
+            cache_check = nginx_cache_check(nginx_port, tiles, server)
+            cache_check["tiles per viewport"] = len(tiles) / len(boxes)
+            print(f"  nginx in front: {cache_check}", flush=True)
         sides = {
             "geomap": {
                 "port": geomap_port,
@@ -234,11 +321,15 @@ def side_by_side(engine: Engine, geomap_port: int, boxes: list[Viewport], workdi
                 "prefix": [f"/clusters?zoom={z}&bbox=" for z, _b in boxes],
             },
         }
+        if nginx is not None:
+            sides["nginx"] = {"port": nginx_port, "cached": tiles}  # cached tiles only
         results: dict[tuple[str, str, int], list[Load]] = {}
         for _round in range(args.rounds):
             for cached in (True, False):
                 for connections in (1, 8):
-                    for name, side in sides.items():  # A, B, A, B, ...
+                    for name, side in sides.items():  # A, B, C, A, B, C, ...
+                        if "prefix" not in side and not cached:
+                            continue
                         if cached:
                             repeat = 3 if name == "geomap" else 1  # each gunicorn worker
                             timed_gets(side["port"], side["cached"] * repeat)
@@ -256,7 +347,9 @@ def side_by_side(engine: Engine, geomap_port: int, boxes: list[Viewport], workdi
         node_rss = rss_mb(node.pid)
     finally:
         stop_process(node)
-    return side_by_side_table(results, tuned, target, n_points, geomap_rss, node_rss, args)
+        stop_process(nginx)
+    return side_by_side_table(results, tuned, target, n_points, geomap_rss, node_rss, args,
+                              cache_check)
 
 
 def _median_load(loads: list[Load]) -> Load:
@@ -266,7 +359,7 @@ def _median_load(loads: list[Load]) -> Load:
 
 def side_by_side_table(results: dict, tuned: dict, target: float, n_points: int,
                        geomap_rss: float, node_rss: float,
-                       args: argparse.Namespace) -> list[str]:
+                       args: argparse.Namespace, cache_check: dict) -> list[str]:
     """Format the A/B results: medians over rounds, ratios geomap / supercluster."""
     lines = [
         f"Points on the map: {n_points:,}. Mean markers per viewport: geomap {target:.1f}, "
@@ -289,9 +382,29 @@ def side_by_side_table(results: dict, tuned: dict, target: float, n_points: int,
                 f"{s.p50:.2f} / {s.p99:.2f}{f' ({s.errors} errors)' if s.errors else ''} | "
                 f"{g.rate / s.rate:.2f}× req/s; {g.p50 / s.p50:.1f}× / {g.p99 / s.p99:.1f}× "
                 "latency |")
+    per_viewport = cache_check.get("tiles per viewport", 0.0)
+    for connections in (1, 8) if per_viewport else ():
+        g = _median_load(results[("cached", "nginx", connections)])
+        s = _median_load(results[("cached", "supercluster", connections)])
+        lines.append(
+            f"| behind nginx (shipped geomap.conf), cached tiles, {connections} "
+            f"connection{'s' if connections > 1 else ''}: req/s, p50 / p99 ms | "
+            f"{g.rate:,.0f}, {g.p50:.2f} / {g.p99:.2f}{f' ({g.errors} errors)' if g.errors else ''}"
+            f" | {s.rate:,.0f}, {s.p50:.2f} / {s.p99:.2f} (viewports) | "
+            f"{g.rate / s.rate:.2f}× req/s ({g.rate / per_viewport / s.rate:.2f}× in whole "
+            f"viewports); {g.p50 / s.p50:.1f}× / {g.p99 / s.p99:.1f}× latency |")
     lines.append(f"| memory (MB) | {geomap_rss:.0f} per worker ({args.workers} workers, "
                  f"no raw point) | {node_rss:.0f} (one process, every raw point) | "
                  f"{geomap_rss / node_rss:.2f}× |")
+    if not per_viewport:
+        return [*lines, "", f"Behind nginx: not measured ({cache_check['error']})."]
+    hits = cache_check.get("HIT", 0)
+    lines += ["", f"Behind nginx: one request per 256-px tile of the same {len(args.boxes)} "
+              f"viewports ({cache_check['paths']:,} tile URLs, {per_viewport:.1f} per viewport; "
+              f"`/tiles/<condition>/<version>/<z>/<x>/<y>.json`), after one warm-up pass. Cache "
+              f"check: {hits:,} of {cache_check['paths']:,} answered `X-Cache-Status: HIT`, "
+              f"and {cache_check['served with gunicorn paused']:,} of them answered 200 "
+              "with gunicorn paused (SIGSTOP)."]
     return lines
 
 

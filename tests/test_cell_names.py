@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import h3.api.basic_int as h3i
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -150,3 +152,43 @@ def test_the_publish_schedule_names_the_published_cells(fresh_db_url, tmp_path) 
         assert published_cells and named == published_cells
     finally:
         engine.dispose()
+
+
+def _features_in_python(view: published.Viewport) -> list[dict]:
+    """The API's GeoJSON Features of ``view``, written in Python (the reference)."""
+    return [
+        {"type": "Feature", "id": h3i.int_to_str(cell.cell),
+         "geometry": {"type": "Point", "coordinates": [round(cell.lng, 5), round(cell.lat, 5)]},
+         "properties": {"count": cell.count, "cell_resolution": cell.cell_resolution}
+         | ({"label": cell.label} if cell.label else {})
+         | ({"place": cell.place} if cell.place else {})
+         | ({"country_code": cell.country_code} if cell.country_code else {})}
+        for cell in view.cells
+    ]
+
+
+def test_features_written_by_postgresql_equal_the_markers(rollback_session: Session) -> None:
+    session = rollback_session
+    _condition_id, resolution = _add_cells(session)
+    where = [{}, {"boxes": [(-180.0, 60.0, 180.0, 90.0), (170.0, -20.0, 180.0, -10.0)]},
+             {"tile": (float("-inf"), 0.0, 0.0, float("inf"))},
+             {"boxes": [(10.0, -1.0, 10.5, -0.5)]}]  # open sea: no marker
+    for naming in ("unnamed", "named"):
+        if naming == "unnamed":
+            forget(session)
+        else:
+            name_new_cells(session)
+        for kwargs in where:
+            view = published.viewport(session, "all", resolution, **kwargs)
+            written = published.viewport_features(session, "all", resolution, **kwargs)
+            assert (written.condition_slug, written.version, written.total, written.markers) == (
+                view.condition_slug, view.version, view.total, len(view.cells))
+            features = json.loads(b"[" + written.features + b"]")
+            assert features == _features_in_python(view), (naming, kwargs)
+            if kwargs == {}:  # labels, places and countries and unlabelled markers alike
+                assert {"label", "place", "country_code"} <= {
+                    key for f in features for key in f["properties"]}
+                assert any("label" not in f["properties"] for f in features)
+            if "boxes" in kwargs and kwargs["boxes"][0][0] == 10.0:
+                assert written.features == b""
+    assert published.viewport_features(session, "no-such-condition", resolution) is None
