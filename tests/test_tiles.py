@@ -114,6 +114,41 @@ def test_a_cache_hit_is_answered_before_flask_with_the_same_bytes_and_headers(ap
         assert len(seen) == flask_calls
 
 
+def test_viewport_answers_travel_gzipped_to_browsers_that_accept_it(app) -> None:
+    """Tiles and cells go out gzip-coded when asked, from Flask and from the cache hit path.
+
+    The coded body decodes to the plain one; it has its own strong ETag, and both forms
+    say ``Vary: Accept-Encoding``, so no cache hands one to a client asking the other.
+    """
+    import gzip
+
+    seen = []
+    app.before_request(lambda: seen.append(1))
+    client = app.test_client()
+    version = current_version(client)
+    asks = {"Accept-Encoding": "gzip, deflate, br, zstd"}
+    for url in (f"/tiles/all/{version}/2/2/1.json",
+                "/api/v1/conditions/all/cells?zoom=2&bbox=-20,30,40,60"):
+        packed = client.get(url, headers=asks)  # a miss: Flask renders it
+        plain = client.get(url)  # a hit: answered in front of Flask
+        calls = len(seen)
+        packed_hit = client.get(url, headers=asks)
+        assert len(seen) == calls, "the hit went through Flask"
+        for coded in (packed, packed_hit):
+            assert coded.status_code == 200 and coded.headers["Content-Encoding"] == "gzip"
+            assert gzip.decompress(coded.data) == plain.data
+            assert "Accept-Encoding" in coded.headers["Vary"]
+            assert coded.headers["ETag"] != plain.headers["ETag"]
+        assert "Content-Encoding" not in plain.headers
+        assert "Accept-Encoding" in plain.headers["Vary"]
+        assert len(packed.data) * 3 < len(plain.data)
+        assert packed_hit.headers["ETag"] == packed.headers["ETag"]
+        again = client.get(url, headers={**asks, "If-None-Match": packed.headers["ETag"]})
+        assert again.status_code == 304
+        refused = client.get(url, headers={"Accept-Encoding": "gzip;q=0, br"})
+        assert "Content-Encoding" not in refused.headers and refused.data == plain.data
+
+
 def test_a_publish_changes_the_version_and_old_tiles_keep_their_bytes(community_engine,
                                                                       tmp_path) -> None:
     connection = community_engine.connect()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import threading
@@ -13,6 +14,7 @@ from flask_babel import gettext as _
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import ServiceUnavailable
+from werkzeug.http import parse_accept_header
 
 from geomap.database import db, read_retrying
 from geomap.geo import places
@@ -61,6 +63,7 @@ class _CellsCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: OrderedDict[tuple, tuple[bytes, str]] = OrderedDict()
+        self._gzipped: dict[tuple, bytes] = {}  # compressed on the first ask, per entry
         self._bytes = 0
         self._version: tuple[float, int] = (0.0, -1)
 
@@ -106,21 +109,58 @@ class _CellsCache:
     def put(self, key: tuple, entry: tuple[bytes, str]) -> None:
         """Keep (body, etag) under ``key``, dropping the least recently used past the caps."""
         with self._lock:
-            previous = self._entries.pop(key, None)
-            if previous is not None:
-                self._bytes -= len(previous[0])
+            self._forget(key)
             self._entries[key] = entry
             self._bytes += len(entry[0])
             while len(self._entries) > _CACHE_SIZE or self._bytes > _CACHE_BYTES:
-                _key, (body, _etag) = self._entries.popitem(last=False)
-                self._bytes -= len(body)
+                self._forget(next(iter(self._entries)))
+
+    def gzipped(self, key: tuple, body: bytes) -> bytes:
+        """Return ``body`` (the entry of ``key``) gzip-compressed, compressing it only once.
+
+        The viewport GeoJSON shrinks ~6-8x; a miss is answered before anyone asks for
+        this, so its cost falls on the first hit of a browser that accepts gzip.
+        """
+        with self._lock:
+            packed = self._gzipped.get(key)
+        if packed is not None:
+            return packed
+        packed = gzip.compress(body, compresslevel=6, mtime=0)
+        with self._lock:
+            if key in self._entries and key not in self._gzipped:
+                self._gzipped[key] = packed
+                self._bytes += len(packed)
+        return packed
+
+    def _forget(self, key: tuple) -> None:
+        """Drop ``key``'s entry and its compressed body (call with the lock held)."""
+        previous = self._entries.pop(key, None)
+        if previous is not None:
+            self._bytes -= len(previous[0])
+        packed = self._gzipped.pop(key, None)
+        if packed is not None:
+            self._bytes -= len(packed)
 
     def clear(self) -> None:
         """Forget every entry and the version."""
         with self._lock:
             self._entries.clear()
+            self._gzipped.clear()
             self._bytes = 0
             self._version = (0.0, -1)
+
+
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """Whether an ``Accept-Encoding`` header value accepts gzip (RFC 9110 q-values)."""
+    if not accept_encoding or "gzip" not in accept_encoding and "*" not in accept_encoding:
+        return False
+    accepted = parse_accept_header(accept_encoding)
+    return accepted["gzip"] > 0 if "gzip" in accepted else accepted["*"] > 0
+
+
+def gzip_etag(etag: str) -> str:
+    """Return the strong validator of the gzip-coded form of the body tagged ``etag``."""
+    return f"{etag}-gzip"
 
 
 def cells_key(slug: str, zoom: int, resolution: int, boxes: tuple | None,
@@ -176,15 +216,17 @@ def cells(slug: str) -> Response:
         abort(400, description=str(exc))
     resolution = map_resolution(zoom, current_app.config["GEOMAP_FLOOR_RESOLUTION"])
     cache = cells_cache()
-    entry = cache.get(cells_key(slug, zoom, resolution, boxes, cache.version()))
+    key = cells_key(slug, zoom, resolution, boxes, cache.version())
+    entry = cache.get(key)
     if entry is None:
         view = _read_viewport(slug, resolution, boxes=list(boxes) if boxes else None)
         properties = {"condition": view.condition_slug, "zoom": zoom, "resolution": resolution,
                       "publish_version": view.version, "total": view.total,
                       "bbox": [list(box) for box in boxes] if boxes else None}
         entry = _collection(view, properties)
-        cache.put(cells_key(slug, zoom, resolution, boxes, view.version), entry)
-    return _cached_answer(entry, "public, max-age=60")
+        key = cells_key(slug, zoom, resolution, boxes, view.version)
+        cache.put(key, entry)
+    return _cached_answer(key, entry, "public, max-age=60")
 
 
 @bp.get("/conditions/<slug>/version")
@@ -257,7 +299,7 @@ def tile(slug: str, version: int, zoom: int, x: int, y: int) -> Response:
                                         x=x, y=y), code=302)
             response.headers["Cache-Control"] = f"public, max-age={VERSION_MAX_AGE}"
             return response
-    return _cached_answer(entry, "public, max-age=31536000, immutable")
+    return _cached_answer(key, entry, "public, max-age=31536000, immutable")
 
 
 def _read_viewport(slug: str, resolution: int, **where: object) -> published.ViewportFeatures:
@@ -292,10 +334,17 @@ def _collection(view: published.ViewportFeatures, properties: dict) -> tuple[byt
     return body, hashlib.sha256(body).hexdigest()[:32]
 
 
-def _cached_answer(entry: tuple[bytes, str], cache_control: str) -> Response:
+def _cached_answer(key: tuple, entry: tuple[bytes, str], cache_control: str) -> Response:
+    """Answer a cached viewport body, gzip-coded when the client accepts it."""
     body, etag = entry
-    response = Response(body, mimetype="application/geo+json")
+    if accepts_gzip(request.headers.get("Accept-Encoding")):
+        response = Response(cells_cache().gzipped(key, body), mimetype="application/geo+json")
+        response.headers["Content-Encoding"] = "gzip"
+        etag = gzip_etag(etag)
+    else:
+        response = Response(body, mimetype="application/geo+json")
     response.set_etag(etag)
+    response.vary.add("Accept-Encoding")
     response.headers["Cache-Control"] = cache_control
     return response.make_conditional(request)
 

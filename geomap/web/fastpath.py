@@ -17,7 +17,7 @@ from flask import Flask
 from werkzeug.http import parse_etags
 
 from geomap.privacy import map_resolution
-from geomap.web.api import cells_key, tile_key
+from geomap.web.api import accepts_gzip, cells_key, gzip_etag, tile_key
 from geomap.web.viewport import ViewportError, parse_bbox, parse_zoom
 
 _CELLS = re.compile(r"/api/v1/conditions/([a-z0-9][a-z0-9-]{0,63})/cells")
@@ -25,7 +25,7 @@ _TILE = re.compile(r"/tiles/([a-z0-9][a-z0-9-]{0,63})/([0-9]{1,18})/([0-9]{1,2})
                    r"([0-9]{1,9})/([0-9]{1,9})\.json")
 _QUERY = re.compile(r"zoom=([0-9]{1,2})(?:&bbox=([-+0-9.,e]{1,200}))?")
 # Headers that belong to one answer, not to the route: never replayed.
-_OWN = frozenset({"etag", "content-length", "date", "set-cookie"})
+_OWN = frozenset({"etag", "content-length", "date", "set-cookie", "content-encoding"})
 
 StartResponse = Callable[..., Any]
 
@@ -82,6 +82,11 @@ class CachedReads:
         if entry is None:
             return self.wsgi_app(environ, self._learning(route, start_response))
         body, etag = entry
+        coding: list[tuple[str, str]] = []
+        if accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING")):
+            body = self.cache.gzipped(key, body)
+            etag = gzip_etag(etag)
+            coding = [("Content-Encoding", "gzip")]
         quoted = f'"{etag}"'
         inm = environ.get("HTTP_IF_NONE_MATCH")
         if inm and parse_etags(inm).contains(etag):
@@ -90,7 +95,7 @@ class CachedReads:
                 if name.lower() not in ("content-type", "content-security-policy")
             ] + [("ETag", quoted)])
             return []
-        start_response("200 OK", [*headers, ("ETag", quoted),
+        start_response("200 OK", [*headers, *coding, ("ETag", quoted),
                                   ("Content-Length", str(len(body)))])
         return [] if method == "HEAD" else [body]
 
