@@ -174,7 +174,7 @@ client = app.test_client()
 seen, steps = tops(), [("create_app", sorted(tops()))]
 
 def get(path):
-    return client.get(path).get_data(as_text=True)
+    return client.get(path).get_data().decode("utf-8", "replace")
 
 def post(path, data):
     return client.post(path, data=data).get_data(as_text=True)

@@ -3,12 +3,20 @@
 Country outlines (Natural Earth) in an equirectangular projection, and one circle
 per published cell of the world view, sized by its published count. Used as the
 ``og:image`` of map pages and the oEmbed ``thumbnail_url``.
+
+Drawing needs Pillow and Shapely (~30 MB resident once imported). A web worker does
+not import them: :func:`render_preview_apart` draws in a short-lived child process
+(``python -m geomap.web.preview``) and hands back the PNG's bytes, so the worker's
+memory stays that of the pages it serves.
 """
 
 from __future__ import annotations
 
 import io
+import marshal
 import math
+import subprocess
+import sys
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -62,3 +70,41 @@ def render_preview(outlines: list[bytes], cells: list[PublishedCell]) -> bytes:
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=True)
     return out.getvalue()
+
+
+RENDER_TIMEOUT_S = 120
+
+
+class PreviewRenderError(RuntimeError):
+    """The child process drawing a preview failed (its stderr is not passed on)."""
+
+
+def render_preview_apart(outlines: list[bytes], cells: list[PublishedCell]) -> bytes:
+    """Return :func:`render_preview` of the same arguments, drawn in a child process.
+
+    The outlines (WKB) and the cells' centres and counts go to the child on its stdin
+    (``marshal``: bytes, floats and ints only), the PNG comes back on its stdout.
+    Published data only. Raises PreviewRenderError if the child fails or times out.
+    """
+    payload = marshal.dumps((list(outlines),
+                             [(c.lng, c.lat, int(c.count)) for c in cells]))
+    try:
+        done = subprocess.run([sys.executable, "-m", "geomap.web.preview"], input=payload,
+                              capture_output=True, timeout=RENDER_TIMEOUT_S, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise PreviewRenderError("the preview renderer did not finish") from exc
+    if done.returncode != 0 or not done.stdout.startswith(b"\x89PNG"):
+        raise PreviewRenderError(f"the preview renderer exited with {done.returncode}")
+    return done.stdout
+
+
+def _render_from_stdin() -> None:
+    """Draw the preview described on stdin (see render_preview_apart); PNG to stdout."""
+    outlines, centres = marshal.loads(sys.stdin.buffer.read())  # noqa: S302 (from our parent)
+    cells = [PublishedCell(0, 0, count, lat, lng) for lng, lat, count in centres]
+    sys.stdout.buffer.write(render_preview(outlines, cells))
+    sys.stdout.buffer.flush()
+
+
+if __name__ == "__main__":
+    _render_from_stdin()
