@@ -84,7 +84,10 @@ RENDER_TIMEOUT_S = 120
 
 
 class PreviewRenderError(RuntimeError):
-    """The child process drawing a preview failed (its stderr is not passed on)."""
+    """The child process drawing a preview failed or timed out (args: its exit status).
+
+    Its stderr is not passed on; the view answers 503 with its own message.
+    """
 
 
 def render_preview_apart(outlines: list[bytes], cells: list[PublishedCell]) -> bytes:
@@ -100,9 +103,9 @@ def render_preview_apart(outlines: list[bytes], cells: list[PublishedCell]) -> b
         done = subprocess.run([sys.executable, "-m", "geomap.web.preview"], input=payload,
                               capture_output=True, timeout=RENDER_TIMEOUT_S, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise PreviewRenderError("the preview renderer did not finish") from exc
+        raise PreviewRenderError from exc  # for the log only: no message for visitors
     if done.returncode != 0 or not done.stdout.startswith(b"\x89PNG"):
-        raise PreviewRenderError(f"the preview renderer exited with {done.returncode}")
+        raise PreviewRenderError(done.returncode)
     return done.stdout
 
 
