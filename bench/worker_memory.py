@@ -13,7 +13,9 @@ Runs against an existing geomap data folder with published members (e.g. after
    page and a sign-in as a bench member, a nearby search (API and page) and the
    soulmates page. After each step: the worker's VmRSS, RssAnon, RssFile (from
    /proc/<pid>/status) and Pss (/proc/<pid>/smaps_rollup: shared pages divided by the
-   processes sharing them, the master included).
+   processes sharing them, the master included). ``--searchers N`` then has N more
+   members, each from another floor cell, sign in and search nearby and soulmates once
+   each (what a worker keeps per searcher's cell).
 2. The same steps in one process through Flask's test client: the top-level packages
    each step imported first (the import boundary tests/test_worker_footprint.py keeps).
 
