@@ -51,6 +51,17 @@ def summary(name: str, values_ms: list[float]) -> str:
             f"p95={percentile(values_ms, 95):7.2f} ms  max={max(values_ms):7.2f} ms")
 
 
+def statement_kind(statement: str) -> str:
+    """Return a short name for one of nearby's statements (for the per-statement lines)."""
+    if "geomap_nearby_candidates" in statement:
+        return "candidates (1-2 calls)"
+    if "FROM members m WHERE m.id" in statement:
+        return "searcher's keys"
+    if "unnest(" in statement and "JOIN members" in statement:
+        return "page's members"
+    return "other (labels)"
+
+
 def pick_observers(session: Session, count: int, seed: float) -> list[tuple[int, int]]:
     """Return (member id, floor cell) of ``count`` members with ALL, drawn with a seed."""
     session.execute(text("SELECT setseed(:seed)"), {"seed": seed})
@@ -71,6 +82,7 @@ def bench_database(engine, secret: str, max_km: float, observers, pages: int,
     on a shared machine this keeps other processes' bursts out of the percentiles.
     """
     sql_ms = [0.0]
+    by_kind: dict[str, float] = {}  # this run's time per kind of statement
 
     @event.listens_for(engine, "before_cursor_execute")
     def _start(conn, cursor, statement, params, context, executemany):  # noqa: ANN001
@@ -78,7 +90,10 @@ def bench_database(engine, secret: str, max_km: float, observers, pages: int,
 
     @event.listens_for(engine, "after_cursor_execute")
     def _stop(conn, cursor, statement, params, context, executemany):  # noqa: ANN001
-        sql_ms[0] += (time.perf_counter() - conn.info["t0"]) * 1000
+        spent = (time.perf_counter() - conn.info["t0"]) * 1000
+        sql_ms[0] += spent
+        kind = statement_kind(statement)
+        by_kind[kind] = by_kind.get(kind, 0.0) + spent
 
     cold = []
     for _member, cell in observers:
@@ -86,6 +101,7 @@ def bench_database(engine, secret: str, max_km: float, observers, pages: int,
         band_rings(cell, max_km)
         cold.append((time.perf_counter() - started) * 1000)
     db_times, search_times, listed = [], [], []
+    kind_times: dict[str, list[float]] = {}  # per kind: its time in each search's best run
     with Session(engine) as session:
         # One untimed pass fills the place labels of every cell shown (cached in the DB).
         for member, _cell in observers:
@@ -96,22 +112,29 @@ def bench_database(engine, secret: str, max_km: float, observers, pages: int,
         for member, _cell in observers:
             for page in range(1, pages + 1):
                 db_best = search_best = float("inf")
+                best_kinds: dict[str, float] = {}
                 for _run in range(repeat):
                     sql_ms[0] = 0.0
+                    by_kind.clear()
                     started = time.perf_counter()
                     result = nearby_queries.nearby(session, member_id=member,
                                                    condition_slug="all", page=page,
                                                    secret=secret, max_km=max_km)
                     search_best = min(search_best, (time.perf_counter() - started) * 1000)
-                    db_best = min(db_best, sql_ms[0])
+                    if sql_ms[0] < db_best:
+                        db_best, best_kinds = sql_ms[0], dict(by_kind)
                 search_times.append(search_best)
                 db_times.append(db_best)
                 listed.append(len(result.members))
+                for kind, spent in best_kinds.items():
+                    kind_times.setdefault(kind, []).append(spent)
             session.rollback()
     print(summary("band rings (cold, per cell)", cold))
     print(summary("database per search", db_times))
     print(summary("search (db + python)", search_times))
     print(f"{'members listed per page':<28} mean={statistics.mean(listed):.1f}")
+    for kind, values in sorted(kind_times.items()):
+        print(summary(f"  {kind}", values))
     event.remove(engine, "before_cursor_execute", _start)
     event.remove(engine, "after_cursor_execute", _stop)
 

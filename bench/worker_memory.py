@@ -13,7 +13,9 @@ Runs against an existing geomap data folder with published members (e.g. after
    page and a sign-in as a bench member, a nearby search (API and page) and the
    soulmates page. After each step: the worker's VmRSS, RssAnon, RssFile (from
    /proc/<pid>/status) and Pss (/proc/<pid>/smaps_rollup: shared pages divided by the
-   processes sharing them, the master included).
+   processes sharing them, the master included). ``--searchers N`` then has N more
+   members, each from another floor cell, sign in and search nearby and soulmates once
+   each (what a worker keeps per searcher's cell).
 2. The same steps in one process through Flask's test client: the top-level packages
    each step imported first (the import boundary tests/test_worker_footprint.py keeps).
 
@@ -74,25 +76,41 @@ def memory(pid: int) -> dict[str, float]:
 
 def bench_member(database_url: str, slug: str) -> str:
     """Return the email of a bench account for a member on the map with ``slug`` (made once)."""
+    return bench_members(database_url, slug, 1)[0]
+
+
+def bench_members(database_url: str, slug: str, count: int) -> list[str]:
+    """Return emails of bench accounts of ``count`` members on the map, each in another cell.
+
+    The first is the same member as before (lowest id); the others are the lowest ids
+    of other floor cells.
+    """
     from werkzeug.security import generate_password_hash
 
     engine = create_engine(database_url)
+    password_hash = generate_password_hash(PASSWORD)
+    emails = []
     with engine.begin() as conn:
-        member = conn.execute(text(
-            "SELECT m.id FROM members m JOIN member_conditions mc ON mc.member_id = m.id "
+        members = conn.execute(text(
+            "SELECT id FROM (SELECT DISTINCT ON (l.floor_cell) m.id FROM members m "
+            "JOIN member_conditions mc ON mc.member_id = m.id "
             "JOIN conditions c ON c.id = mc.condition_id AND c.slug = :slug "
             "JOIN member_locations l ON l.member_id = m.id "
-            "WHERE m.visibility = 'map' ORDER BY m.id LIMIT 1"), {"slug": slug}).scalar_one()
-        email = f"bench-{member}@bench.example.org"
-        conn.execute(text(
-            "INSERT INTO accounts (email, password_hash, member_id, is_admin, "
-            "email_verified_at, health_data_consent_at, terms_accepted_at) "
-            "VALUES (:email, :hash, :member, false, now(), now(), now()) "
-            "ON CONFLICT (member_id) DO UPDATE SET email = excluded.email, "
-            "password_hash = excluded.password_hash, email_verified_at = now()"),
-            {"email": email, "hash": generate_password_hash(PASSWORD), "member": member})
+            "JOIN nearby_members n ON n.member_id = m.id AND n.condition_id = c.id "
+            "WHERE m.visibility = 'map' ORDER BY l.floor_cell, m.id) AS firsts "
+            "ORDER BY id LIMIT :count"), {"slug": slug, "count": count}).scalars().all()
+        for member in members:
+            email = f"bench-{member}@bench.example.org"
+            conn.execute(text(
+                "INSERT INTO accounts (email, password_hash, member_id, is_admin, "
+                "email_verified_at, health_data_consent_at, terms_accepted_at) "
+                "VALUES (:email, :hash, :member, false, now(), now(), now()) "
+                "ON CONFLICT (member_id) DO UPDATE SET email = excluded.email, "
+                "password_hash = excluded.password_hash, email_verified_at = now()"),
+                {"email": email, "hash": password_hash, "member": member})
+            emails.append(email)
     engine.dispose()
-    return email
+    return emails
 
 
 def sign_in(get, post, email: str) -> None:  # noqa: ANN001 (two request callables)
@@ -115,9 +133,14 @@ def serve_steps(get, post, slug: str, email: str, preview: bool, after) -> None:
         after(label)
 
 
-def gunicorn_figures(port: int, workers: int, slug: str, email: str,
-                     preview: bool) -> list[tuple[str, dict[str, float], dict[str, float]]]:
-    """Serve the steps from gunicorn; return (label, largest worker, master) memory."""
+def gunicorn_figures(port: int, workers: int, slug: str, email: str, preview: bool,
+                     searchers: list[str] = ()) -> list[tuple[str, dict[str, float],
+                                                              dict[str, float]]]:
+    """Serve the steps from gunicorn; return (label, largest worker, master) memory.
+
+    ``searchers``: emails of more members (each in another floor cell) who then sign
+    in and search nearby once each (the per-cell caches of a worker).
+    """
     code = ("from geomap.wsgi_server import run_gunicorn; "
             f"run_gunicorn('127.0.0.1', {port}, {workers})")
     master = subprocess.Popen([sys.executable, "-c", code],
@@ -154,6 +177,14 @@ def gunicorn_figures(port: int, workers: int, slug: str, email: str,
 
         after("started (no request yet)")
         serve_steps(get, post, slug, email, preview, after)
+        for other in searchers:
+            opener = urllib.request.build_opener(
+                urllib.request.HTTPCookieProcessor(CookieJar()))
+            sign_in(get, post, other)
+            get(f"/api/v1/nearby?condition={slug}")
+            get(f"/soulmates?condition={slug}")
+        if searchers:
+            after(f"+ {len(searchers)} searchers' cells")
     finally:
         master.terminate()
         master.wait(timeout=30)
@@ -174,7 +205,7 @@ client = app.test_client()
 seen, steps = tops(), [("create_app", sorted(tops()))]
 
 def get(path):
-    return client.get(path).get_data(as_text=True)
+    return client.get(path).get_data().decode("utf-8", "replace")
 
 def post(path, data):
     return client.post(path, data=data).get_data(as_text=True)
@@ -207,17 +238,21 @@ def main() -> None:
     parser.add_argument("--condition", default="all")
     parser.add_argument("--preview", action="store_true",
                         help="also fetch the preview PNG (Pillow and Shapely)")
+    parser.add_argument("--searchers", type=int, default=0,
+                        help="then this many members from other cells search nearby "
+                             "and soulmates once each")
     args = parser.parse_args()
     from geomap.config import load_settings
     from geomap.embedded_pg import database_url
 
-    email = bench_member(database_url(load_settings(os.environ)), args.condition)
+    email, *searchers = bench_members(database_url(load_settings(os.environ)),
+                                      args.condition, 1 + args.searchers)
     with open("/proc/loadavg") as f:
         print(f"load average at start: {' '.join(f.read().split()[:3])}")
     print(f"{'after':<26} {'VmRSS':>7} {'RssAnon':>8} {'RssFile':>8} {'Pss':>7}   "
           f"master VmRSS / Pss (MB)")
     for label, worker, master in gunicorn_figures(args.port, args.workers, args.condition,
-                                                  email, args.preview):
+                                                  email, args.preview, searchers):
         print(f"{label:<26} {worker['VmRSS']:7.1f} {worker['RssAnon']:8.1f} "
               f"{worker['RssFile']:8.1f} {worker['Pss']:7.1f}   "
               f"{master['VmRSS']:.1f} / {master['Pss']:.1f}")

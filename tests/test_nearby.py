@@ -381,3 +381,51 @@ def test_changes_made_around_geomap_members_reach_nearby_at_the_next_publish(
             dict(session.execute(text("SELECT id, pseudonym FROM members")).all())[e[2]]
             for e in expected_listing(session, observer[1]))
     ]
+
+
+# --- what a search costs: HMACs and the limiter ------------------------------------
+
+def test_a_search_computes_one_hmac_per_searcher_and_none_per_candidate(
+        session, observer, monkeypatch) -> None:
+    import hmac
+
+    from geomap import privacy
+
+    calls = []
+    real_digest, real_new = hmac.digest, hmac.new
+    monkeypatch.setattr(hmac, "digest", lambda *a, **k: calls.append("digest") or
+                        real_digest(*a, **k))
+    monkeypatch.setattr(hmac, "new", lambda *a, **k: calls.append("new") or real_new(*a, **k))
+    privacy._observer_key.cache_clear()
+    pages = all_pages(session, observer[1])
+    candidates = sum(len(page.members) for page in pages)
+    assert len(pages) >= 2 and candidates > nearby_queries.PAGE_SIZE
+    assert calls == ["digest"]  # the searcher's key, once, whatever the candidates
+
+
+def test_a_search_over_its_budget_is_refused_before_any_search_query(connection, tmp_path,
+                                                             observer) -> None:
+    from sqlalchemy import event
+
+    app = create_app(app_config(tmp_path, GEOMAP_SESSIONS=sessions_on(connection),
+                                GEOMAP_NEARBY_RATE_LIMIT="1 per minute"))
+    client = app.test_client()
+    sign_in(client, observer[0])
+    assert client.get("/api/v1/nearby?condition=all").status_code == 200
+    statements = []
+
+    def record(conn, cursor, statement, *args) -> None:  # noqa: ANN001
+        statements.append(statement)
+
+    event.listen(connection, "before_cursor_execute", record)
+    try:
+        refused = client.get("/api/v1/nearby?condition=all")
+    finally:
+        event.remove(connection, "before_cursor_execute", record)
+    assert refused.status_code == 429
+    # The limiter keys on the session cookie and reads nothing; the only statement is
+    # the account that the e-mail verification check (geomap.auth, a before_request
+    # hook, which runs before the view's limit) loads. No search statement runs. The
+    # test harness's session opens and closes its savepoint around it.
+    read = [s for s in statements if "SAVEPOINT" not in s]
+    assert len(read) <= 1 and all("FROM accounts" in s for s in read), read

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from PIL import Image
 
 
@@ -50,3 +51,22 @@ def test_embed_page_carries_oembed_discovery_and_the_view_in_the_snippet(client)
         "url": "http://localhost" + embed, "maxwidth": 500}).get_json()
     assert "lat=48.1&amp;lng=11.5&amp;zoom=6" in answer["html"]
     assert "max-width:500px" in answer["html"]
+
+
+def test_the_child_process_draws_the_same_png_as_drawing_in_process() -> None:
+    import shapely
+
+    from geomap.web.preview import Marker, render_preview, render_preview_apart
+
+    outlines = [shapely.to_wkb(shapely.box(-10, 35, 30, 60)),
+                shapely.to_wkb(shapely.box(100, -40, 150, -10))]
+    markers = [Marker(8.68, 50.11, 12), Marker(2.35, 48.86, 40), Marker(130.0, -25.0, 7)]
+    drawn = render_preview_apart(outlines, markers)
+    assert drawn.startswith(b"\x89PNG") and drawn == render_preview(outlines, markers)
+
+
+def test_a_drawing_that_fails_in_the_child_raises_a_render_error() -> None:
+    from geomap.web.preview import PreviewRenderError, render_preview_apart
+
+    with pytest.raises(PreviewRenderError):
+        render_preview_apart([b"not a geometry"], [])

@@ -39,6 +39,7 @@ status = {
     "embed": client.get("/embed/conditions/all/map").status_code,
     "sign-in page": client.get("/login").status_code,
     "sign-up page": client.get("/signup").status_code,
+    "preview image": client.get("/conditions/all/preview.png").status_code,
 }
 tile = client.get(document["tiles"].format(z=3, x=4, y=2)).get_json()
 page = client.get("/conditions/all/map").get_data(as_text=True)
@@ -65,6 +66,68 @@ def test_a_worker_serves_the_public_pages_without_page_builders_or_numpy(
     loaded = set(answer["modules"]) & set(NOT_FOR_PUBLIC_PAGES)
     assert not loaded, f"a worker serving the public pages imported {sorted(loaded)}"
     assert {"flask", "sqlalchemy", "geoalchemy2", "geomap"} <= set(answer["modules"])
+
+
+# Member pages may load numpy (soulmates score with it) but nothing else of the list:
+# no page builder, no geometry or image stack (the preview is drawn in a child process).
+NOT_FOR_MEMBER_PAGES = tuple(name for name in NOT_FOR_PUBLIC_PAGES if name != "numpy")
+
+MEMBER_WORKER = """
+import json, sys
+from geomap import create_app
+
+def packages():
+    return sorted({name.split(".")[0] for name in sys.modules})
+
+app = create_app()
+client = app.test_client()
+with client.session_transaction() as flask_session:  # signed in (Flask-Login's keys)
+    flask_session["_user_id"] = sys.argv[1]
+    flask_session["_fresh"] = True
+steps = {}
+for label, path in (("nearby API", "/api/v1/nearby?condition=all"),
+                    ("nearby page", "/nearby?condition=all"),
+                    ("soulmates API", "/api/v1/soulmates?condition=all"),
+                    ("soulmates page", "/soulmates?condition=all"),
+                    ("preview image", "/conditions/all/preview.png")):
+    response = client.get(path)
+    steps[label] = {"status": response.status_code, "modules": packages(),
+                    "json": response.get_json(silent=True)}
+print(json.dumps(steps))
+"""
+
+
+def test_a_worker_serves_the_member_pages_without_page_builders_or_image_libraries(
+        fresh_db_url, tmp_path: Path) -> None:
+    from sqlalchemy import create_engine
+
+    from geomap.publish import publish
+    from geomap.session import session_scope
+    from tests.symptoms_helpers import BONE_PAIN, FATIGUE, FEVER, member_with_symptoms
+
+    engine = create_engine(fresh_db_url)
+    with session_scope(engine) as session:
+        account, _me = member_with_symptoms(session, "footprint-me", [FATIGUE, BONE_PAIN])
+        for i in range(K + 2):
+            member_with_symptoms(session, f"footprint-{i}", [FATIGUE, FEVER][: 1 + i % 2],
+                                 lat=50.11 + 0.01 * i, lng=8.68)
+    with session_scope(engine) as session:
+        publish(session, k=K, floor=FLOOR)
+    engine.dispose()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("GEOMAP_")}
+    env.update(GEOMAP_DATABASE_URL=fresh_db_url, GEOMAP_DATA_DIR=str(tmp_path),
+               GEOMAP_K=str(K), GEOMAP_FLOOR_RESOLUTION=str(FLOOR),
+               GEOMAP_SECRET_KEY="test-secret")
+    done = subprocess.run([sys.executable, "-c", MEMBER_WORKER, str(account)], env=env,
+                          capture_output=True, text=True, check=False, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    steps = json.loads(done.stdout.strip().splitlines()[-1])
+    assert {label: step["status"] for label, step in steps.items()} == dict.fromkeys(steps, 200)
+    assert len(steps["nearby API"]["json"]["members"]) == K + 2
+    assert steps["soulmates API"]["json"]["members"]
+    for label, step in steps.items():
+        loaded = set(step["modules"]) & set(NOT_FOR_MEMBER_PAGES)
+        assert not loaded, f"a worker serving up to the {label} imported {sorted(loaded)}"
 
 
 def test_the_spatial_types_leave_shapely_usable_where_it_is_imported() -> None:

@@ -42,6 +42,18 @@ _CANDIDATES = text(
     ":condition, :me, CAST(:lo AS bigint[]), CAST(:hi AS bigint[]), "
     "CAST(:bands AS integer[]), CAST(:ends AS integer[]), :want, :role)"
 )
+_PAGE_MEMBERS = text(
+    "SELECT p.id, m.pseudonym, m.role, p.cell, l.kind, m.introduction, "
+    "m.age_group, m.treatment_phase, c.status, l.place, l.country_code, l.country "
+    "FROM unnest(CAST(:ids AS bigint[]), CAST(:cells AS bigint[])) AS p(id, cell) "
+    "JOIN members m ON m.id = p.id "
+    "LEFT JOIN LATERAL (SELECT kind, place, country_code, country FROM cell_labels "
+    "WHERE floor_cell = p.cell LIMIT 1) l ON true "
+    "LEFT JOIN LATERAL (SELECT status FROM connections "
+    "WHERE least(requester_id, recipient_id) = least(CAST(:me AS bigint), p.id) "
+    "AND greatest(requester_id, recipient_id) = greatest(CAST(:me AS bigint), p.id) "
+    "LIMIT 1) c ON true"
+)
 _FURTHER_OUT = -1  # the band of the row saying that a next page exists
 _NEAR_BANDS = 3  # bands up to 100 km: asked for first, then the others if needed
 
@@ -218,10 +230,16 @@ def cell_runs(cells: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
     return tuple((first, last) for first, last in runs)
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)
 def band_runs(cell: int, max_km: float) -> tuple[tuple[tuple[int, int], ...], ...]:
-    """Return :func:`geomap.privacy.band_rings` of ``cell`` as runs, band by band."""
-    return tuple(cell_runs(ring) for ring in band_rings(cell, max_km))
+    """Return :func:`geomap.privacy.band_rings` of ``cell`` as runs, band by band.
+
+    Only the runs are kept per searcher's cell (~30 kB at 1,000 km and resolution 5),
+    not the rings they come from (~0.6 MB: 13,700 cells), so a worker's memory does
+    not grow by the rings of every cell it has searched from.
+    """
+    rings = band_rings.__wrapped__(cell, max_km)  # band_rings' own cache left out
+    return tuple(cell_runs(ring) for ring in rings)
 
 
 def _describe(session: Session, member_id: int,
@@ -230,18 +248,14 @@ def _describe(session: Session, member_id: int,
     if not picked:
         return ()
     # The connection state with the observer comes in the same round trip (a pair has
-    # at most one connection, either way).
-    rows = session.execute(
-        text("SELECT p.id, m.pseudonym, m.role, p.cell, l.kind, m.introduction, "
-             "m.age_group, m.treatment_phase, c.status, l.place, l.country_code, l.country "
-             "FROM unnest("
-             "CAST(:ids AS bigint[]), CAST(:cells AS bigint[])) AS p(id, cell) "
-             "JOIN members m ON m.id = p.id LEFT JOIN cell_labels l ON l.floor_cell = p.cell "
-             "LEFT JOIN connections c ON (c.requester_id = :me AND c.recipient_id = p.id) "
-             "OR (c.recipient_id = :me AND c.requester_id = p.id)"),
-        {"ids": [member for _b, member, _c in picked], "cells": [cell for _b, _m, cell in picked],
-         "me": member_id},
-    ).all()
+    # at most one connection, either way: its unordered pair is unique). Labels and
+    # connections are probed per listed member through their unique indexes (LATERAL
+    # ... LIMIT 1 keeps the planner from hashing whole tables whose statistics are
+    # stale: the labels grow as cells are named).
+    rows = session.execute(_PAGE_MEMBERS, {
+        "ids": _int_array(member for _b, member, _c in picked),
+        "cells": _int_array(cell for _b, _m, cell in picked), "me": member_id,
+    }).all()
     members = {row[0]: row for row in rows}
     labels = {row[3]: AreaName(row[4], row[9], row[10], row[11]).text()
               for row in rows if row[4] is not None}

@@ -34,7 +34,7 @@ from geomap.web.embed_options import (
 from geomap.web.openapi import OEmbedAnswer, OEmbedQuery, answers, contract
 from geomap.web.preview import HEIGHT as PREVIEW_HEIGHT
 from geomap.web.preview import WIDTH as PREVIEW_WIDTH
-from geomap.web.preview import render_preview
+from geomap.web.preview import PreviewRenderError, render_preview_apart
 from geomap.web.security import content_security_policy, tile_url
 
 bp = Blueprint("embed", __name__)
@@ -220,7 +220,14 @@ def preview(slug: str) -> Response:
     if key not in _previews:
         resolution = map_resolution(PREVIEW_ZOOM, current_app.config["GEOMAP_FLOOR_RESOLUTION"])
         cells = published.cells(db.public_session, condition.id, resolution)
-        body = render_preview(published.country_outlines(db.public_session), cells)
+        outlines = published.country_outlines(db.public_session)
+        try:
+            body = render_preview_apart(outlines, cells)
+        except PreviewRenderError:
+            current_app.logger.exception("preview of %s not drawn", slug)
+            abort(503, description=_(
+                "The service is not available just now; please try again in a minute."))
+        del outlines
         if len(_previews) > 64:
             _previews.clear()
         _previews[key] = (body, hashlib.sha256(body).hexdigest()[:32])

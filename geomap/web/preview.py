@@ -3,19 +3,27 @@
 Country outlines (Natural Earth) in an equirectangular projection, and one circle
 per published cell of the world view, sized by its published count. Used as the
 ``og:image`` of map pages and the oEmbed ``thumbnail_url``.
+
+Drawing needs Pillow and Shapely (~30 MB resident once imported). A web worker does
+not import them: :func:`render_preview_apart` draws in a short-lived child process
+(``python -m geomap.web.preview``) and hands back the PNG's bytes, so the worker's
+memory stays that of the pages it serves.
 """
 
 from __future__ import annotations
 
 import io
+import marshal
 import math
+import subprocess
+import sys
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from PIL import Image
 
-from geomap.publish.published import PublishedCell
+    from geomap.publish.published import PublishedCell
 
 WIDTH, HEIGHT = 1200, 600  # pixels: 0.3° per pixel, the world from 90°N to 90°S
 SEA, LAND, BORDER = "#cfe0ea", "#f7f4ec", "#a9a294"
@@ -46,7 +54,15 @@ def _base(outlines: tuple[bytes, ...]) -> Image.Image:
     return image
 
 
-def render_preview(outlines: list[bytes], cells: list[PublishedCell]) -> bytes:
+class Marker(NamedTuple):
+    """What a preview needs of a published cell: its centre and count."""
+
+    lng: float
+    lat: float
+    count: int
+
+
+def render_preview(outlines: list[bytes], cells: list[PublishedCell] | list[Marker]) -> bytes:
     """Return a PNG of the outlines with a circle per published cell (area ∝ count)."""
     from PIL import Image, ImageDraw
 
@@ -62,3 +78,45 @@ def render_preview(outlines: list[bytes], cells: list[PublishedCell]) -> bytes:
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=True)
     return out.getvalue()
+
+
+RENDER_TIMEOUT_S = 120
+
+
+class PreviewRenderError(RuntimeError):
+    """The child process drawing a preview failed or timed out (args: its exit status).
+
+    Its stderr is not passed on; the view answers 503 with its own message.
+    """
+
+
+def render_preview_apart(outlines: list[bytes], cells: list[PublishedCell]) -> bytes:
+    """Return :func:`render_preview` of the same arguments, drawn in a child process.
+
+    The outlines (WKB) and the cells' centres and counts go to the child on its stdin
+    (``marshal``: bytes, floats and ints only), the PNG comes back on its stdout.
+    Published data only. Raises PreviewRenderError if the child fails or times out.
+    """
+    payload = marshal.dumps((list(outlines),
+                             [(c.lng, c.lat, int(c.count)) for c in cells]))
+    try:
+        done = subprocess.run([sys.executable, "-m", "geomap.web.preview"], input=payload,
+                              capture_output=True, timeout=RENDER_TIMEOUT_S, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise PreviewRenderError from exc  # for the log only: no message for visitors
+    if done.returncode != 0 or not done.stdout.startswith(b"\x89PNG"):
+        raise PreviewRenderError(done.returncode)
+    return done.stdout
+
+
+def _render_from_stdin() -> None:
+    """Draw the preview described on stdin (see render_preview_apart); PNG to stdout."""
+    outlines, centres = marshal.loads(sys.stdin.buffer.read())  # noqa: S302 (from our parent)
+    # Only the standard library and this module are imported here besides Pillow and
+    # Shapely (not SQLAlchemy): the child starts in a fraction of a second.
+    sys.stdout.buffer.write(render_preview(outlines, [Marker(*centre) for centre in centres]))
+    sys.stdout.buffer.flush()
+
+
+if __name__ == "__main__":
+    _render_from_stdin()
