@@ -22,16 +22,16 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geomap.publish.published import _LABEL_RADII, LABEL_JOINS, LABEL_PARTS
+from geomap.publish.published import _LABEL_RADII, COUNTRY_LOOKUP, PLACE_LOOKUP
 
 _NAME_SQL = (
     "INSERT INTO cell_area_names "
     "(cell, place, place_country, place_country_code, country, country_code) "
-    "SELECT m.cell, " + LABEL_PARTS + " FROM ("
+    "SELECT cell, pp[1], pp[2], pp[3], cp[1], cp[2] FROM ("
+    "SELECT m.cell, (" + PLACE_LOOKUP + ") AS pp, (" + COUNTRY_LOOKUP + ") AS cp FROM ("
     "SELECT DISTINCT ON (cell) cell, cell_resolution, lat, lng FROM published_cells s "
     "WHERE NOT EXISTS (SELECT 1 FROM cell_area_names n WHERE n.cell = s.cell) "
-    "ORDER BY cell) m "
-    + LABEL_JOINS.format(only="true")
+    "ORDER BY cell) m) named "
     + "ON CONFLICT (cell) DO NOTHING"
 )
 

@@ -198,24 +198,24 @@ LABEL_PLACE_MAX_KM = 50.0
 _LABEL_RADII = [min(h3i.average_hexagon_edge_length(r, "km"), LABEL_PLACE_MAX_KM) / 111.0
                 for r in range(16)]
 
-# The label parts of the markers ``m`` (cell, cell_resolution, lat, lng): the most
-# populous gazetteer place within about one cell edge (at most 50 km) of the centre
-# (the place's country name, or its code when the outlines lack it), and the country
-# outline containing the centre. ``{only}`` gates the subqueries (e.g. to markers whose
-# cell is not cached).
-# Shared by the viewport query (fallback) and geomap.publish.cell_names (the cache).
-LABEL_JOINS = (
-    "LEFT JOIN LATERAL (SELECT name, country_code FROM places WHERE {only} AND "
-    "point && ST_Expand(ST_SetSRID(ST_MakePoint(m.lng, m.lat), 4326), "
+# The label parts of a marker ``m`` (cell_resolution, lat, lng), the one naming rule of
+# the viewport query (cells not named yet) and geomap.publish.cell_names (the cache):
+# PLACE_LOOKUP gives ARRAY[place, its country's name (or code when the outlines lack
+# it), its country code] of the most populous gazetteer place within about one cell
+# edge (at most 50 km) of the centre; COUNTRY_LOOKUP gives ARRAY[name, code] of the
+# country outline containing the centre. Both are scalar subqueries (NULL when none).
+PLACE_LOOKUP = (
+    "SELECT ARRAY[p.name, coalesce(pc.name, p.country_code), p.country_code] "
+    "FROM places p LEFT JOIN countries pc ON pc.code = p.country_code WHERE "
+    "p.point && ST_Expand(ST_SetSRID(ST_MakePoint(m.lng, m.lat), 4326), "
     "(CAST(:radii AS float8[]))[m.cell_resolution + 1]) "
-    "ORDER BY population DESC, id LIMIT 1) p ON true "
-    "LEFT JOIN countries pc ON pc.code = p.country_code "
-    "LEFT JOIN LATERAL (SELECT code, name FROM countries WHERE {only} AND "
-    "ST_Intersects(geom, ST_SetSRID(ST_MakePoint(m.lng, m.lat), 4326)) "
-    "ORDER BY code LIMIT 1) cc ON true "
+    "ORDER BY p.population DESC, p.id LIMIT 1"
 )
-# The five parts, in cell_area_names' column order.
-LABEL_PARTS = "p.name, coalesce(pc.name, p.country_code), p.country_code, cc.name, cc.code"
+COUNTRY_LOOKUP = (
+    "SELECT ARRAY[name, code] FROM countries WHERE "
+    "ST_Intersects(geom, ST_SetSRID(ST_MakePoint(m.lng, m.lat), 4326)) "
+    "ORDER BY code LIMIT 1"
+)
 
 # Named cells read their parts from cell_area_names (one indexed join); a cell not named
 # yet (published since the last naming, or places re-imported) gets them computed here,
@@ -230,18 +230,10 @@ _VIEWPORT_ROWS = (
     "SELECT c.slug, v.version, coalesce(t.published, 0) AS total, m.cell, "
     "m.cell_resolution, m.count, m.lat, m.lng, n.place, n.place_country, n.country, "
     "n.place_country_code AS place_code, n.country_code, "
-    # LABEL_JOINS' two lookups as scalar subqueries that only an unnamed cell reaches
-    # (a lateral join re-scans its gated plan for every marker: a third of the query).
-    "CASE WHEN m.cell IS NOT NULL AND n.cell IS NULL THEN ("
-    "SELECT ARRAY[p.name, coalesce(pc.name, p.country_code), p.country_code] "
-    "FROM places p LEFT JOIN countries pc ON pc.code = p.country_code WHERE "
-    "p.point && ST_Expand(ST_SetSRID(ST_MakePoint(m.lng, m.lat), 4326), "
-    "(CAST(:radii AS float8[]))[m.cell_resolution + 1]) "
-    "ORDER BY p.population DESC, p.id LIMIT 1) END AS pp, "
-    "CASE WHEN m.cell IS NOT NULL AND n.cell IS NULL THEN ("
-    "SELECT ARRAY[name, code] FROM countries WHERE "
-    "ST_Intersects(geom, ST_SetSRID(ST_MakePoint(m.lng, m.lat), 4326)) "
-    "ORDER BY code LIMIT 1) END AS cp "
+    # The two lookups only an unnamed cell reaches (as scalar subqueries: a lateral
+    # join re-scans its gated plan for every marker, a third of the query).
+    "CASE WHEN m.cell IS NOT NULL AND n.cell IS NULL THEN (" + PLACE_LOOKUP + ") END AS pp, "
+    "CASE WHEN m.cell IS NOT NULL AND n.cell IS NULL THEN (" + COUNTRY_LOOKUP + ") END AS cp "
     "FROM c CROSS JOIN v "
     "LEFT JOIN published_totals t ON t.condition_id = c.id AND t.resolution = :r "
     "LEFT JOIN LATERAL (SELECT cell, cell_resolution, count, lat, lng FROM published_cells "
