@@ -65,13 +65,19 @@ def _update_nearby_members(session: Session, member_ids: Sequence[int]) -> None:
             "id bigint, PRIMARY KEY (id, condition_id, floor_cell)) ON COMMIT DROP"
         )
     )
+    # Sequential scans off: the member tables may have no statistics yet (after a
+    # bulk load), see planner_off.
     with planner_off(session, "enable_seqscan"):
         session.execute(text(MARKED_WANTED_SQL))
     session.execute(text("ANALYZE nearby_wanted"))
     session.execute(
         text(
-            "DELETE FROM nearby_members n USING nearby_marked d "
-            "WHERE n.member_id = d.member_id AND NOT EXISTS (SELECT 1 FROM nearby_wanted w "
+            # The marked ids as an array: one probe of the member index each. Joined
+            # to nearby_marked, the planner could instead walk the whole member index
+            # (726,218 rows for 9,849 marked members at 1,000,000: 1.3 s).
+            "DELETE FROM nearby_members n "
+            "WHERE n.member_id = ANY(ARRAY(SELECT member_id FROM nearby_marked)) "
+            "AND NOT EXISTS (SELECT 1 FROM nearby_wanted w "
             "WHERE w.id = n.member_id AND w.condition_id = n.condition_id "
             "AND w.floor_cell = n.floor_cell)"
         )
