@@ -95,3 +95,18 @@ def test_first_markers_are_painted_before_the_outlines_are_drawn(live_server, pa
                            "&& typeof window.__outlinesDrawn === 'number'", timeout=45_000)
     painted, drawn = page.evaluate("[window.__markersPainted, window.__outlinesDrawn]")
     assert painted < drawn
+
+
+def test_the_first_tiles_are_preloaded_and_used(live_server, page) -> None:
+    # The page names the version document and the 16 tiles of zoom 2 at the current
+    # version; map.js then asks for exactly those URLs, answered by the preloads (a
+    # preload the page does not use would make the browser fetch the tile twice).
+    page.goto(f"{live_server.url}/conditions/all/map")
+    page.wait_for_function("document.querySelector('.geomap-map').dataset.loadedZoom === '2'")
+    preloaded = page.eval_on_selector_all("link[rel=preload]", "links => links.map(l => l.href)")
+    version = page.evaluate("fetch('/api/v1/conditions/all/version').then(r => r.json())")
+    tiles = [version["tiles"].format(z=2, x=x, y=y) for x in range(4) for y in range(4)]
+    assert preloaded == [f"{live_server.url}/api/v1/conditions/all/version"] + [
+        live_server.url + tile for tile in tiles]
+    fetched = [url for url in page.requested_urls if "/tiles/all/" in url]
+    assert sorted(fetched) == sorted(live_server.url + tile for tile in tiles)
