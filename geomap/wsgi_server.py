@@ -1,7 +1,9 @@
 """Production serving: gunicorn workers with graceful shutdown.
 
 Equivalent command line: ``MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=262144 gunicorn -w 2
--k gthread --threads 8 -b 127.0.0.1:5000 'geomap:create_app()'``.
+-k gthread --threads 8 -b 127.0.0.1:5000 'geomap:create_app()'``, except for the
+soulmates scorer process that :func:`run_gunicorn` starts beside the workers (without
+it, each worker scores soulmates itself: geomap.symptoms.scorer).
 """
 
 from __future__ import annotations
