@@ -10,17 +10,20 @@ Runs against an existing geomap data folder with published members (e.g. after
    127.0.0.1. One keep-alive client serves, in order: the home page, a condition's map
    page, a viewport (cells API), the tiles' version document and a tile, the embed,
    the preview image (``--preview``, off by default: it draws with Pillow), the sign-in
-   page and a sign-in as a bench member, a nearby search (API and page) and the
-   soulmates page. After each step: the worker's VmRSS, RssAnon, RssFile (from
-   /proc/<pid>/status) and Pss (/proc/<pid>/smaps_rollup: shared pages divided by the
-   processes sharing them, the master included). ``--searchers N`` then has N more
+   page and a sign-in as a bench member, a nearby search (API and page), the
+   soulmates page and API, the settings and symptoms pages. After each step: the
+   worker's VmRSS, RssAnon, RssFile (from /proc/<pid>/status) and Pss
+   (/proc/<pid>/smaps_rollup: shared pages divided by the processes sharing them, the
+   master included). ``--searchers N`` then has N more
    members, each from another floor cell, sign in and search nearby and soulmates once
    each (what a worker keeps per searcher's cell).
 2. The same steps in one process through Flask's test client: the top-level packages
    each step imported first (the import boundary tests/test_worker_footprint.py keeps).
 
 Reported figure: VmRSS of the largest worker (what ``ps`` and the issue's goal count);
-PSS is printed next to it.
+PSS is printed next to it. Where ``run_gunicorn`` starts the soulmates scorer
+(geomap.symptoms.scorer, a child of the master), its VmRSS / PSS is printed after the
+master's: it is no web worker, but the service's memory includes it.
 """
 
 from __future__ import annotations
@@ -58,6 +61,8 @@ def steps(slug: str, preview: bool) -> list[tuple[str, str | None]]:
         ("nearby API", f"/api/v1/nearby?condition={slug}"),
         ("nearby page", f"/nearby?condition={slug}"),
         ("soulmates page", f"/soulmates?condition={slug}"),
+        ("soulmates API", f"/api/v1/soulmates?condition={slug}"),
+        ("settings, symptoms pages", None),
     ]
 
 
@@ -128,15 +133,19 @@ def serve_steps(get, post, slug: str, email: str, preview: bool, after) -> None:
             get(document["tiles"].format(z=5, x=16, y=10))
         elif label == "signed in":
             sign_in(get, post, email)
+        elif label == "settings, symptoms pages":
+            get("/settings")
+            get("/symptoms")
         else:
             get(path)
         after(label)
 
 
 def gunicorn_figures(port: int, workers: int, slug: str, email: str, preview: bool,
-                     searchers: list[str] = ()) -> list[tuple[str, dict[str, float],
-                                                              dict[str, float]]]:
-    """Serve the steps from gunicorn; return (label, largest worker, master) memory.
+                     searchers: list[str] = ()) -> list[tuple]:
+    """Serve the steps from gunicorn; return (label, largest worker, master, scorer) memory.
+
+    The scorer's is None where there is no scorer process (older code).
 
     ``searchers``: emails of more members (each in another floor cell) who then sign
     in and search nearby once each (the per-cell caches of a worker).
@@ -168,12 +177,22 @@ def gunicorn_figures(port: int, workers: int, slug: str, email: str, preview: bo
                 break
             except OSError:
                 time.sleep(0.1)
-        children = [int(pid) for pid in Path(
-            f"/proc/{master.pid}/task/{master.pid}/children").read_text().split()]
+        time.sleep(1)  # the workers are forked; the scorer started before them
+
+        def children_of(pid: int) -> list[int]:
+            return [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+                    for child in (task / "children").read_text().split()]
+
+        def is_scorer(pid: int) -> bool:
+            return b"geomap.symptoms.scorer" in Path(f"/proc/{pid}/cmdline").read_bytes()
+
+        children = [pid for pid in children_of(master.pid) if not is_scorer(pid)]
 
         def after(label: str) -> None:
             worker = max((memory(pid) for pid in children), key=lambda m: m["VmRSS"])
-            figures.append((label, worker, memory(master.pid)))
+            scorers = [pid for pid in children_of(master.pid) if is_scorer(pid)]
+            figures.append((label, worker, memory(master.pid),
+                            memory(scorers[0]) if scorers else None))
 
         after("started (no request yet)")
         serve_steps(get, post, slug, email, preview, after)
@@ -250,12 +269,13 @@ def main() -> None:
     with open("/proc/loadavg") as f:
         print(f"load average at start: {' '.join(f.read().split()[:3])}")
     print(f"{'after':<26} {'VmRSS':>7} {'RssAnon':>8} {'RssFile':>8} {'Pss':>7}   "
-          f"master VmRSS / Pss (MB)")
-    for label, worker, master in gunicorn_figures(args.port, args.workers, args.condition,
-                                                  email, args.preview, searchers):
+          f"master VmRSS / Pss   scorer VmRSS / Pss (MB)")
+    for label, worker, master, scorer in gunicorn_figures(
+            args.port, args.workers, args.condition, email, args.preview, searchers):
         print(f"{label:<26} {worker['VmRSS']:7.1f} {worker['RssAnon']:8.1f} "
               f"{worker['RssFile']:8.1f} {worker['Pss']:7.1f}   "
-              f"{master['VmRSS']:.1f} / {master['Pss']:.1f}")
+              f"{master['VmRSS']:.1f} / {master['Pss']:.1f}"
+              + (f"   {scorer['VmRSS']:.1f} / {scorer['Pss']:.1f}" if scorer else "   -"))
     print("\nTop-level packages each step imported first (one process, test client):")
     for label, names in imports_by_step(args.condition, email, args.preview):
         shown = " ".join(names) if label != "create_app" else f"{len(names)} packages"

@@ -645,10 +645,17 @@ def serve(ctx: Context, prod: bool, with_nginx: bool) -> None:
         else:
             import logging
 
-            from geomap.wsgi_server import DropQueryStrings
+            from geomap.symptoms.scorer_link import attach
+            from geomap.wsgi_server import DropQueryStrings, start_scorer
 
             logging.getLogger("werkzeug").addFilter(DropQueryStrings())
-            create_app().run(host=host, port=port, threaded=True, use_reloader=False)
+            scorer = start_scorer(data_dir(settings), port)
+            try:
+                attach(create_app(), scorer.address if scorer else None).run(
+                    host=host, port=port, threaded=True, use_reloader=False)
+            finally:
+                if scorer is not None:
+                    scorer.stop()
     finally:
         scheduler.stop()
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -573,12 +575,10 @@ def sorted_keyed(secret: bytes | str, items: Iterable[tuple[object, ...]]) -> li
 
 def _ring_steps(max_km: float, resolution: int) -> int:
     """Return a grid_disk radius that surely covers every cell centre within ``max_km``."""
-    import numpy as np
-
     # Neighbouring centres are about 1.5 edges apart on average; 0.6 of that is a
     # safe lower bound even near the 12 pentagons, where cells are distorted.
     spacing = h3i.average_hexagon_edge_length(resolution, unit="km") * 1.5 * 0.6
-    return int(np.ceil(max_km / spacing)) + 1
+    return math.ceil(max_km / spacing) + 1
 
 
 @lru_cache(maxsize=4096)
@@ -587,38 +587,37 @@ def band_rings(cell: int, max_km: float) -> tuple[tuple[int, ...], ...]:
 
     Cells whose centre is ``max_km`` or more away are left out. Distances are between
     cell centres only, so the answer is the same for every point inside ``cell``.
+    Plain Python (no numpy: a web worker's member searches load none).
     """
-    import numpy as np
-
     resolution = h3i.get_resolution(cell)
     # A wide disk of fine cells is slow to build; a disk of coarse parents, widened by
     # a parent's diameter and then expanded into children, covers the same ground fast.
     coarse = max(resolution - 2, 0)
     margin = 2 * h3i.average_hexagon_edge_length(coarse, unit="km") * 1.5
     parents = h3i.grid_disk(h3i.cell_to_parent(cell, coarse), _ring_steps(max_km + margin, coarse))
-    candidates = np.array(
-        sorted(child for parent in parents for child in h3i.cell_to_children(parent, resolution)),
-        dtype=np.int64,
-    )
-    centres = np.array([h3i.cell_to_latlng(int(c)) for c in candidates])
-    lat0, lng0 = np.radians(cell_centre(cell))
-    lats, lngs = np.radians(centres[:, 0]), np.radians(centres[:, 1])
-    a = (np.sin((lats - lat0) / 2) ** 2
-         + np.cos(lat0) * np.cos(lats) * np.sin((lngs - lng0) / 2) ** 2)
-    km = 2 * 6371.0088 * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
-    # Near a band edge the fast formula and cell_distance_km may round apart: there the
-    # one distance rule decides, so rings and nearby's bands never disagree.
-    uppers = np.array([upper for upper, _label in DISTANCE_BANDS])
-    edges = np.append(uppers[np.isfinite(uppers)], max_km)
-    close = np.flatnonzero(np.min(np.abs(km[:, None] - edges[None, :]), axis=1) < 0.05)
-    for index in close:
-        km[index] = cell_distance_km(cell, int(candidates[index]))
-    keep = km < max_km
-    candidates, km = candidates[keep], km[keep]
-    bands = np.searchsorted(uppers, km, side="right")
-    return tuple(
-        tuple(int(c) for c in candidates[bands == index]) for index in range(len(DISTANCE_BANDS))
-    )
+    candidates = sorted(child for parent in parents
+                        for child in h3i.cell_to_children(parent, resolution))
+    lat0, lng0 = (math.radians(degrees) for degrees in cell_centre(cell))
+    cos0 = math.cos(lat0)
+    uppers = [upper for upper, _label in DISTANCE_BANDS]
+    rings: list[list[int]] = [[] for _band in DISTANCE_BANDS]
+    sin, cos, asin, sqrt, radians = math.sin, math.cos, math.asin, math.sqrt, math.radians
+    for other in candidates:
+        lat, lng = h3i.cell_to_latlng(other)
+        lat, lng = radians(lat), radians(lng)
+        a = sin((lat - lat0) / 2) ** 2 + cos0 * cos(lat) * sin((lng - lng0) / 2) ** 2
+        km = 2 * 6371.0088 * asin(sqrt(min(max(a, 0.0), 1.0)))
+        band = bisect_right(uppers, km)
+        # Near a band edge the fast formula and cell_distance_km may round apart: there
+        # the one distance rule decides, so rings and nearby's bands never disagree.
+        if ((band > 0 and km - uppers[band - 1] < 0.05)
+                or (band < len(uppers) and uppers[band] - km < 0.05)
+                or abs(km - max_km) < 0.05):
+            km = cell_distance_km(cell, other)
+            band = bisect_right(uppers, km)
+        if km < max_km:
+            rings[band].append(other)
+    return tuple(tuple(ring) for ring in rings)
 
 
 def suppressed_parts_many(groups: np.ndarray, ranks: np.ndarray, counts: np.ndarray, k: int

@@ -1,7 +1,9 @@
 """Production serving: gunicorn workers with graceful shutdown.
 
 Equivalent command line: ``MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=262144 gunicorn -w 2
--k gthread --threads 8 -b 127.0.0.1:5000 'geomap:create_app()'``.
+-k gthread --threads 8 -b 127.0.0.1:5000 'geomap:create_app()'``, except for the
+soulmates scorer process that :func:`run_gunicorn` starts beside the workers (without
+it, each worker scores soulmates itself: geomap.symptoms.scorer).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
+from geomap.symptoms.scorer_link import ScorerAddress, ScorerProcess, socket_path
 from geomap.web.errors import EscapeControlCharacters, escape_for_log
 
 _M_ARENA_MAX = -8  # mallopt parameters, glibc malloc.h
@@ -30,11 +33,16 @@ _SUN_PATH_MAX = 100  # a Unix socket path must fit sockaddr_un.sun_path (108 byt
 
 
 class GeomapServer(BaseApplication):
-    """gunicorn running ``geomap.create_app()`` in each worker."""
+    """gunicorn running ``geomap.create_app()`` in each worker.
 
-    def __init__(self, options: dict[str, Any]) -> None:
+    ``scorer``: where the service's soulmates scorer listens (None: workers score
+    soulmates themselves).
+    """
+
+    def __init__(self, options: dict[str, Any], scorer: ScorerAddress | None = None) -> None:
         """Keep the gunicorn ``options`` for load_config."""
         self.options = options
+        self.scorer = scorer
         super().__init__()
 
     def load_config(self) -> None:
@@ -45,8 +53,9 @@ class GeomapServer(BaseApplication):
     def load(self):  # noqa: ANN201
         """Create the app in the worker (after fork, so no connection is shared)."""
         from geomap import create_app
+        from geomap.symptoms.scorer_link import attach
 
-        return create_app()
+        return attach(create_app(), self.scorer)
 
 
 # The access log keeps no query string (members' place searches live there) and no
@@ -253,14 +262,38 @@ def preload_modules() -> None:
     gc.freeze()
 
 
-def run_gunicorn(host: str, port: int, workers: int, data_folder: Path | None = None) -> None:
+def start_scorer(data_folder: Path, port: int) -> ScorerProcess | None:
+    """Start the soulmates scorer of the service on ``port`` (kept running until stopped).
+
+    None, with a warning, when the data folder's path is too long for its Unix socket:
+    the web workers then score soulmates themselves.
+    """
+    path = socket_path(data_folder, port)
+    if path is None:
+        logging.getLogger(__name__).warning(
+            "the data folder's path is too long for the soulmates scorer's socket; "
+            "web workers score soulmates themselves")
+        return None
+    return ScorerProcess(path).start()
+
+
+def run_gunicorn(host: str, port: int, workers: int, data_folder: Path | None = None,
+                 scorer: bool = True) -> None:
     """Serve with gunicorn until stopped (SIGTERM finishes requests in flight).
 
     The instance's control socket lives under ``data_folder`` (default: the configured
-    data folder), so several instances on one machine each keep their own.
+    data folder), so several instances on one machine each keep their own; so does
+    its soulmates scorer (:func:`start_scorer`; ``scorer`` False: none, workers score
+    soulmates themselves), stopped with the server.
     """
     tune_malloc()
     preload_modules()
     folder = data_folder if data_folder is not None else _configured_data_folder()
-    GeomapServer(gunicorn_options(host, port, workers,
-                                  control_socket_path(folder, host, port))).run()
+    process = start_scorer(folder, port) if scorer else None
+    try:
+        GeomapServer(gunicorn_options(host, port, workers,
+                                      control_socket_path(folder, host, port)),
+                     process.address if process is not None else None).run()
+    finally:
+        if process is not None:
+            process.stop()

@@ -151,7 +151,8 @@ OPERATOR_MODULES = ("cli.py", "config.py", "embedded_pg.py", "wsgi_server.py", "
                     "session.py", "privacy.py", "ingest/importer.py", "ingest/members_bulk.py",
                     "ingest/demo.py", "geo/", "catalogue/load.py", "catalogue/sources.py",
                     "regions/", "symptoms/demo.py", "symptoms/vocabulary.py",
-                    "symptoms/ingest.py", "symptoms/candidates.py", "publish/step.py",
+                    "symptoms/ingest.py", "symptoms/candidates.py", "symptoms/scorer.py",
+                    "symptoms/scorer_link.py", "publish/step.py",
                     "publish/schedule.py",
                     "mail/__init__.py", "web/openapi.py", "http_cache.py")
 

@@ -1,8 +1,9 @@
 """The symptoms JSON API: term type-ahead, my symptoms, the opt-in, my soulmates.
 
 Errors are the members API's JSON errors (400 bad input, 401 anonymous, 409 a state
-that does not allow the request, 429 too many requests). Nobody's symptoms are in
-any answer but their owner's, except the symptoms a soulmate shares with the caller.
+that does not allow the request, 429 too many requests, 503 the soulmates scorer not
+answering just now). Nobody's symptoms are in any answer but their owner's, except
+the symptoms a soulmate shares with the caller.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 from flask_babel import gettext as _
 from flask_login import current_user
+from werkzeug.exceptions import ServiceUnavailable
 
 from geomap.auth import member_required
 from geomap.database import db
 from geomap.members.errors import MemberInputError, json_object
 from geomap.symptoms import queries
+from geomap.web.errors import RETRY_AFTER_SECONDS
 from geomap.web.openapi import (
     MEMBER,
     MatchingBody,
@@ -109,14 +112,23 @@ def soulmates() -> Response:
     slug = request.args.get("condition")
     if not every and not slug:
         raise MemberInputError(_("Say which condition (?condition=<slug>) or ?every=1."))
-    # Matching (numpy and the term pack) loads on a worker's first soulmates question.
+    # Loaded on a worker's first soulmates question (the scoring itself runs in the
+    # service's scorer process, or here when there is none).
     from geomap.symptoms import soulmates as soulmate_queries
+    from geomap.symptoms.scorer_link import ScorerUnavailableError, link_for
 
-    result = soulmate_queries.soulmates(
-        db.session, member_id=_me(), condition_slug=None if every else slug,
-        secret=current_app.config["SECRET_KEY"],
-        max_km=current_app.config["GEOMAP_NEARBY_MAX_KM"],
-    )
+    try:
+        result = soulmate_queries.soulmates(
+            db.session, member_id=_me(), condition_slug=None if every else slug,
+            secret=current_app.config["SECRET_KEY"],
+            max_km=current_app.config["GEOMAP_NEARBY_MAX_KM"],
+            scorer=link_for(current_app),
+        )
+    except ScorerUnavailableError:
+        db.session.rollback()
+        raise ServiceUnavailable(
+            _("Soulmate matching is not available just now; please try again in a minute."),
+            retry_after=RETRY_AFTER_SECONDS) from None
     db.session.commit()
     return jsonify(
         condition=result.condition,

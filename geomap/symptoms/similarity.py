@@ -12,8 +12,10 @@ choice with the ranking benchmark of bench/soulmates.py).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 VERY_SIMILAR = "very similar"
 SIMILAR = "similar"
@@ -32,6 +34,8 @@ def resnik(a: int, b: int, ancestors: Mapping[int, Sequence[int]],
 def bma(first: Sequence[int], second: Sequence[int], ancestors: Mapping[int, Sequence[int]],
         ic: Mapping[int, float]) -> float:
     """Return the best-match average of Resnik similarities between two term sets (0 if empty)."""
+    import numpy as np  # where sets are scored, not wherever the labels are named
+
     if not first or not second:
         return 0.0
     scores = np.array([[resnik(a, b, ancestors, ic) for b in second] for a in first])
@@ -49,6 +53,8 @@ class SetScorer:
     def __init__(self, query: Sequence[int], ancestors: Mapping[int, Sequence[int]],
                  ic: Mapping[int, float]) -> None:
         """Prepare the IC matrix of the query terms over their ancestors."""
+        import numpy as np
+
         self.query = list(query)
         self.ancestors = ancestors
         columns = sorted({a for term in self.query for a in ancestors[term]})
@@ -61,6 +67,8 @@ class SetScorer:
 
     def _term_scores(self, terms: Sequence[int]) -> np.ndarray:
         """Return the Resnik similarity of each query term with each of ``terms``."""
+        import numpy as np
+
         missing = [t for t in dict.fromkeys(terms) if t not in self._cache]
         if missing:
             hits = np.zeros((len(missing), len(self._column)), dtype=bool)
@@ -88,6 +96,8 @@ def self_score(terms: Sequence[int], self_ic: Mapping[int, float]) -> float:
     A term's best match in its own set is itself (Resnik of a term with any other is
     at most the best IC among its own ancestors), so no pairwise work is needed.
     """
+    import numpy as np
+
     return float(np.mean([self_ic[t] for t in terms])) if terms else 0.0
 
 
@@ -97,6 +107,8 @@ def similarity_label(score: float, own_score: float, other_score: float) -> str 
     The score is normalised by the geometric mean of both sets' self-scores, so that
     members with many specific symptoms do not outrank everyone by their IC alone.
     """
+    import numpy as np
+
     scale = float(np.sqrt(own_score * other_score))
     if scale <= 0:
         return None

@@ -5,21 +5,25 @@ condition (or any condition when widened), who opted in to matching, minus block
 either way; the searcher must be listable too (reciprocity) and opted in.
 
 Every candidate is scored exactly by Resnik best-match average
-(:mod:`geomap.symptoms.similarity`) in one numpy pass over the worker's cached
-profiles of the condition (:mod:`geomap.symptoms.candidates`, kept in step by a
-state token that changes with any profile or nearby-index change); the best
-``limit`` by score (ties by member id) are listed. Others see a coarse label, never a score; only
-the symptoms both list; the place label and distance band exactly as nearby gives
-them (floor cells only); order within a label is keyed (HMAC), not by score.
+(:mod:`geomap.symptoms.similarity`) in one numpy pass over the cached profiles of
+the condition (:mod:`geomap.symptoms.candidates`, kept in step by the soulmates
+change log); the best ``limit`` by score (ties by member id) are listed. Under
+``geomap serve`` the scoring runs in the service's scorer process
+(:mod:`geomap.symptoms.scorer`), so that web workers hold neither numpy nor the
+packs; without one (tests, an app served by other means) it runs in process.
+Others see a coarse label, never a score; only the symptoms both list; the place
+label and distance band exactly as nearby gives them (floor cells only); order
+within a label is keyed (HMAC), not by score.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import h3.api.basic_int as h3i
-import numpy as np
 from flask_babel import gettext as _
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -27,8 +31,10 @@ from sqlalchemy.orm import Session
 from geomap.members.errors import MemberConflictError, MemberInputError
 from geomap.members.nearby import band_runs, cell_labels
 from geomap.privacy import DISTANCE_BANDS, cell_distance_km, distance_band, keyed_order
-from geomap.symptoms import candidates
 from geomap.symptoms.similarity import VERY_SIMILAR, SetScorer, self_score, similarity_label
+
+if TYPE_CHECKING:
+    from geomap.symptoms.scorer_link import ScorerLink
 
 SOULMATES_MAX = 30
 _LABEL_ORDER = {VERY_SIMILAR: 0}
@@ -123,15 +129,25 @@ def _searcher(session: Session, member_id: int, condition_slug: str | None
 
 
 def soulmates(session: Session, *, member_id: int, condition_slug: str | None, secret: str,
-              max_km: float, limit: int = SOULMATES_MAX) -> Soulmates:
+              max_km: float, limit: int = SOULMATES_MAX,
+              scorer: ScorerLink | None = None) -> Soulmates:
     """Return my most similar opted-in soulmates (``condition_slug`` None: every condition).
 
-    Raises MemberInputError for an unknown condition and MemberConflictError when the
-    member may not search (no location, not listable, not opted in, no symptoms).
+    ``scorer``: the service's scorer process scores the candidates (None: this
+    process does, loading numpy and the packs). Raises MemberInputError for an
+    unknown condition, MemberConflictError when the member may not search (no
+    location, not listable, not opted in, no symptoms) and
+    :class:`geomap.symptoms.scorer_link.ScorerUnavailableError` when the scorer does
+    not answer.
     """
     condition, my_cell, my_terms, blocked = _searcher(session, member_id, condition_slug)
-    found = candidates.best(session, candidates.pack(session, condition), my_terms,
-                            blocked | {member_id}, limit)
+    if scorer is not None:
+        found = scorer.best(condition, my_terms, blocked | {member_id}, limit)
+    else:
+        from geomap.symptoms import candidates  # numpy and the packs, in this process
+
+        found = candidates.best(session, candidates.pack(session, condition), my_terms,
+                                blocked | {member_id}, limit)
     cells = {member: cell for member, cell, _label in found}
     picked = [(member, label) for member, _cell, label in found]
     picked.sort(key=lambda item: (_LABEL_ORDER.get(item[1], 1),
@@ -186,10 +202,10 @@ def band_labels(my_cell: int, their_cells: list[int], max_km: float) -> list[str
     runs = [(lo, hi, band) for band, band_runs_ in enumerate(band_runs(my_cell, float(max_km)))
             for lo, hi in band_runs_]
     runs.sort()
-    starts = np.array([lo for lo, _hi, _band in runs], dtype=np.uint64)
+    starts = [lo for lo, _hi, _band in runs]
     labels = []
     for cell in their_cells:
-        at = int(np.searchsorted(starts, np.uint64(cell), side="right")) - 1
+        at = bisect_right(starts, cell) - 1
         if at >= 0 and cell <= runs[at][1]:
             labels.append(DISTANCE_BANDS[runs[at][2]][1])
         else:

@@ -14,6 +14,7 @@ from geomap.members import queries as member_queries
 from geomap.members.errors import MemberConflictError, MemberInputError
 from geomap.members.forms import ROLE_LABELS
 from geomap.symptoms import queries
+from geomap.web.errors import RETRY_AFTER_SECONDS
 
 bp = Blueprint("symptoms", __name__)
 
@@ -97,14 +98,17 @@ def soulmates() -> Any:
     slug = request.args.get("condition") or (own.conditions[0] if own.conditions else "all")
     result, problem, parts, status = None, None, None, 200
     problem_link = None
-    try:
-        # Matching (numpy and the term pack) loads on a worker's first soulmates question.
-        from geomap.symptoms import soulmates as soulmate_queries
+    # Loaded on a worker's first soulmates question (the scoring itself runs in the
+    # service's scorer process, or here when there is none).
+    from geomap.symptoms import soulmates as soulmate_queries
+    from geomap.symptoms.scorer_link import ScorerUnavailableError, link_for
 
+    try:
         result = soulmate_queries.soulmates(
             db.session, member_id=_me(), condition_slug=None if every else slug,
             secret=current_app.config["SECRET_KEY"],
             max_km=current_app.config["GEOMAP_NEARBY_MAX_KM"],
+            scorer=link_for(current_app),
         )
         db.session.commit()  # place labels computed for new cells are kept
         from geomap.symptoms.maps import soulmates_map  # where the map is built
@@ -115,8 +119,13 @@ def soulmates() -> Any:
         problem = str(exc)
         problem_link = getattr(exc, "link", None)
         status = 400 if isinstance(exc, MemberInputError) else 200
+    except ScorerUnavailableError:
+        db.session.rollback()
+        problem = _("Soulmate matching is not available just now; please try again in a "
+                    "minute.")
+        status = 503
     return render_template(
         "symptoms/soulmates.html", result=result, problem=problem, slug=slug, every=every,
         problem_link=problem_link,
         choices=member_queries.conditions(db.session), role_labels=ROLE_LABELS, map=parts,
-    ), status
+    ), status, ({"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else {})
