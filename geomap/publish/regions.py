@@ -250,44 +250,61 @@ def _write_changed_rows(session: Session, conditions: list[int],
 
     ``areas``: (level, code, country, name); ``rows``: (condition, index in ``areas``,
     count, -1 where suppressed), aligned. A row whose count (and name) stays keeps its
-    row and its version: the version is the publish that last changed it. The rows are
-    compared in the database (anti-joins against the new rows, sent as binary arrays):
-    no stored row is read into Python.
+    row and its version: the version is the publish that last changed it. The stored
+    rows are read as integers (the index of the area each names exactly, -1: none, and
+    their count), compared with the new ones in numpy, and only the rows that differ
+    are deleted (by row address) and inserted: no text is compared row by row.
     """
-    from geomap.publish.step import BigintArray, BigintArrayDumper
+    from geomap.publish.step import (
+        BigintArray,
+        TidArray,
+        _fetch_columns,
+        _send_arrays_binary,
+    )
 
-    raw = raw_connection(session)
-    raw.adapters.register_dumper(BigintArray, BigintArrayDumper)
+    _send_arrays_binary(session)
     levels, codes, countries, names = (list(column) for column in zip(*areas, strict=True)) \
         if areas else ([], [], [], [])
-    fresh = (
-        "(SELECT r.c AS condition_id, a.level, a.code, a.country_code, a.name, "
-        "nullif(r.k, -1) AS count FROM unnest(CAST(%(c)s AS smallint[]), CAST(%(a)s AS int[]), "
-        "CAST(%(k)s AS int[])) AS r (c, a, k) JOIN unnest(CAST(%(al)s AS text[]), "
-        "CAST(%(ac)s AS text[]), CAST(%(acc)s AS text[]), CAST(%(an)s AS text[])) "
-        "WITH ORDINALITY AS a (level, code, country_code, name, i) ON a.i = r.a + 1) AS f")
-    params = {"c": BigintArray(rows[0]), "a": BigintArray(rows[1]), "k": BigintArray(rows[2]),
-              "al": levels, "ac": codes, "acc": countries, "an": names,
-              "ids": list(conditions), "v": version}
-    cursor = raw.cursor()
-    # The planner cannot see how the arrays join (it guesses ten times the rows): hash
-    # joins in memory whatever it guesses, and no JIT (a guessed million rows compiled
-    # the query: ~1 s). The rows are ~150 bytes each: a few tens of MB at most.
-    cursor.execute("SET LOCAL enable_mergejoin = off; SET LOCAL jit = off; "
-                   "SET LOCAL work_mem = '512MB'")
-    # Rows dropped or changed (a NULL count is "suppressed": compared as -1, hashable).
-    cursor.execute(
-        "DELETE FROM published_regions p WHERE p.condition_id = ANY(CAST(%(ids)s AS smallint[])) "
-        "AND NOT EXISTS (SELECT FROM " + fresh + " WHERE f.condition_id = p.condition_id "
-        "AND f.level = p.level AND f.code = p.code AND f.country_code = p.country_code "
-        "AND f.name = p.name AND coalesce(f.count, -1) = coalesce(p.count, -1))", params)
-    # What is left of the stored rows equals the new ones: add the rest, by key.
+    area_sql = ("unnest(CAST(%(al)s AS text[]), CAST(%(ac)s AS text[]), CAST(%(acc)s AS text[]), "
+                "CAST(%(an)s AS text[])) WITH ORDINALITY AS a (level, code, country_code, name, i)")
+    params: dict[str, object] = {"al": levels, "ac": codes, "acc": countries, "an": names,
+                                 "ids": list(conditions), "v": version}
+    cursor = raw_connection(session).cursor()
+    # The areas are a few thousand: hashed, whatever the planner guesses; no JIT.
+    cursor.execute("SET LOCAL enable_mergejoin = off; SET LOCAL jit = off")
+    stored_at, stored_conditions, stored_areas, stored_counts = _fetch_columns(
+        session,
+        "SELECT array_agg(p.ctid), array_agg(p.condition_id::bigint), "
+        "array_agg(coalesce(a.i - 1, -1)), array_agg(coalesce(p.count, -1)::bigint) "
+        "FROM published_regions p LEFT JOIN " + area_sql + " ON a.level = p.level "
+        "AND a.code = p.code AND a.country_code = p.country_code AND a.name = p.name "
+        "WHERE p.condition_id = ANY(CAST(%(ids)s AS smallint[]))", params, 4)
+    width = max(len(areas), 1)
+    new_conditions, new_areas, new_counts = (np.asarray(column, np.int64) for column in rows)
+    new_keys = new_conditions * width + new_areas
+    order = np.argsort(new_keys)
+    new_keys, new_counts = new_keys[order], new_counts[order]
+    # A stored row stays if it names an area exactly and holds that area's new count.
+    stored_keys = stored_conditions * width + stored_areas
+    same = np.zeros(len(stored_keys), dtype=bool)
+    if len(new_keys):
+        at = np.minimum(np.searchsorted(new_keys, stored_keys), len(new_keys) - 1)
+        same = (stored_areas >= 0) & (new_keys[at] == stored_keys) \
+            & (new_counts[at] == stored_counts)
+    gone = stored_at[~same]
+    cursor.execute("DELETE FROM published_regions WHERE ctid = ANY(%(t)s)",
+                   {"t": TidArray(gone)})
+    if cursor.rowcount != len(gone):
+        raise RuntimeError("published region rows changed while being compared")
+    fresh = np.flatnonzero(~np.isin(new_keys, stored_keys[same]))
     cursor.execute(
         "INSERT INTO published_regions "
         "(condition_id, level, code, country_code, name, count, version) "
-        "SELECT f.*, %(v)s FROM " + fresh + " WHERE NOT EXISTS (SELECT FROM published_regions p "
-        "WHERE p.condition_id = f.condition_id AND p.level = f.level AND p.code = f.code)",
-        params)
+        "SELECT r.c, a.level, a.code, a.country_code, a.name, nullif(r.k, -1), %(v)s "
+        "FROM unnest(CAST(%(c)s AS smallint[]), CAST(%(a)s AS int[]), CAST(%(k)s AS int[])) "
+        "AS r (c, a, k) JOIN " + area_sql + " ON a.i = r.a + 1",
+        {**params, "c": BigintArray(new_keys[fresh] // width),
+         "a": BigintArray(new_keys[fresh] % width), "k": BigintArray(new_counts[fresh])})
     added = cursor.rowcount
-    cursor.execute("RESET enable_mergejoin; RESET jit; RESET work_mem")
+    cursor.execute("RESET enable_mergejoin; RESET jit")
     return added
