@@ -125,7 +125,7 @@ def run_once(engine, profile: bool, log_statements: bool, explain: bool):  # noq
             session.execute(text(
                 "LOAD 'auto_explain'; SET LOCAL auto_explain.log_min_duration = 0; "
                 "SET LOCAL auto_explain.log_analyze = on; SET LOCAL auto_explain.log_buffers = on; "
-                "SET LOCAL auto_explain.log_wal = on; SET LOCAL auto_explain.log_timing = on"))
+                "SET LOCAL auto_explain.log_wal = on; SET LOCAL auto_explain.log_timing = off"))
         profiler = cProfile.Profile() if profile else None
         if profiler:
             profiler.enable()

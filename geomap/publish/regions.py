@@ -246,65 +246,88 @@ def _sum_by(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarra
 def _write_changed_rows(session: Session, conditions: list[int],
                         areas: list[tuple[str, str, str, str]],
                         rows: tuple[np.ndarray, np.ndarray, np.ndarray], version: int) -> int:
-    """Replace the stored rows of ``conditions`` that ``rows`` drop or change; return added.
+    """Replace the stored rows of ``conditions`` that ``rows`` drop or change.
 
-    ``areas``: (level, code, country, name); ``rows``: (condition, index in ``areas``,
-    count, -1 where suppressed), aligned. A row whose count (and name) stays keeps its
-    row and its version: the version is the publish that last changed it. The stored
-    rows are read as integers (the index of the area each names exactly, -1: none, and
-    their count), compared with the new ones in numpy, and only the rows that differ
-    are deleted (by row address) and inserted: no text is compared row by row.
+    Returns the rows written (count changed in place, or inserted). ``areas``: (level,
+    code, country, name); ``rows``: (condition, index in ``areas``, count, -1 where
+    suppressed), aligned. A row whose count (and name) stays keeps its row and its
+    version: the version is the publish that last changed it. The stored rows come back
+    as integers (address, condition, index of the area they name exactly, count), are
+    compared with the new ones in numpy, and only the rows that differ are written: a
+    changed count in place, a row whose area is gone (or named otherwise) deleted, a
+    new one inserted. No text is compared row by row.
     """
     from geomap.publish.step import (
-        BigintArray,
+        IntegerArray,
+        SmallintArray,
         TidArray,
         _fetch_columns,
         _send_arrays_binary,
+        array_cursor,
     )
 
     _send_arrays_binary(session)
+    cursor = array_cursor(session)
     levels, codes, countries, names = (list(column) for column in zip(*areas, strict=True)) \
         if areas else ([], [], [], [])
     area_sql = ("unnest(CAST(%(al)s AS text[]), CAST(%(ac)s AS text[]), CAST(%(acc)s AS text[]), "
                 "CAST(%(an)s AS text[])) WITH ORDINALITY AS a (level, code, country_code, name, i)")
-    params: dict[str, object] = {"al": levels, "ac": codes, "acc": countries, "an": names,
-                                 "ids": list(conditions), "v": version}
-    cursor = raw_connection(session).cursor()
-    # The areas are a few thousand: hashed, whatever the planner guesses; no JIT.
-    cursor.execute("SET LOCAL enable_mergejoin = off; SET LOCAL jit = off")
+    area_params = {"al": levels, "ac": codes, "acc": countries, "an": names}
+    # The stored rows grouped by what they name (a few thousand groups, by hashing:
+    # sorting 125,000 rows by four text columns costs several times more), each group
+    # matched with the area of that exact name (-1: none), then spread back to rows:
+    # (address, condition, area, count) as integer arrays. No JIT.
+    cursor.execute("SET LOCAL enable_sort = off; SET LOCAL jit = off")
     stored_at, stored_conditions, stored_areas, stored_counts = _fetch_columns(
         session,
-        "SELECT array_agg(p.ctid), array_agg(p.condition_id::bigint), "
-        "array_agg(coalesce(a.i - 1, -1)), array_agg(coalesce(p.count, -1)::bigint) "
-        "FROM published_regions p LEFT JOIN " + area_sql + " ON a.level = p.level "
-        "AND a.code = p.code AND a.country_code = p.country_code AND a.name = p.name "
-        "WHERE p.condition_id = ANY(CAST(%(ids)s AS smallint[]))", params, 4)
+        "WITH g AS MATERIALIZED (SELECT level, code, country_code, name, array_agg(ctid) AS ts, "
+        "array_agg(condition_id::bigint) AS cs, array_agg(coalesce(count, -1)::bigint) AS ks "
+        "FROM published_regions WHERE condition_id = ANY(CAST(%(ids)s AS smallint[])) "
+        "GROUP BY 1, 2, 3, 4) "
+        "SELECT array_agg(u.t), array_agg(u.c), array_agg(coalesce(a.i - 1, -1)), "
+        "array_agg(u.k) FROM g LEFT JOIN " + area_sql + " ON a.level = g.level "
+        "AND a.code = g.code AND a.country_code = g.country_code AND a.name = g.name "
+        "CROSS JOIN LATERAL unnest(g.ts, g.cs, g.ks) AS u (t, c, k)",
+        {"ids": list(conditions), **area_params}, 4)
     width = max(len(areas), 1)
     new_conditions, new_areas, new_counts = (np.asarray(column, np.int64) for column in rows)
     new_keys = new_conditions * width + new_areas
     order = np.argsort(new_keys)
     new_keys, new_counts = new_keys[order], new_counts[order]
-    # A stored row stays if it names an area exactly and holds that area's new count.
+    # A stored row of an area (named as now) that is still counted is kept, its count
+    # updated if it changed; any other stored row goes.
     stored_keys = stored_conditions * width + stored_areas
-    same = np.zeros(len(stored_keys), dtype=bool)
+    matched = np.zeros(len(stored_keys), dtype=bool)
+    at = np.zeros(len(stored_keys), np.int64)
     if len(new_keys):
         at = np.minimum(np.searchsorted(new_keys, stored_keys), len(new_keys) - 1)
-        same = (stored_areas >= 0) & (new_keys[at] == stored_keys) \
-            & (new_counts[at] == stored_counts)
-    gone = stored_at[~same]
+        matched = (stored_areas >= 0) & (new_keys[at] == stored_keys)
+    changed = matched & (new_counts[at] != stored_counts) if len(new_keys) else matched
+    gone = stored_at[~matched]
     cursor.execute("DELETE FROM published_regions WHERE ctid = ANY(%(t)s)",
                    {"t": TidArray(gone)})
-    if cursor.rowcount != len(gone):
+    deleted = cursor.rowcount
+    cursor.execute("SET LOCAL enable_hashjoin = off")
+    cursor.execute(
+        "UPDATE published_regions p SET count = nullif(d.k, -1), version = %(v)s "
+        "FROM unnest(CAST(%(t)s AS tid[]), CAST(%(k)s AS int[])) AS d (t, k) "
+        "WHERE p.ctid = d.t",
+        {"t": TidArray(stored_at[changed]), "k": IntegerArray(new_counts[at[changed]]),
+         "v": version})
+    updated = cursor.rowcount
+    cursor.execute("RESET enable_hashjoin")
+    if [deleted, updated] != [len(gone), int(changed.sum())]:
         raise RuntimeError("published region rows changed while being compared")
-    fresh = np.flatnonzero(~np.isin(new_keys, stored_keys[same]))
+    fresh = np.flatnonzero(~np.isin(new_keys, stored_keys[matched]))
     cursor.execute(
         "INSERT INTO published_regions "
         "(condition_id, level, code, country_code, name, count, version) "
         "SELECT r.c, a.level, a.code, a.country_code, a.name, nullif(r.k, -1), %(v)s "
         "FROM unnest(CAST(%(c)s AS smallint[]), CAST(%(a)s AS int[]), CAST(%(k)s AS int[])) "
         "AS r (c, a, k) JOIN " + area_sql + " ON a.i = r.a + 1",
-        {**params, "c": BigintArray(new_keys[fresh] // width),
-         "a": BigintArray(new_keys[fresh] % width), "k": BigintArray(new_counts[fresh])})
-    added = cursor.rowcount
-    cursor.execute("RESET enable_mergejoin; RESET jit")
-    return added
+        {"c": SmallintArray(new_keys[fresh] // width),
+         "a": IntegerArray(new_keys[fresh] % width), "k": IntegerArray(new_counts[fresh]),
+         "v": version, **area_params})
+    inserted = cursor.rowcount
+    cursor.execute("RESET enable_sort; RESET jit")
+    return updated + inserted

@@ -34,6 +34,7 @@ from itertools import chain
 
 import h3.api.basic_int as h3i
 import numpy as np
+from psycopg import Cursor
 from psycopg.adapt import Buffer, Dumper, Loader
 from psycopg.pq import Format
 from sqlalchemy import text
@@ -307,8 +308,9 @@ class BigintArray:
     """Integers sent to PostgreSQL as one binary ``bigint[]`` parameter.
 
     Built from a numpy array in one step (:class:`BigintArrayDumper`): no text per
-    element on either side. Queries cast it to the column's type (``CAST(%s AS
-    smallint[])``). Register the dumper on the connection first (:func:`_send_arrays_binary`).
+    element on either side. Register the dumper on the connection first
+    (:func:`_send_arrays_binary`). :class:`SmallintArray` and :class:`IntegerArray` send
+    ``smallint[]`` and ``int[]`` the same way, so that the server converts nothing.
     """
 
     __slots__ = ("values",)
@@ -317,22 +319,52 @@ class BigintArray:
         self.values = np.asarray(values, dtype=np.int64).ravel()
 
 
+class SmallintArray(BigintArray):
+    """Integers sent as one binary ``smallint[]`` parameter (ValueError if out of range)."""
+
+    __slots__ = ()
+
+
+class IntegerArray(BigintArray):
+    """Integers sent as one binary ``int[]`` parameter (ValueError if out of range)."""
+
+    __slots__ = ()
+
+
 class BigintArrayDumper(Dumper):
     """psycopg dumper of :class:`BigintArray`: PostgreSQL's binary array format."""
 
     format = Format.BINARY
     oid = 1016  # bigint[]
+    element_oid, element = 20, ">i8"
 
     def dump(self, obj: BigintArray) -> bytes:
-        """Return the binary array: header, dimension, then (length 8, value) per element."""
+        """Return the binary array: header, dimension, then (length, value) per element."""
         values = obj.values
         if len(values) == 0:  # no dimensions
-            return np.array([0, 0, 20], dtype=">i4").tobytes()
-        header = np.array([1, 0, 20, len(values), 1], dtype=">i4").tobytes()
-        body = np.empty(len(values), dtype=[("size", ">i4"), ("value", ">i8")])
-        body["size"] = 8
+            return np.array([0, 0, self.element_oid], dtype=">i4").tobytes()
+        info = np.iinfo(self.element)
+        if values.min() < info.min or values.max() > info.max:
+            raise ValueError(f"a value does not fit the array's {self.element} elements")
+        header = np.array([1, 0, self.element_oid, len(values), 1], dtype=">i4").tobytes()
+        body = np.empty(len(values), dtype=[("size", ">i4"), ("value", self.element)])
+        body["size"] = np.dtype(self.element).itemsize
         body["value"] = values
         return header + body.tobytes()
+
+
+class SmallintArrayDumper(BigintArrayDumper):
+    """psycopg dumper of :class:`SmallintArray`."""
+
+    oid = 1005  # smallint[]
+    element_oid, element = 21, ">i2"
+
+
+class IntegerArrayDumper(BigintArrayDumper):
+    """psycopg dumper of :class:`IntegerArray`."""
+
+    oid = 1007  # int[]
+    element_oid, element = 23, ">i4"
 
 
 def _array(values: np.ndarray) -> BigintArray:
@@ -344,6 +376,8 @@ def _send_arrays_binary(session: Session) -> None:
     """Let the session's connection send :class:`BigintArray` parameters (idempotent)."""
     adapters = raw_connection(session).adapters
     adapters.register_dumper(BigintArray, BigintArrayDumper)
+    adapters.register_dumper(SmallintArray, SmallintArrayDumper)
+    adapters.register_dumper(IntegerArray, IntegerArrayDumper)
     adapters.register_dumper(TidArray, TidArrayDumper)
 
 
@@ -427,12 +461,23 @@ def _fetch_columns(session: Session, query: str, params: dict, columns: int) -> 
     gives an empty array. Much faster than fetching rows for tens of
     thousands of them: no Python object per value on either side.
     """
-    cursor = raw_connection(session).cursor()
-    cursor.adapters.register_loader(1016, BigintArrayLoader)  # bigint[]
-    cursor.adapters.register_loader(1010, TidArrayLoader)  # tid[]
+    cursor = array_cursor(session)
     cursor.execute(query, params, binary=True)
     row = cursor.fetchone()
     return [_EMPTY if row is None or row[i] is None else row[i] for i in range(columns)]
+
+
+def array_cursor(session: Session) -> Cursor:
+    """Return a cursor of the session's connection that loads arrays into numpy.
+
+    Binary ``bigint[]`` and ``tid[]`` results (:class:`BigintArrayLoader`,
+    :class:`TidArrayLoader`); execute with ``binary=True``. A NULL array (``array_agg``
+    of no rows) stays None.
+    """
+    cursor = raw_connection(session).cursor()
+    cursor.adapters.register_loader(1016, BigintArrayLoader)  # bigint[]
+    cursor.adapters.register_loader(1010, TidArrayLoader)  # tid[]
+    return cursor
 
 
 @dataclass(frozen=True)
@@ -457,7 +502,7 @@ def _apply_deltas(session: Session, partial: Dirty) -> tuple[FloorChanges, list[
     deltas = np.concatenate([d for _, d in partial.values()])
     changed = deltas != 0
     conditions, cells, deltas = conditions[changed], cells[changed], deltas[changed]
-    params = {"c": _array(conditions), "f": _array(cells), "d": _array(deltas)}
+    params = {"c": SmallintArray(conditions), "f": _array(cells), "d": IntegerArray(deltas)}
     new = _fetch_ints(
         session,
         "INSERT INTO publish_floor_counts (condition_id, floor_cell, members) "
@@ -475,7 +520,7 @@ def _apply_deltas(session: Session, partial: Dirty) -> tuple[FloorChanges, list[
                 "unnest(CAST(:c AS smallint[]), CAST(:f AS bigint[])) AS d (c, cell) "
                 "WHERE f.condition_id = d.c AND f.floor_cell = d.cell"
             ),
-            {"c": _array(empty[:, 0]), "f": _array(empty[:, 1])},
+            {"c": SmallintArray(empty[:, 0]), "f": _array(empty[:, 1])},
         )
     keys = pack_keys(conditions, cells)
     order = np.argsort(keys)
@@ -679,7 +724,7 @@ def _holdings(session: Session, stored: StoredParts, addresses: LeftoverAddresse
                 "FROM unnest(CAST(%(c)s AS smallint[]), CAST(%(f)s AS bigint[])) "
                 "WITH ORDINALITY AS t (c, cell, i) "
                 "JOIN publish_leftovers l ON l.condition_id = t.c AND l.cell = t.cell",
-                {"c": _array(conditions[ask]), "f": _array(cells[ask])}, 3)
+                {"c": SmallintArray(conditions[ask]), "f": _array(cells[ask])}, 3)
         rows = ask[found - 1]
         leftovers[rows] = members
         addresses.add(keys[rows], tids)
@@ -742,8 +787,8 @@ def _write_part_changes(session: Session, changed: Repartition, floor: int,
                 "WHERE l.ctid = d.t AND l.condition_id = d.c AND l.cell = d.cell")
     found = [
         session.execute(text(statement + keys_sql),
-                        {"t": TidArray(stored_at[rows]), "c": _array(left_conditions[rows]),
-                         "f": _array(left_cells[rows]), "n": _array(new[rows])}).rowcount
+                        {"t": TidArray(stored_at[rows]), "c": SmallintArray(left_conditions[rows]),
+                         "f": _array(left_cells[rows]), "n": IntegerArray(new[rows])}).rowcount
         for statement, rows in (("DELETE FROM publish_leftovers l USING ", gone),
                                 ("UPDATE publish_leftovers l SET members = d.n FROM ", stays))
     ]
@@ -777,15 +822,16 @@ def _write_part_changes(session: Session, changed: Repartition, floor: int,
     # deleted), and a key that neither finds is a new marker.
     updated = _fetch_ints(session, "UPDATE published_cells p SET count = p.count + d.delta "
                           + keys_sql + "AND p.count + d.delta > 0 RETURNING d.i",
-                          {"c": _array(conditions), "r": _array(resolutions),
-                           "f": _array(cells), "d": _array(sums)}, 1)
+                          {"c": SmallintArray(conditions), "r": SmallintArray(resolutions),
+                           "f": _array(cells), "d": IntegerArray(sums)}, 1)
     left = np.ones(len(marker_keys), dtype=bool)
     left[updated[:, 0] - 1] = False
     falling = np.flatnonzero(left & (sums < 0))
     deleted = _fetch_ints(session, "DELETE FROM published_cells p USING "
                           + keys_sql[5:] + "RETURNING d.i, p.count + d.delta",
-                          {"c": _array(conditions[falling]), "r": _array(resolutions[falling]),
-                           "f": _array(cells[falling]), "d": _array(sums[falling])}, 2)
+                          {"c": SmallintArray(conditions[falling]),
+                           "r": SmallintArray(resolutions[falling]),
+                           "f": _array(cells[falling]), "d": IntegerArray(sums[falling])}, 2)
     if len(deleted) != len(falling) or (deleted[:, 1] != 0).any():
         raise RuntimeError("published markers out of step with the stored partition")
     added = left & (sums > 0)
@@ -930,8 +976,8 @@ def _update_totals(session: Session, version: int, floor: int, change: TotalsCha
         text("UPDATE published_totals t SET members_on_map = t.members_on_map + d.m, "
              "published = t.published + d.p FROM unnest(CAST(:c AS smallint[]), "
              "CAST(:m AS int[]), CAST(:p AS int[])) AS d (c, m, p) WHERE t.condition_id = d.c"),
-        {"c": _array(change.conditions), "m": _array(change.members),
-         "p": _array(change.published)},
+        {"c": SmallintArray(change.conditions), "m": IntegerArray(change.members),
+         "p": IntegerArray(change.published)},
     )
     session.execute(text("UPDATE published_totals SET version = :version"),
                     {"version": version})
