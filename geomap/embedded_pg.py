@@ -77,6 +77,27 @@ class Cluster:
         return self.pgdata.parent / "postgresql.log"
 
 
+def memory_bytes() -> int:
+    """Return the memory this machine (or its cgroup, when limited) offers, in bytes."""
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        return physical
+    return min(physical, int(limit)) if limit.isdigit() else physical
+
+
+def shared_buffers_mb(memory: int) -> int:
+    """Return the embedded cluster's ``shared_buffers`` in MB for ``memory`` bytes.
+
+    A quarter of the memory (PostgreSQL's usual advice), at least 128 MB and at most
+    1 GB. An incremental publish at 1,000,000 members and 1,000 maps reads and
+    rewrites pages all over ~380 MB of publish tables; with 256 MB the server wrote
+    out ~40,000 dirty pages itself (and flushed the WAL for them) during each publish.
+    """
+    return max(128, min(1024, memory // 4 // 2**20))
+
+
 def _service_user() -> str | None:
     if os.geteuid() != 0:
         return None
@@ -163,7 +184,7 @@ def init(cluster: Cluster) -> bool:
             "\n# geomap embedded cluster\n"
             "listen_addresses = '127.0.0.1'\n"
             "unix_socket_directories = ''\n"
-            "shared_buffers = 256MB\n"
+            f"shared_buffers = {shared_buffers_mb(memory_bytes())}MB\n"
             "work_mem = 64MB\n"
             "maintenance_work_mem = 256MB\n"
             "max_wal_size = 2GB\n"

@@ -186,3 +186,14 @@ def test_while_the_database_is_down_cached_viewports_are_served(crash_cluster,
     embedded_pg.start(crash_cluster)
     assert client.get("/readyz").status_code == 200
     assert client.get("/api/v1/conditions").status_code == 200
+
+
+def test_embedded_shared_buffers_are_a_quarter_of_memory_within_bounds() -> None:
+    """The embedded cluster's shared_buffers: a quarter of the memory, 128 MB to 1 GB."""
+    from geomap.embedded_pg import memory_bytes, shared_buffers_mb
+
+    mb = 2 ** 20
+    assert shared_buffers_mb(256 * mb) == 128
+    assert shared_buffers_mb(2048 * mb) == 512
+    assert shared_buffers_mb(24 * 1024 * mb) == 1024
+    assert memory_bytes() > 0

@@ -285,3 +285,38 @@ def test_bigint_array_parameter_round_trips(rollback_session: Session, values: l
                                       {"a": _array(np.array(values[:3], np.int64) % 100)}
                                       ).scalar_one()
     assert length == len(values[:3])
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.integers(min_value=-(2 ** 63), max_value=2 ** 63 - 1), max_size=50))
+def test_bigint_array_result_loads_as_numpy(rollback_session: Session, values: list[int]) -> None:
+    """A binary bigint[] result comes back as the same integers, in order; none as empty."""
+    from geomap.publish.step import _array, _fetch_columns, _send_arrays_binary
+
+    _send_arrays_binary(rollback_session)
+    back, order = _fetch_columns(
+        rollback_session, "SELECT array_agg(v ORDER BY i), array_agg(i ORDER BY i) "
+        "FROM unnest(CAST(%(a)s AS bigint[])) WITH ORDINALITY AS t (v, i)",
+        {"a": _array(np.array(values, dtype=np.int64))}, 2)
+    assert back.dtype == np.int64 and back.tolist() == values
+    assert order.tolist() == list(range(1, len(values) + 1))
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(0, 2 ** 32 - 1), st.integers(0, 2 ** 16 - 1)),
+                max_size=50))
+def test_row_addresses_round_trip(rollback_session: Session,
+                                  addresses: list[tuple[int, int]]) -> None:
+    """Row addresses (ctid) go to PostgreSQL as a binary tid[] and come back unchanged."""
+    from geomap.publish.step import TidArray, _fetch_columns, _send_arrays_binary
+
+    _send_arrays_binary(rollback_session)
+    packed = np.array([(block << 16) | offset for block, offset in addresses], np.int64)
+    as_text, back = _fetch_columns(
+        rollback_session, "SELECT array_agg(length(t::text)::bigint ORDER BY i), "
+        "array_agg(t ORDER BY i) FROM unnest(CAST(%(t)s AS tid[])) WITH ORDINALITY AS u (t, i)",
+        {"t": TidArray(packed)}, 2)
+    assert back.tolist() == packed.tolist()
+    assert as_text.tolist() == [len(f"({block},{offset})") for block, offset in addresses]

@@ -34,7 +34,8 @@ from itertools import chain
 
 import h3.api.basic_int as h3i
 import numpy as np
-from psycopg.adapt import Dumper
+from psycopg import Cursor
+from psycopg.adapt import Buffer, Dumper, Loader
 from psycopg.pq import Format
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -307,8 +308,9 @@ class BigintArray:
     """Integers sent to PostgreSQL as one binary ``bigint[]`` parameter.
 
     Built from a numpy array in one step (:class:`BigintArrayDumper`): no text per
-    element on either side. Queries cast it to the column's type (``CAST(%s AS
-    smallint[])``). Register the dumper on the connection first (:func:`_send_arrays_binary`).
+    element on either side. Register the dumper on the connection first
+    (:func:`_send_arrays_binary`). :class:`SmallintArray` and :class:`IntegerArray` send
+    ``smallint[]`` and ``int[]`` the same way, so that the server converts nothing.
     """
 
     __slots__ = ("values",)
@@ -317,22 +319,52 @@ class BigintArray:
         self.values = np.asarray(values, dtype=np.int64).ravel()
 
 
+class SmallintArray(BigintArray):
+    """Integers sent as one binary ``smallint[]`` parameter (ValueError if out of range)."""
+
+    __slots__ = ()
+
+
+class IntegerArray(BigintArray):
+    """Integers sent as one binary ``int[]`` parameter (ValueError if out of range)."""
+
+    __slots__ = ()
+
+
 class BigintArrayDumper(Dumper):
     """psycopg dumper of :class:`BigintArray`: PostgreSQL's binary array format."""
 
     format = Format.BINARY
     oid = 1016  # bigint[]
+    element_oid, element = 20, ">i8"
 
     def dump(self, obj: BigintArray) -> bytes:
-        """Return the binary array: header, dimension, then (length 8, value) per element."""
+        """Return the binary array: header, dimension, then (length, value) per element."""
         values = obj.values
         if len(values) == 0:  # no dimensions
-            return np.array([0, 0, 20], dtype=">i4").tobytes()
-        header = np.array([1, 0, 20, len(values), 1], dtype=">i4").tobytes()
-        body = np.empty(len(values), dtype=[("size", ">i4"), ("value", ">i8")])
-        body["size"] = 8
+            return np.array([0, 0, self.element_oid], dtype=">i4").tobytes()
+        info = np.iinfo(self.element)
+        if values.min() < info.min or values.max() > info.max:
+            raise ValueError(f"a value does not fit the array's {self.element} elements")
+        header = np.array([1, 0, self.element_oid, len(values), 1], dtype=">i4").tobytes()
+        body = np.empty(len(values), dtype=[("size", ">i4"), ("value", self.element)])
+        body["size"] = np.dtype(self.element).itemsize
         body["value"] = values
         return header + body.tobytes()
+
+
+class SmallintArrayDumper(BigintArrayDumper):
+    """psycopg dumper of :class:`SmallintArray`."""
+
+    oid = 1005  # smallint[]
+    element_oid, element = 21, ">i2"
+
+
+class IntegerArrayDumper(BigintArrayDumper):
+    """psycopg dumper of :class:`IntegerArray`."""
+
+    oid = 1007  # int[]
+    element_oid, element = 23, ">i4"
 
 
 def _array(values: np.ndarray) -> BigintArray:
@@ -342,7 +374,110 @@ def _array(values: np.ndarray) -> BigintArray:
 
 def _send_arrays_binary(session: Session) -> None:
     """Let the session's connection send :class:`BigintArray` parameters (idempotent)."""
-    raw_connection(session).adapters.register_dumper(BigintArray, BigintArrayDumper)
+    adapters = raw_connection(session).adapters
+    adapters.register_dumper(BigintArray, BigintArrayDumper)
+    adapters.register_dumper(SmallintArray, SmallintArrayDumper)
+    adapters.register_dumper(IntegerArray, IntegerArrayDumper)
+    adapters.register_dumper(TidArray, TidArrayDumper)
+
+
+def _array_body(data: Buffer, element: list[tuple[str, str]], oid: int) -> np.ndarray | None:
+    """Return the elements of a binary one-dimensional array without NULLs, or None if empty.
+
+    ``element``: the numpy fields of one element after its length; ``oid``: the element
+    type expected. Raises ValueError for another shape or type, or NULLs.
+    """
+    ndim, has_nulls, element_oid = np.frombuffer(data, ">i4", count=3)
+    if ndim == 0:
+        return None
+    if ndim != 1 or has_nulls or element_oid != oid:
+        raise ValueError("a one-dimensional array without NULLs was expected")
+    length = int(np.frombuffer(data, ">i4", count=1, offset=12)[0])
+    return np.frombuffer(data, [("size", ">i4"), *element], count=length, offset=20)
+
+
+class BigintArrayLoader(Loader):
+    """psycopg loader of a binary ``bigint[]`` result as a numpy int64 array, in one step."""
+
+    format = Format.BINARY
+
+    def load(self, data: Buffer) -> np.ndarray:
+        """Return the array's values (one dimension, no NULLs; else ValueError)."""
+        body = _array_body(data, [("value", ">i8")], 20)
+        return _EMPTY if body is None else body["value"].astype(np.int64)
+
+
+class TidArrayLoader(Loader):
+    """psycopg loader of a binary ``tid[]`` result as row addresses (:class:`TidArray`)."""
+
+    format = Format.BINARY
+
+    def load(self, data: Buffer) -> np.ndarray:
+        """Return each row address packed as (block << 16) | offset, int64."""
+        body = _array_body(data, [("block", ">u4"), ("offset", ">u2")], 27)
+        if body is None:
+            return _EMPTY
+        return (body["block"].astype(np.int64) << 16) | body["offset"].astype(np.int64)
+
+
+class TidArray:
+    """Row addresses (``ctid``) sent as one binary ``tid[]`` parameter.
+
+    Each is packed in an int64 as (block << 16) | offset, as :class:`TidArrayLoader`
+    reads them. Register the dumper first (:func:`_send_arrays_binary`).
+    """
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.values = np.asarray(values, dtype=np.int64).ravel()
+
+
+class TidArrayDumper(Dumper):
+    """psycopg dumper of :class:`TidArray`: PostgreSQL's binary array format."""
+
+    format = Format.BINARY
+    oid = 1010  # tid[]
+
+    def dump(self, obj: TidArray) -> bytes:
+        """Return the binary array: header, dimension, then (length 6, block, offset) each."""
+        values = obj.values
+        if len(values) == 0:
+            return np.array([0, 0, 27], dtype=">i4").tobytes()
+        header = np.array([1, 0, 27, len(values), 1], dtype=">i4").tobytes()
+        body = np.empty(len(values), dtype=[("size", ">i4"), ("block", ">u4"),
+                                            ("offset", ">u2")])
+        body["size"] = 6
+        body["block"] = values >> 16
+        body["offset"] = values & 0xFFFF
+        return header + body.tobytes()
+
+
+def _fetch_columns(session: Session, query: str, params: dict, columns: int) -> list[np.ndarray]:
+    """Return integer columns as numpy arrays, sent by PostgreSQL as binary arrays.
+
+    ``query`` selects one row of ``columns`` arrays, ``bigint[]`` (``array_agg(x::bigint)``)
+    or ``tid[]`` (``array_agg(ctid)``, packed as :class:`TidArray`); NULL, from no rows,
+    gives an empty array. Much faster than fetching rows for tens of
+    thousands of them: no Python object per value on either side.
+    """
+    cursor = array_cursor(session)
+    cursor.execute(query, params, binary=True)
+    row = cursor.fetchone()
+    return [_EMPTY if row is None or row[i] is None else row[i] for i in range(columns)]
+
+
+def array_cursor(session: Session) -> Cursor:
+    """Return a cursor of the session's connection that loads arrays into numpy.
+
+    Binary ``bigint[]`` and ``tid[]`` results (:class:`BigintArrayLoader`,
+    :class:`TidArrayLoader`); execute with ``binary=True``. A NULL array (``array_agg``
+    of no rows) stays None.
+    """
+    cursor = raw_connection(session).cursor()
+    cursor.adapters.register_loader(1016, BigintArrayLoader)  # bigint[]
+    cursor.adapters.register_loader(1010, TidArrayLoader)  # tid[]
+    return cursor
 
 
 @dataclass(frozen=True)
@@ -367,7 +502,7 @@ def _apply_deltas(session: Session, partial: Dirty) -> tuple[FloorChanges, list[
     deltas = np.concatenate([d for _, d in partial.values()])
     changed = deltas != 0
     conditions, cells, deltas = conditions[changed], cells[changed], deltas[changed]
-    params = {"c": _array(conditions), "f": _array(cells), "d": _array(deltas)}
+    params = {"c": SmallintArray(conditions), "f": _array(cells), "d": IntegerArray(deltas)}
     new = _fetch_ints(
         session,
         "INSERT INTO publish_floor_counts (condition_id, floor_cell, members) "
@@ -385,7 +520,7 @@ def _apply_deltas(session: Session, partial: Dirty) -> tuple[FloorChanges, list[
                 "unnest(CAST(:c AS smallint[]), CAST(:f AS bigint[])) AS d (c, cell) "
                 "WHERE f.condition_id = d.c AND f.floor_cell = d.cell"
             ),
-            {"c": _array(empty[:, 0]), "f": _array(empty[:, 1])},
+            {"c": SmallintArray(empty[:, 0]), "f": _array(empty[:, 1])},
         )
     keys = pack_keys(conditions, cells)
     order = np.argsort(keys)
@@ -445,10 +580,14 @@ def _publish_incremental(session: Session, condition_ids: list[int], dirty: Dirt
                                                               sorted(enabled))
         changes = FloorChanges(changes.conditions[keep], changes.cells[keep],
                                changes.old[keep], changes.new[keep])
+        # The stored parts of the changed conditions, read once: they answer the
+        # repartition's part look-ups and are what the region counts start from.
+        stored = _stored_parts(session, floor, np.unique(changes.conditions))
+        addresses = LeftoverAddresses()
         try:
-            repartitioned = repartition(changes.conditions, changes.cells, changes.old,
-                                        changes.new, floor, k,
-                                        lambda ids, cells: _holdings(session, ids, cells, floor))
+            repartitioned = repartition(
+                changes.conditions, changes.cells, changes.old, changes.new, floor, k,
+                lambda ids, cells: _holdings(session, stored, addresses, ids, cells))
         except ValueError:
             log.warning("stored partitions out of step: recounting the changed conditions")
             broken = sorted(set(broken) | set(changes.conditions.tolist()))
@@ -470,9 +609,9 @@ def _publish_incremental(session: Session, condition_ids: list[int], dirty: Dirt
     regions = None
     if changes is not None and repartitioned is not None:
         if not whole:
-            regions = _count_regions_meanwhile(session, repartitioned, k, floor)
+            regions = _count_regions_meanwhile(session, stored, repartitioned, k, floor)
         with _index_joins(session):
-            written += _write_part_changes(session, repartitioned, floor)
+            written += _write_part_changes(session, repartitioned, floor, addresses)
     if progress:
         progress(len(condition_ids))
     # Region counts sum a condition's parts only: conditions whose parts all stayed
@@ -508,20 +647,88 @@ class TotalsChange:
     on_map_change: int | None = None
 
 
-def _holdings(session: Session, conditions: np.ndarray, cells: np.ndarray, floor: int
-              ) -> tuple[np.ndarray, np.ndarray]:
-    """Return the stored part counts and leftovers of (condition, cell) pairs (0: none)."""
-    with _index_joins(session):
-        rows = _fetch_ints(
-            session,
-            "SELECT coalesce(p.count, 0), coalesce(l.members, 0) FROM unnest("
-            "CAST(%(c)s AS smallint[]), CAST(%(f)s AS bigint[])) WITH ORDINALITY AS t (c, cell, i) "
-            "LEFT JOIN published_cells p ON p.condition_id = t.c AND p.resolution = %(floor)s "
-            "AND p.cell = t.cell "
-            "LEFT JOIN publish_leftovers l ON l.condition_id = t.c AND l.cell = t.cell "
-            "ORDER BY t.i",
-            {"c": _array(conditions), "f": _array(cells), "floor": floor}, 2)
-    return rows[:, 0], rows[:, 1]
+@dataclass(frozen=True)
+class StoredParts:
+    """The stored parts of some conditions: :func:`pack_keys` (sorted) and counts."""
+
+    keys: np.ndarray
+    counts: np.ndarray
+
+    def counts_of(self, keys: np.ndarray) -> np.ndarray:
+        """Return the stored count of each packed key (0: no part there)."""
+        if len(self.keys) == 0:
+            return np.zeros(len(keys), np.int64)
+        at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        return np.where(self.keys[at] == keys, self.counts[at], 0)
+
+
+def _stored_parts(session: Session, floor: int, conditions: np.ndarray) -> StoredParts:
+    """Return the stored parts of ``conditions`` (the markers at the floor resolution)."""
+    ids, cells, counts = _fetch_columns(
+        session, "SELECT array_agg(condition_id::bigint), array_agg(cell), "
+        "array_agg(count::bigint) FROM published_cells "
+        "WHERE resolution = %(floor)s AND condition_id = ANY(%(ids)s)",
+        {"floor": floor, "ids": conditions.tolist()}, 3)
+    keys = pack_keys(ids, cells)
+    order = np.argsort(keys, kind="stable")
+    return StoredParts(keys[order], counts[order])
+
+
+class LeftoverAddresses:
+    """Where the leftovers read by a repartition are stored: row addresses by packed key.
+
+    Filled by :func:`_holdings`; the leftovers that change are then rewritten by
+    address, without looking their keys up again. Valid within the transaction that
+    read them, until the rows are written (nothing else writes publish_leftovers under
+    the publish lock).
+    """
+
+    def __init__(self) -> None:
+        self._keys: list[np.ndarray] = []
+        self._tids: list[np.ndarray] = []
+
+    def add(self, keys: np.ndarray, tids: np.ndarray) -> None:
+        """Remember the addresses ``tids`` of the leftovers of ``keys`` (aligned)."""
+        self._keys.append(keys)
+        self._tids.append(tids)
+
+    def of(self, keys: np.ndarray) -> np.ndarray:
+        """Return the address of each key's leftover; RuntimeError if one was not read."""
+        known = np.concatenate(self._keys or [_EMPTY])
+        tids = np.concatenate(self._tids or [_EMPTY])
+        order = np.argsort(known)
+        known, tids = known[order], tids[order]
+        at = np.minimum(np.searchsorted(known, keys), max(len(known) - 1, 0))
+        if len(keys) and (len(known) == 0 or (known[at] != keys).any()):
+            raise RuntimeError("a changed leftover was not read by the repartition")
+        return tids[at] if len(keys) else _EMPTY
+
+
+def _holdings(session: Session, stored: StoredParts, addresses: LeftoverAddresses,
+              conditions: np.ndarray, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the stored part counts and leftovers of (condition, cell) pairs (0: none).
+
+    Parts come from ``stored`` (read once per publish); only the cells that are no
+    part are looked up among the leftovers (a cell is a part, a leftover or neither),
+    and the addresses of those found go to ``addresses``.
+    """
+    keys = pack_keys(conditions, cells)
+    parts = stored.counts_of(keys)
+    leftovers = np.zeros(len(keys), np.int64)
+    ask = np.flatnonzero(parts == 0)
+    if len(ask):
+        with _index_joins(session):
+            found, members, tids = _fetch_columns(
+                session,
+                "SELECT array_agg(t.i), array_agg(l.members::bigint), array_agg(l.ctid) "
+                "FROM unnest(CAST(%(c)s AS smallint[]), CAST(%(f)s AS bigint[])) "
+                "WITH ORDINALITY AS t (c, cell, i) "
+                "JOIN publish_leftovers l ON l.condition_id = t.c AND l.cell = t.cell",
+                {"c": SmallintArray(conditions[ask]), "f": _array(cells[ask])}, 3)
+        rows = ask[found - 1]
+        leftovers[rows] = members
+        addresses.add(keys[rows], tids)
+    return parts, leftovers
 
 
 @dataclass(frozen=True)
@@ -532,25 +739,22 @@ class PendingRegions:
     counts: Future[RegionCounts]
 
 
-def _count_regions_meanwhile(session: Session, changed: Repartition, k: int, floor: int
-                             ) -> PendingRegions:
+def _count_regions_meanwhile(session: Session, stored: StoredParts, changed: Repartition,
+                             k: int, floor: int) -> PendingRegions:
     """Start counting the regions of the conditions whose parts change; return at once.
 
-    Their new parts are the stored ones (read before the markers are written) with the
-    changed parts replaced; :func:`geomap.publish.regions.region_counts` needs no
-    database, so it runs in a thread while this one writes the markers.
+    Their new parts are the stored ones (``stored``, read before the markers are
+    written) with the changed parts replaced; :func:`geomap.publish.regions.region_counts`
+    needs no database, so it runs in a thread while this one writes the markers.
     """
     conditions = np.unique(changed.part_conditions)
-    stored = _fetch_ints(
-        session, "SELECT condition_id, cell, count FROM published_cells "
-        "WHERE resolution = %(floor)s AND condition_id = ANY(%(ids)s) ORDER BY 1, 2",
-        {"floor": floor, "ids": conditions.tolist()}, 3)
-    stored_keys = pack_keys(stored[:, 0], stored[:, 1])
+    ours = np.isin(stored.keys >> 32, conditions)
+    stored_keys, stored_counts = stored.keys[ours], stored.counts[ours]
     changed_keys = pack_keys(changed.part_conditions, changed.part_cells)
     kept = ~np.isin(stored_keys, changed_keys)
     now = changed.part_new > 0
     keys = np.concatenate([stored_keys[kept], changed_keys[now]])
-    counts = np.concatenate([stored[kept, 2], changed.part_new[now]])
+    counts = np.concatenate([stored_counts[kept], changed.part_new[now]])
     order = np.argsort(keys)
     part_conditions, part_cells = unpack_keys(keys[order])
     deriver = deriver_for(session, floor)
@@ -561,24 +765,30 @@ def _count_regions_meanwhile(session: Session, changed: Repartition, k: int, flo
     return PendingRegions(conditions.tolist(), future)
 
 
-def _write_part_changes(session: Session, changed: Repartition, floor: int) -> int:
+def _write_part_changes(session: Session, changed: Repartition, floor: int,
+                        addresses: LeftoverAddresses) -> int:
     """Write the leftovers and the markers that the changed parts change; return markers.
 
     A part at resolution r or finer is summed into its ancestor's marker at r; a
     coarser part is shown as itself. So each marker changes by the sum of the count
     changes of its changed parts; a marker whose sum is unchanged keeps its row.
     """
-    # A leftover is stored while above 0: its old count says whether its row exists, so
-    # each is deleted, updated or copied in, by key (no upsert probing).
+    # A leftover is stored while above 0: its old count says whether its row exists
+    # (read by the repartition, at an address in ``addresses``), so each is deleted or
+    # updated by address (its key checked), or copied in.
     left_conditions, left_cells = changed.leftover_conditions, changed.leftover_cells
     old, new = changed.leftover_old, changed.leftover_new
     gone, stays, fresh = new == 0, (old > 0) & (new > 0), old == 0
-    keys_sql = ("unnest(CAST(:c AS smallint[]), CAST(:f AS bigint[]), CAST(:n AS int[])) "
-                "AS d (c, cell, n) WHERE l.condition_id = d.c AND l.cell = d.cell")
+    tids = addresses.of(pack_keys(left_conditions, left_cells)[old > 0])
+    stored_at = np.zeros(len(old), np.int64)
+    stored_at[old > 0] = tids
+    keys_sql = ("unnest(CAST(:t AS tid[]), CAST(:c AS smallint[]), CAST(:f AS bigint[]), "
+                "CAST(:n AS int[])) AS d (t, c, cell, n) "
+                "WHERE l.ctid = d.t AND l.condition_id = d.c AND l.cell = d.cell")
     found = [
         session.execute(text(statement + keys_sql),
-                        {"c": _array(left_conditions[rows]), "f": _array(left_cells[rows]),
-                         "n": _array(new[rows])}).rowcount
+                        {"t": TidArray(stored_at[rows]), "c": SmallintArray(left_conditions[rows]),
+                         "f": _array(left_cells[rows]), "n": IntegerArray(new[rows])}).rowcount
         for statement, rows in (("DELETE FROM publish_leftovers l USING ", gone),
                                 ("UPDATE publish_leftovers l SET members = d.n FROM ", stays))
     ]
@@ -612,15 +822,16 @@ def _write_part_changes(session: Session, changed: Repartition, floor: int) -> i
     # deleted), and a key that neither finds is a new marker.
     updated = _fetch_ints(session, "UPDATE published_cells p SET count = p.count + d.delta "
                           + keys_sql + "AND p.count + d.delta > 0 RETURNING d.i",
-                          {"c": _array(conditions), "r": _array(resolutions),
-                           "f": _array(cells), "d": _array(sums)}, 1)
+                          {"c": SmallintArray(conditions), "r": SmallintArray(resolutions),
+                           "f": _array(cells), "d": IntegerArray(sums)}, 1)
     left = np.ones(len(marker_keys), dtype=bool)
     left[updated[:, 0] - 1] = False
     falling = np.flatnonzero(left & (sums < 0))
     deleted = _fetch_ints(session, "DELETE FROM published_cells p USING "
                           + keys_sql[5:] + "RETURNING d.i, p.count + d.delta",
-                          {"c": _array(conditions[falling]), "r": _array(resolutions[falling]),
-                           "f": _array(cells[falling]), "d": _array(sums[falling])}, 2)
+                          {"c": SmallintArray(conditions[falling]),
+                           "r": SmallintArray(resolutions[falling]),
+                           "f": _array(cells[falling]), "d": IntegerArray(sums[falling])}, 2)
     if len(deleted) != len(falling) or (deleted[:, 1] != 0).any():
         raise RuntimeError("published markers out of step with the stored partition")
     added = left & (sums > 0)
@@ -765,8 +976,8 @@ def _update_totals(session: Session, version: int, floor: int, change: TotalsCha
         text("UPDATE published_totals t SET members_on_map = t.members_on_map + d.m, "
              "published = t.published + d.p FROM unnest(CAST(:c AS smallint[]), "
              "CAST(:m AS int[]), CAST(:p AS int[])) AS d (c, m, p) WHERE t.condition_id = d.c"),
-        {"c": _array(change.conditions), "m": _array(change.members),
-         "p": _array(change.published)},
+        {"c": SmallintArray(change.conditions), "m": IntegerArray(change.members),
+         "p": IntegerArray(change.published)},
     )
     session.execute(text("UPDATE published_totals SET version = :version"),
                     {"version": version})
