@@ -152,7 +152,7 @@ OPERATOR_MODULES = ("cli.py", "config.py", "embedded_pg.py", "wsgi_server.py", "
                     "ingest/demo.py", "geo/", "catalogue/load.py", "catalogue/sources.py",
                     "regions/", "symptoms/demo.py", "symptoms/vocabulary.py",
                     "symptoms/ingest.py", "symptoms/candidates.py", "symptoms/scorer.py",
-                    "symptoms/scorer_link.py", "publish/step.py",
+                    "symptoms/scorer_link.py", "publish/step.py", "publish/regions.py",
                     "publish/schedule.py",
                     "mail/__init__.py", "web/openapi.py", "http_cache.py")
 
