@@ -12,8 +12,10 @@ the nearby index; no publish)::
 
 ``--condition bench-everyone`` searches a condition that every member has (added to the
 data set on first use): the same searchers and cells as ``all``, with ~3.3 times the
-members (``all`` is 30 % of the demo community), or ~10 times those of ``aml``. That
-shows how a search's cost follows the density of members around the searcher.
+members (``all`` is 30 % of the demo community), or ~10 times those of ``aml``.
+``--condition bench-dense10`` lists ten members in the cell of every member with ALL
+(nearby index only): ``all``'s cells at about ten times the density, as at 10,000,000
+members. Both show how a search's cost follows the density around the searcher.
 
 Observers are members with ALL on the map, drawn with a fixed seed. "Database" is the
 time spent executing SQL per search (summed over the statements one search runs);
@@ -75,6 +77,7 @@ def statement_kind(statement: str) -> str:
 
 
 EVERYONE = "bench-everyone"  # a condition every member has (--condition bench-everyone)
+DENSE = "bench-dense10"  # ten listed members in the cell of each one with ALL
 
 
 def pick_observers(session: Session, count: int, seed: float) -> list[tuple[int, int]]:
@@ -316,6 +319,39 @@ def ensure_everyone(engine) -> None:  # noqa: ANN001
         conn.execute(text("VACUUM ANALYZE"))
 
 
+def ensure_dense(engine) -> None:  # noqa: ANN001
+    """Add condition DENSE to the nearby index (idempotent): 'all' at ten times the density.
+
+    For every listable member with ALL, ten members (other ids, wrapping around) are
+    listed in that member's floor cell: the same cells as ``all``, about ten times as
+    many members in each (only nearby_members is written: member_conditions does not
+    know DENSE, the member's own cell is elsewhere, and a member is listed in several
+    cells). Works on the schema before and after migration 0016n_nearbyx.
+    """
+    with engine.begin() as conn:
+        if conn.execute(text("SELECT 1 FROM conditions WHERE slug = :slug"),
+                        {"slug": DENSE}).first():
+            return
+        dense = conn.execute(text(
+            "INSERT INTO conditions (id, slug, name, icd10) SELECT max(id) + 1, :slug, "
+            "'Dense (bench)', 'Z00' FROM conditions RETURNING id"), {"slug": DENSE}
+        ).scalar_one()
+        has_role = conn.execute(text(
+            "SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE "
+            "table_name = 'nearby_members' AND column_name = 'role')")).scalar()
+        conn.execute(text(
+            "INSERT INTO nearby_members (condition_id, floor_cell, member_id"
+            + (", role" if has_role else "") + ") SELECT :dense, n.floor_cell, m.id"
+            + (", m.role" if has_role else "") + " FROM nearby_members n "
+            "CROSS JOIN generate_series(0, 9) k "
+            "JOIN members m ON m.id = 1 + (n.member_id + k * 100003) % "
+            "(SELECT max(id) FROM members) "
+            "WHERE n.condition_id = (SELECT id FROM conditions WHERE slug = 'all') "
+            "ON CONFLICT DO NOTHING"), {"dense": dense})
+    with engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
+        conn.execute(text("VACUUM (FULL, ANALYZE) nearby_members"))
+
+
 def main() -> None:
     """Run the nearby benchmark and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -342,6 +378,8 @@ def main() -> None:
     engine = create_engine(database_url(settings))
     if args.condition == EVERYONE:
         ensure_everyone(engine)
+    if args.condition == DENSE:
+        ensure_dense(engine)
     max_km = float(settings["GEOMAP_NEARBY_MAX_KM"])
     with Session(engine) as session:
         members = session.execute(text("SELECT count(*) FROM members")).scalar_one()

@@ -141,8 +141,11 @@ CREATE OR REPLACE FUNCTION geomap_nearby_page(
 RETURNS TABLE (band integer, member_id bigint, floor_cell bigint)
 LANGUAGE plpgsql STABLE
 -- One plan per statement for every call: planning anew for each call (plpgsql's first
--- custom plans) cost more than reading a band.
-SET plan_cache_mode = force_generic_plan AS $$
+-- custom plans) cost more than reading a band. No JIT: every statement here is a few
+-- index probes, but a generic plan's estimates grow with the table (at 2,000,000 rows
+-- the previous band query's passed jit_above_cost, and compiling it cost 17-40 ms a call).
+SET plan_cache_mode = force_generic_plan
+SET jit = off AS $$
 #variable_conflict use_column
 DECLARE
     hidden bigint[];
