@@ -49,3 +49,64 @@ def test_the_map_requests_nothing_from_other_hosts(live_server, page) -> None:
     page.wait_for_load_state("networkidle")
     hosts = {urlsplit(url).hostname for url in page.requested_urls if not url.startswith("data:")}
     assert hosts == {"127.0.0.1"}
+
+
+# Records when the frame with the first markers is painted and when the first country
+# outline path is added; tiles wait until the outlines file has arrived, so that both
+# are ready at once and only the page's own ordering decides which is drawn first.
+_PAINT_ORDER_PROBE = """
+(function () {
+  var fetchFirst = window.fetch.bind(window);
+  var outlinesArrived = null;
+  window.fetch = function (url, options) {
+    var address = String(url);
+    if (address.indexOf("countries-50m") >= 0) {
+      var answer = fetchFirst(url, options);
+      outlinesArrived = answer.then(function (r) { return r.clone().arrayBuffer(); });
+      return answer;
+    }
+    if (address.indexOf("/tiles/") >= 0 && outlinesArrived) {
+      return outlinesArrived
+        .then(function () { return new Promise(function (r) { setTimeout(r, 100); }); })
+        .then(function () { return fetchFirst(url, options); });
+    }
+    return fetchFirst(url, options);
+  };
+  new MutationObserver(function (mutations, observer) {
+    if (window.__markersPainted === undefined && document.querySelector(".geomap-count")) {
+      window.__markersPainted = null;
+      requestAnimationFrame(function () { window.__markersPainted = performance.now(); });
+    }
+    if (window.__outlinesDrawn === undefined
+        && document.querySelector(".leaflet-outlines-pane path")) {
+      window.__outlinesDrawn = performance.now();
+    }
+  }).observe(document, {childList: true, subtree: true});
+})();
+"""
+
+
+def test_first_markers_are_painted_before_the_outlines_are_drawn(live_server, page) -> None:
+    # Drawing the world's outlines holds the main thread for a few hundred ms; chained
+    # to the markers by a promise alone it ran before their frame was painted.
+    page.add_init_script(_PAINT_ORDER_PROBE)
+    page.goto(f"{live_server.url}/conditions/all/map")
+    page.wait_for_function("() => typeof window.__markersPainted === 'number' "
+                           "&& typeof window.__outlinesDrawn === 'number'", timeout=45_000)
+    painted, drawn = page.evaluate("[window.__markersPainted, window.__outlinesDrawn]")
+    assert painted < drawn
+
+
+def test_the_first_tiles_are_preloaded_and_used(live_server, page) -> None:
+    # The page names the version document and the 16 tiles of zoom 2 at the current
+    # version; map.js then asks for exactly those URLs, answered by the preloads (a
+    # preload the page does not use would make the browser fetch the tile twice).
+    page.goto(f"{live_server.url}/conditions/all/map")
+    page.wait_for_function("document.querySelector('.geomap-map').dataset.loadedZoom === '2'")
+    preloaded = page.eval_on_selector_all("link[rel=preload]", "links => links.map(l => l.href)")
+    version = page.evaluate("fetch('/api/v1/conditions/all/version').then(r => r.json())")
+    tiles = [version["tiles"].format(z=2, x=x, y=y) for x in range(4) for y in range(4)]
+    assert preloaded == [f"{live_server.url}/api/v1/conditions/all/version"] + [
+        live_server.url + tile for tile in tiles]
+    fetched = [url for url in page.requested_urls if "/tiles/all/" in url]
+    assert sorted(fetched) == sorted(live_server.url + tile for tile in tiles)

@@ -64,17 +64,34 @@ def _load_account(user_id: str) -> Account | None:
     return account
 
 
-def _verified_only() -> Any:
-    """Refuse what :data:`VERIFIED_ONLY` lists to signed-in accounts not yet verified."""
-    methods = VERIFIED_ONLY.get(request.endpoint or "")
-    if (methods and request.method in methods and current_user.is_authenticated
-            and not current_user.email_verified):
-        from geomap.web.errors import render_error
+def require_verified(app: Flask) -> None:
+    """Wrap the views :data:`VERIFIED_ONLY` lists so that unverified accounts are refused.
 
-        return render_error(Forbidden(
-            gettext("Please confirm your email address first: follow the link we mailed you "
-            "(your account page can send a new one).")))
-    return None
+    Call it once their blueprints are registered and before rate limits wrap them
+    (:func:`geomap.members.init_app`): the limit then runs first, so a request over its
+    budget is refused without loading the account.
+    """
+    for endpoint, methods in VERIFIED_ONLY.items():
+        view = app.view_functions.get(endpoint)
+        if view is not None:
+            app.view_functions[endpoint] = _verified_only(view, methods)
+
+
+def _verified_only(view: F, methods: tuple[str, ...]) -> F:
+    """Return ``view`` refusing ``methods`` to signed-in accounts not yet verified."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if (request.method in methods and current_user.is_authenticated
+                and not current_user.email_verified):
+            from geomap.web.errors import render_error
+
+            return render_error(Forbidden(
+                gettext("Please confirm your email address first: follow the link we mailed "
+                        "you (your account page can send a new one).")))
+        return view(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
 
 
 @login_manager.unauthorized_handler
@@ -164,4 +181,3 @@ def init_app(app: Flask) -> None:
     app.session_interface = _SessionInterface()
     login_manager.init_app(app)
     csrf.init_app(app)
-    app.before_request(_verified_only)

@@ -16,11 +16,13 @@ _STATUS: dict[type[Exception], type[HTTPException]] = {
 
 def init_app(app: Flask) -> None:
     """Register the members pages and API, their rate limits and error statuses."""
+    from geomap.auth import require_verified
     from geomap.members import api, limits, views
     from geomap.web.errors import render_error
 
     app.register_blueprint(views.bp)
     app.register_blueprint(api.bp)
+    require_verified(app)  # inside the rate limits: a refused request loads no account
     limits.init_app(app)
     for error, http_error in _STATUS.items():
         app.register_error_handler(

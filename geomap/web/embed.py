@@ -95,7 +95,7 @@ def embedded_map(slug: str) -> Response:
     etag = hashlib.sha256(fingerprint.encode()).hexdigest()[:32]
     # Rendered for a 304 too: its CSP must list the hashes of the page the client keeps.
     # Imported where a map page is built, not at start-up.
-    from geomap.web.maps import first_viewport_url, world_map
+    from geomap.web.maps import first_fetch_urls, world_map
 
     parts = world_map(
         slug=slug,
@@ -110,7 +110,7 @@ def embedded_map(slug: str) -> Response:
     )
     html = render_template("embed/map.html", condition=condition, map=parts, options=options,
                            k=config["GEOMAP_K"], canonical_url=embed_url(slug, options),
-                           preload_url=first_viewport_url(slug, options.zoom))
+                           preload_urls=first_fetch_urls(slug, options.zoom))
     if request.if_none_match.contains(etag):
         response = Response(status=304)
     else:

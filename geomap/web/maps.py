@@ -104,9 +104,25 @@ class LeafletMap:
         return options
 
 
-def first_viewport_url(slug: str, zoom: int) -> str | None:
-    """Return the URL the map fetches first (the tiles' version document), to preload."""
-    return url_for("api.tiles_version", slug=slug)
+WHOLE_WORLD_ZOOM = 2  # up to this zoom, every map view asks for every tile of its zoom
+
+
+def first_fetch_urls(slug: str, zoom: int, version: int | None = None) -> list[str]:
+    """Return the URLs a map opening at ``zoom`` fetches first, to preload.
+
+    The tiles' version document, and when ``version`` (the current publish version)
+    is given and ``zoom`` is at most :data:`WHOLE_WORLD_ZOOM`, every tile of that zoom
+    at that version: ``static/geomap/map.js`` asks for the view's tiles with one tile
+    of padding around it, which at zoom 2 (a 1,024-px world) is all 16 for any map
+    wider than 256 px, so the markers' data arrives while the scripts load. The tile
+    URLs are the ones map.js builds from the version document's template.
+    """
+    urls = [url_for("api.tiles_version", slug=slug)]
+    if version and zoom <= WHOLE_WORLD_ZOOM:
+        side = 2 ** max(zoom, 0)
+        urls += [url_for("tiles.tile", slug=slug, version=version, zoom=zoom, x=x, y=y)
+                 for x in range(side) for y in range(side)]
+    return urls
 
 
 def cluster_assets(extra_js: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:

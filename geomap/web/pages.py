@@ -12,7 +12,7 @@ from geomap.web.api import healthz, readyz
 
 bp = Blueprint("pages", __name__)
 MOST_ACTIVE = 24  # conditions listed on the home page; the rest are searched or indexed
-INITIAL_ZOOM = 2  # the whole world: its cells can be preloaded (maps.first_viewport_url)
+INITIAL_ZOOM = 2  # the whole world: its tiles can be preloaded (maps.first_fetch_urls)
 # Marker circle sizes in pixels by count range, as static/geomap/map.js draws them
 # (legend): (lowest count, highest count or None, size).
 SIZE_STEPS = ((1, 9, 30), (10, 99, 36), (100, 999, 42), (1000, 9999, 50), (10000, None, 58))
@@ -39,7 +39,7 @@ def condition_map(slug: str) -> str:
         abort(404, description=published.missing_condition_message(db.public_session, slug))
     condition = localised_one(db.public_session, condition)
     # Imported where a map page is built, not at start-up.
-    from geomap.web.maps import first_viewport_url, world_map
+    from geomap.web.maps import first_fetch_urls, world_map
 
     config = current_app.config
     parts = world_map(
@@ -54,13 +54,14 @@ def condition_map(slug: str) -> str:
         published.region_counts(db.public_session, condition.id, "country"),
         key=lambda row: (row.count is None, -(row.count or 0), row.name),
     )
+    state = published.publish_state(db.public_session)
     return render_template(
         "map.html",
         condition=condition,
-        state=published.publish_state(db.public_session),
+        state=state,
         map=parts,
         k=config["GEOMAP_K"],
-        preload_url=first_viewport_url(slug, INITIAL_ZOOM),
+        preload_urls=first_fetch_urls(slug, INITIAL_ZOOM, state.version),
         symptom_picture=symptom_picture(db.public_session, condition.id),
         countries=countries,
         size_steps=SIZE_STEPS,

@@ -128,13 +128,13 @@
   }
 
   // Drawing the outlines takes the main thread for a few hundred ms: the file is
-  // fetched at once but drawn only after the first markers (``markersShown``), so
-  // markers appear first. Resolves when the outlines are drawn (or failed).
+  // fetched at once but drawn only once the first markers (``markersShown``) are on
+  // screen, so markers appear first. Resolves when the outlines are drawn (or failed).
   function loadOutlines(map, url, markersShown) {
     map.createPane("outlines");
     map.getPane("outlines").style.zIndex = 250;
     var topology = fetch(url).then(function (r) { return r.json(); });
-    return Promise.all([topology, markersShown])
+    return Promise.all([topology, markersShown.then(afterNextPaint)])
       .then(function (results) {
         var topo = results[0];
         var countries = geomap.worldCopies(geomap.outlineFeatures(topo, "countries"));
@@ -145,6 +145,16 @@
         }).addTo(map);
       })
       .catch(function () {});
+  }
+
+  // Resolves after the browser has painted the next frame. A promise continuation
+  // alone runs before the frame is rendered, so work chained to it would hold back
+  // the paint of what was just added; a task queued from requestAnimationFrame runs
+  // after that frame.
+  function afterNextPaint() {
+    return new Promise(function (resolve) {
+      requestAnimationFrame(function () { setTimeout(resolve, 0); });
+    });
   }
 
   var OUTLINE_STYLE = { color: "#a9a294", weight: 0.7, fillColor: "#f7f4ec", fillOpacity: 1 };
