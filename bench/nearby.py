@@ -5,6 +5,18 @@ Run against a database with many members, e.g. the embedded one after
 
     GEOMAP_DATA_DIR=var GEOMAP_DB_PORT=54350 .venv/bin/python bench/nearby.py
 
+or on a kept bench data set, built on first use (``geomap demo``'s members, seed 1, and
+the nearby index; no publish)::
+
+    .venv/bin/python bench/nearby.py --data-dir var/bench-nearby --db-port 55492 --members 1000000
+
+``--condition bench-everyone`` searches a condition that every member has (added to the
+data set on first use): the same searchers and cells as ``all``, with ~3.3 times the
+members (``all`` is 30 % of the demo community), or ~10 times those of ``aml``.
+``--condition bench-dense10`` lists ten members in the cell of every member with ALL
+(nearby index only): ``all``'s cells at about ten times the density, as at 10,000,000
+members. Both show how a search's cost follows the density around the searcher.
+
 Observers are members with ALL on the map, drawn with a fixed seed. "Database" is the
 time spent executing SQL per search (summed over the statements one search runs);
 "search" adds the Python around it (keyed order, labels); "HTTP" is a signed-in GET of
@@ -21,9 +33,11 @@ import multiprocessing
 import os
 import re
 import statistics
+import sys
 import time
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.orm import Session
@@ -53,13 +67,17 @@ def summary(name: str, values_ms: list[float]) -> str:
 
 def statement_kind(statement: str) -> str:
     """Return a short name for one of nearby's statements (for the per-statement lines)."""
-    if "geomap_nearby_candidates" in statement:
+    if "geomap_nearby_candidates" in statement or "geomap_nearby_page" in statement:
         return "candidates (1-2 calls)"
     if "FROM members m WHERE m.id" in statement:
         return "searcher's keys"
     if "unnest(" in statement and "JOIN members" in statement:
         return "page's members"
     return "other (labels)"
+
+
+EVERYONE = "bench-everyone"  # a condition every member has (--condition bench-everyone)
+DENSE = "bench-dense10"  # ten listed members in the cell of each one with ALL
 
 
 def pick_observers(session: Session, count: int, seed: float) -> list[tuple[int, int]]:
@@ -74,15 +92,40 @@ def pick_observers(session: Session, count: int, seed: float) -> list[tuple[int,
     return [(int(r[0]), int(r[1])) for r in rows]
 
 
+def server_ms(session: Session, statements: list[tuple[str, object]]) -> dict[str, float]:
+    """Return the server-side time (planning + execution, ms) of ``statements`` per kind.
+
+    Each read statement runs once more under ``EXPLAIN (ANALYZE, TIMING OFF)``: the
+    time PostgreSQL spent on it, without the round trip and the client's work.
+    """
+    import json
+
+    spent: dict[str, float] = {}
+    connection = session.connection()
+    for statement, params in statements:
+        if not statement.lstrip().upper().startswith("SELECT"):
+            continue
+        plan = connection.exec_driver_sql(
+            "EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) " + statement, params).scalar()
+        plan = (json.loads(plan) if isinstance(plan, str) else plan)[0]
+        kind = statement_kind(statement)
+        spent[kind] = (spent.get(kind, 0.0) + plan["Execution Time"]
+                       + plan.get("Planning Time", 0.0))
+    return spent
+
+
 def bench_database(engine, secret: str, max_km: float, observers, pages: int,
-                   repeat: int = 1) -> None:
+                   repeat: int = 1, condition: str = "all") -> None:
     """Time nearby searches through the query function, SQL time measured separately.
 
     With ``repeat`` > 1 each search runs that many times and counts its fastest run:
     on a shared machine this keeps other processes' bursts out of the percentiles.
+    The server-side time comes from one more run of the search's statements under
+    EXPLAIN ANALYZE (:func:`server_ms`).
     """
     sql_ms = [0.0]
     by_kind: dict[str, float] = {}  # this run's time per kind of statement
+    executed: list[tuple[str, object]] = []  # this run's statements and parameters
 
     @event.listens_for(engine, "before_cursor_execute")
     def _start(conn, cursor, statement, params, context, executemany):  # noqa: ANN001
@@ -91,9 +134,12 @@ def bench_database(engine, secret: str, max_km: float, observers, pages: int,
     @event.listens_for(engine, "after_cursor_execute")
     def _stop(conn, cursor, statement, params, context, executemany):  # noqa: ANN001
         spent = (time.perf_counter() - conn.info["t0"]) * 1000
+        if statement.startswith("EXPLAIN"):
+            return
         sql_ms[0] += spent
         kind = statement_kind(statement)
         by_kind[kind] = by_kind.get(kind, 0.0) + spent
+        executed.append((statement, params))
 
     cold = []
     for _member, cell in observers:
@@ -102,11 +148,12 @@ def bench_database(engine, secret: str, max_km: float, observers, pages: int,
         cold.append((time.perf_counter() - started) * 1000)
     db_times, search_times, listed = [], [], []
     kind_times: dict[str, list[float]] = {}  # per kind: its time in each search's best run
+    server_times: dict[str, list[float]] = {}  # per kind (and "all"): server-side time
     with Session(engine) as session:
         # One untimed pass fills the place labels of every cell shown (cached in the DB).
         for member, _cell in observers:
             for page in range(1, pages + 1):
-                nearby_queries.nearby(session, member_id=member, condition_slug="all",
+                nearby_queries.nearby(session, member_id=member, condition_slug=condition,
                                       page=page, secret=secret, max_km=max_km)
         session.commit()
         for member, _cell in observers:
@@ -116,9 +163,10 @@ def bench_database(engine, secret: str, max_km: float, observers, pages: int,
                 for _run in range(repeat):
                     sql_ms[0] = 0.0
                     by_kind.clear()
+                    executed.clear()
                     started = time.perf_counter()
                     result = nearby_queries.nearby(session, member_id=member,
-                                                   condition_slug="all", page=page,
+                                                   condition_slug=condition, page=page,
                                                    secret=secret, max_km=max_km)
                     search_best = min(search_best, (time.perf_counter() - started) * 1000)
                     if sql_ms[0] < db_best:
@@ -128,6 +176,10 @@ def bench_database(engine, secret: str, max_km: float, observers, pages: int,
                 listed.append(len(result.members))
                 for kind, spent in best_kinds.items():
                     kind_times.setdefault(kind, []).append(spent)
+                on_server = server_ms(session, list(executed))
+                server_times.setdefault("all", []).append(sum(on_server.values()))
+                for kind, spent in on_server.items():
+                    server_times.setdefault(kind, []).append(spent)
             session.rollback()
     print(summary("band rings (cold, per cell)", cold))
     print(summary("database per search", db_times))
@@ -135,6 +187,9 @@ def bench_database(engine, secret: str, max_km: float, observers, pages: int,
     print(f"{'members listed per page':<28} mean={statistics.mean(listed):.1f}")
     for kind, values in sorted(kind_times.items()):
         print(summary(f"  {kind}", values))
+    print(summary("server-side per search", server_times.pop("all")))
+    for kind, values in sorted(server_times.items()):
+        print(summary(f"  server: {kind}", values))
     event.remove(engine, "before_cursor_execute", _start)
     event.remove(engine, "after_cursor_execute", _stop)
 
@@ -211,6 +266,92 @@ def bench_http(settings: dict, observers, pages: int, rounds: int) -> None:
         process.join()
 
 
+def kept_data_set(data_dir: Path, port: int | None, members: int) -> str:
+    """Start the bench cluster in ``data_dir`` (building its data set if needed); its URL.
+
+    The data set: the reference data, ``members`` demo members (seed 1, as ``geomap
+    demo``) and the nearby index, vacuumed and analysed. The cluster is left running
+    (``geomap db stop`` with GEOMAP_DATA_DIR=DIR/data and GEOMAP_DB_PORT stops it).
+    """
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from common import import_members, prepare_reference, start_cluster
+
+    from geomap.publish.nearby_index import refresh_nearby_members
+    from geomap.session import session_scope
+
+    _cluster, url = start_cluster(data_dir.resolve(), port=port, keep=True)
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        loaded = (conn.execute(text("SELECT to_regclass('members') IS NOT NULL")).scalar()
+                  and conn.execute(text("SELECT count(*) FROM members")).scalar_one())
+    if loaded != members:
+        if loaded:
+            raise SystemExit(f"{data_dir} holds {loaded:,} members, not {members:,}")
+        started = time.perf_counter()
+        prepare_reference(engine)
+        import_members(engine, members)
+        with session_scope(engine) as session:
+            refresh_nearby_members(session)
+        with engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
+            conn.execute(text("VACUUM ANALYZE"))
+        print(f"built {members:,} members in {time.perf_counter() - started:.0f} s")
+    engine.dispose()
+    return url
+
+
+def ensure_everyone(engine) -> None:  # noqa: ANN001
+    """Add condition EVERYONE, held by every member, to the data set (idempotent)."""
+    from geomap.publish.nearby_index import refresh_nearby_members
+    from geomap.session import session_scope
+
+    with session_scope(engine) as session:
+        if session.execute(text("SELECT 1 FROM conditions WHERE slug = :slug"),
+                           {"slug": EVERYONE}).first():
+            return
+        condition = session.execute(text(
+            "INSERT INTO conditions (id, slug, name, icd10) SELECT max(id) + 1, :slug, "
+            "'Everyone (bench)', 'Z00' FROM conditions RETURNING id"), {"slug": EVERYONE}
+        ).scalar_one()
+        session.execute(text("INSERT INTO member_conditions (condition_id, member_id) "
+                             "SELECT :condition, id FROM members"), {"condition": condition})
+        refresh_nearby_members(session)
+    with engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
+        conn.execute(text("VACUUM ANALYZE"))
+
+
+def ensure_dense(engine) -> None:  # noqa: ANN001
+    """Add condition DENSE to the nearby index (idempotent): 'all' at ten times the density.
+
+    For every listable member with ALL, ten members (other ids, wrapping around) are
+    listed in that member's floor cell: the same cells as ``all``, about ten times as
+    many members in each (only nearby_members is written: member_conditions does not
+    know DENSE, the member's own cell is elsewhere, and a member is listed in several
+    cells). Works on the schema before and after migration 0016n_nearbyx.
+    """
+    with engine.begin() as conn:
+        if conn.execute(text("SELECT 1 FROM conditions WHERE slug = :slug"),
+                        {"slug": DENSE}).first():
+            return
+        dense = conn.execute(text(
+            "INSERT INTO conditions (id, slug, name, icd10) SELECT max(id) + 1, :slug, "
+            "'Dense (bench)', 'Z00' FROM conditions RETURNING id"), {"slug": DENSE}
+        ).scalar_one()
+        has_role = conn.execute(text(
+            "SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE "
+            "table_name = 'nearby_members' AND column_name = 'role')")).scalar()
+        conn.execute(text(
+            "INSERT INTO nearby_members (condition_id, floor_cell, member_id"
+            + (", role" if has_role else "") + ") SELECT :dense, n.floor_cell, m.id"
+            + (", m.role" if has_role else "") + " FROM nearby_members n "
+            "CROSS JOIN generate_series(0, 9) k "
+            "JOIN members m ON m.id = 1 + (n.member_id + k * 100003) % "
+            "(SELECT max(id) FROM members) "
+            "WHERE n.condition_id = (SELECT id FROM conditions WHERE slug = 'all') "
+            "ON CONFLICT DO NOTHING"), {"dense": dense})
+    with engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
+        conn.execute(text("VACUUM (FULL, ANALYZE) nearby_members"))
+
+
 def main() -> None:
     """Run the nearby benchmark and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -221,27 +362,42 @@ def main() -> None:
     parser.add_argument("--seed", type=float, default=0.42)
     parser.add_argument("--repeat", type=int, default=1,
                         help="run each search this many times, count the fastest")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="a kept bench data set (built with --members if empty)")
+    parser.add_argument("--db-port", type=int, default=None)
+    parser.add_argument("--members", type=int, default=1_000_000)
+    parser.add_argument("--condition", default="all",
+                        help=f"the condition searched (e.g. aml, or {EVERYONE})")
     args = parser.parse_args()
 
-    settings = load_settings(os.environ)
+    environment = {k: v for k, v in os.environ.items() if k.startswith("GEOMAP_")}
+    if args.data_dir is not None:
+        url = kept_data_set(args.data_dir, args.db_port, args.members)
+        environment |= {"GEOMAP_DATABASE_URL": url}
+    settings = load_settings(environment)
     engine = create_engine(database_url(settings))
+    if args.condition == EVERYONE:
+        ensure_everyone(engine)
+    if args.condition == DENSE:
+        ensure_dense(engine)
     max_km = float(settings["GEOMAP_NEARBY_MAX_KM"])
     with Session(engine) as session:
         members = session.execute(text("SELECT count(*) FROM members")).scalar_one()
-        with_all = session.execute(text(
+        with_condition = session.execute(text(
             "SELECT count(*) FROM member_conditions mc JOIN conditions c "
-            "ON c.id = mc.condition_id WHERE c.slug = 'all'")).scalar_one()
+            "ON c.id = mc.condition_id WHERE c.slug = :slug"),
+            {"slug": args.condition}).scalar_one()
         observers = pick_observers(session, args.observers, args.seed)
-    print(f"members: {members:,}  with ALL: {with_all:,}  observers: {len(observers)}  "
-          f"pages each: {args.pages}  max km: {max_km:g}")
+    print(f"members: {members:,}  with {args.condition}: {with_condition:,}  "
+          f"observers: {len(observers)}  pages each: {args.pages}  max km: {max_km:g}")
     with open("/proc/loadavg") as f:
         print(f"load average: {' '.join(f.read().split()[:3])}")
-    bench_database(engine, secret_key(settings), max_km, observers, args.pages, args.repeat)
+    bench_database(engine, secret_key(settings), max_km, observers, args.pages, args.repeat,
+                   args.condition)
     http_observers = observers[: args.http_observers]
     if not http_observers:
         return
     ensure_accounts(engine, http_observers)
-    environment = {k: v for k, v in os.environ.items() if k.startswith("GEOMAP_")}
     bench_http(environment | {"GEOMAP_SECRET_KEY": secret_key(settings)},
                http_observers, args.pages, args.http_rounds)
     engine.dispose()

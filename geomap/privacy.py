@@ -524,48 +524,23 @@ def keyed_order(secret: bytes | str, *parts: object) -> str:
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
-_MIX_1 = 0xFF51AFD7ED558CCD
-_MIX_2 = 0xC4CEB9FE1A85EC53
-
-
-def _fmix64(x: np.ndarray) -> np.ndarray:
-    """Return MurmurHash3's 64-bit finaliser of ``x`` (uint64, a bijection, wraps)."""
-    import numpy as np
-
-    x = x ^ (x >> np.uint64(33))
-    x = x * np.uint64(_MIX_1)
-    x = x ^ (x >> np.uint64(33))
-    x = x * np.uint64(_MIX_2)
-    return x ^ (x >> np.uint64(33))
-
-
 @lru_cache(maxsize=4096)
-def _observer_key(secret: bytes | str, observer: int) -> tuple[np.uint64, ...]:
-    """Return four 64-bit words of HMAC-SHA256(secret, observer): one per observer."""
-    import numpy as np
-
+def observer_key(secret: bytes | str, observer: int) -> bytes:
+    """Return HMAC-SHA256(secret, observer) (32 bytes): one HMAC per observer, cached."""
     key = secret.encode() if isinstance(secret, str) else secret
-    digest = hmac.digest(key, f"keyed-ranks\x1f{observer}".encode(), hashlib.sha256)
-    return tuple(np.frombuffer(digest, dtype="<u8"))
+    return hmac.digest(key, f"nearby-order\x1f{observer}".encode(), hashlib.sha256)
 
 
-def keyed_ranks(secret: bytes | str, observer: int, ids: np.ndarray) -> np.ndarray:
-    """Return a secret-keyed sort key (uint64) for each of ``ids`` as ``observer`` sees them.
+def nearby_offset(secret: bytes | str, observer: int) -> int:
+    """Return where ``observer``'s nearby order starts: a signed 64-bit integer.
 
-    One HMAC per observer (cached), none per id: the ids are mixed with the observer's
-    256-bit key by a keyed bijection (three rounds of MurmurHash3's finaliser, each
-    after adding a key word), vectorised. Stable (the same question gets the same
-    order), different per observer and per secret, and without the secret the order
-    says nothing about the ids (join order). Distinct ids get distinct keys.
+    Nearby lists a band's members by ``nearby_members.order_key`` (a hash of the member
+    id, the same for every searcher) rotated to start at this offset: keys from the
+    offset up, then the keys below it (migration 0016n_nearbyx). The offset comes from
+    :func:`observer_key` (the server secret), so it is stable for an observer, differs
+    between observers, and cannot be computed without the secret; it is never sent out.
     """
-    import numpy as np
-
-    words = _observer_key(secret, int(observer))
-    x = np.asarray(ids, dtype=np.int64).astype(np.uint64)
-    with np.errstate(over="ignore"):
-        for word in words[:3]:
-            x = _fmix64(x ^ word)
-        return x ^ words[3]
+    return int.from_bytes(observer_key(secret, int(observer))[:8], "little", signed=True)
 
 
 def sorted_keyed(secret: bytes | str, items: Iterable[tuple[object, ...]]) -> list:

@@ -1,4 +1,4 @@
-"""Nearby on a real PostGIS: who is listed, bands, keyed order, pages, and privacy.
+"""Nearby on a real PostGIS: who is listed, bands, the searcher's order, pages, and privacy.
 
 The privacy properties: moving any other member's exact point inside their floor cell
 changes no byte the observer can load (hypothesis), and an attacker who may put
@@ -11,7 +11,6 @@ import re
 from datetime import UTC, datetime
 
 import h3.api.basic_int as h3i
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -21,14 +20,16 @@ from sqlalchemy.orm import Session
 from geomap import create_app
 from geomap.members import nearby as nearby_queries
 from geomap.members import queries, social
-from geomap.privacy import DISTANCE_BANDS, cell_distance_km, distance_band, keyed_ranks
-from geomap.publish.nearby_index import refresh_nearby_members
+from geomap.models import ROLES
+from geomap.privacy import DISTANCE_BANDS, cell_distance_km, distance_band, nearby_offset
+from geomap.publish.nearby_index import refresh_nearby_members, update_nearby_members
 from tests.conftest import FLOOR, app_config, sessions_on
 from tests.members_helpers import add_member, sign_in
 
 SECRET = "test-secret"
 FRANKFURT = (50.11, 8.68)
 BAND_LABELS = [label for _upper, label in DISTANCE_BANDS]
+ORDER_KEY_SEED = 16  # hashint8extended's seed in nearby_members.order_key (0016n_nearbyx)
 
 
 def unlimited_app(connection, tmp_path, **overrides):
@@ -46,48 +47,200 @@ def observer(session):
     return ids
 
 
-def all_pages(session, member_id: int, slug: str = "all", max_km: float = 1000.0):
+def all_pages(session, member_id: int, slug: str = "all", max_km: float = 1000.0,
+              role: str | None = None, band: int | None = None):
     pages, page = [], 1
     while True:
         result = nearby_queries.nearby(session, member_id=member_id, condition_slug=slug,
-                                       page=page, secret=SECRET, max_km=max_km)
+                                       page=page, secret=SECRET, max_km=max_km, role=role,
+                                       band=band)
         pages.append(result)
         if not result.has_next:
             return pages
         page += 1
 
 
-def expected_listing(session, member_id: int, max_km: float = 1000.0) -> list[tuple]:
-    """What nearby must list, computed independently: (band, keyed order, member id)."""
+def expected_listing(session, member_id: int, max_km: float = 1000.0, role: str | None = None,
+                     band: int | None = None) -> list[tuple]:
+    """What nearby must list, by brute force over every listable member, in order.
+
+    Sorted tuples (band, wrapped, order key, member id). Within a band, the order keys
+    (the member id's hash, computed here from the id) from the searcher's offset up come
+    first, then those below it (``wrapped``).
+    """
     own = session.execute(text("SELECT floor_cell FROM member_locations WHERE member_id = :id"),
                           {"id": member_id}).scalar_one()
     rows = session.execute(text(
-        "SELECT m.id, ml.floor_cell FROM members m JOIN member_locations ml "
-        "ON ml.member_id = m.id JOIN member_conditions mc ON mc.member_id = m.id "
+        "SELECT m.id, ml.floor_cell, hashint8extended(m.id, :seed) FROM members m "
+        "JOIN member_locations ml ON ml.member_id = m.id "
+        "JOIN member_conditions mc ON mc.member_id = m.id "
         "JOIN conditions c ON c.id = mc.condition_id AND c.slug = 'all' "
-        "WHERE m.visibility = 'map' AND m.contactable AND m.id <> :me "
+        "WHERE m.visibility = 'map' AND m.contactable AND m.suspended_at IS NULL "
+        "AND m.id <> :me AND (CAST(:role AS text) IS NULL OR m.role = :role) "
         "AND NOT EXISTS (SELECT 1 FROM member_blocks b WHERE (b.blocker_id = :me AND "
         "b.blocked_id = m.id) OR (b.blocker_id = m.id AND b.blocked_id = :me))"),
-        {"me": member_id}).all()
+        {"me": member_id, "seed": ORDER_KEY_SEED, "role": role}).all()
+    offset = nearby_offset(SECRET, member_id)
     out = []
-    for other, cell in rows:
+    for other, cell, key in rows:
         km = cell_distance_km(own, cell)
-        if km < max_km:
-            rank = int(keyed_ranks(SECRET, member_id, np.array([other]))[0])  # one at a time
-            out.append((BAND_LABELS.index(distance_band(km)), rank, other))
+        index = BAND_LABELS.index(distance_band(km))
+        if km < max_km and band in (None, index):
+            out.append((index, key < offset, key, other))
     return sorted(out)
 
 
-def test_nearby_lists_opted_in_members_by_band_then_keyed_order(session, observer) -> None:
+def listed_ids(session, pages) -> list[int]:
+    """Return the member ids of ``pages``' members, in the order listed."""
+    ids = dict(session.execute(text("SELECT pseudonym, id FROM members")).all())
+    return [ids[m.pseudonym] for page in pages for m in page.members]
+
+
+def assert_pages_as_expected(session, pages, expected: list[tuple]) -> None:
+    """Assert that ``pages`` list ``expected`` (see expected_listing) page by page."""
+    size = nearby_queries.PAGE_SIZE
+    assert listed_ids(session, pages) == [e[3] for e in expected]
+    assert [m.distance_band for p in pages for m in p.members] == [
+        BAND_LABELS[e[0]] for e in expected]
+    assert len(pages) == max(1, -(-len(expected) // size))
+    assert all(len(page.members) == size and page.has_next for page in pages[:-1])
+    assert not pages[-1].has_next
+
+
+def test_nearby_lists_opted_in_members_by_band_then_the_searchers_order(session,
+                                                                        observer) -> None:
     pages = all_pages(session, observer[1])
-    listed = [m for page in pages for m in page.members]
     expected = expected_listing(session, observer[1])
-    names = dict(session.execute(text("SELECT id, pseudonym FROM members")).all())
-    assert [m.pseudonym for m in listed] == [names[e[2]] for e in expected]
-    assert [m.distance_band for m in listed] == [BAND_LABELS[e[0]] for e in expected]
+    assert_pages_as_expected(session, pages, expected)
     assert len(pages) >= 2  # several pages, so page boundaries are exercised too
-    assert all(len(page.members) == nearby_queries.PAGE_SIZE for page in pages[:-1])
     assert 0 < len(pages[-1].members) <= nearby_queries.PAGE_SIZE
+
+
+def test_role_and_band_filters_keep_the_searchers_order(session, observer) -> None:
+    for role in ("patient", "carer", "organisation"):
+        pages = all_pages(session, observer[1], role=role)
+        assert_pages_as_expected(session, pages, expected_listing(session, observer[1],
+                                                                  role=role))
+        assert {m.role for p in pages for m in p.members} <= {role}
+    for band in (0, 2, 3):
+        pages = all_pages(session, observer[1], band=band)
+        assert_pages_as_expected(session, pages, expected_listing(session, observer[1],
+                                                                  band=band))
+
+
+def test_blocked_members_leave_the_order_of_the_others_unchanged(session, observer) -> None:
+    before = expected_listing(session, observer[1])
+    blocked = [e[3] for e in before[1::5][:8]]
+    assert len(blocked) >= 4
+    names = dict(session.execute(text("SELECT id, pseudonym FROM members")).all())
+    for index, other in enumerate(blocked):
+        if index % 2:
+            social.block(session, observer[1], names[other])
+        else:
+            social.block(session, other, names[observer[1]])
+    expected = expected_listing(session, observer[1])
+    assert [e for e in before if e[3] not in blocked] == expected
+    assert_pages_as_expected(session, all_pages(session, observer[1]), expected)
+
+
+def test_different_searchers_in_one_cell_see_different_first_pages(session, observer) -> None:
+    _, neighbour = add_member(session, "frankfurt-fox", lat=FRANKFURT[0], lng=FRANKFURT[1])
+    firsts = [all_pages(session, me)[0] for me in (observer[1], neighbour)]
+    assert [m.pseudonym for m in firsts[0].members] != [m.pseudonym for m in firsts[1].members]
+    assert_pages_as_expected(session, all_pages(session, neighbour),
+                             expected_listing(session, neighbour))
+
+
+def add_members_in_cell(session, cell: int, count: int, prefix: str) -> list[int]:
+    """Add ``count`` members with ALL at ``cell``'s centre, listable, roles in turn; ids."""
+    lat, lng = h3i.cell_to_latlng(cell)
+    ids = session.execute(text(
+        "INSERT INTO members (pseudonym, pseudonym_key, role, visibility, contactable) "
+        "SELECT :prefix || i, :prefix || i, (CAST(:roles AS text[]))[1 + i % 6], 'map', true "
+        "FROM generate_series(1, :count) i RETURNING id"),
+        {"prefix": prefix, "count": count, "roles": list(ROLES)}).scalars().all()
+    session.execute(text(
+        "INSERT INTO member_locations (member_id, location, floor_cell) "
+        "SELECT id, ST_SetSRID(ST_MakePoint(:lng, :lat), 4326)::geography, :cell "
+        "FROM unnest(CAST(:ids AS bigint[])) id"),
+        {"ids": ids, "lat": lat, "lng": lng, "cell": cell})
+    session.execute(text(
+        "INSERT INTO member_conditions (condition_id, member_id) "
+        "SELECT (SELECT id FROM conditions WHERE slug = 'all'), id "
+        "FROM unnest(CAST(:ids AS bigint[])) id"), {"ids": ids})
+    update_nearby_members(session, ids)
+    return ids
+
+
+def test_a_cell_holding_far_more_than_a_page_is_read_in_the_searchers_order(
+        session, observer) -> None:
+    # 700 more members in the searcher's own cell: the nearest band holds more than a
+    # page's read cap, so its first pages are read cell by cell (two ordered probes per
+    # cell), its later pages by ranges; both must give the brute-force order.
+    cell = h3i.latlng_to_cell(*FRANKFURT, FLOOR)
+    dense = add_members_in_cell(session, cell, 700, "dense-")
+    expected = expected_listing(session, observer[1])
+    assert sum(1 for e in expected if e[0] == 0) >= 700
+    pages = all_pages(session, observer[1])
+    assert_pages_as_expected(session, pages, expected)
+    # With a role filter and blocks, inside the dense cell too.
+    social.block(session, observer[1], f"dense-{6}")
+    social.block(session, dense[12], "frankfurt-finch")
+    for role in ("carer", "researcher"):
+        pages = all_pages(session, observer[1], role=role)
+        assert_pages_as_expected(session, pages, expected_listing(session, observer[1],
+                                                                  role=role))
+    # A later page on its own equals the same slice of the whole list.
+    expected = expected_listing(session, observer[1])
+    for page in (1, 2, 7, 30):
+        result = nearby_queries.nearby(session, member_id=observer[1], condition_slug="all",
+                                       page=page, secret=SECRET, max_km=1000.0)
+        size = nearby_queries.PAGE_SIZE
+        assert listed_ids(session, [result]) == [
+            e[3] for e in expected[(page - 1) * size:page * size]]
+
+
+def test_the_order_key_follows_the_member_not_the_location_or_a_reinsert(session,
+                                                                          observer) -> None:
+    from geomap.publish.nearby_index import sync_member
+
+    def rows() -> list[tuple]:
+        return session.execute(text(
+            "SELECT condition_id, floor_cell, order_key, role FROM nearby_members "
+            "WHERE member_id = :id ORDER BY 1"), {"id": observer[1]}).all()
+
+    first = rows()
+    assert first and all(r[2] == session.execute(
+        text("SELECT hashint8extended(CAST(:id AS bigint), :seed)"),
+        {"id": observer[1], "seed": ORDER_KEY_SEED}).scalar_one() for r in first)
+    sync_member(session, observer[1])
+    assert rows() == first
+    queries.set_location(session, observer[1], FRANKFURT[0] + 0.5, FRANKFURT[1], floor=FLOOR)
+    moved = rows()
+    assert [r[2] for r in moved] == [r[2] for r in first] and moved[0][1] != first[0][1]
+
+
+def test_a_role_change_reaches_the_role_filter(session, observer) -> None:
+    from geomap.publish import publish
+    from tests.conftest import K
+
+    _, carer = add_member(session, "caring-crane", lat=50.2, lng=8.7, role="carer")
+    roles = {m.pseudonym: m.role for p in all_pages(session, observer[1], role="carer")
+             for m in p.members}
+    assert roles.get("caring-crane") == "carer"
+    queries.update_profile(session, carer, role="relative", visibility="map", contactable=True,
+                           condition_slugs=["all"])
+    listed = {m.pseudonym for p in all_pages(session, observer[1], role="carer")
+              for m in p.members}
+    assert "caring-crane" not in listed
+    # A bulk path (an import, an admin tool) reaches it at the next publish.
+    session.execute(text("UPDATE members SET role = 'carer' WHERE id = :id"), {"id": carer})
+    publish(session, k=K, floor=FLOOR)
+    listed = {m.pseudonym for p in all_pages(session, observer[1], role="carer")
+              for m in p.members}
+    assert "caring-crane" in listed
+    assert session.execute(text("SELECT role FROM nearby_members WHERE member_id = :id"),
+                           {"id": carer}).scalar_one() == "carer"
 
 
 def test_hidden_country_only_not_contactable_and_blocked_members_are_not_listed(
@@ -136,9 +289,10 @@ def test_place_labels_are_written_in_the_viewers_language(connection, tmp_path, 
         assert label in client.get(f"/nearby?condition=all&lang={lang}").get_data(as_text=True)
 
 
-def test_candidate_query_uses_the_floor_cell_index(fresh_db_url) -> None:
+def test_page_query_reads_the_nearby_index_in_order(fresh_db_url) -> None:
     # At a realistic size (200,000 members over 19,441 cells, a third with ALL) the
-    # planner must answer from the nearby index's key (condition, floor cell, member).
+    # planner must answer from the nearby index's key (condition, floor cell, order key,
+    # member): ranges of cells for a sparse band, ordered probes per cell for a dense one.
     from sqlalchemy import create_engine
 
     centre = h3i.latlng_to_cell(*FRANKFURT, FLOOR)
@@ -161,17 +315,26 @@ def test_candidate_query_uses_the_floor_cell_index(fresh_db_url) -> None:
         for table in ("nearby_members", "member_blocks"):
             conn.execute(text(f"ANALYZE {table}"))
         for band in range(4):
-            # Each band of a search is read by geomap_nearby_band (a SQL function the
-            # planner inlines), called by geomap_nearby_candidates band by band.
             runs = nearby_queries.band_runs(centre, 1000.0)[band]
-            plan = "\n".join(conn.execute(
-                text("EXPLAIN SELECT * FROM geomap_nearby_band(:condition, :me, "
-                     "CAST(:lo AS bigint[]), CAST(:hi AS bigint[]), NULL)"),
-                {"condition": 1, "me": 1, "lo": [r[0] for r in runs],
-                 "hi": [r[1] for r in runs]}).scalars())
-            assert re.search(
-                r"Index (Only )?Scan (using|on) pk_nearby_members", plan
-            ), plan
+            params = {"condition": 1, "hidden": [1], "lo": [r[0] for r in runs],
+                      "hi": [r[1] for r in runs]}
+            # Ranges: an index scan per run (a bitmap one will do: the rows are not
+            # wanted in order).
+            plan = "\n".join(conn.execute(text(
+                "EXPLAIN SELECT * FROM geomap_nearby_runs(:condition, "
+                "CAST(:hidden AS bigint[]), CAST(:lo AS bigint[]), CAST(:hi AS bigint[]), "
+                "NULL, 200)"), params).scalars())
+            assert re.search(r"(Index (Only )?Scan using|Bitmap Index Scan on) "
+                             r"pk_nearby_members", plan), plan
+            assert "Seq Scan" not in plan, plan
+            # Per cell: ordered index scans under a LIMIT, never a whole cell sorted.
+            plan = "\n".join(conn.execute(text(
+                "EXPLAIN SELECT * FROM geomap_nearby_firsts(:condition, "
+                "CAST(:hidden AS bigint[]), CAST(:lo AS bigint[]), CAST(:hi AS bigint[]), "
+                "NULL, 0, 21)"), params).scalars())
+            assert re.search(r"Index (Only )?Scan using pk_nearby_members", plan), plan
+            assert "Seq Scan" not in plan and "Bitmap" not in plan, plan
+            assert len(re.findall(r"Sort Key", plan)) == 1, plan  # the merge of the cells
     engine.dispose()
 
 
@@ -378,7 +541,7 @@ def test_changes_made_around_geomap_members_reach_nearby_at_the_next_publish(
     assert "imported-later" not in listed
     assert [m.pseudonym for p in all_pages(session, observer[1]) for m in p.members] == [
         name for name in (
-            dict(session.execute(text("SELECT id, pseudonym FROM members")).all())[e[2]]
+            dict(session.execute(text("SELECT id, pseudonym FROM members")).all())[e[3]]
             for e in expected_listing(session, observer[1]))
     ]
 
@@ -396,7 +559,7 @@ def test_a_search_computes_one_hmac_per_searcher_and_none_per_candidate(
     monkeypatch.setattr(hmac, "digest", lambda *a, **k: calls.append("digest") or
                         real_digest(*a, **k))
     monkeypatch.setattr(hmac, "new", lambda *a, **k: calls.append("new") or real_new(*a, **k))
-    privacy._observer_key.cache_clear()
+    privacy.observer_key.cache_clear()
     pages = all_pages(session, observer[1])
     candidates = sum(len(page.members) for page in pages)
     assert len(pages) >= 2 and candidates > nearby_queries.PAGE_SIZE

@@ -29,7 +29,8 @@ def snapshots(session: Session) -> tuple[list, list, list, list]:
              "ORDER BY 1, 2, 3")
     ).all()
     nearby = session.execute(
-        text("SELECT condition_id, floor_cell, member_id FROM nearby_members ORDER BY 1, 2, 3")
+        text("SELECT condition_id, floor_cell, member_id, role, order_key FROM nearby_members "
+             "ORDER BY 1, 2, 3")
     ).all()
     counted = session.execute(text("SELECT * FROM admin_counted ORDER BY member_id")).all()
     return regions, months, nearby, counted

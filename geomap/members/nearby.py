@@ -1,11 +1,15 @@
 """Nearby members: who shares a condition near me, computed from floor cells only.
 
 The observer's floor cell gives rings of cells per distance band (centre to centre,
-:func:`geomap.privacy.band_rings`). Bands are read nearest first through the floor
-cell index until the page is full; within a band members are in keyed order
-(:func:`geomap.privacy.keyed_ranks`: one HMAC of the server secret per searcher, not one
-per candidate). No exact point is read, so moving any member
-inside their floor cell changes no byte of any answer.
+:func:`geomap.privacy.band_rings`). Members are listed band after band, nearest first;
+within a band in the searcher's order: ``nearby_members.order_key`` (a hash of the
+member id) rotated to start at the searcher's secret offset
+(:func:`geomap.privacy.nearby_offset`: one HMAC of the server secret per searcher, none
+per candidate). The database returns the page itself (``geomap_nearby_page``, migration
+0016n_nearbyx), reading a bounded number of rows per cell of a dense band, so a
+search costs the same however many members live near the searcher. No exact point is
+read and the order does not depend on locations, so moving any member inside their
+floor cell changes no byte of any answer.
 """
 
 from __future__ import annotations
@@ -25,22 +29,22 @@ from geomap.i18n.formats import area_name
 from geomap.members.errors import MemberConflictError, MemberInputError
 from geomap.members.social import CONNECTION_STATES, reach_problem_of
 from geomap.models import ROLES
-from geomap.privacy import DISTANCE_BANDS, band_rings, keyed_ranks
+from geomap.privacy import DISTANCE_BANDS, band_rings, nearby_offset
 
 PAGE_SIZE = 20
 MAX_PAGE = 500
 _PLACE_BOX_DEG = 0.25  # most populous place within this box around the cell centre
 _NEAR_DEG = 1.5  # else the nearest place this close
 
-# The candidates of the searcher's bands, nearest band first, until the page is full
-# (and whether anyone is further out), in one round trip: geomap_nearby_candidates
-# (migration 0014r_rss).
-# A band's cells go in as runs of consecutive H3 indexes (see cell_runs): one index
-# range scan per run instead of one probe per cell.
-_CANDIDATES = text(
-    "SELECT band, member_id, floor_cell FROM geomap_nearby_candidates("
+# One page of the searcher's bands, nearest band first, each in the searcher's order,
+# then a row (band -1) counting the members listed, up to one past the page's end, in
+# one round trip: geomap_nearby_page (migration 0016n_nearbyx). A band's cells go in as
+# runs of consecutive H3 indexes (see cell_runs).
+_PAGE = text(
+    "SELECT band, member_id, floor_cell FROM geomap_nearby_page("
     ":condition, :me, CAST(:lo AS bigint[]), CAST(:hi AS bigint[]), "
-    "CAST(:bands AS integer[]), CAST(:ends AS integer[]), :want, :role)"
+    "CAST(:bands AS integer[]), CAST(:ends AS integer[]), :skip, :take, :role, "
+    "CAST(:offset AS bigint))"
 )
 _PAGE_MEMBERS = text(
     "SELECT p.id, m.pseudonym, m.role, p.cell, l.kind, m.introduction, "
@@ -54,7 +58,7 @@ _PAGE_MEMBERS = text(
     "AND greatest(requester_id, recipient_id) = greatest(CAST(:me AS bigint), p.id) "
     "LIMIT 1) c ON true"
 )
-_FURTHER_OUT = -1  # the band of the row saying that a next page exists
+_COUNTED = -1  # the band of the row counting the members listed
 _NEAR_BANDS = 3  # bands up to 100 km: asked for first, then the others if needed
 
 
@@ -147,48 +151,37 @@ def nearby(session: Session, *, member_id: int, condition_slug: str, page: int,
     (reciprocity: only members on the map may, see
     :func:`geomap.members.social.reach_problem`).
     """
-    import numpy as np  # a member search's, not every web page's
-
     condition, cell = _search_keys(session, member_id, condition_slug)
     rings = band_runs(cell, float(max_km))
     if band is not None:
         rings = tuple(runs if i == band else () for i, runs in enumerate(rings))
     start, end = (page - 1) * page_size, page * page_size
-    by_band: dict[int, list[tuple[int, int]]] = {}
-    listed, has_next = 0, False
+    offset = nearby_offset(secret, member_id)
+    picked: list[tuple[int, int, int]] = []  # (band, member id, floor cell), in order
+    counted, has_next = 0, False  # members listed in the bands asked so far
     # The near bands first (few runs, and most pages fill there), then the rest.
     for first, last in ((0, _NEAR_BANDS), (_NEAR_BANDS, len(rings))):
         bands = [i for i in range(first, min(last, len(rings))) if rings[i]]
         if not bands:
             continue
         runs = [run for i in bands for run in rings[i]]
-        rows = session.execute(_CANDIDATES, {
-            "condition": condition, "me": member_id, "role": role, "want": end - listed,
+        skip, take = max(start - counted, 0), end - max(start, counted)
+        listed = 0
+        for band_index, member, member_cell in session.execute(_PAGE, {
+            "condition": condition, "me": member_id, "role": role, "skip": skip,
+            "take": take, "offset": offset,
             "lo": _int_array(lo for lo, _hi in runs), "hi": _int_array(hi for _lo, hi in runs),
             "bands": _int_array(bands),
             "ends": _int_array(itertools.accumulate(len(rings[i]) for i in bands)),
-        }).all()
-        for band_index, member, member_cell in rows:
-            if band_index == _FURTHER_OUT:
-                has_next = True
+        }):
+            if band_index == _COUNTED:
+                listed = member
             else:
-                by_band.setdefault(band_index, []).append((member, member_cell))
-                listed += 1
-        if has_next:
+                picked.append((band_index, member, member_cell))
+        if listed > skip + take:
+            has_next = True
             break
-    seen = 0
-    picked: list[tuple[int, int, int]] = []  # (band, member id, floor cell)
-    for band_index in sorted(by_band):
-        members = by_band[band_index]
-        if seen + len(members) > start:
-            ids = np.fromiter((member for member, _c in members), dtype=np.int64,
-                              count=len(members))
-            order = np.argsort(keyed_ranks(secret, member_id, ids), kind="stable")
-            picked.extend(
-                (band_index, members[i][0], members[i][1])
-                for i in order[max(start - seen, 0):end - seen].tolist()
-            )
-        seen += len(members)
+        counted += listed
     return NearbyPage(condition_slug, page, page_size,
                       _describe(session, member_id, picked), has_next)
 
