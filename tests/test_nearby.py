@@ -591,3 +591,19 @@ def test_a_search_over_its_budget_is_refused_before_any_search_query(connection,
     # opens and closes its savepoint around the request.
     read = [s for s in statements if "SAVEPOINT" not in s]
     assert read == []
+
+
+def test_band_runs_keep_every_run_of_every_band_flat() -> None:
+    # Cached per searcher's cell as flat 64-bit integers (16 bytes a run): the same
+    # runs, band by band, as the rings they come from.
+    from geomap.privacy import band_rings
+
+    cell = h3i.latlng_to_cell(*FRANKFURT, FLOOR)
+    runs = nearby_queries.band_runs(cell, 1000.0)
+    rings = band_rings.__wrapped__(cell, 1000.0)
+    assert [list(band) for band in runs] == [list(nearby_queries.cell_runs(ring))
+                                             for ring in rings]
+    assert [len(band) for band in runs] == [len(nearby_queries.cell_runs(ring))
+                                            for ring in rings]
+    assert runs[2][0] == nearby_queries.cell_runs(rings[2])[0]
+    assert runs[2][-1] == nearby_queries.cell_runs(rings[2])[-1]
