@@ -110,3 +110,26 @@ def test_the_first_tiles_are_preloaded_and_used(live_server, page) -> None:
         live_server.url + tile for tile in tiles]
     fetched = [url for url in page.requested_urls if "/tiles/all/" in url]
     assert sorted(fetched) == sorted(live_server.url + tile for tile in tiles)
+
+
+def test_an_open_popup_stays_open_when_the_view_reloads_its_markers(live_server, page) -> None:
+    # A popup's own pan (to fit it in the view) or the visitor's drag loads the tiles
+    # of the new view; markers that are still in view stay, and so does their popup.
+    page.goto(f"{live_server.url}/conditions/all/map")
+    page.wait_for_function("document.querySelector('.geomap-map').dataset.loadedZoom === '2'")
+    page.evaluate("map_world.setView([50.5, 9.5], 7, {animate: false})")
+    page.wait_for_function("document.querySelector('.geomap-map').dataset.loadedZoom === '7'")
+    area = page.locator(".geomap-count[role=button], .geomap-cell").first
+    area.wait_for()
+    area.focus()
+    page.keyboard.press("Enter")
+    popup = page.locator(".geomap-popup")
+    popup.wait_for()
+    page.evaluate("""() => {
+        window.__loads = 0;
+        document.querySelector('.geomap-map')
+            .addEventListener('geomap:loaded', () => { window.__loads += 1; });
+        map_world.panBy([300, 0], {animate: false});
+    }""")
+    page.wait_for_function("() => window.__loads >= 1")
+    assert popup.is_visible()

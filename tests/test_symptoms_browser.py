@@ -87,6 +87,11 @@ def test_soulmates_journey(soulmates_community_url, tmp_path, browser) -> None:
         page.wait_for_selector("#map_soulmates[data-areas]")
         marker = page.locator("#map_soulmates .geomap-count").first
         marker.wait_for()
+        # The map zooms to fit the areas: while markercluster animates, the markers of
+        # both zooms are in the page. Once it settles, the counts add up.
+        page.wait_for_function(
+            "() => !document.querySelector('#map_soulmates .leaflet-zoom-anim, "
+            "#map_soulmates .leaflet-cluster-anim')")
         counts = page.locator("#map_soulmates .geomap-count span[aria-hidden=true]")
         total = sum(int(t) for t in counts.all_inner_texts())
         assert total == page.locator(".soulmate").count()
