@@ -55,6 +55,33 @@ def add_by_keyboard(page, typed: str, expected: str) -> None:  # noqa: ANN001
     page.wait_for_selector(f"text=Added: {expected}.")
 
 
+def settled(page) -> None:  # noqa: ANN001
+    """Wait until the soulmates map has no zoom or markercluster animation running.
+
+    While one runs, the markers of both zooms are in the page.
+    """
+    page.wait_for_function(
+        "() => !document.querySelector('#map_soulmates .leaflet-zoom-anim, "
+        "#map_soulmates .leaflet-cluster-anim')")
+
+
+def open_an_area(page) -> int:  # noqa: ANN001
+    """Click areas as a person would: a group zooms in, an area lists its soulmates.
+
+    Returns the count shown on the area clicked.
+    """
+    for _ in range(12):
+        areas = page.locator("#map_soulmates .geomap-cell")
+        if areas.count():
+            area = areas.first
+            count = int(area.locator("span[aria-hidden=true]").inner_text())
+            area.click()
+            return count
+        page.locator("#map_soulmates .geomap-cluster").first.click()
+        settled(page)
+    pytest.fail("no single area after zooming into twelve groups")
+
+
 def test_soulmates_journey(soulmates_community_url, tmp_path, browser) -> None:
     app = create_app(app_config(tmp_path, GEOMAP_DATABASE_URL=soulmates_community_url))
     context = browser.new_context(viewport={"width": 1200, "height": 1100})
@@ -89,14 +116,15 @@ def test_soulmates_journey(soulmates_community_url, tmp_path, browser) -> None:
         marker.wait_for()
         # The map zooms to fit the areas: while markercluster animates, the markers of
         # both zooms are in the page. Once it settles, the counts add up.
-        page.wait_for_function(
-            "() => !document.querySelector('#map_soulmates .leaflet-zoom-anim, "
-            "#map_soulmates .leaflet-cluster-anim')")
+        settled(page)
         counts = page.locator("#map_soulmates .geomap-count span[aria-hidden=true]")
         total = sum(int(t) for t in counts.all_inner_texts())
         assert total == page.locator(".soulmate").count()
-        marker.click()
-        page.wait_for_selector("#soulmate-area .area-soulmate")
+        # Clicking an area lists who is there; a group of areas zooms in first.
+        area = open_an_area(page)
+        listed = page.locator("#soulmate-area .area-soulmate")
+        listed.first.wait_for()
+        assert listed.count() == area
         # Connect with the first soulmate.
         name = first.locator(".pseudonym").inner_text()
         first.locator(".connect-link").click()
