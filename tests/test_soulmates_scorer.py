@@ -6,6 +6,7 @@ import html as html_text
 import json
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -150,6 +151,30 @@ def test_a_wrong_key_is_refused(community_with_symptoms, scorer) -> None:
     with pytest.raises(ScorerUnavailableError):
         stranger.best(None, [1250], set(), 5)
     assert ScorerLink(scorer.address).best(None, [1250], set(), 5) is not None  # still serving
+
+
+def test_a_silent_client_blocks_no_other_worker(community_with_symptoms, scorer) -> None:
+    # A worker frozen in the middle of its key handshake (here: a client that connects
+    # and never answers the challenge) holds its own connection's thread only.
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as silent:
+        silent.connect(str(scorer.address.socket))
+        started = time.monotonic()
+        assert ScorerLink(scorer.address, timeout=10).best(None, [1250], set(), 5) is not None
+        assert time.monotonic() - started < 10
+
+
+def test_a_frozen_scorer_fails_the_search_in_time_not_the_worker(tmp_path: Path) -> None:
+    # A scorer that takes connections but never speaks (stopped, or stuck): the worker
+    # gives up after its handshake timeout with the 503 error, instead of hanging.
+    frozen = tmp_path / "frozen.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listening:
+        listening.bind(str(frozen))
+        listening.listen(4)
+        link = ScorerLink(ScorerAddress(frozen, b"key"), timeout=1.0, handshake_timeout=0.5)
+        started = time.monotonic()
+        with pytest.raises(ScorerUnavailableError):
+            link.best(None, [1250], set(), 5)
+        assert time.monotonic() - started < 3
 
 
 def test_the_scorer_is_started_again_and_workers_reconnect(community_with_symptoms,

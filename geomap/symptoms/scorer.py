@@ -31,7 +31,8 @@ import signal
 import sys
 import threading
 import time
-from multiprocessing.connection import Connection, Listener
+from multiprocessing import AuthenticationError
+from multiprocessing.connection import Connection, Listener, answer_challenge, deliver_challenge
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from geomap.symptoms import candidates
+from geomap.symptoms.scorer_link import HANDSHAKE_TIMEOUT, limit_waits
 
 log = logging.getLogger("geomap.symptoms.scorer")
 
@@ -83,9 +85,19 @@ def score(engine: Engine, condition: int | None, terms: list[int], exclude: set[
     return found
 
 
-def _answer(connection: Connection, engine: Engine) -> None:
-    """Answer the requests of one web worker's connection until it closes."""
+def _answer(connection: Connection, engine: Engine, authkey: bytes) -> None:
+    """Check one web worker's key, then answer its requests until it closes."""
     with connection:
+        # The handshake of multiprocessing's Listener, here in the connection's own
+        # thread and bounded in time: a frozen or wrong client blocks no other one.
+        try:
+            limit_waits(connection, HANDSHAKE_TIMEOUT)
+            deliver_challenge(connection, authkey)
+            answer_challenge(connection, authkey)
+            limit_waits(connection, 0)  # a kept connection waits for requests at will
+        except (OSError, EOFError, AuthenticationError) as exc:
+            log.warning("refused a connection (%s)", type(exc).__name__)
+            return
         while True:
             try:
                 raw = connection.recv_bytes(MAX_REQUEST)
@@ -103,17 +115,18 @@ def _answer(connection: Connection, engine: Engine) -> None:
                 return
 
 
-def serve(listener: Listener, engine: Engine) -> None:
-    """Accept web workers' connections on ``listener``, one thread each, until closed."""
+def serve(listener: Listener, engine: Engine, authkey: bytes) -> None:
+    """Accept web workers' connections on ``listener``, one thread each, until closed.
+
+    ``listener`` checks no key itself (:func:`listen`): each connection's thread
+    checks ``authkey`` first.
+    """
     while True:
         try:
             connection = listener.accept()
         except OSError:  # the listener was closed: stop
             return
-        except Exception as exc:  # a failed handshake (wrong key) ends that connection only
-            log.warning("refused a connection (%s)", type(exc).__name__)
-            continue
-        threading.Thread(target=_answer, args=(connection, engine), daemon=True,
+        threading.Thread(target=_answer, args=(connection, engine, authkey), daemon=True,
                          name="soulmates-scorer-connection").start()
 
 
@@ -133,14 +146,17 @@ def read_only_engine(url: str) -> Engine:
     return engine
 
 
-def listen(socket: Path, authkey: bytes) -> Listener:
-    """Return a listener on the Unix socket ``socket`` (a stale one is replaced), mode 0600."""
+def listen(socket: Path) -> Listener:
+    """Return a listener on the Unix socket ``socket`` (a stale one is replaced), mode 0600.
+
+    It checks no key: :func:`serve` does, in each connection's thread.
+    """
     socket.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if socket.is_socket():  # left by a scorer that was killed: nobody listens there
         socket.unlink()
     previous = os.umask(0o077)  # owner only from the start: no window to connect in
     try:
-        listener = Listener(str(socket), family="AF_UNIX", backlog=64, authkey=authkey)
+        listener = Listener(str(socket), family="AF_UNIX", backlog=64)
     finally:
         os.umask(previous)
     socket.chmod(0o600)  # read-write for the owner, as connecting needs: nothing else
@@ -168,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     authkey = bytes.fromhex(sys.stdin.readline().strip())
     parent = os.getppid()
     engine = read_only_engine(database_url(load_settings(os.environ)))
-    listener = listen(args.socket, authkey)
+    listener = listen(args.socket)
 
     def stop(_signal: int, _frame: Any) -> None:
         args.socket.unlink(missing_ok=True)
@@ -179,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     threading.Thread(target=_exit_with_parent, args=(parent, args.socket), daemon=True,
                      name="soulmates-scorer-parent").start()
     log.info("soulmates scorer listening on %s", args.socket)
-    serve(listener, engine)
+    serve(listener, engine, authkey)
 
 
 if __name__ == "__main__":

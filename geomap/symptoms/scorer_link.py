@@ -18,6 +18,8 @@ import json
 import logging
 import os
 import secrets
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -25,7 +27,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from multiprocessing import AuthenticationError
-from multiprocessing.connection import Client, Connection
+from multiprocessing.connection import Connection, answer_challenge, deliver_challenge
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,9 @@ CONFIG_KEY = "GEOMAP_SOULMATES_SCORER"
 # Seconds a web worker waits for an answer (the first search of a condition reads its
 # whole pack: 1-3 s at 1,000,000 members).
 ANSWER_TIMEOUT = 30.0
+# Seconds either end waits on each read or write of the connect and the key handshake,
+# so that a frozen scorer (or worker) fails that one connection instead of blocking.
+HANDSHAKE_TIMEOUT = 5.0
 # Longest Unix socket path (sockaddr_un.sun_path is 108 bytes on Linux).
 _SUN_PATH_MAX = 100
 # Connections a web worker keeps open (more are opened under load, then closed).
@@ -67,6 +72,17 @@ def socket_path(data_folder: Path, port: int) -> Path | None:
     return path if len(str(path)) <= _SUN_PATH_MAX else None
 
 
+def limit_waits(connection: Connection | socket.socket, seconds: float) -> None:
+    """Make each blocking read, write (or connect) on ``connection`` end in OSError.
+
+    After ``seconds`` (SO_RCVTIMEO and SO_SNDTIMEO; 0: wait as long as it takes).
+    """
+    value = struct.pack("ll", int(seconds), int(seconds % 1 * 1_000_000))
+    with socket.socket(fileno=os.dup(connection.fileno())) as sock:  # the same socket
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+
+
 def attach(app: Flask, address: ScorerAddress | None) -> Flask:
     """Have ``app`` ask the scorer at ``address`` (None: score in process); return ``app``."""
     app.config[CONFIG_KEY] = address
@@ -87,20 +103,34 @@ def link_for(app: Flask) -> ScorerLink | None:
 class ScorerLink:
     """A web worker's connections to the scorer, shared by its threads (one per request)."""
 
-    def __init__(self, address: ScorerAddress, timeout: float = ANSWER_TIMEOUT) -> None:
-        """Connect lazily to the scorer at ``address``."""
+    def __init__(self, address: ScorerAddress, timeout: float = ANSWER_TIMEOUT,
+                 handshake_timeout: float = HANDSHAKE_TIMEOUT) -> None:
+        """Connect lazily to the scorer at ``address``; timeouts in seconds."""
         self.address = address
         self.timeout = timeout
+        self.handshake_timeout = handshake_timeout
         self.pid = os.getpid()
         self._idle: list[Connection] = []
         self._lock = threading.Lock()
 
     def _connect(self) -> Connection:
+        # multiprocessing's Client, with each wait of the connect and handshake bounded.
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            return Client(str(self.address.socket), family="AF_UNIX",
-                          authkey=self.address.authkey)
-        except (OSError, EOFError, AuthenticationError) as exc:  # no scorer, or another key
+            limit_waits(sock, self.handshake_timeout)
+            sock.connect(str(self.address.socket))
+        except OSError as exc:  # no scorer, or its queue is full
+            sock.close()
             raise ScorerUnavailableError(type(exc).__name__) from None
+        connection = Connection(sock.detach())
+        try:
+            answer_challenge(connection, self.address.authkey)
+            deliver_challenge(connection, self.address.authkey)
+            limit_waits(connection, 0)  # answers are awaited with poll(timeout)
+        except (OSError, EOFError, AuthenticationError) as exc:  # frozen, or another key
+            connection.close()
+            raise ScorerUnavailableError(type(exc).__name__) from None
+        return connection
 
     def best(self, condition: int | None, terms: Iterable[int], exclude: Iterable[int],
              limit: int) -> list[tuple[int, int, str]]:
