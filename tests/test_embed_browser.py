@@ -61,7 +61,8 @@ def test_snippet_on_another_origin_shows_the_map(live_server, partner, page) -> 
     page.wait_for_load_state("load")
     embed = _frame(page, "/embed/conditions/all/map")
     embed.wait_for_selector(".geomap-count", timeout=45_000)
-    embed.wait_for_function("document.querySelector('.geomap-map').dataset.loadedZoom === '2'")
+    embed.wait_for_function(
+        "() => document.querySelector('.geomap-map').dataset.loadedZoom === '2'")
     labels = embed.locator(".geomap-count span[aria-hidden=true]").all_inner_texts()
     counts = [int(label.replace(",", "")) for label in labels]
     assert counts and all(count >= 5 for count in counts)

@@ -98,7 +98,7 @@ def test_map_and_embed_centred_on_180_show_land_and_markers_on_both_sides(
         page.wait_for_selector(".geomap-map")
         page.evaluate(f"map_world.setView([{lat}, {lng}], {zoom})")
         wait_loaded(page, zoom)
-        page.wait_for_function("document.querySelectorAll('.geomap-count').length >= 2")
+        page.wait_for_function("() => document.querySelectorAll('.geomap-count').length >= 2")
         sides = page.evaluate(SIDES)
         assert sides["landWest"] and sides["landEast"], (where, url, sides)
         assert sides["markersWest"] >= 1 and sides["markersEast"] >= 1, (where, url, sides)

@@ -70,7 +70,7 @@ def test_visitor_learns_the_map_and_joins(browser, journey_site, viewport) -> No
     assert not _overlap(scale, attribution)
     # Zoomed in, single areas are named and focusable; Enter opens the popup.
     page.evaluate("map_world.setView([50.5, 9.5], 7)")
-    page.wait_for_function("document.querySelector('.geomap-map').dataset.loadedZoom === '7'")
+    page.wait_for_function("() => document.querySelector('.geomap-map').dataset.loadedZoom === '7'")
     area = page.get_by_role("button", name=AREA_NAME).first
     area.wait_for()
     area.focus()
@@ -263,7 +263,7 @@ def test_embed_editor_sets_the_initial_view(browser, journey_site, viewport) -> 
     page.fill("#embed-zoom", "6")
     page.locator("#embed-zoom").dispatch_event("change")
     page.wait_for_function(
-        "document.getElementById('embed-snippet').value.includes('zoom=6')")
+        "() => document.getElementById('embed-snippet').value.includes('zoom=6')")
     snippet = page.input_value("#embed-snippet")
     assert "lat=48.1&amp;lng=11.6&amp;zoom=6" in snippet and "max-width:" in snippet
     frame = page.frame_locator("#embed-preview iframe")

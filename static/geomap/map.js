@@ -344,6 +344,7 @@
     );
     var lastKey = null;
     var pending = null;
+    var shown = {};  // the markers on the map, by zoom, place, count and name
 
     // The XYZ tiles (256 px, Web Mercator) covering the view at ``zoom``, one row of
     // padding around it; x wraps around the world, y stops at the poles.
@@ -415,7 +416,12 @@
           // centred on 180° shows the cells on both sides), and polar cells to the
           // edge of the Mercator plane.
           var centre = map.getCenter().lng;
-          var markers = collection.features.map(function (f) {
+          // Markers already on the map for the same area stay (with any popup open
+          // on them: a popup's own pan to fit the view must not close it); only those
+          // that left the view go and only new ones are added.
+          var next = {};
+          var added = [];
+          collection.features.forEach(function (f) {
             var c = f.geometry.coordinates;
             var count = f.properties.count;
             var label = areaName(f.properties);
@@ -423,16 +429,29 @@
                              : members(count);
             var lng = c[0] + 360 * Math.round((centre - c[0]) / 360);
             var lat = Math.max(-MERCATOR_LAT, Math.min(MERCATOR_LAT, c[1]));
-            var marker = L.marker([lat, lng], {
-              icon: countIcon(count, "geomap-cell", name),
-              count: count,
-              keyboard: true,
-            });
-            marker.bindPopup(function () { return areaPopup(count, label, options); });
-            return marker;
+            var id = [zoom, lat, lng, count, name].join("|");
+            while (next[id]) id += "+";
+            var marker = shown[id];
+            if (!marker) {
+              marker = L.marker([lat, lng], {
+                icon: countIcon(count, "geomap-cell", name),
+                count: count,
+                keyboard: true,
+              });
+              marker.bindPopup(function () { return areaPopup(count, label, options); });
+              added.push(marker);
+            }
+            next[id] = marker;
           });
-          cluster.clearLayers();
-          cluster.addLayers(markers);
+          var left = Object.keys(shown).filter(function (id) { return !next[id]; })
+            .map(function (id) { return shown[id]; });
+          if (added.length === collection.features.length) {
+            cluster.clearLayers();  // nothing stays (a new zoom): one sweep
+          } else {
+            cluster.removeLayers(left);
+          }
+          cluster.addLayers(added);
+          shown = next;
           firstMarkersShown();
           // "loaded" means markers and outlines, so tests and pages can rely on both.
           return outlinesDrawn.then(function () {
