@@ -115,20 +115,15 @@ def soulmates() -> Response:
     # Loaded on a worker's first soulmates question (the scoring itself runs in the
     # service's scorer process, or here when there is none).
     from geomap.symptoms import soulmates as soulmate_queries
-    from geomap.symptoms.scorer_link import ScorerUnavailableError, link_for
+    from geomap.symptoms.scorer_link import ScorerUnavailableError
 
     try:
-        result = soulmate_queries.soulmates(
-            db.session, member_id=_me(), condition_slug=None if every else slug,
-            secret=current_app.config["SECRET_KEY"],
-            max_km=current_app.config["GEOMAP_NEARBY_MAX_KM"],
-            scorer=link_for(current_app),
-        )
+        result = soulmate_queries.for_member(db.session, current_app, _me(),
+                                             None if every else slug)
     except ScorerUnavailableError:
         db.session.rollback()
-        raise ServiceUnavailable(
-            _("Soulmate matching is not available just now; please try again in a minute."),
-            retry_after=RETRY_AFTER_SECONDS) from None
+        raise ServiceUnavailable(soulmate_queries.unavailable_message(),
+                                 retry_after=RETRY_AFTER_SECONDS) from None
     db.session.commit()
     return jsonify(
         condition=result.condition,

@@ -34,6 +34,8 @@ from geomap.privacy import DISTANCE_BANDS, cell_distance_km, distance_band, keye
 from geomap.symptoms.similarity import VERY_SIMILAR, SetScorer, self_score, similarity_label
 
 if TYPE_CHECKING:
+    from flask import Flask
+
     from geomap.symptoms.scorer_link import ScorerLink
 
 SOULMATES_MAX = 30
@@ -154,6 +156,25 @@ def soulmates(session: Session, *, member_id: int, condition_slug: str | None, s
                                   keyed_order(secret, member_id, item[0])))
     return _describe(session, member_id, my_cell, my_terms, picked, cells,
                      condition_slug, max_km)
+
+
+def for_member(session: Session, app: Flask, member_id: int,
+               condition_slug: str | None) -> Soulmates:
+    """Return :func:`soulmates` of ``member_id`` as ``app`` serves them.
+
+    With ``app``'s secret and nearby radius (km), scored by its scorer process when it
+    has one. Raises as :func:`soulmates` does.
+    """
+    from geomap.symptoms.scorer_link import link_for
+
+    return soulmates(session, member_id=member_id, condition_slug=condition_slug,
+                     secret=app.config["SECRET_KEY"], max_km=app.config["GEOMAP_NEARBY_MAX_KM"],
+                     scorer=link_for(app))
+
+
+def unavailable_message() -> str:
+    """Return the translated message of a search refused while the scorer is down (503)."""
+    return _("Soulmate matching is not available just now; please try again in a minute.")
 
 
 def rank(session: Session, my_terms: list[int], candidates: list[tuple[int, list[int]]]

@@ -101,15 +101,11 @@ def soulmates() -> Any:
     # Loaded on a worker's first soulmates question (the scoring itself runs in the
     # service's scorer process, or here when there is none).
     from geomap.symptoms import soulmates as soulmate_queries
-    from geomap.symptoms.scorer_link import ScorerUnavailableError, link_for
+    from geomap.symptoms.scorer_link import ScorerUnavailableError
 
     try:
-        result = soulmate_queries.soulmates(
-            db.session, member_id=_me(), condition_slug=None if every else slug,
-            secret=current_app.config["SECRET_KEY"],
-            max_km=current_app.config["GEOMAP_NEARBY_MAX_KM"],
-            scorer=link_for(current_app),
-        )
+        result = soulmate_queries.for_member(db.session, current_app, _me(),
+                                             None if every else slug)
         db.session.commit()  # place labels computed for new cells are kept
         from geomap.symptoms.maps import soulmates_map  # where the map is built
 
@@ -121,8 +117,7 @@ def soulmates() -> Any:
         status = 400 if isinstance(exc, MemberInputError) else 200
     except ScorerUnavailableError:
         db.session.rollback()
-        problem = _("Soulmate matching is not available just now; please try again in a "
-                    "minute.")
+        problem = soulmate_queries.unavailable_message()
         status = 503
     return render_template(
         "symptoms/soulmates.html", result=result, problem=problem, slug=slug, every=every,
