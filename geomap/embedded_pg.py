@@ -24,6 +24,8 @@ from geomap.config import data_dir, stored_secret
 
 SUPERUSER = "geomap"
 DATABASE = "geomap"
+# geomap's settings file in the data folder, rewritten at each start (:func:`write_settings`).
+SETTINGS_FILE = "geomap.conf"
 
 
 class EmbeddedError(RuntimeError):
@@ -179,24 +181,51 @@ def init(cluster: Cluster) -> bool:
         pwfile.unlink(missing_ok=True)
     if result.returncode != 0:
         raise EmbeddedError(f"initdb failed:\n{result.stderr.strip()}")
-    with (cluster.pgdata / "postgresql.conf").open("a") as conf:
-        conf.write(
-            "\n# geomap embedded cluster\n"
-            "listen_addresses = '127.0.0.1'\n"
-            "unix_socket_directories = ''\n"
-            f"shared_buffers = {shared_buffers_mb(memory_bytes())}MB\n"
-            "work_mem = 64MB\n"
-            "maintenance_work_mem = 256MB\n"
-            "max_wal_size = 2GB\n"
-            # A publish right after a checkpoint writes every touched page whole into
-            # the WAL (~300 MB at 1M members and 1,000 maps against ~27 MB otherwise):
-            # compressed, and checkpoints spaced so that most publishes (every 5 min)
-            # do not follow one. Durability is unchanged (fsync, full_page_writes on).
-            "wal_compression = lz4\n"
-            "checkpoint_timeout = 15min\n"
-            "max_connections = 100\n"
-        )
+    write_settings(cluster)
     return True
+
+
+def server_settings(memory: int) -> str:
+    """Return geomap's PostgreSQL settings (postgresql.conf lines) for ``memory`` bytes."""
+    return (
+        "# geomap's settings: written by geomap at each start of the embedded cluster\n"
+        "# (geomap db start): edits here are lost. Your own settings go in\n"
+        "# postgresql.auto.conf (ALTER SYSTEM), which is read after this file.\n"
+        "listen_addresses = '127.0.0.1'\n"
+        "unix_socket_directories = ''\n"
+        f"shared_buffers = {shared_buffers_mb(memory)}MB\n"
+        "work_mem = 64MB\n"
+        "maintenance_work_mem = 256MB\n"
+        "max_wal_size = 2GB\n"
+        # A publish right after a checkpoint writes every touched page whole into
+        # the WAL (~300 MB at 1M members and 1,000 maps against ~27 MB otherwise):
+        # compressed, and checkpoints spaced so that most publishes (every 5 min)
+        # do not follow one. Durability is unchanged (fsync, full_page_writes on).
+        "wal_compression = lz4\n"
+        "checkpoint_timeout = 15min\n"
+        "max_connections = 100\n"
+        "synchronous_commit = on\n"
+    )
+
+
+def write_settings(cluster: Cluster) -> None:
+    """Write :func:`server_settings` into the cluster's ``geomap.conf``, included last.
+
+    Done at each start, so that a cluster created by an older geomap runs with the
+    current settings too (its postgresql.conf gets the include line once, at its
+    end: later lines win over the settings an older geomap appended there).
+    """
+    conf = cluster.pgdata / "postgresql.conf"
+    include = f"include_if_exists = '{SETTINGS_FILE}'"
+    if include not in conf.read_text().splitlines():
+        with conf.open("a") as out:
+            out.write(f"\n# geomap embedded cluster\n{include}\n")
+    settings = cluster.pgdata / SETTINGS_FILE
+    settings.write_text(server_settings(memory_bytes()))
+    if cluster.run_as:
+        entry = pwd.getpwnam(cluster.run_as)
+        os.chown(settings, entry.pw_uid, entry.pw_gid)
+    settings.chmod(0o600)
 
 
 def is_running(cluster: Cluster) -> bool:
@@ -211,6 +240,7 @@ def start(cluster: Cluster) -> bool:
     init(cluster)
     if is_running(cluster):
         return False
+    write_settings(cluster)
     result = _run(
         cluster,
         [
@@ -224,9 +254,7 @@ def start(cluster: Cluster) -> bool:
             "-l",
             str(cluster.logfile),
             "-o",
-            # Committed means kept: a cluster created before this was written with
-            # synchronous_commit = off, and the command line wins over the file.
-            f"-p {cluster.port} -c synchronous_commit=on",
+            f"-p {cluster.port}",
         ],
     )
     if result.returncode != 0:

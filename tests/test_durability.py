@@ -197,3 +197,33 @@ def test_embedded_shared_buffers_are_a_quarter_of_memory_within_bounds() -> None
     assert shared_buffers_mb(2048 * mb) == 512
     assert shared_buffers_mb(24 * 1024 * mb) == 1024
     assert memory_bytes() > 0
+
+
+def test_a_cluster_made_by_an_older_geomap_runs_with_the_current_settings(tmp_path) -> None:
+    # Settings used to be appended to postgresql.conf once, at initdb: a cluster
+    # created then kept them. Now each start rewrites geomap.conf, included last.
+    settings = load_settings({"GEOMAP_DATA_DIR": str(tmp_path / "data"),
+                              "GEOMAP_DB_PORT": str(free_port())})
+    cluster = embedded_pg.cluster_for(settings)
+    embedded_pg.start(cluster)
+    try:
+        embedded_pg.stop(cluster)
+        conf = cluster.pgdata / "postgresql.conf"
+        old = [line for line in conf.read_text().splitlines()
+               if line != f"include_if_exists = '{embedded_pg.SETTINGS_FILE}'"]
+        conf.write_text("\n".join([*old, "listen_addresses = '127.0.0.1'",
+                                   "unix_socket_directories = ''", "shared_buffers = 16MB",
+                                   "work_mem = 4MB", "synchronous_commit = off", ""]))
+        (cluster.pgdata / embedded_pg.SETTINGS_FILE).unlink()
+        embedded_pg.start(cluster)
+        expected = embedded_pg.shared_buffers_mb(embedded_pg.memory_bytes())
+        assert _setting(cluster, "shared_buffers") == (
+            f"{expected // 1024}GB" if expected % 1024 == 0 else f"{expected}MB")
+        assert _setting(cluster, "work_mem") == "64MB"
+        assert _setting(cluster, "synchronous_commit") == "on"
+        assert _setting(cluster, "wal_compression") == "lz4"
+        embedded_pg.stop(cluster)
+        embedded_pg.start(cluster)  # the include is added once
+        assert conf.read_text().count(embedded_pg.SETTINGS_FILE) == 1
+    finally:
+        embedded_pg.destroy(cluster)
