@@ -295,6 +295,17 @@ def browser() -> Iterator[object]:
         browser.close()
 
 
+def set_view(page, lat: float, lng: float, zoom: int, *,  # noqa: ANN001
+             map_name: str = "map_world", animate: bool = True) -> None:
+    """Centre the page's Leaflet map ``map_name`` on (``lat``, ``lng``) degrees at ``zoom``.
+
+    Returns nothing on purpose: ``setView`` returns the map itself, and Playwright
+    would copy that whole object graph out of the page (55 s for the world map).
+    """
+    options = "" if animate else ", {animate: false}"
+    page.evaluate(f"void {map_name}.setView([{lat}, {lng}], {zoom}{options})")
+
+
 @pytest.fixture
 def page(browser) -> Iterator[object]:  # noqa: ANN001
     """A fresh browser page that records every request it makes."""

@@ -14,7 +14,7 @@ from geomap.geo.derive import KeyDeriver
 from geomap.ingest.members_bulk import MemberBatch, load_members
 from geomap.publish import publish
 from geomap.session import session_scope
-from tests.conftest import FLOOR, K, LiveServer, app_config
+from tests.conftest import FLOOR, K, LiveServer, app_config, set_view
 
 SPOTS = {  # 10 members each
     "suva": (-18.14, 178.42),  # Fiji, west of 180°
@@ -96,7 +96,7 @@ def test_map_and_embed_centred_on_180_show_land_and_markers_on_both_sides(
                 f"{min(lng, 180.0)}&zoom={zoom}"):
         page.goto(url)
         page.wait_for_selector(".geomap-map")
-        page.evaluate(f"map_world.setView([{lat}, {lng}], {zoom})")
+        set_view(page, lat, lng, zoom)
         wait_loaded(page, zoom)
         page.wait_for_function("() => document.querySelectorAll('.geomap-count').length >= 2")
         sides = page.evaluate(SIDES)
@@ -119,7 +119,7 @@ def test_a_polar_marker_is_drawn_at_zoom_3_and_at_the_deepest_zoom(antimeridian_
     floor_lat, floor_lng = h3.cell_to_latlng(h3.latlng_to_cell(*SPOTS["pole"], FLOOR))
     assert floor_lat > 85.06
     for zoom, lng in ((3, polar[0]["geometry"]["coordinates"][0]), (DEEPEST, floor_lng)):
-        page.evaluate(f"map_world.setView([84.99, {lng}], {zoom})")
+        set_view(page, 84.99, lng, zoom)
         wait_loaded(page, zoom)
         visible = page.evaluate("""() => {
           const box = document.querySelector('.geomap-map').getBoundingClientRect();

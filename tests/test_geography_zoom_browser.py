@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import set_view
 from tests.journey_helpers import DESKTOP, PHONE, axe_violations, describe
 
 MUNICH = (48.137, 11.575)
@@ -33,7 +34,7 @@ def _wait(page, expression: str) -> None:  # noqa: ANN001
 
 
 def _zoom_to(page, lat: float, lng: float, zoom: int) -> None:  # noqa: ANN001
-    page.evaluate(f"map_world.setView([{lat}, {lng}], {zoom})")
+    set_view(page, lat, lng, zoom)
     _wait(page,
         f"document.querySelector('.geomap-map').dataset.loadedZoom === '{zoom}'")
 
@@ -169,7 +170,7 @@ def test_the_choropleth_draws_every_counted_territory(territory_admin_site, page
         assert all(fill.lower() != "#ffffff" for fill, _ in drawn[code]), (code, drawn)
         # Zoomed onto it, it is drawn (Leaflet clips copies off screen and drops shapes
         # smaller than a pixel, as Réunion is at world zoom).
-        page.evaluate(f"map_choropleth.setView([{lat}, {lng}], 6)")
+        set_view(page, lat, lng, 6, map_name="map_choropleth")
         page.wait_for_timeout(500)
         assert any(width > 0 for _, width in page.evaluate(DRAWN)[code]), code
     # Tokelau has no polygon: a dot.

@@ -14,7 +14,7 @@ import re
 import pytest
 from werkzeug.wrappers import Request, Response
 
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, set_view
 from tests.journey_helpers import (
     DESKTOP,
     PASSWORD,
@@ -69,7 +69,7 @@ def test_visitor_learns_the_map_and_joins(browser, journey_site, viewport) -> No
     attribution = page.locator(".leaflet-control-attribution").bounding_box()
     assert not _overlap(scale, attribution)
     # Zoomed in, single areas are named and focusable; Enter opens the popup.
-    page.evaluate("map_world.setView([50.5, 9.5], 7)")
+    set_view(page, 50.5, 9.5, 7)
     page.wait_for_function("() => document.querySelector('.geomap-map').dataset.loadedZoom === '7'")
     area = page.get_by_role("button", name=AREA_NAME).first
     area.wait_for()

@@ -7,6 +7,8 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import text
 
+from tests.conftest import set_view
+
 
 def visible_counts(page) -> list[int]:  # noqa: ANN001
     labels = page.locator(".geomap-count span[aria-hidden=true]").all_inner_texts()
@@ -34,7 +36,7 @@ def test_map_of_all_renders_with_counts_that_add_up(live_server, page, community
 def test_zooming_in_loads_finer_cells(live_server, page) -> None:
     page.goto(f"{live_server.url}/conditions/all/map")
     page.wait_for_selector(".geomap-count", timeout=45_000)
-    page.evaluate("map_world.setView([50.1, 8.7], 7)")
+    set_view(page, 50.1, 8.7, 7)
     page.wait_for_function("() => document.querySelector('.geomap-map').dataset.loadedZoom === '7'")
     # Markers come from version-stamped tiles of the new zoom, not from a box query.
     assert any(re.search(r"/tiles/all/[0-9]+/7/[0-9]+/[0-9]+\.json$", url)
@@ -118,7 +120,7 @@ def test_an_open_popup_stays_open_when_the_view_reloads_its_markers(live_server,
     # (Replacing every marker on a reload closed the popup its own pan had just opened.)
     page.goto(f"{live_server.url}/conditions/all/map")
     page.wait_for_function("() => document.querySelector('.geomap-map').dataset.loadedZoom === '2'")
-    page.evaluate("map_world.setView([50.5, 9.5], 7, {animate: false})")
+    set_view(page, 50.5, 9.5, 7, animate=False)
     page.wait_for_function("() => document.querySelector('.geomap-map').dataset.loadedZoom === '7'")
     page.evaluate("""() => {
         window.__events = [];
