@@ -78,6 +78,32 @@ def test_each_instance_has_its_own_control_socket(two_instances, tmp_path: Path)
         assert stats["pid"] == process.pid
 
 
+def test_a_stop_is_quick_and_takes_the_scorer_with_it(community_url: str,
+                                                     tmp_path: Path) -> None:
+    # SIGTERM (systemd's stop, or a test's) with nothing in flight: the worker exits at
+    # once, and the scorer is stopped by the master only. A worker leaving gunicorn's
+    # run() used to stop the scorer on its way out and then hang until gunicorn killed
+    # it (the 20 s graceful timeout), while the master started the scorer again.
+    port = free_port()
+    process = start_instance(community_url, tmp_path, port)
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        assert sock.recv(100).startswith(b"HTTP/1.1 200")
+    scorer_socket = tmp_path.resolve() / "run" / f"soulmates-{port}.sock"
+    assert scorer_socket.is_socket()
+    started = time.monotonic()
+    process.terminate()
+    _out, err = process.communicate(timeout=30)
+    assert time.monotonic() - started < 10
+    log = err.decode()
+    scorers = {line.split("] [")[1].split("]")[0] for line in log.splitlines()
+               if "soulmates scorer listening" in line}
+    assert len(scorers) == 1, log[-2000:]  # started once, never again
+    assert "starting it again" not in log
+    assert not Path(f"/proc/{scorers.pop()}").exists()
+    assert not scorer_socket.exists()
+
+
 def test_options_name_a_socket_per_port_under_the_data_folder(tmp_path: Path) -> None:
     first = gunicorn_options("127.0.0.1", 5001, 2, control_socket_path(tmp_path, "127.0.0.1",
                                                                        5001))

@@ -200,6 +200,7 @@ class ScorerProcess:
         self._child: subprocess.Popen | None = None
         self._child_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="soulmates-scorer", daemon=True)
+        self._owner = os.getpid()  # the process that runs it; forks (web workers) do not
 
     @property
     def pid(self) -> int | None:
@@ -254,7 +255,14 @@ class ScorerProcess:
             self._stop.wait(wait)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop the scorer (SIGTERM, then SIGKILL after ``timeout`` seconds) for good."""
+        """Stop the scorer (SIGTERM, then SIGKILL after ``timeout`` seconds) for good.
+
+        Only in the process that created this object: a forked web worker leaving
+        gunicorn's ``run()`` on its way out passes through the same ``finally`` and
+        must neither stop the service's scorer nor remove its socket.
+        """
+        if os.getpid() != self._owner:
+            return
         self._stop.set()
         with self._child_lock:
             child = self._child
