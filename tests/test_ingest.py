@@ -72,7 +72,6 @@ def test_wrong_csv_inputs_never_echo_a_coordinate(run_cli, tmp_path: Path) -> No
     # A file without its header line: the first row is read as the header.
     headless = tmp_path / "headless.csv"
     headless.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    result = CliRunner().invoke(main, ["import", str(headless)], env={}, catch_exceptions=False)
     result = run_cli("import", "--no-publish", str(headless))
     assert result.exit_code == 1 and "is the header line missing?" in result.output
     no_precise_numbers(result.output, headless)
