@@ -257,6 +257,33 @@ def test_pages_add_by_typed_text_opt_in_and_withdraw(connection, tmp_path) -> No
     assert json.loads(client.get("/my-data/export.json").get_data())["symptoms"] == []
 
 
+def test_a_soulmate_with_no_symptom_in_common_is_said_to_match_through_related_ones(
+        connection, tmp_path) -> None:
+    # Similarity is semantic (Resnik): sensory neuropathy is a kind of peripheral
+    # neuropathy, so they match "very similar" with nothing to list as shared. The page
+    # says why instead of leaving the line out (a newcomer's report).
+    with sessions_on(connection)() as session:
+        account, _me = member_with_symptoms(session, "me-periph", [PERIPHERAL_NEUROPATHY])
+        member_with_symptoms(session, "related-rae", [SENSORY_NEUROPATHY], lat=48.1, lng=11.6)
+        member_with_symptoms(session, "same-sam", [PERIPHERAL_NEUROPATHY, FEVER],
+                             lat=48.2, lng=11.5)
+        session.commit()
+    client = unlimited_app(connection, tmp_path).test_client()
+    sign_in(client, account)
+    for lang, related in (("en", "No symptom in both your lists: similar through related "
+                                 "symptoms."),
+                          ("fr", "Aucun symptôme dans vos deux listes : semblables par des "
+                                 "symptômes apparentés.")):
+        page = client.get(f"/soulmates?condition=all&lang={lang}").get_data(as_text=True)
+        entries = {entry.split("</strong>")[0].rsplit(">", 1)[-1]: entry
+                   for entry in page.split('<li class="soulmate">')[1:]}
+        assert set(entries) == {"related-rae", "same-sam"}
+        assert related in entries["related-rae"]
+        assert "shared-symptom" not in entries["related-rae"]
+        assert related not in entries["same-sam"]
+        assert "shared-symptom" in entries["same-sam"]
+
+
 def test_soulmate_searches_and_symptom_edits_are_rate_limited(connection, tmp_path) -> None:
     with sessions_on(connection)() as session:
         account, _me = member_with_symptoms(session, "limited-lou", [FATIGUE])
