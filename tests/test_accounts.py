@@ -498,6 +498,24 @@ def test_any_token_in_a_link_gets_a_page_never_a_500(mail_app, token: str) -> No
         assert response.status_code in (302, 404, 410), (path, response.status_code)
 
 
+def test_check_your_mail_says_where_mail_goes_when_the_server_sends_none(
+        mail_app, fresh_db_url, tmp_path) -> None:
+    # With an SMTP server: the usual advice. Without one (make run, a newcomer's first
+    # try), mail is kept as files: the page says so and how to read them.
+    kept = "it keeps each one as a file, which whoever runs it reads with"
+    for app, mail_kept in ((mail_app, False),
+                           (create_app(app_config(tmp_path / "files",
+                                                  GEOMAP_DATABASE_URL=fresh_db_url)), True)):
+        client = app.test_client()
+        for path in ("/signup/sent", "/reset/sent"):
+            page = client.get(path).get_data(as_text=True)
+            assert (kept in page) is mail_kept, path
+            assert ("<code>geomap mail show</code>" in page) is mail_kept, path
+            assert ("Look in your spam folder" in page) is not mail_kept, path
+    french = client.get("/signup/sent?lang=fr").get_data(as_text=True)
+    assert "<code>geomap mail show</code>" in french and kept not in french
+
+
 def test_joining_a_map_is_named_at_sign_up_and_carried_through_verification(
         mail_app, smtp_server) -> None:
     visitor = mail_app.test_client()

@@ -139,7 +139,8 @@ def signup() -> Any:
 def signup_sent() -> str:
     """Tell a new member to look for the verification mail."""
     return render_template("auth/check_mail.html", reason="signup",
-                           joining=_joining(session.get("join_condition")))
+                           joining=_joining(session.get("join_condition")),
+                           mail_kept=mail.kept_as_files(current_app.config))
 
 
 @bp.get("/verify/<token>")
@@ -193,7 +194,8 @@ def reset_request() -> Any:
 @bp.get("/reset/sent")
 def reset_sent() -> str:
     """Tell the user to look for the reset mail."""
-    return render_template("auth/check_mail.html", reason="reset")
+    return render_template("auth/check_mail.html", reason="reset",
+                           mail_kept=mail.kept_as_files(current_app.config))
 
 
 @bp.route("/reset/<token>", methods=["GET", "POST"])

@@ -76,12 +76,17 @@ def mail_dir(settings: Mapping[str, Any]) -> Path:
     return data_dir(settings) / "mail"
 
 
+def kept_as_files(settings: Mapping[str, Any]) -> bool:
+    """Whether mail is kept as ``.eml`` files in :func:`mail_dir` (no SMTP server is set)."""
+    return not settings.get("GEOMAP_SMTP_HOST")
+
+
 def deliver(settings: Mapping[str, Any], message: EmailMessage) -> None:
     """Send ``message`` now: by SMTP when configured, else as a file. Raises MailError."""
-    if settings.get("GEOMAP_SMTP_HOST"):
-        _send_smtp(settings, message)
-    else:
+    if kept_as_files(settings):
         _write_file(settings, message)
+    else:
+        _send_smtp(settings, message)
 
 
 def _send_smtp(settings: Mapping[str, Any], message: EmailMessage) -> None:
