@@ -443,12 +443,11 @@
             }
             next[id] = marker;
           });
-          var left = Object.keys(shown).filter(function (id) { return !next[id]; })
-            .map(function (id) { return shown[id]; });
           if (added.length === collection.features.length) {
             cluster.clearLayers();  // nothing stays (a new zoom): one sweep
           } else {
-            cluster.removeLayers(left);
+            cluster.removeLayers(Object.keys(shown).filter(function (id) { return !next[id]; })
+              .map(function (id) { return shown[id]; }));
           }
           cluster.addLayers(added);
           shown = next;
