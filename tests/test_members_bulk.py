@@ -66,6 +66,35 @@ def test_bulk_mode_still_enforces_unique_pseudonyms(
                      community_deriver)
 
 
+def test_bulk_mode_still_enforces_the_link_tables_primary_keys(
+    rollback_session: Session, community_deriver: KeyDeriver, bulk_mode_always: None
+) -> None:
+    """member_conditions' key is dropped during the COPY and checked when it is rebuilt."""
+    twice = batch_of(3)
+    twice.conditions = [[1], [2, 2], [1]]
+    with pytest.raises(IntegrityError, match="pk_member_conditions"):
+        load_members(rollback_session, twice, community_deriver)
+
+
+def test_bulk_mode_keeps_the_primary_key_that_foreign_keys_refer_to(
+    rollback_session: Session, community_deriver: KeyDeriver, bulk_mode_always: None,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The primary key of members stays in place; the link tables' keys are rebuilt."""
+    dropped: list[str] = []
+    execute = rollback_session.execute
+
+    def recording(statement, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if "DROP CONSTRAINT" in str(statement):
+            dropped.append(str(statement).split('"')[1])
+        return execute(statement, *args, **kwargs)
+
+    monkeypatch.setattr(rollback_session, "execute", recording)
+    load_members(rollback_session, batch_of(5), community_deriver)
+    assert "pk_members" not in dropped
+    assert {"pk_member_conditions", "pk_member_locations"} <= set(dropped)
+
+
 def test_a_big_load_marks_whole_conditions_dirty(
     rollback_session: Session, community_deriver: KeyDeriver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
