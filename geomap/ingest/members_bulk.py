@@ -349,7 +349,18 @@ def _restore_indexes(session: Session, deferred: _DeferredIndexes | None, table:
         return
     session.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
     for statement in deferred.statements[table]:
-        session.execute(text(statement))
+        if " REFERENCES members(id)" in statement:
+            # The check that every row's member exists walks both tables' member id
+            # indexes (just built) in one merge instead of hashing a million member
+            # ids: about half the time (0.95 -> 0.42 s at 1M links). A reference to a
+            # small table (conditions) is still best hashed.
+            hashjoin = session.execute(text("SELECT current_setting('enable_hashjoin')")).scalar()
+            session.execute(text("SELECT set_config('enable_hashjoin', 'off', true)"))
+            session.execute(text(statement))
+            session.execute(text("SELECT set_config('enable_hashjoin', :v, true)"),
+                            {"v": hashjoin})
+        else:
+            session.execute(text(statement))
     # No ANALYZE here: the index builds have set the row counts the constraint checks
     # plan with, and the statistics are gathered after the commit
     # (:func:`analyze_member_tables`, or autovacuum), outside the import's transaction.
