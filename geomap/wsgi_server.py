@@ -24,12 +24,12 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
+from geomap.paths import fits_unix_socket
 from geomap.symptoms.scorer_link import ScorerAddress, ScorerProcess, socket_path
 from geomap.web.errors import EscapeControlCharacters, escape_for_log
 
 _M_ARENA_MAX = -8  # mallopt parameters, glibc malloc.h
 _M_MMAP_THRESHOLD = -3
-_SUN_PATH_MAX = 100  # a Unix socket path must fit sockaddr_un.sun_path (108 bytes on Linux)
 
 
 class GeomapServer(BaseApplication):
@@ -201,7 +201,7 @@ def control_socket_path(data_folder: Path, host: str, port: int) -> Path:
     for a Unix socket, in the temporary folder under a name derived from it.
     """
     path = Path(data_folder).resolve() / "run" / f"gunicorn-{host}-{port}.ctl"
-    if len(str(path)) > _SUN_PATH_MAX:
+    if not fits_unix_socket(path):
         digest = hashlib.sha256(str(path).encode()).hexdigest()[:16]
         path = Path(tempfile.gettempdir()) / f"geomap-gunicorn-{digest}.ctl"
     path.parent.mkdir(parents=True, exist_ok=True)

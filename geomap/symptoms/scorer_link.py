@@ -33,6 +33,8 @@ from typing import Any
 
 from flask import Flask
 
+from geomap.paths import fits_unix_socket
+
 log = logging.getLogger(__name__)
 
 CONFIG_KEY = "GEOMAP_SOULMATES_SCORER"
@@ -42,8 +44,6 @@ ANSWER_TIMEOUT = 30.0
 # Seconds either end waits on each read or write of the connect and the key handshake,
 # so that a frozen scorer (or worker) fails that one connection instead of blocking.
 HANDSHAKE_TIMEOUT = 5.0
-# Longest Unix socket path (sockaddr_un.sun_path is 108 bytes on Linux).
-_SUN_PATH_MAX = 100
 # Connections a web worker keeps open (more are opened under load, then closed).
 _IDLE_KEPT = 8
 _MAX_ANSWER = 1 << 20
@@ -69,7 +69,7 @@ def socket_path(data_folder: Path, port: int) -> Path | None:
     are then scored in the web workers).
     """
     path = Path(data_folder).resolve() / "run" / f"soulmates-{port}.sock"
-    return path if len(str(path)) <= _SUN_PATH_MAX else None
+    return path if fits_unix_socket(path) else None
 
 
 def limit_waits(connection: Connection | socket.socket, seconds: float) -> None:
