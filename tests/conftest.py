@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,6 +48,30 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def start_gunicorn(database_url: str, data_dir: Path, port: int) -> subprocess.Popen:
+    """Start ``run_gunicorn`` on 127.0.0.1:``port``; return its process once it listens.
+
+    One worker, the options of ``geomap serve --prod``, ``data_dir`` as its data folder.
+    """
+    env = {**os.environ, "GEOMAP_DATABASE_URL": database_url,
+           "GEOMAP_DATA_DIR": str(data_dir), "GEOMAP_SECRET_KEY": "test-secret",
+           "GEOMAP_K": "5", "GEOMAP_FLOOR_RESOLUTION": "5"}
+    process = subprocess.Popen(
+        [sys.executable, "-c",
+         f"from geomap.wsgi_server import run_gunicorn; run_gunicorn('127.0.0.1', {port}, 1)"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                pytest.fail("gunicorn did not start: " + process.stderr.read().decode()[-2000:])
+            time.sleep(0.1)
 
 
 @pytest.fixture(scope="session")

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 import threading
-import time
 
 import pytest
 
 from geomap import create_app
 from geomap.web.api import CELLS_MISS_SLOTS
 from geomap.web.viewport import max_span_degrees, parse_bbox
-from tests.conftest import app_config, free_port
+from tests.conftest import app_config, free_port, start_gunicorn
 
 
 def test_a_large_form_to_login_is_refused_before_it_is_parsed(client) -> None:
@@ -118,23 +114,7 @@ def _http(sock: socket.socket, request: bytes) -> bytes:
 def gunicorn_server(community_url, tmp_path):
     """The app under gunicorn with the options of ``geomap serve --prod`` (one worker)."""
     port = free_port()
-    env = {**os.environ, "GEOMAP_DATABASE_URL": community_url,
-           "GEOMAP_DATA_DIR": str(tmp_path), "GEOMAP_SECRET_KEY": "test-secret",
-           "GEOMAP_K": "5", "GEOMAP_FLOOR_RESOLUTION": "5"}
-    process = subprocess.Popen(
-        [sys.executable, "-c",
-         f"from geomap.wsgi_server import run_gunicorn; run_gunicorn('127.0.0.1', {port}, 1)"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                pytest.fail("gunicorn did not start: " + process.stderr.read().decode()[-2000:])
-            time.sleep(0.1)
+    process = start_gunicorn(community_url, tmp_path, port)
     yield port
     process.terminate()
     process.wait(timeout=30)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,28 +16,7 @@ from geomap.wsgi_server import (
     control_socket_path,
     gunicorn_options,
 )
-from tests.conftest import free_port
-
-
-def start_instance(community_url: str, data_dir: Path, port: int) -> subprocess.Popen:
-    """Start ``run_gunicorn`` on ``port`` with ``data_dir`` and wait until it listens."""
-    env = {**os.environ, "GEOMAP_DATABASE_URL": community_url,
-           "GEOMAP_DATA_DIR": str(data_dir), "GEOMAP_SECRET_KEY": "test-secret",
-           "GEOMAP_K": "5", "GEOMAP_FLOOR_RESOLUTION": "5"}
-    process = subprocess.Popen(
-        [sys.executable, "-c",
-         f"from geomap.wsgi_server import run_gunicorn; run_gunicorn('127.0.0.1', {port}, 1)"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return process
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                pytest.fail("gunicorn did not start: " + process.stderr.read().decode()[-2000:])
-            time.sleep(0.1)
+from tests.conftest import free_port, start_gunicorn
 
 
 def wait_for_socket(path: Path) -> None:
@@ -58,7 +34,7 @@ def two_instances(community_url: str, tmp_path: Path) -> Iterator[list[tuple[int
     try:
         for _ in range(2):
             port = free_port()
-            started.append((port, start_instance(community_url, tmp_path, port)))
+            started.append((port, start_gunicorn(community_url, tmp_path, port)))
         yield started
     finally:
         for _port, process in started:
@@ -85,7 +61,7 @@ def test_a_stop_is_quick_and_takes_the_scorer_with_it(community_url: str,
     # run() used to stop the scorer on its way out and then hang until gunicorn killed
     # it (the 20 s graceful timeout), while the master started the scorer again.
     port = free_port()
-    process = start_instance(community_url, tmp_path, port)
+    process = start_gunicorn(community_url, tmp_path, port)
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         assert sock.recv(100).startswith(b"HTTP/1.1 200")
