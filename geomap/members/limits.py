@@ -63,7 +63,18 @@ def init_app(app: Flask) -> None:
     )
     limiter.init_app(app)
     app.extensions["geomap.limiter"] = limiter
-    for scope, (setting, endpoints, methods) in RATE_LIMITED.items():
+    limit_routes(app, RATE_LIMITED)
+
+
+def limit_routes(app: Flask,
+                 limited: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]]) -> None:
+    """Put ``app``'s limiter (:func:`init_app`) on registered routes.
+
+    ``limited``: scope -> (setting holding the limit, e.g. "10/minute"; endpoints that
+    share that one budget; HTTP methods counted). Over the limit: 429 with a message.
+    """
+    limiter = app.extensions["geomap.limiter"]
+    for scope, (setting, endpoints, methods) in limited.items():
         shared = limiter.shared_limit(
             lambda setting=setting: current_app.config[setting],
             scope=scope,

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app
-from flask_babel import gettext as _
+from flask import Flask
 
 # scope -> (setting, endpoints, methods): soulmate searches share nearby's limit
 # setting; symptom edits have their own (an attacker probing one term at a time).
@@ -21,17 +20,9 @@ RATE_LIMITED: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
 
 def init_app(app: Flask) -> None:
     """Register the symptoms pages and API and their rate limits (after the members area)."""
+    from geomap.members.limits import limit_routes
     from geomap.symptoms import api, views
 
     app.register_blueprint(views.bp)
     app.register_blueprint(api.bp)
-    limiter = app.extensions["geomap.limiter"]
-    for scope, (setting, endpoints, methods) in RATE_LIMITED.items():
-        shared = limiter.shared_limit(
-            lambda setting=setting: current_app.config[setting],
-            scope=scope,
-            methods=list(methods),
-            error_message=lambda: _("Too many requests; please wait a little and try again."),
-        )
-        for endpoint in endpoints:
-            app.view_functions[endpoint] = shared(app.view_functions[endpoint])
+    limit_routes(app, RATE_LIMITED)
