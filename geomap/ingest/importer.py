@@ -636,58 +636,73 @@ def _parse_conditions(raw: str, slugs_to_id: dict[str, int]) -> tuple[list[int],
 
 
 _ISO_SECONDS_Z = 20  # len("2025-05-07T02:49:10Z")
-_CANONICAL_CELLS = re.compile(r"(?:\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n)*"
-                              r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", re.ASCII)
-"""Cells of the canonical form only, one a line."""
 
 
 def _joined_micros(raw: list[str], now: datetime, reasons: list[str | None]) -> np.ndarray:
     """Return ``joined_at`` cells as UTC µs since 1970 (empty: ``now``); record bad ones.
 
-    Cells in the canonical ``YYYY-MM-DDTHH:MM:SSZ`` form are parsed by numpy in one go
-    (checked by formatting them back); every other cell by :func:`validators.joined_at`.
+    Cells in the canonical ``YYYY-MM-DDTHH:MM:SSZ`` form that name a real time are
+    parsed together (:func:`_canonical_seconds`); every other cell, and a canonical one
+    in the future, by :func:`validators.joined_at`, which gives the reason.
     """
     n = len(raw)
     now_us = round(now.timestamp() * 1e6)
     micros = np.full(n, now_us, dtype=np.int64)
     if n == 0:
         return micros
-    if _CANONICAL_CELLS.fullmatch("\n".join(raw)):
-        # Every cell canonical (what exports write): parsed from one ASCII buffer.
-        stems = (np.frombuffer("".join(raw).encode("ascii"), dtype="S20").view(np.uint8)
-                 .reshape(n, _ISO_SECONDS_Z)[:, :19].copy().view("S19").ravel())
-        try:
-            parsed = stems.astype("datetime64[s]")
-        except ValueError:  # an impossible date somewhere: every cell the long way
-            parsed = None
-        if parsed is not None and bool(
-                (np.datetime_as_string(parsed, unit="s").astype("S19") == stems).all()):
-            values = parsed.astype(np.int64) * 1_000_000
-            future = values > now_us
-            micros[~future] = values[~future]
-            _joined_one_by_one(raw, np.flatnonzero(future).tolist(), now, micros, reasons)
-            return micros
-    cells = np.array(raw, dtype=str)
-    canonical = (np.char.str_len(cells) == _ISO_SECONDS_Z) & (np.char.find(cells, "Z") == 19)
-    rows = np.flatnonzero(canonical)
-    if len(rows):
-        stems = np.char.rstrip(cells[rows], "Z")
-        try:
-            parsed = stems.astype("datetime64[s]")
-            exact = np.datetime_as_string(parsed, unit="s") == stems
-        except ValueError:
-            exact = np.zeros(len(rows), dtype=bool)
-        if exact.any():
-            values = parsed[exact].astype(np.int64) * 1_000_000
-            good_rows = rows[exact]
-            future = values > now_us
-            micros[good_rows[~future]] = values[~future]
-            canonical[:] = False
-            canonical[good_rows[~future]] = True
-        else:
-            canonical[:] = False
-    _joined_one_by_one(raw, np.flatnonzero(~canonical).tolist(), now, micros, reasons)
+    joined = "".join(raw)
+    if len(joined) == n * _ISO_SECONDS_Z and joined.isascii():
+        # Every cell 20 characters long (what exports write): one buffer, one row each.
+        seconds = _canonical_seconds(
+            np.frombuffer(joined.encode("ascii"), np.uint8).reshape(n, _ISO_SECONDS_Z))
+    else:
+        seconds = np.full(n, _NOT_CANONICAL, dtype=np.int64)
+        rows = [i for i, cell in enumerate(raw)
+                if len(cell) == _ISO_SECONDS_Z and cell.isascii()]
+        if rows:
+            buffer = "".join([raw[i] for i in rows]).encode("ascii")
+            seconds[rows] = _canonical_seconds(
+                np.frombuffer(buffer, np.uint8).reshape(len(rows), _ISO_SECONDS_Z))
+    good = seconds != _NOT_CANONICAL
+    values = np.where(good, seconds, 0) * 1_000_000
+    good &= values <= now_us
+    micros[good] = values[good]
+    _joined_one_by_one(raw, np.flatnonzero(~good).tolist(), now, micros, reasons)
     return micros
+
+
+_NOT_CANONICAL = -1 << 62  # what _canonical_seconds gives a cell it does not parse
+_DIGITS_AT = np.array([0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18])
+_SEPARATORS_AT = np.array([4, 7, 10, 13, 16, 19])
+_SEPARATORS = np.frombuffer(b"--T::Z", np.uint8)
+_MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+
+
+def _canonical_seconds(cells: np.ndarray) -> np.ndarray:
+    """Return seconds since 1970 (UTC) of ``YYYY-MM-DDTHH:MM:SSZ`` cells (else _NOT_CANONICAL).
+
+    ``cells``: (n, 20) ASCII bytes. A cell counts when every digit and separator is in
+    place and it names a real time of years 1-9999 (month days, leap years, no leap
+    second): what :func:`validators.joined_at` accepts in that form.
+    """
+    digits = cells[:, _DIGITS_AT].astype(np.int64) - ord("0")
+    year = digits[:, 0] * 1000 + digits[:, 1] * 100 + digits[:, 2] * 10 + digits[:, 3]
+    month, day, hour, minute, second = (digits[:, i] * 10 + digits[:, i + 1]
+                                        for i in range(4, 14, 2))
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    month_days = _MONTH_DAYS[np.clip(month, 0, 12)] + ((month == 2) & leap)
+    ok = (((digits >= 0) & (digits <= 9)).all(axis=1)
+          & (cells[:, _SEPARATORS_AT] == _SEPARATORS).all(axis=1)
+          & (year >= 1) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= month_days)
+          & (hour <= 23) & (minute <= 59) & (second <= 59))
+    # Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
+    y = year - (month <= 2)
+    era = np.floor_divide(y, 400)
+    year_of_era = y - era * 400
+    day_of_year = (153 * (month + np.where(month > 2, -3, 9)) + 2) // 5 + day - 1
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    days = era * 146097 + day_of_era - 719468
+    return np.where(ok, days * 86400 + hour * 3600 + minute * 60 + second, _NOT_CANONICAL)
 
 
 def _joined_one_by_one(raw: list[str], rows: list[int], now: datetime, micros: np.ndarray,
