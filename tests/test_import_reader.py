@@ -79,3 +79,23 @@ def test_canonical_joined_at_cells_parse_as_one_by_one(cells: list[tuple]) -> No
     assert reasons == alone
     good = [i for i, reason in enumerate(alone) if reason is None]
     assert micros[good].tolist() == one_by_one[good].tolist()
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.lists(st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.decimals(allow_nan=False, allow_infinity=False, places=8).map(str),
+    st.text(alphabet="0123456789.-+eE _nafi\t\u0663", max_size=70),
+), min_size=1, max_size=8))
+def test_coordinates_converted_in_one_go_equal_one_by_one(raw: list[str]) -> None:
+    """The whole-column conversion gives what coordinate() gives each entry, bad ones too."""
+    from geomap.ingest.validators import FieldError, coordinate
+
+    values, bad = importer._numbers(raw)
+    for i, item in enumerate(raw):
+        try:
+            expected = coordinate(item, "value", 1e300)
+        except FieldError:
+            assert bad[i]
+        else:
+            assert not bad[i] and values[i] == expected

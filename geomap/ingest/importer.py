@@ -377,8 +377,6 @@ def _feature_values(feature: object) -> tuple[dict[str, str], str | None]:
     return values, _row_problem(list(values.values()))
 
 
-_PLAIN_NUMBERS = re.compile(r"(?:-?\d{1,20}(?:\.\d{1,40})?\n)*-?\d{1,20}(?:\.\d{1,40})?")
-"""Plain decimals, one a line (at most 62 characters each): what most files hold."""
 _PLAIN_PSEUDONYMS = re.compile(r"(?:[\w.\-][\w.\- ]{1,38}[\w.\-]\n)*[\w.\-][\w.\- ]{1,38}[\w.\-]",
                                re.ASCII)
 """ASCII pseudonyms that :func:`validators.pseudonym` returns unchanged, one a line."""
@@ -386,10 +384,15 @@ _PLAIN_PSEUDONYMS = re.compile(r"(?:[\w.\-][\w.\- ]{1,38}[\w.\-]\n)*[\w.\-][\w.\
 
 def _numbers(raw: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Return floats of ``raw`` and a mask of the entries that are not numbers."""
-    if raw and _PLAIN_NUMBERS.fullmatch("\n".join(raw)):
-        # Every entry a plain decimal: what coordinate() accepts, converted in one go.
-        values = np.array(raw, dtype=np.float64)
-        return values, ~np.isfinite(values)
+    if raw and max(map(len, raw)) <= 64:
+        # numpy converts each str with Python's float(), as coordinate() does after
+        # its length check: when every entry converts, all of them in one go.
+        try:
+            values = np.array(raw, dtype=np.float64)
+        except ValueError:
+            pass  # some entry is not a number: each one alone
+        else:
+            return values, ~np.isfinite(values)
     values = np.full(len(raw), np.nan)
     for i, item in enumerate(raw):
         try:
