@@ -688,7 +688,7 @@ def _canonical_seconds(cells: np.ndarray) -> np.ndarray:
     place and it names a real time of years 1-9999 (month days, leap years, no leap
     second): what :func:`validators.joined_at` accepts in that form.
     """
-    digits = cells[:, _DIGITS_AT].astype(np.int64) - ord("0")
+    digits = cells[:, _DIGITS_AT].astype(np.int32) - ord("0")  # int32: years, days fit
     year = digits[:, 0] * 1000 + digits[:, 1] * 100 + digits[:, 2] * 10 + digits[:, 3]
     month, day, hour, minute, second = (digits[:, i] * 10 + digits[:, i + 1]
                                         for i in range(4, 14, 2))
@@ -704,8 +704,8 @@ def _canonical_seconds(cells: np.ndarray) -> np.ndarray:
     year_of_era = y - era * 400
     day_of_year = (153 * (month + np.where(month > 2, -3, 9)) + 2) // 5 + day - 1
     day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
-    days = era * 146097 + day_of_era - 719468
-    return np.where(ok, days * 86400 + hour * 3600 + minute * 60 + second, _NOT_CANONICAL)
+    days = (era * 146097 + day_of_era - 719468).astype(np.int64)
+    return np.where(ok, days * 86400 + (hour * 3600 + minute * 60 + second), _NOT_CANONICAL)
 
 
 def _joined_one_by_one(raw: list[str], rows: list[int], now: datetime, micros: np.ndarray,
