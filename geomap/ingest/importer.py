@@ -382,6 +382,9 @@ _PLAIN_PSEUDONYMS = re.compile(r"(?:[\w.\-][\w.\- ]{1,38}[\w.\-]\n)*[\w.\-][\w.\
 """ASCII pseudonyms that :func:`validators.pseudonym` returns unchanged, one a line."""
 
 
+_NUMBER_MAX = 1e300  # larger magnitudes count as not numbers (as infinities do)
+
+
 def _numbers(raw: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Return floats of ``raw`` and a mask of the entries that are not numbers."""
     if raw and max(map(len, raw)) <= 64:
@@ -392,11 +395,12 @@ def _numbers(raw: list[str]) -> tuple[np.ndarray, np.ndarray]:
         except ValueError:
             pass  # some entry is not a number: each one alone
         else:
-            return values, ~np.isfinite(values)
+            with np.errstate(invalid="ignore"):
+                return values, ~(np.abs(values) <= _NUMBER_MAX)  # NaN: not a number
     values = np.full(len(raw), np.nan)
     for i, item in enumerate(raw):
         try:
-            values[i] = coordinate(item, "value", 1e300)
+            values[i] = coordinate(item, "value", _NUMBER_MAX)
         except FieldError:
             pass
     return values, ~np.isfinite(values)
@@ -460,8 +464,8 @@ def validate(session: Session, records: Records, now: datetime | None = None, *,
 
     pseudonyms = cols["pseudonym"]
     plain = bool(pseudonyms) and _PLAIN_PSEUDONYMS.fullmatch("\n".join(pseudonyms)) is not None
-    for i, raw in enumerate(pseudonyms):
-        if reasons[i] is not None or plain:  # plain: each is valid as it is
+    for i, raw in enumerate([] if plain else pseudonyms):  # plain: each is valid as it is
+        if reasons[i] is not None:
             continue
         if not raw:
             reasons[i] = "pseudonym is missing"
@@ -473,13 +477,20 @@ def validate(session: Session, records: Records, now: datetime | None = None, *,
 
     # Location: lat/lng when given, else city + country.
     lat_raw, lng_raw = cols["lat"], cols["lng"]
-    has_point = np.array([bool(a or b) for a, b in zip(lat_raw, lng_raw, strict=True)], bool)
+    if "" in lat_raw or "" in lng_raw:
+        has_point = np.array([bool(a or b) for a, b in zip(lat_raw, lng_raw, strict=True)],
+                             bool)
+    else:  # every row has a point (the usual file): no row-by-row look
+        has_point = np.ones(n, bool)
     lats = np.full(n, np.nan)
     lngs = np.full(n, np.nan)
     point_rows = np.flatnonzero(has_point)
     if len(point_rows):
-        lat_values, lat_bad = _numbers([lat_raw[i] for i in point_rows.tolist()])
-        lng_values, lng_bad = _numbers([lng_raw[i] for i in point_rows.tolist()])
+        every = len(point_rows) == n
+        lat_values, lat_bad = _numbers(
+            lat_raw if every else [lat_raw[i] for i in point_rows.tolist()])
+        lng_values, lng_bad = _numbers(
+            lng_raw if every else [lng_raw[i] for i in point_rows.tolist()])
         lats[point_rows], lngs[point_rows] = lat_values, lng_values
         mask = np.zeros(n, bool)
         mask[point_rows[lat_bad]] = True
@@ -517,7 +528,8 @@ def validate(session: Session, records: Records, now: datetime | None = None, *,
     plausibility: Future[list[str | None]] | None = None
     check: list[int] = []
     if deriver is not None:
-        check = [i for i in point_rows.tolist() if reasons[i] is None and not sea_ok[i]]
+        unreasoned = np.array([reason is None for reason in reasons], bool)
+        check = np.flatnonzero(has_point & unreasoned & ~sea_ok).tolist()
         # Numeric work (h3, shapely, k-d trees) that mostly releases the GIL: it runs in
         # a thread beside the per-column checks below, and its reasons are applied
         # before the pseudonym check, as if it had run here.
