@@ -171,31 +171,40 @@ def _load_members(session: Session, batch: MemberBatch, deriver: KeyDeriver,
         text("SELECT setval('members_id_seq', nextval('members_id_seq') + :n - 1)"), {"n": n}
     ).scalar_one()
     ids = np.arange(last - n + 1, last + 1, dtype=np.int64)
-    if batch.pseudonyms is None:
-        prefixes = pseudonym_prefix or ["member"] * n
-        names = [f"{p}-{i}" for p, i in zip(prefixes, ids.tolist(), strict=True)]
-    else:
-        names = list(batch.pseudonyms)
-    keys_of_names = (list(batch.pseudonym_keys)
-                     if batch.pseudonyms is not None and batch.pseudonym_keys is not None
-                     else pseudonym_keys(names))
     joined = _micros(batch.joined_at)
     roles, visibilities = _text_values(batch.roles), _text_values(batch.visibilities)
     contactable = np.asarray(batch.contactable, dtype=bool)
     slices = list(_slices(n))
+
+    def names_and_keys(part: slice) -> tuple[list[str], list[str]]:
+        """Return the pseudonyms of rows ``part`` and their keys.
+
+        Made chunk by chunk, while the server takes the previous chunk.
+        """
+        if batch.pseudonyms is None:
+            prefixes = (pseudonym_prefix[part] if pseudonym_prefix is not None
+                        else ["member"] * (part.stop - part.start))
+            names = [f"{p}-{i}" for p, i in zip(prefixes, ids[part].tolist(), strict=True)]
+            return names, pseudonym_keys(names)
+        names = list(batch.pseudonyms[part])
+        if batch.pseudonym_keys is not None:
+            return names, list(batch.pseudonym_keys[part])
+        return names, pseudonym_keys(names)
+
+    def member_rows(part: slice) -> bytes:
+        """Encode rows ``part`` of the members table."""
+        names, keys = names_and_keys(part)
+        return copy_binary.rows([
+            copy_binary.int8(ids[part]), copy_binary.text(names), copy_binary.text(keys),
+            copy_binary.text(roles[part]), copy_binary.text(visibilities[part]),
+            copy_binary.boolean(contactable[part]), copy_binary.timestamptz(joined[part]),
+        ])
+
     _copy_binary(
         session,
         "COPY members (id, pseudonym, pseudonym_key, role, visibility, contactable, joined_at) "
         "FROM STDIN (FORMAT binary)",
-        (
-            copy_binary.rows([
-                copy_binary.int8(ids[part]), copy_binary.text(names[part]),
-                copy_binary.text(keys_of_names[part]), copy_binary.text(roles[part]),
-                copy_binary.text(visibilities[part]), copy_binary.boolean(contactable[part]),
-                copy_binary.timestamptz(joined[part]),
-            ])
-            for part in slices
-        ),
+        (member_rows(part) for part in slices),
         progress, (int((part.stop - part.start) * 0.25) for part in slices),
     )
     _restore_indexes(session, deferred, "members")
