@@ -355,3 +355,15 @@ def test_cli_import_is_idempotent(fresh_db_url: str) -> None:
     result = _geomap(fresh_db_url, "import")
     assert result.returncode == 0, result.stderr
     assert "0 entries added" in result.stdout and "0 names" in result.stdout
+
+
+def test_cli_import_prints_our_summary_and_none_of_the_ontology_librarys_chatter(
+        fresh_db_url: str) -> None:
+    # hpo3 prints "The Ontology has been built before already" from Rust (to file
+    # descriptor 1) when the ontology is built twice; the import builds it once, quietly.
+    result = _geomap(fresh_db_url, "import")
+    assert result.returncode == 0, result.stderr
+    assert "Ontology" not in result.stdout + result.stderr
+    assert "has been built" not in result.stdout + result.stderr
+    summary = [line for line in result.stdout.splitlines() if line.startswith("Catalogue: ")]
+    assert len(summary) == 1 and "entries added" in summary[0] and "codes added" in summary[0]
