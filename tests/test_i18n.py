@@ -291,6 +291,45 @@ def test_every_key_the_scripts_ask_for_is_in_the_catalogue(app) -> None:
     assert set(catalogue["map.members"]) == {"zero", "one", "two", "few", "many", "other"}
 
 
+
+PLURAL_SAMPLES = (*range(0, 230), 1000, 1001, 10**6, 2 * 10**6, 10**9)
+
+
+@pytest.mark.parametrize("locale", SHIPPED)
+def test_the_scripts_pick_the_plural_form_the_catalogue_gives(app, locale: str) -> None:
+    # The browser chooses a form by CLDR category (Intl.PluralRules); each category's
+    # form must be the one ngettext gives for its numbers, the millions ("many" in
+    # French, Spanish, Italian, Portuguese) and Arabic's zero, two, few and many included.
+    from babel import Locale
+    from flask_babel import get_translations
+
+    from geomap.i18n.js import plural_forms
+
+    with POT.open("rb") as f:
+        plurals = [m.id for m in read_po(f) if isinstance(m.id, tuple)]
+    rule = Locale.parse(locale).plural_form
+    wrong = []
+    with app.test_request_context(f"/?lang={locale}"):
+        ngettext = get_translations().ungettext
+        for singular, plural in plurals:
+            forms = plural_forms(singular, plural)
+            assert set(forms) == rule.tags | {"other"}, singular
+            wrong += [(singular, n) for n in PLURAL_SAMPLES
+                      if forms[rule(n)] != ngettext(singular, plural, n)]
+    assert wrong == []
+
+
+@pytest.mark.parametrize("locale", SHIPPED)
+def test_plural_forms_say_the_count_once(locale: str) -> None:
+    # Arabic says one and two with the noun ("منطقة واحدة", "منطقتين"): a form that also
+    # gives the number in brackets says it twice.
+    with (TRANSLATIONS / locale / "LC_MESSAGES" / "messages.po").open("rb") as f:
+        catalog = read_po(f, locale=locale)
+    twice = [form for m in catalog if isinstance(m.id, tuple) for form in m.string
+             if re.search(r"\(%\((count|n)\)s\)", form)]
+    assert twice == []
+
+
 # --- the catalogue ---------------------------------------------------------------------
 
 def _msgids(path: Path) -> set:
