@@ -643,6 +643,34 @@ def test_pseudonyms_in_arabic_headings_and_lists_are_isolated(transactional_app,
     assert "<bdi>bo-bidi</bdi>" in link
 
 
+def test_a_name_in_a_sentence_made_in_python_is_isolated_on_pages_and_plain_in_json(
+        transactional_app, session) -> None:
+    from sqlalchemy import text
+
+    from tests.members_helpers import add_member, sign_in
+
+    # "لا توجد لـ %(name)s خريطة...": the 404 of a catalogue entry without a map.
+    session.execute(text("UPDATE catalogue_entries SET name = :name WHERE slug = 'orpha-399'"),
+                    {"name": SCRIPTED})
+    ada, _ = add_member(session, "ada-flash", lat=-41.0, lng=-141.0)
+    add_member(session, "bo-flash", lat=-41.0, lng=-141.0)
+    session.commit()
+    client = transactional_app.test_client()
+    page = client.get("/conditions/orpha-399/map?lang=ar")
+    assert page.status_code == 404
+    html = page.get_data(as_text=True)
+    assert f"لا توجد لـ <bdi>{ESCAPED}</bdi> خريطة" in html
+    assert "<script>alert(1)" not in html
+    api = client.get("/api/v1/conditions/orpha-399/regions?lang=ar")
+    assert api.status_code == 404
+    assert api.get_json()["error"]["message"].startswith(f"لا توجد لـ {SCRIPTED} خريطة")
+    # A flashed sentence: the request sent to a member.
+    sign_in(client, ada)
+    sent = client.post("/connect/bo-flash?lang=ar", data={"message": "مرحبا"},
+                       follow_redirects=True).get_data(as_text=True)
+    assert "أُرسل طلبك إلى <bdi>bo-flash</bdi>." in sent
+
+
 def test_the_bdi_filter_escapes_before_it_isolates(app) -> None:
     from geomap.i18n.formats import bdi
 

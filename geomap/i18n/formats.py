@@ -21,7 +21,7 @@ from flask_babel import (
     get_locale,
     gettext,
 )
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from geomap.i18n import LOCALES, select_time_zone, text_direction
 
@@ -193,6 +193,17 @@ def bdi(value: object) -> Markup:
     markup as text.
     """
     return Markup("<bdi>{}</bdi>").format(value)
+
+
+def with_names(template: str, **names: object) -> Markup:
+    """Fill a translated sentence's ``%(name)s`` placeholders, each name isolated in ``<bdi>``.
+
+    ``template`` is a translation not yet filled in (``_("%(name)s is blocked.")``); it is
+    escaped, and so is each name. For sentences made in Python and shown in HTML (flashed
+    messages, error pages); where the same sentence also goes out as plain text (JSON),
+    ``Markup.striptags()`` gives it back without markup.
+    """
+    return escape(template) % {key: bdi(value) for key, value in names.items()}
 
 
 def init_app(app: Flask) -> None:
