@@ -521,7 +521,7 @@ def test_joining_a_map_is_named_at_sign_up_and_carried_through_verification(
     visitor = mail_app.test_client()
     assert visitor.get("/join/all").headers["Location"].endswith("/signup")
     page = visitor.get("/signup").get_data(as_text=True)
-    assert re.search(r"You are joining the <strong>[^<]+</strong> map\.", page)
+    assert re.search(r"You are joining the <strong><bdi>[^<]+</bdi></strong> map\.", page)
     assert sign_up(visitor, "joining-otter", "joining@example.org").status_code == 302
     assert "You are joining the" in visitor.get("/signup/sent").get_data(as_text=True)
     link = link_in(smtp_server.wait_for("joining@example.org")[0], "/verify/")

@@ -207,7 +207,7 @@ def test_requests_reach_the_admin_queue_and_members_hear_when_it_opens(catalogue
         "Conditions with a map")[0]
     member = app.test_client()
     sign_in(member, first)
-    notice = "The map of Huntington disease you asked for is open now."
+    notice = "The map of <bdi>Huntington disease</bdi> you asked for is open now."
     assert notice in member.get("/").get_data(as_text=True)
     assert notice not in member.get("/").get_data(as_text=True)  # told once
 
@@ -234,8 +234,8 @@ def test_admin_page_changes_are_audited(catalogue_site) -> None:
         follow_redirects=True).get_data(as_text=True)
     assert "has a map" in post("enable")
     assert "already has a map" in post("enable")  # a readable refusal, nothing audited
-    assert "is now called Huntington chorea" in post("rename", name="Huntington chorea")
-    assert "can now be found as Chorée de Huntington" in post(
+    assert "is now called <bdi>Huntington chorea</bdi>" in post("rename", name="Huntington chorea")
+    assert "can now be found as <bdi>Chorée de Huntington</bdi>" in post(
         "add-synonym", synonym="Chorée de Huntington", locale="fr")
     assert "The name is empty." in post("rename", name="   ")
     assert "closes at the next publish" in post("disable")
@@ -286,7 +286,10 @@ def test_disabled_map_is_gone_members_data_intact_and_comes_back(catalogue_site)
                 "/api/v1/conditions/aml/cells?zoom=2", "/api/v1/conditions/aml/regions"):
         response = client.get(url)
         assert response.status_code == 404, url
-        assert "Acute myeloid leukemia has no map" in response.get_data(as_text=True), url
+        # The name is isolated in <bdi> on pages, plain text in the API's JSON.
+        name = ("Acute myeloid leukemia" if url.startswith("/api/")
+                else "<bdi>Acute myeloid leukemia</bdi>")
+        assert f"{name} has no map" in response.get_data(as_text=True), url
     assert "/conditions/aml/map" not in client.get("/").get_data(as_text=True)
     assert "aml" not in [c["slug"] for c in client.get("/api/v1/conditions").get_json()[
         "conditions"]]
@@ -355,3 +358,15 @@ def test_cli_import_is_idempotent(fresh_db_url: str) -> None:
     result = _geomap(fresh_db_url, "import")
     assert result.returncode == 0, result.stderr
     assert "0 entries added" in result.stdout and "0 names" in result.stdout
+
+
+def test_cli_import_prints_our_summary_and_none_of_the_ontology_librarys_chatter(
+        fresh_db_url: str) -> None:
+    # hpo3 prints "The Ontology has been built before already" from Rust (to file
+    # descriptor 1) when the ontology is built twice; the import builds it once, quietly.
+    result = _geomap(fresh_db_url, "import")
+    assert result.returncode == 0, result.stderr
+    assert "Ontology" not in result.stdout + result.stderr
+    assert "has been built" not in result.stdout + result.stderr
+    summary = [line for line in result.stdout.splitlines() if line.startswith("Catalogue: ")]
+    assert len(summary) == 1 and "entries added" in summary[0] and "codes added" in summary[0]

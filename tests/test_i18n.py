@@ -291,6 +291,45 @@ def test_every_key_the_scripts_ask_for_is_in_the_catalogue(app) -> None:
     assert set(catalogue["map.members"]) == {"zero", "one", "two", "few", "many", "other"}
 
 
+
+PLURAL_SAMPLES = (*range(0, 230), 1000, 1001, 10**6, 2 * 10**6, 10**9)
+
+
+@pytest.mark.parametrize("locale", SHIPPED)
+def test_the_scripts_pick_the_plural_form_the_catalogue_gives(app, locale: str) -> None:
+    # The browser chooses a form by CLDR category (Intl.PluralRules); each category's
+    # form must be the one ngettext gives for its numbers, the millions ("many" in
+    # French, Spanish, Italian, Portuguese) and Arabic's zero, two, few and many included.
+    from babel import Locale
+    from flask_babel import get_translations
+
+    from geomap.i18n.js import plural_forms
+
+    with POT.open("rb") as f:
+        plurals = [m.id for m in read_po(f) if isinstance(m.id, tuple)]
+    rule = Locale.parse(locale).plural_form
+    wrong = []
+    with app.test_request_context(f"/?lang={locale}"):
+        ngettext = get_translations().ungettext
+        for singular, plural in plurals:
+            forms = plural_forms(singular, plural)
+            assert set(forms) == rule.tags | {"other"}, singular
+            wrong += [(singular, n) for n in PLURAL_SAMPLES
+                      if forms[rule(n)] != ngettext(singular, plural, n)]
+    assert wrong == []
+
+
+@pytest.mark.parametrize("locale", SHIPPED)
+def test_plural_forms_say_the_count_once(locale: str) -> None:
+    # Arabic says one and two with the noun ("منطقة واحدة", "منطقتين"): a form that also
+    # gives the number in brackets says it twice.
+    with (TRANSLATIONS / locale / "LC_MESSAGES" / "messages.po").open("rb") as f:
+        catalog = read_po(f, locale=locale)
+    twice = [form for m in catalog if isinstance(m.id, tuple) for form in m.string
+             if re.search(r"\(%\((count|n)\)s\)", form)]
+    assert twice == []
+
+
 # --- the catalogue ---------------------------------------------------------------------
 
 def _msgids(path: Path) -> set:
@@ -514,8 +553,8 @@ def test_condition_names_follow_the_locale_where_the_catalogue_has_them(
     session.commit()
     client = transactional_app.test_client()
     spanish = client.get("/conditions/all/map?lang=es").get_data(as_text=True)
-    assert "<h1>Leucemia linfoblástica aguda <span" in spanish
-    assert f"<h1>{english} <span" in client.get("/conditions/all/map?lang=fr").get_data(
+    assert "<h1><bdi>Leucemia linfoblástica aguda</bdi> <span" in spanish
+    assert f"<h1><bdi>{english}</bdi> <span" in client.get("/conditions/all/map?lang=fr").get_data(
         as_text=True)  # no French name: the English one
     assert "Leucemia linfoblástica aguda" in client.get("/?lang=es").get_data(as_text=True)
     embed = client.get("/embed/conditions/all/map?lang=es").get_data(as_text=True)
@@ -548,3 +587,96 @@ def test_region_names_follow_the_locale_where_iso_3166_2_has_them(app) -> None:
     with app.test_request_context("/?lang=de"):
         assert region_name("California") == "Kalifornien"
         assert region_name("Somewhere Unknown") == "Somewhere Unknown"
+
+
+# --- names inside sentences: isolated for bidirectional text -------------------------------
+
+SCRIPTED = "ALL (B) <script>alert(1)</script>"
+ESCAPED = "ALL (B) &lt;script&gt;alert(1)&lt;/script&gt;"
+
+
+def test_a_condition_name_in_arabic_sentences_is_isolated_and_escaped(
+        transactional_app, session) -> None:
+    from sqlalchemy import text
+
+    # A Latin-script name (with markup in it) as the condition's Arabic name.
+    session.execute(text(
+        "INSERT INTO catalogue_names (entry_id, locale, name, kind) "
+        "SELECT id, 'ar', :name, 'official' FROM catalogue_entries WHERE slug = 'all'"),
+        {"name": SCRIPTED})
+    session.commit()
+    page = transactional_app.test_client().get("/conditions/all/map?lang=ar").get_data(
+        as_text=True)
+    assert f'<h1><bdi>{ESCAPED}</bdi> <span class="icd">' in page
+    join = re.search(r'id="join-cta"[^>]*>(.*?)</a>', page).group(1)
+    assert f"<bdi>{ESCAPED}</bdi>" in join
+    caption = re.search(r"<caption>(.*?)</caption>", page, re.S).group(1)
+    assert f"<bdi>{ESCAPED}</bdi>" in caption
+    assert "<script>alert(1)" not in page
+
+
+def test_a_search_query_in_arabic_sentences_is_isolated_and_escaped(transactional_app) -> None:
+    page = transactional_app.test_client().get(
+        "/conditions", query_string={"q": SCRIPTED, "lang": "ar"}).get_data(as_text=True)
+    assert f"<bdi>{ESCAPED}</bdi>" in page
+    assert "<script>alert(1)" not in page
+
+
+def test_pseudonyms_in_arabic_headings_and_lists_are_isolated(transactional_app,
+                                                              session) -> None:
+    from tests.members_helpers import add_member, sign_in
+
+    # Two members alone in the South Pacific: each is the other's only neighbour.
+    ada, _ = add_member(session, "ada-bidi", lat=-40.0, lng=-140.0)
+    add_member(session, "bo-bidi", lat=-40.01, lng=-140.01)
+    session.commit()
+    client = transactional_app.test_client()
+    sign_in(client, ada)
+    settings = client.get("/settings?lang=ar").get_data(as_text=True)
+    assert re.search(r"<h1>[^<]*<bdi>ada-bidi</bdi>[^<]*</h1>", settings)
+    connect = client.get("/connect/bo-bidi?lang=ar").get_data(as_text=True)
+    assert re.search(r"<h1>[^<]*<bdi>bo-bidi</bdi>[^<]*</h1>", connect)
+    assert "<title>" in connect and "<bdi>" not in connect.split("</title>")[0]
+    nearby = client.get("/nearby?condition=all&band=0&lang=ar").get_data(as_text=True)
+    assert '<strong class="pseudonym"><bdi>bo-bidi</bdi></strong>' in nearby
+    link = re.search(r'class="connect-link">(.*?)</a>', nearby, re.S).group(1)
+    assert "<bdi>bo-bidi</bdi>" in link
+
+
+def test_a_name_in_a_sentence_made_in_python_is_isolated_on_pages_and_plain_in_json(
+        transactional_app, session) -> None:
+    from sqlalchemy import text
+
+    from tests.members_helpers import add_member, sign_in
+
+    # "لا توجد لـ %(name)s خريطة...": the 404 of a catalogue entry without a map.
+    session.execute(text("UPDATE catalogue_entries SET name = :name WHERE slug = 'orpha-399'"),
+                    {"name": SCRIPTED})
+    ada, _ = add_member(session, "ada-flash", lat=-41.0, lng=-141.0)
+    add_member(session, "bo-flash", lat=-41.0, lng=-141.0)
+    session.commit()
+    client = transactional_app.test_client()
+    page = client.get("/conditions/orpha-399/map?lang=ar")
+    assert page.status_code == 404
+    html = page.get_data(as_text=True)
+    assert f"لا توجد لـ <bdi>{ESCAPED}</bdi> خريطة" in html
+    assert "<script>alert(1)" not in html
+    api = client.get("/api/v1/conditions/orpha-399/regions?lang=ar")
+    assert api.status_code == 404
+    assert api.get_json()["error"]["message"].startswith(f"لا توجد لـ {SCRIPTED} خريطة")
+    # A flashed sentence: the request sent to a member.
+    sign_in(client, ada)
+    sent = client.post("/connect/bo-flash?lang=ar", data={"message": "مرحبا"},
+                       follow_redirects=True).get_data(as_text=True)
+    assert "أُرسل طلبك إلى <bdi>bo-flash</bdi>." in sent
+
+
+def test_the_bdi_filter_escapes_before_it_isolates(app) -> None:
+    from geomap.i18n.formats import bdi
+
+    with app.app_context():
+        rendered = app.jinja_env.from_string(
+            "{% trans name=name|bdi %}Connect with {{ name }}{% endtrans %}").render(
+                name="<b>x</b> & y")
+    assert rendered == "Connect with <bdi>&lt;b&gt;x&lt;/b&gt; &amp; y</bdi>"
+    assert str(bdi("ok")) == "<bdi>ok</bdi>"

@@ -213,5 +213,8 @@ def test_map_areas_are_named_in_the_pages_language(browser, journey_site) -> Non
             "() => new Intl.DisplayNames(['es'], {type: 'region'}).of('DE')")
         assert spanish == "Alemania"
         assert any(re.search(r"Zona (de .+, |: )\w", name) for name in names), names
+        # The place (a GeoNames name, in any script) is isolated for bidirectional text.
+        assert any(re.search("Zona de \u2068[^\u2068\u2069]+\u2069, \\w", name)
+                   for name in names), names
     finally:
         page.context.close()

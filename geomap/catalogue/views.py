@@ -29,6 +29,7 @@ from sqlalchemy import text
 from geomap.auth import admin_required, member_required
 from geomap.catalogue import curate, search
 from geomap.database import db
+from geomap.i18n.formats import with_names
 from geomap.i18n.names import localised
 from geomap.publish import published
 from geomap.web.openapi import CatalogueList, CatalogueQuery, answers, contract
@@ -123,10 +124,11 @@ def request_map(slug: str) -> Response:
         return redirect(url_for("catalogue.entry", slug=slug))
     db.session.commit()
     if added:
-        flash(_('Thank you: we will tell you here when the map of %(name)s opens.',
-                name=found.name), "ok")
+        flash(with_names(_('Thank you: we will tell you here when the map of %(name)s opens.'),
+                         name=found.name), "ok")
     else:
-        flash(_('You have already asked for the map of %(name)s.', name=found.name), "ok")
+        flash(with_names(_('You have already asked for the map of %(name)s.'), name=found.name),
+              "ok")
     return redirect(url_for("catalogue.entry", slug=slug))
 
 
@@ -147,7 +149,8 @@ def _tell_opened_maps() -> None:
         ).scalar_one_or_none()
         opened = curate.take_opened_maps(session, member_id) if member_id else []
     for condition in opened:
-        flash(_('The map of %(name)s you asked for is open now.', name=condition.name), "ok")
+        flash(with_names(_('The map of %(name)s you asked for is open now.'),
+                         name=condition.name), "ok")
 
 
 # --- admin ----------------------------------------------------------------------
@@ -191,20 +194,22 @@ def change(slug: str, change: str) -> Response:
     try:
         if change == "enable":
             curate.enable(db.session, found, _actor())
-            message = _("%(name)s has a map from the next publish on.", name=found.name)
+            message = with_names(_("%(name)s has a map from the next publish on."),
+                                 name=found.name)
         elif change == "disable":
             curate.disable(db.session, found, _actor())
-            message = _("The map of %(name)s closes at the next publish.", name=found.name)
+            message = with_names(_("The map of %(name)s closes at the next publish."),
+                                 name=found.name)
         elif change == "rename":
             renamed = curate.rename(db.session, found, request.form.get("name", ""), _actor())
-            message = _("%(name)s is now called %(new_name)s.", name=found.name,
-                        new_name=renamed.name)
+            message = with_names(_("%(name)s is now called %(new_name)s."), name=found.name,
+                                 new_name=renamed.name)
         else:
             synonym = request.form.get("synonym", "")
             curate.add_synonym(db.session, found, synonym, _actor(),
                                locale=request.form.get("locale", "en") or "en")
-            message = _("%(name)s can now be found as %(synonym)s.", name=found.name,
-                        synonym=synonym.strip())
+            message = with_names(_("%(name)s can now be found as %(synonym)s."),
+                                 name=found.name, synonym=synonym.strip())
     except curate.CatalogueError as exc:
         db.session.rollback()
         flash(str(exc), "error")

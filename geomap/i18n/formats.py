@@ -21,6 +21,7 @@ from flask_babel import (
     get_locale,
     gettext,
 )
+from markupsafe import Markup, escape
 
 from geomap.i18n import LOCALES, select_time_zone, text_direction
 
@@ -181,6 +182,30 @@ def time_zone_label() -> str:
     return select_time_zone()
 
 
+def bdi(value: object) -> Markup:
+    """Return ``value`` escaped and isolated in ``<bdi>``, to insert into translated text.
+
+    A name inserted into a sentence (a pseudonym, a condition or place name, a search
+    query) may be written in another script than the sentence: a Latin-script name in
+    Arabic, an Arabic one in English. Isolated, it keeps its own direction and leaves the
+    sentence's punctuation and neighbouring words in place (Unicode bidi isolation, the
+    ``<bdi>`` element). For element content only: attribute values and ``<title>`` show
+    markup as text.
+    """
+    return Markup("<bdi>{}</bdi>").format(value)
+
+
+def with_names(template: str, **names: object) -> Markup:
+    """Fill a translated sentence's ``%(name)s`` placeholders, each name isolated in ``<bdi>``.
+
+    ``template`` is a translation not yet filled in (``_("%(name)s is blocked.")``); it is
+    escaped, and so is each name. For sentences made in Python and shown in HTML (flashed
+    messages, error pages); where the same sentence also goes out as plain text (JSON),
+    ``Markup.striptags()`` gives it back without markup.
+    """
+    return escape(template) % {key: bdi(value) for key, value in names.items()}
+
+
 def init_app(app: Flask) -> None:
     """Register the filters and the page globals (html lang and dir, the language list)."""
     app.add_template_filter(number)
@@ -190,6 +215,7 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(day)
     app.add_template_filter(country_name)
     app.add_template_filter(region_name)
+    app.add_template_filter(bdi)
 
     @app.context_processor
     def _language() -> dict[str, Any]:

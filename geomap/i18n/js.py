@@ -14,6 +14,11 @@ from babel import Locale
 from flask_babel import get_locale, get_translations, gettext
 
 _CATEGORIES = ("zero", "one", "two", "few", "many", "other")
+# Whole numbers that reach every CLDR category of our languages: 0-999 for Arabic's six
+# (zero, one, two, few 3-10, many 11-99, other 100-102), and the powers of ten for the
+# "many" of millions in French, Spanish, Italian and Portuguese (1,000,000 membres /
+# de miembros), which no number below 1,000 reaches.
+_SAMPLES = (*range(1000), *(10**k for k in range(3, 10)))
 
 
 def plural_forms(singular: str, plural: str) -> dict[str, str]:
@@ -26,7 +31,7 @@ def plural_forms(singular: str, plural: str) -> dict[str, str]:
     ngettext = get_translations().ungettext  # unformatted: the script fills the placeholders
     rule = locale.plural_form
     forms: dict[str, str] = {}
-    for n in range(0, 1000):
+    for n in _SAMPLES:
         category = rule(n)
         if category not in forms:
             forms[category] = ngettext(singular, plural, n)

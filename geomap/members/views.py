@@ -22,6 +22,7 @@ from flask_login import current_user, logout_user
 
 from geomap.auth import member_required
 from geomap.database import db
+from geomap.i18n.formats import with_names
 from geomap.members import nearby as nearby_queries
 from geomap.members import queries, social
 from geomap.members.errors import ImplausiblePointError, MemberConflictError, MemberInputError
@@ -227,7 +228,7 @@ def connect(pseudonym: str) -> Any:
             flash(str(exc), "error")
         else:
             db.session.commit()
-            flash(_('Your request was sent to %(pseudonym)s.', pseudonym=pseudonym))
+            flash(with_names(_('Your request was sent to %(pseudonym)s.'), pseudonym=pseudonym))
             return redirect(url_for("members.connections"))
     elif form.errors:
         flash(_form_errors(form), "error")
@@ -321,8 +322,8 @@ def block(pseudonym: str, action: str) -> Response:
         flash(str(exc), "error")
         return redirect(url_for("members.connections"))
     db.session.commit()
-    flash(_("%(name)s is blocked.", name=pseudonym) if action == "block"
-          else _("%(name)s is unblocked.", name=pseudonym))
+    flash(with_names(_("%(name)s is blocked.") if action == "block"
+                     else _("%(name)s is unblocked."), name=pseudonym))
     return redirect(url_for("members.connections"))
 
 

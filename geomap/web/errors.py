@@ -13,6 +13,7 @@ import re
 
 from flask import Flask, current_app, jsonify, render_template, request
 from flask_babel import gettext as _
+from markupsafe import Markup
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, PendingRollbackError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
@@ -95,9 +96,9 @@ def _render(error: HTTPException):  # noqa: ANN202
     message = error.description
     if not message or message == type(error).description:
         message = _default_messages().get(status, message or title)
-    message = str(message)
-    if wants_json():
-        response = jsonify(error={"code": error_code(error), "message": message,
+    if wants_json():  # plain text: a sentence made as HTML (names in <bdi>) loses its tags
+        plain = message.striptags() if isinstance(message, Markup) else str(message)
+        response = jsonify(error={"code": error_code(error), "message": plain,
                                   "status": status, "title": title})
     else:
         response = current_app.make_response(

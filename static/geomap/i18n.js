@@ -6,6 +6,7 @@
  *   geomap.tn("map.members", 12345)             with a count: the CLDR plural form,
  *                                               %(count)s filled with the formatted number
  *   geomap.formatNumber(12345)                  "12,345" / "12.345" / "12 345"
+ *   geomap.isolate("Hamburg")                   a name to put into a sentence, isolated
  *
  * On pages that ask for it (data-set-tz on <html>) it remembers the browser's time zone
  * in a cookie, so the server shows times in it. */
@@ -38,6 +39,14 @@
       catch (e) { numbers = new Intl.NumberFormat("en"); }
     }
     return numbers.format(n);
+  };
+
+  // A name put into a sentence (a GeoNames place) between Unicode isolates (FSI ... PDI):
+  // in a sentence of another script it keeps its own direction and leaves the sentence's
+  // punctuation and numbers in place. For text (textContent, aria-label); the pages' own
+  // HTML uses <bdi> (the bdi filter).
+  geomap.isolate = function (name) {
+    return "\u2068" + name + "\u2069";
   };
 
   geomap.t = function (key, params) {

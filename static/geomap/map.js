@@ -71,9 +71,9 @@
   }
   function areaName(p) {
     var country = countryName(p.country_code);
-    if (!country || country === p.country_code) return p.label || "";
-    return p.place ? geomap.t("map.place_area", {place: p.place, country: country})
-                   : geomap.t("map.country_area", {country: country});
+    if (!country || country === p.country_code) return p.label ? geomap.isolate(p.label) : "";
+    if (!p.place) return geomap.t("map.country_area", {country: country});
+    return geomap.t("map.place_area", {place: geomap.isolate(p.place), country: country});
   }
 
   // Popup of one area: count, label and a call to join, built with textContent only.

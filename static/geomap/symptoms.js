@@ -105,7 +105,8 @@
       if (!panel) { return; }
       panel.replaceChildren();
       var heading = document.createElement("h3");
-      heading.textContent = geomap.tn("soulmates.heading", area.count, {place: area.place});
+      heading.textContent = geomap.tn("soulmates.heading", area.count,
+                                      {place: geomap.isolate(area.place)});
       var names = document.createElement("ul");
       area.pseudonyms.forEach(function (name) {
         var item = document.createElement("li");
@@ -117,7 +118,7 @@
       panel.appendChild(names);
     }
     var markers = options.areas.map(function (area) {
-      var name = geomap.tn("soulmates.marker", area.count, {place: area.place});
+      var name = geomap.tn("soulmates.marker", area.count, {place: geomap.isolate(area.place)});
       var icon = geomap.countIcon(area.count, "geomap-cell", name);
       var marker = L.marker([area.lat, area.lng], {icon: icon, count: area.count, keyboard: true});
       marker.on("add", function () {
