@@ -76,9 +76,7 @@ class Member(Base):
     suspended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     warning: Mapped[str | None] = mapped_column(String(1000))
     joined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now(), index=True
-    )
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class MemberCondition(Base):
@@ -101,7 +99,6 @@ class MemberLocation(Base):
     __tablename__ = "member_locations"
     __table_args__ = (
         Index("ix_member_locations_floor_cell", "floor_cell"),
-        Index("ix_member_locations_region", "country_code", "region_code"),
     )
 
     member_id: Mapped[int] = mapped_column(
