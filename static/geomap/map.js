@@ -127,16 +127,18 @@
     });
   }
 
-  // Drawing the outlines takes the main thread for a few hundred ms: the file is
-  // fetched at once but drawn only once the first markers (``markersShown``) are on
-  // screen, so markers appear first. Resolves when the outlines are drawn (or failed).
+  // Reading and drawing the outlines takes the main thread for a few hundred ms: the
+  // file is requested at once, but its JSON is parsed (tens of MB of small arrays, and
+  // the garbage collections they cause) and drawn only once the first markers
+  // (``markersShown``) are on screen, so markers appear first. Resolves when the
+  // outlines are drawn (or failed).
   function loadOutlines(map, url, markersShown) {
     map.createPane("outlines");
     map.getPane("outlines").style.zIndex = 250;
-    var topology = fetch(url).then(function (r) { return r.json(); });
-    return Promise.all([topology, markersShown.then(afterNextPaint)])
-      .then(function (results) {
-        var topo = results[0];
+    var response = fetch(url);
+    return Promise.all([response, markersShown.then(afterNextPaint)])
+      .then(function (results) { return results[0].json(); })
+      .then(function (topo) {
         var countries = geomap.worldCopies(geomap.outlineFeatures(topo, "countries"));
         return L.geoJSON(countries, {
           pane: "outlines",
