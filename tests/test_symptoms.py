@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -275,8 +276,10 @@ def test_a_soulmate_with_no_symptom_in_common_is_said_to_match_through_related_o
                           ("fr", "Aucun symptôme dans vos deux listes : semblables par des "
                                  "symptômes apparentés.")):
         page = client.get(f"/soulmates?condition=all&lang={lang}").get_data(as_text=True)
-        entries = {entry.split("</strong>")[0].rsplit(">", 1)[-1]: entry
-                   for entry in page.split('<li class="soulmate">')[1:]}
+        # Each entry's pseudonym: the text of its <strong> (isolated in <bdi>).
+        entries = {
+            re.sub(r"<[^>]+>", "", re.search(r"<strong[^>]*>(.*?)</strong>", entry).group(1)):
+            entry for entry in page.split('<li class="soulmate">')[1:]}
         assert set(entries) == {"related-rae", "same-sam"}
         assert related in entries["related-rae"]
         assert "shared-symptom" not in entries["related-rae"]
