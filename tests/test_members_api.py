@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -175,6 +176,35 @@ def test_join_from_the_settings_page(member_app, session) -> None:
     assert row[4] == ["all", "cll"]
     page = client.get("/settings").get_data(as_text=True)
     assert "only you see this" in page and "53.5" in page
+
+
+def test_saving_the_location_first_keeps_the_map_being_joined(member_app, session) -> None:
+    # "Join" from a map lands on the settings page with that condition ticked; the
+    # location form is the first on the page, and saving it used to come back without
+    # the tick: the member was on no map and nothing said so (a newcomer's report).
+    account_id, member_id = add_member(session, "joining-jay", conditions=())
+    session.commit()
+    client = member_app.test_client()
+    sign_in(client, account_id)
+    page = client.get("/settings?condition=all").get_data(as_text=True)
+    assert 'name="joining" value="all"' in page
+    hamburg = client.get("/api/v1/places?q=Hamburg").get_json()["places"][0]
+    response = client.post("/settings/location",
+                           data={"place_id": hamburg["id"], "joining": "all"})
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/settings?condition=all")
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "save to join it" in page and 'name="joining" value="all"' in page
+    assert re.search(r'<input[^>]*checked[^>]*value="all"|<input[^>]*value="all"[^>]*checked',
+                     page)
+    # A member not joining anything comes back to the plain page, as before.
+    response = client.post("/settings/location", data={"place_id": hamburg["id"]})
+    assert response.headers["Location"].endswith("/settings")
+    assert session.execute(text("SELECT count(*) FROM member_locations WHERE member_id = :id"),
+                           {"id": member_id}).scalar_one() == 1
+    # The member's own coordinates keep their order (lat, lng) on a right-to-left page.
+    arabic = client.get("/settings?lang=ar").get_data(as_text=True)
+    assert re.search(r'<bdi dir="ltr">53\.\d{4}, \d+\.\d{4}</bdi>', arabic)
 
 
 def test_export_holds_my_data_and_delete_removes_it(member_app, session, hamburg_member) -> None:

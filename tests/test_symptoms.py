@@ -287,6 +287,30 @@ def test_a_soulmate_with_no_symptom_in_common_is_said_to_match_through_related_o
         assert "shared-symptom" in entries["same-sam"]
 
 
+def test_pages_give_distance_bands_and_similarity_in_words_the_api_keeps_codes(
+        connection, tmp_path) -> None:
+    # The nearby and soulmates pages showed the API's codes ("<25 km", "very similar"):
+    # English on every page, and in Arabic "<25 km" read "km 25>" (a newcomer's report).
+    with sessions_on(connection)() as session:
+        account, _me = member_with_symptoms(session, "me-words", [PERIPHERAL_NEUROPATHY])
+        member_with_symptoms(session, "near-nia", [PERIPHERAL_NEUROPATHY], lat=50.12, lng=8.69)
+        session.commit()
+    client = unlimited_app(connection, tmp_path).test_client()
+    sign_in(client, account)
+    ar = client.get("/soulmates?condition=all&lang=ar").get_data(as_text=True)
+    assert "أقل من 25 كم" in ar and "متشابه جدًا" in ar
+    assert "&lt;25 km" not in ar and "very similar" not in ar
+    nearby_ar = client.get("/nearby?condition=all&lang=ar").get_data(as_text=True)
+    assert "أقل من 25 كم" in nearby_ar and "&lt;25 km" not in nearby_ar
+    de = client.get("/soulmates?condition=all&lang=de").get_data(as_text=True)
+    assert "unter 25 km" in de and "sehr ähnlich" in de
+    en = client.get("/soulmates?condition=all&lang=en").get_data(as_text=True)
+    assert "under 25 km" in en and "very similar" in en
+    found = client.get("/api/v1/soulmates?condition=all").get_json()
+    near = next(m for m in found["members"] if m["pseudonym"] == "near-nia")
+    assert (near["distance_band"], near["similarity"]) == ("<25 km", "very similar")
+
+
 def test_soulmate_searches_and_symptom_edits_are_rate_limited(connection, tmp_path) -> None:
     with sessions_on(connection)() as session:
         account, _me = member_with_symptoms(session, "limited-lou", [FATIGUE])

@@ -21,6 +21,7 @@ from flask_babel import (
     get_locale,
     gettext,
 )
+from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
 
 from geomap.i18n import LOCALES, select_time_zone, text_direction
@@ -182,6 +183,32 @@ def time_zone_label() -> str:
     return select_time_zone()
 
 
+# The distance bands (geomap.privacy.DISTANCE_BANDS) and similarity levels
+# (geomap.symptoms.similarity) are stable codes in the API; pages show them in words.
+_BAND_WORDS = {
+    "<25 km": _l("under 25 km"),
+    "25–50 km": _l("25–50 km"),
+    "50–100 km": _l("50–100 km"),
+    "100–250 km": _l("100–250 km"),
+    "250–500 km": _l("250–500 km"),
+    "500+ km": _l("over 500 km"),
+}
+_SIMILARITY_WORDS = {
+    "very similar": _l("very similar"),
+    "similar": _l("similar"),
+}
+
+
+def distance_band(code: str) -> str:
+    """Return a distance band's code ("<25 km", DISTANCE_BANDS) in the locale's words."""
+    return str(_BAND_WORDS.get(code, code))
+
+
+def similarity(code: str) -> str:
+    """Return a similarity level ("very similar", "similar") in the locale's words."""
+    return str(_SIMILARITY_WORDS.get(code, code))
+
+
 def bdi(value: object) -> Markup:
     """Return ``value`` escaped and isolated in ``<bdi>``, to insert into translated text.
 
@@ -216,6 +243,8 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(country_name)
     app.add_template_filter(region_name)
     app.add_template_filter(bdi)
+    app.add_template_filter(distance_band)
+    app.add_template_filter(similarity)
 
     @app.context_processor
     def _language() -> dict[str, Any]:

@@ -75,24 +75,37 @@ def settings() -> str:
     form = _profile_form(own)
     wanted = request.args.get("condition") or session.pop("join_condition", None)
     known = {c.slug for c in queries.conditions(db.session)}
+    joining = None
     if wanted in known and wanted not in own.conditions:
+        joining = wanted
         form.conditions.data = [*own.conditions, wanted]  # "Join" from a map preselects it
         flash(_("We ticked this map's condition for you below: save to join it."))
-    return _settings_page(own, form, LocationForm())
+    return _settings_page(own, form, LocationForm(), joining=joining)
 
 
 def _settings_page(own: queries.Profile, form: ProfileForm, location_form: LocationForm,
-                   status: int = 200, *, confirm_sea: bool = False) -> Any:
+                   status: int = 200, *, confirm_sea: bool = False,
+                   joining: str | None = None) -> Any:
     """Render the settings page with both forms and the publish timing.
 
     ``confirm_sea`` offers the "my home really is at sea" box for a refused pin.
+    ``joining``: the slug of a map the member came to join, preselected in the profile
+    form; the location form carries it, so that saving the location first (the form at
+    the top) comes back with it still ticked instead of dropping the join.
     """
     choices = queries.conditions(db.session)
     form.conditions.choices = select_choices((c.slug, c.name) for c in choices)
     timing = queries.publish_timing(db.session, current_app.config["GEOMAP_PUBLISH_INTERVAL"])
     return render_template("members/settings.html", profile=own, form=form,
                            location_form=location_form, timing=timing,
-                           role_labels=ROLE_LABELS, confirm_sea=confirm_sea), status
+                           role_labels=ROLE_LABELS, confirm_sea=confirm_sea,
+                           joining=joining), status
+
+
+def _back_to_settings() -> Response:
+    """Redirect to the settings page, keeping a map being joined (see _settings_page)."""
+    joining = request.form.get("joining") or None
+    return redirect(url_for("members.settings", condition=joining))
 
 
 @bp.get("/join/<slug>")
@@ -142,7 +155,7 @@ def location() -> Any:
     form = LocationForm()
     if not form.validate_on_submit():
         flash(_form_errors(form) or _("Please check the form."), "error")
-        return redirect(url_for("members.settings"))
+        return _back_to_settings()
     floor = current_app.config["GEOMAP_FLOOR_RESOLUTION"]
     try:
         if form.place_id.data:
@@ -169,14 +182,14 @@ def location() -> Any:
                 "right, tick the box below and save again.", reason=exc.reason), "error")
         return _settings_page(queries.profile(db.session, _me()),
                               _profile_form(queries.profile(db.session, _me())), form, 400,
-                              confirm_sea=True)
+                              confirm_sea=True, joining=request.form.get("joining") or None)
     except MemberInputError as exc:
         db.session.rollback()
         flash(str(exc), "error")
-        return redirect(url_for("members.settings"))
+        return _back_to_settings()
     db.session.commit()
     flash(message)
-    return redirect(url_for("members.settings"))
+    return _back_to_settings()
 
 
 @bp.get("/nearby")
