@@ -25,6 +25,8 @@ from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
 
 from geomap.i18n import LOCALES, select_time_zone, text_direction
+from geomap.privacy import DISTANCE_BANDS
+from geomap.symptoms.similarity import SIMILAR, VERY_SIMILAR
 
 
 def number(value: float | int | None) -> str:
@@ -183,20 +185,14 @@ def time_zone_label() -> str:
     return select_time_zone()
 
 
-# The distance bands (geomap.privacy.DISTANCE_BANDS) and similarity levels
-# (geomap.symptoms.similarity) are stable codes in the API; pages show them in words.
-_BAND_WORDS = {
-    "<25 km": _l("under 25 km"),
-    "25–50 km": _l("25–50 km"),
-    "50–100 km": _l("50–100 km"),
-    "100–250 km": _l("100–250 km"),
-    "250–500 km": _l("250–500 km"),
-    "500+ km": _l("over 500 km"),
-}
-_SIMILARITY_WORDS = {
-    "very similar": _l("very similar"),
-    "similar": _l("similar"),
-}
+# The distance bands and similarity levels are stable codes in the API (their owners:
+# geomap.privacy.DISTANCE_BANDS, geomap.symptoms.similarity); pages show them in words,
+# here in the owners' order (zip(strict=True): a band added there fails at import).
+_BAND_WORDS = dict(zip((code for _upper, code in DISTANCE_BANDS), (
+    _l("under 25 km"), _l("25–50 km"), _l("50–100 km"), _l("100–250 km"),
+    _l("250–500 km"), _l("over 500 km"),
+), strict=True))
+_SIMILARITY_WORDS = {VERY_SIMILAR: _l("very similar"), SIMILAR: _l("similar")}
 
 
 def distance_band(code: str) -> str:
