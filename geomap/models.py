@@ -59,7 +59,8 @@ class Member(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     # Byte-order collation (migration 0015b_import): the same order as the database's
     # C.UTF-8 for UTF-8 text, and cheaper unique-index builds for bulk imports.
-    pseudonym: Mapped[str] = mapped_column(String(64, collation="C"), unique=True)
+    # Unique through its key (one pseudonym, one key; migration 0019p_pseudonym_key_only).
+    pseudonym: Mapped[str] = mapped_column(String(64, collation="C"))
     # Case and look-alikes folded (geomap.members.pseudonyms): unique, so "Ada" and
     # "АDA" (Cyrillic А) cannot both exist.
     pseudonym_key: Mapped[str] = mapped_column(String(256, collation="C"), unique=True)

@@ -113,6 +113,31 @@ def test_bad_rows_are_reported_by_line_without_coordinates(run_cli, fresh_engine
     assert set(members(fresh_engine)) == {"harbor-otter", "quiet-lark", "bold-finch"}
 
 
+def test_a_row_bad_in_several_columns_gets_the_first_reason_and_frees_its_pseudonym(
+    run_cli, fresh_engine, tmp_path: Path
+) -> None:
+    """Columns are checked in a fixed order (conditions, role, visibility, contactable),
+    each distinct value once; a rejected row's pseudonym stays free for a later row."""
+    rows = (
+        "twice-bad,45.5,9.5,,,flu-of-the-week,wizard,,perhaps,\n"  # line 5
+        "role-and-more,45.5,9.5,,,all,wizard,secret,perhaps,\n"
+        "seen-and-more,45.5,9.5,,,all,,secret,perhaps,\n"
+        "twice-bad,46.5,9.5,,,all,,,,\n"  # the same pseudonym, this time good
+    )
+    path = write(tmp_path, "members.csv", HEADER + GOOD_ROWS + rows)
+    result = run_cli("import", "--no-publish", str(path))
+    errors = [line.split(": ", 1)[1] for line in result.output.splitlines()
+              if line.startswith(str(path))]
+    assert errors == [
+        "line 5: unknown condition 'flu-of-the-week'",
+        "line 6: role must be one of patient, relative, carer, professional, researcher, "
+        "organisation",
+        "line 7: visibility must be one of map, country, hidden",
+    ]
+    assert "Imported 4 of 7 rows (3 rejected)" in result.output
+    assert "twice-bad" in members(fresh_engine)
+
+
 def test_all_or_nothing_imports_nothing_when_a_row_is_bad(run_cli, fresh_engine,
                                                           tmp_path: Path) -> None:
     path = write(tmp_path, "members.csv", HEADER + GOOD_ROWS + "bad,91,0,,,all,,,,\n")

@@ -528,8 +528,7 @@ def validate(session: Session, records: Records, now: datetime | None = None, *,
     plausibility: Future[list[str | None]] | None = None
     check: list[int] = []
     if deriver is not None:
-        unreasoned = np.array([reason is None for reason in reasons], bool)
-        check = np.flatnonzero(has_point & unreasoned & ~sea_ok).tolist()
+        check = np.flatnonzero(has_point & _unreasoned(reasons) & ~sea_ok).tolist()
         # Numeric work (h3, shapely, k-d trees) that mostly releases the GIL: it runs in
         # a thread beside the per-column checks below, and its reasons are applied
         # before the pseudonym check, as if it had run here.
@@ -540,16 +539,12 @@ def validate(session: Session, records: Records, now: datetime | None = None, *,
 
     # Conditions: known slugs, at least one.
     slugs_to_id = dict(session.execute(text("SELECT slug, id FROM conditions")).all())
-    conditions: list[list[int]] = []
-    parsed_conditions: dict[str, tuple[list[int], str | None]] = {}  # few distinct values
-    for i, raw in enumerate(cols["conditions"]):
-        known = parsed_conditions.get(raw)
-        if known is None:
-            known = parsed_conditions[raw] = _parse_conditions(raw, slugs_to_id)
-        ids, reason = known
-        if reason is not None and reasons[i] is None:
-            reasons[i] = reason
-        conditions.append(ids)
+    # Few distinct values: each is parsed once; rows share its (read-only) id list.
+    parsed = {raw: _parse_conditions(raw, slugs_to_id) for raw in set(cols["conditions"])}
+    conditions: list[list[int]] = list(map({raw: ids for raw, (ids, _) in parsed.items()}
+                                           .__getitem__, cols["conditions"]))
+    _give_reasons(cols["conditions"], {raw: reason for raw, (_, reason) in parsed.items()},
+                  reasons)
 
     symptom_sets: list[list[int]] = []
     if any(cols["symptoms"]):
@@ -559,14 +554,12 @@ def validate(session: Session, records: Records, now: datetime | None = None, *,
                 reasons[i] = reason
 
     # Few distinct values per column: each is looked at once, rows go through a dict.
-    roles = _mapped(cols["role"], lambda r: r.lower() or "patient")
-    reject(~np.isin(roles, ROLES), f"role must be one of {', '.join(ROLES)}")
-    visibilities = _mapped(cols["visibility"], lambda v: v.lower() or "map")
-    reject(~np.isin(visibilities, VISIBILITIES),
-           f"visibility must be one of {', '.join(VISIBILITIES)}")
-    flags = _mapped(cols["contactable"], _contactable_flag)
-    reject(flags == None, "contactable must be true or false")  # noqa: E711 (elementwise)
-    contactable = [flag is not False for flag in flags.tolist()]
+    roles = _mapped(cols["role"], lambda r: r.lower() or "patient", ROLES,
+                    f"role must be one of {', '.join(ROLES)}", reasons)
+    visibilities = _mapped(cols["visibility"], lambda v: v.lower() or "map", VISIBILITIES,
+                           f"visibility must be one of {', '.join(VISIBILITIES)}", reasons)
+    contactable = _mapped(cols["contactable"], _contactable_flag, (True, False),
+                          "contactable must be true or false", reasons)
     now = now or datetime.now(UTC)
     joined = _joined_micros(cols["joined_at"], now, reasons)
 
@@ -577,29 +570,41 @@ def validate(session: Session, records: Records, now: datetime | None = None, *,
 
     # Pseudonyms: unique in the file and not taken already, case and look-alikes
     # folded (geomap.members.pseudonyms, the key the database keeps unique).
-    first_seen: dict[str, int] = {}
-    candidates = [i for i, pseudonym in enumerate(pseudonyms)
-                  if reasons[i] is None and pseudonym]
-    keys: list[str | None] = [None] * n
-    for i, key in zip(candidates, pseudonym_keys([pseudonyms[i] for i in candidates]),
-                      strict=True):
-        if key in first_seen:
-            reasons[i] = f"pseudonym repeats {records.where[first_seen[key]]}"
-        else:
-            first_seen[key] = i
-            keys[i] = key
+    keys: list[str | None]
+    if reasons.count(None) == n and (plain or "" not in pseudonyms):
+        # Every row is good so far (the usual file): one key per row, in one pass.
+        keys = list(pseudonym_keys(pseudonyms))
+        first_seen = dict(zip(keys, range(n), strict=True))
+        if len(first_seen) < n:  # a key repeats: the rows after its first are bad
+            first_seen = {}
+            for i, key in enumerate(keys):
+                if first_seen.setdefault(key, i) != i:
+                    reasons[i] = f"pseudonym repeats {records.where[first_seen[key]]}"
+                    keys[i] = None
+    else:
+        first_seen = {}
+        candidates = [i for i, pseudonym in enumerate(pseudonyms)
+                      if reasons[i] is None and pseudonym]
+        keys = [None] * n
+        for i, key in zip(candidates, pseudonym_keys([pseudonyms[i] for i in candidates]),
+                          strict=True):
+            if key in first_seen:
+                reasons[i] = f"pseudonym repeats {records.where[first_seen[key]]}"
+            else:
+                first_seen[key] = i
+                keys[i] = key
     taken = _taken_pseudonyms(session, list(first_seen))
     for key in taken:
         reasons[first_seen[key]] = "pseudonym is taken already"
 
-    good = np.array([reason is None for reason in reasons], dtype=bool)
-    if good.all():  # the usual case: the columns as they are
+    if reasons.count(None) == n:  # the usual case: the columns as they are
         batch = MemberBatch(
-            pseudonyms=pseudonyms, roles=roles.tolist(), visibilities=visibilities.tolist(),
+            pseudonyms=pseudonyms, roles=roles, visibilities=visibilities,
             contactable=contactable, joined_at=joined.astype("datetime64[us]"),
             lats=lats, lngs=lngs, conditions=conditions, pseudonym_keys=keys,
         )
         return Validated(batch=batch, errors=[], rows=n, symptoms=symptom_sets)
+    good = _unreasoned(reasons)
     keep = np.flatnonzero(good).tolist()
     batch = MemberBatch(
         pseudonyms=[pseudonyms[i] for i in keep],
@@ -620,12 +625,34 @@ def validate(session: Session, records: Records, now: datetime | None = None, *,
                      symptoms=[symptom_sets[i] for i in keep] if symptom_sets else [])
 
 
-def _mapped(values: list[str], convert: Callable[[str], object]) -> np.ndarray:
-    """Return ``convert`` of each value as an object array, converting each distinct value once."""
+def _unreasoned(reasons: list[str | None]) -> np.ndarray:
+    """Return a bool array: True where a row has no reason (yet)."""
+    if reasons.count(None) == len(reasons):
+        return np.ones(len(reasons), dtype=bool)
+    return np.fromiter((reason is None for reason in reasons), dtype=bool, count=len(reasons))
+
+
+def _give_reasons(values: list[str], reason_of: dict[str, str | None],
+                  reasons: list[str | None]) -> None:
+    """Give each row whose value has a reason in ``reason_of`` that reason, unless it has one."""
+    bad = {value for value, reason in reason_of.items() if reason is not None}
+    if not bad:
+        return  # the usual case: no row to look at
+    for i, value in enumerate(values):
+        if value in bad and reasons[i] is None:
+            reasons[i] = reason_of[value]
+
+
+def _mapped(values: list[str], convert: Callable[[str], object], allowed: Sequence[object],
+            reason: str, reasons: list[str | None]) -> list:
+    """Return ``convert`` of each value, converting each distinct value once.
+
+    Rows whose converted value is not in ``allowed`` get ``reason`` (unless they have one).
+    """
     converted = {value: convert(value) for value in set(values)}
-    out = np.empty(len(values), dtype=object)
-    out[:] = [converted[value] for value in values]
-    return out
+    _give_reasons(values, {value: None if result in allowed else reason
+                           for value, result in converted.items()}, reasons)
+    return list(map(converted.__getitem__, values))
 
 
 def _contactable_flag(raw: str) -> bool | None:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from geomap.members.errors import MemberConflictError, MemberInputError, MemberNotFoundError
 from geomap.members.models import MESSAGE_MAX, REPORT_MAX, REQUEST_MAX
+from geomap.members.pseudonyms import pseudonym_key
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,10 @@ def member_id_by_pseudonym(session: Session, pseudonym: str) -> int:
     """Return the id of the member called ``pseudonym``; raise MemberNotFoundError otherwise."""
     if len(pseudonym) > 64 or "\x00" in pseudonym:
         raise MemberNotFoundError(_("There is no such member."))
+    # Through the key's unique index (the pseudonym has none of its own).
     found = session.execute(
-        text("SELECT id FROM members WHERE pseudonym = :p"), {"p": pseudonym}
+        text("SELECT id FROM members WHERE pseudonym_key = :key AND pseudonym = :p"),
+        {"key": pseudonym_key(pseudonym), "p": pseudonym},
     ).scalar_one_or_none()
     if found is None:
         raise MemberNotFoundError(_("There is no such member."))
