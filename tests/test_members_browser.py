@@ -175,6 +175,17 @@ def test_member_journey(small_community_url, tmp_path, browser) -> None:
     assert hosts == {"127.0.0.1"}
 
 
+# How many outline paths of the pin map are drawn inside its box.
+VISIBLE_OUTLINES = """() => {
+  const box = document.getElementById('pin-map').getBoundingClientRect();
+  return [...document.querySelectorAll('#pin-map .leaflet-overlay-pane path')]
+    .filter((p) => p.getAttribute('d') && p.getAttribute('d') !== 'M0 0')
+    .map((p) => p.getBoundingClientRect())
+    .filter((r) => r.right > box.left && r.left < box.right && r.bottom > box.top
+                   && r.top < box.bottom).length;
+}"""
+
+
 def test_join_by_dropping_a_pin(small_community_url, tmp_path, page) -> None:
     app = create_app(app_config(tmp_path, GEOMAP_DATABASE_URL=small_community_url))
     with LiveServer(app) as server:
@@ -196,6 +207,19 @@ def test_join_by_dropping_a_pin(small_community_url, tmp_path, page) -> None:
         page.click("#save-location")
         page.wait_for_selector("text=Your location is now the pin you dropped.")
         assert "only you see this" in page.inner_text("#own-location")
+        # The saved place opens at country scale, its neighbours' borders around it
+        # (closer in, a map without tiles is all land), under a one-line credit.
+        page.goto(f"{server.url}/settings")
+        page.evaluate("document.getElementById('pin-map').scrollIntoView()")
+        visible = 0
+        for _ in range(450):
+            visible = page.evaluate(VISIBLE_OUTLINES)
+            if visible:
+                break
+            page.wait_for_timeout(100)
+        assert visible >= 3, visible
+        credit = page.inner_text("#pin-map .leaflet-control-attribution")
+        assert credit == "Leaflet · Natural Earth", credit
         page.screenshot(path="/tmp/members_settings.png", full_page=True)
     hosts = {urlsplit(url).hostname for url in page.requested_urls
              if not url.startswith("data:")}

@@ -114,6 +114,7 @@
       return counts[codeOf(f)] || 0;
     }
     var breaks = classBreaks(Object.keys(counts).map(function (k) { return counts[k]; }));
+    map.attributionControl.setPrefix(false);
     map.attributionControl.addAttribution(geomap.t("choropleth.outlines"));
     addLegend(map, breaks);
     fetch(options.countriesUrl)

@@ -339,11 +339,7 @@
       if (options.detailUrl) attachDetailOutlines(map, options.detailUrl, outlinesDrawn);
       if (options.labelsUrl) attachPlaceLabels(map, options.labelsUrl);
     }
-    // One short line, so that on a phone it leaves room for the scale bar.
-    map.attributionControl.setPrefix(false);
-    map.attributionControl.addAttribution(
-      '<a href="https://leafletjs.com/">Leaflet</a> &middot; GeoNames &middot; Natural Earth'
-    );
+    geomap.credits(map, ["GeoNames"]);
     var lastKey = null;
     var pending = null;
     var shown = {};  // the markers on the map, by zoom, place, count and name

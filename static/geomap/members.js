@@ -12,6 +12,7 @@
   var lng = form.querySelector("input[name=lng]");
   var timer = null;
   var marker = null;
+  var PIN_ZOOM = 5;  // country scale: a saved or refused pin is shown with its surroundings
   var map = null;
 
   var status = document.getElementById("city-status");
@@ -123,16 +124,19 @@
   var holder = document.getElementById("pin-map");
   if (holder && window.L) {
     var start = holder.dataset.lat ? [Number(holder.dataset.lat), Number(holder.dataset.lng)] : null;
-    // A first view centred on land (central Europe), with Africa and Asia around it.
-    map = L.map(holder, {worldCopyJump: true}).setView(start || [48, 15], start ? 9 : 2);
+    // A first view centred on land (central Europe), with Africa and Asia around it;
+    // a saved place at country scale (PIN_ZOOM), where coasts and borders still show
+    // around it: the map has no tiles, and closer in, the view would be all land.
+    map = L.map(holder, {worldCopyJump: true}).setView(start || [48, 15], start ? PIN_ZOOM : 2);
     holder.classList.add("geomap-map", "geomap-no-tiles");
+    geomap.credits(map);
     fetch(holder.dataset.outlines)
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (topo) {
         if (topo && window.topojson) {
-          var land = geomap.worldCopies(geomap.outlineFeatures(topo, "land"));
-          L.geoJSON(land, {interactive: false,
-                           style: {color: "#8a7f8f", weight: 1, fillColor: "#efeae2", fillOpacity: 1}})
+          var countries = geomap.worldCopies(geomap.outlineFeatures(topo, "countries"));
+          L.geoJSON(countries, {interactive: false,
+                                style: {color: "#8a7f8f", weight: 1, fillColor: "#efeae2", fillOpacity: 1}})
             .addTo(map).bringToBack();
         }
       });
@@ -141,7 +145,7 @@
     if (lat.value && lng.value && !isNaN(Number(lat.value)) && !isNaN(Number(lng.value))) {
       var pending = [Number(lat.value), Number(lng.value)];
       marker = L.circleMarker(pending, {radius: 7, color: "#2b2530", fillOpacity: 0.6}).addTo(map);
-      map.setView(pending, 3);
+      map.setView(pending, PIN_ZOOM);
       choice.textContent = geomap.t("places.pin", {lat: pending[0].toFixed(4), lng: pending[1].toFixed(4)});
     }
     map.on("click", function (event) {

@@ -63,6 +63,16 @@
     }
   }
 
+  // The map's credit line: what it is drawn with and from, in one short line (no
+  // prefix: Leaflet's default adds a flag, and on a phone the line must leave room for
+  // the scale bar). ``sources``: extra credits, e.g. "GeoNames".
+  geomap.credits = function (map, sources) {
+    map.attributionControl.setPrefix(false);
+    map.attributionControl.addAttribution(
+      ['<a href="https://leafletjs.com/">Leaflet</a>'].concat(sources || [], ["Natural Earth"])
+        .join(" &middot; "));
+  };
+
   // Returns the FeatureCollection of ``topo.objects[name]`` with continuous rings.
   geomap.outlineFeatures = function (topo, name) {
     var collection = topojson.feature(topo, topo.objects[name]);

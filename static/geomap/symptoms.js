@@ -100,6 +100,7 @@
   geomap.soulmateAreas = function (map, cluster, options) {
     var container = map.getContainer();
     container.classList.add("geomap-map", "geomap-no-tiles");
+    geomap.credits(map, ["GeoNames"]);
     var panel = document.getElementById("soulmate-area");
     function list(area) {
       if (!panel) { return; }
