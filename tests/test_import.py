@@ -116,8 +116,11 @@ def test_bad_rows_are_reported_by_line_without_coordinates(run_cli, fresh_engine
 def test_a_row_bad_in_several_columns_gets_the_first_reason_and_frees_its_pseudonym(
     run_cli, fresh_engine, tmp_path: Path
 ) -> None:
-    """Columns are checked in a fixed order (conditions, role, visibility, contactable),
-    each distinct value once; a rejected row's pseudonym stays free for a later row."""
+    """Columns are checked in a fixed order, each distinct value once.
+
+    Conditions, then role, visibility, contactable; a rejected row's pseudonym stays
+    free for a later row.
+    """
     rows = (
         "twice-bad,45.5,9.5,,,flu-of-the-week,wizard,,perhaps,\n"  # line 5
         "role-and-more,45.5,9.5,,,all,wizard,secret,perhaps,\n"
