@@ -52,6 +52,10 @@ def test_visitor_learns_the_map_and_joins(browser, journey_site, viewport) -> No
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.className") == "skip-link"
     assert page.locator(".skip-link").is_visible()
+    # The map has most of the first screen, on a phone too (the heading above it is
+    # short: its top was at 420 of 844 px before the phone layout).
+    top = page.locator(".leaflet-container").bounding_box()["y"]
+    assert top <= 0.4 * viewport["height"], top
     # The legend explains both marker kinds and the sizes.
     legend = page.inner_text("#map-legend")
     assert "One area with at least 5 members" in legend and "grouped" in legend
