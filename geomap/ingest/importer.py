@@ -210,7 +210,10 @@ def _padded(joined: str, ascii_only: bool) -> bool:
     """Whether a field of ``joined`` (fields separated by commas) has white space around it."""
     if not ascii_only:
         return _PADDED.search(joined) is not None
-    # In a plain ASCII file, space and tab are the only white space in a field.
+    # In a plain ASCII file, space and tab are the only white space in a field. Most
+    # files have neither: one byte is found ten times faster than a pair (memchr).
+    if " " not in joined and "\t" not in joined:
+        return False
     return (any(pad in joined for pad in (" ,", ", ", "\t,", ",\t"))
             or joined[:1] in (" ", "\t") or joined[-1:] in (" ", "\t"))
 
