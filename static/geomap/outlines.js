@@ -70,7 +70,7 @@
     map.attributionControl.setPrefix(false);
     map.attributionControl.addAttribution(
       ['<a href="https://leafletjs.com/">Leaflet</a>'].concat(sources || [], ["Natural Earth"])
-        .join(" &middot; "));
+        .join(" \u00b7 "));
   };
 
   // Returns the FeatureCollection of ``topo.objects[name]`` with continuous rings.
