@@ -44,7 +44,9 @@ def test_places_type_ahead_returns_names_with_country_and_region(member_app, ses
     assert places[0]["name"] == "Hamburg" and places[0]["country"] == "Germany"
     assert places[0]["region_code"].startswith("DE.")
     assert set(places[0]) == {"id", "name", "country_code", "country", "region_code", "region",
-                              "label", "population"}
+                              "label", "population", "lat", "lng"}
+    # Its centre (public GeoNames data, for the pin map), to 0.01 degrees.
+    assert (places[0]["lat"], places[0]["lng"]) == (53.55, 9.99)
     assert client.get("/api/v1/places?q=l%C3%BCbeck").get_json()["places"][0]["name"] == "Lübeck"
 
 

@@ -80,6 +80,17 @@ def assert_list_visible_and_on_top(page) -> None:  # noqa: ANN001
     assert checks["zoomCovered"], "the zoom control is drawn over the list"
 
 
+# Pixels from the pin map's middle to its one marker (None unless there is one marker).
+CHOSEN_MARKER_OFFSET = """() => {
+  const box = document.getElementById('pin-map').getBoundingClientRect();
+  const dots = [...document.querySelectorAll('#pin-map path.leaflet-interactive')];
+  if (dots.length !== 1) return null;
+  const r = dots[0].getBoundingClientRect();
+  return [r.left + r.width / 2 - (box.left + box.width / 2),
+          r.top + r.height / 2 - (box.top + box.height / 2)];
+}"""
+
+
 @pytest.mark.parametrize("size", VIEWPORTS)
 def test_typeahead_by_keyboard_alone(fresh_db_url, tmp_path, browser, size) -> None:
     width, height = size
@@ -142,6 +153,14 @@ def test_typeahead_by_keyboard_alone(fresh_db_url, tmp_path, browser, size) -> N
         page.wait_for_selector("#city-suggestions", state="hidden")
         assert page.input_value("#city-input") == label
         assert page.inner_text("#location-choice") == f"Chosen: {label}"
+        # The pin map follows the list: one marker, at the chosen place, in its middle.
+        offset = None
+        for _ in range(100):
+            offset = page.evaluate(CHOSEN_MARKER_OFFSET)
+            if offset is not None and max(map(abs, offset)) < 3:
+                break
+            page.wait_for_timeout(50)
+        assert offset is not None and max(map(abs, offset)) < 3, offset
         page.keyboard.press("Enter")  # the list is closed: Enter submits the form
         page.wait_for_selector(f"text=Your location is now {label}.")
         assert "only you see this" in page.inner_text("#own-location")

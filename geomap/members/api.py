@@ -52,9 +52,15 @@ def _me() -> int:
 @member_required
 @contract.validate(query=PlacesQuery, resp=answers(PlaceList, *MEMBER), tags=["members"])
 def places() -> Response:
-    """Return gazetteer places whose name starts with ``q`` (names, country, region)."""
+    """Return gazetteer places whose name starts with ``q`` (names, country, region).
+
+    Each comes with its centre (GeoNames, public; degrees to 0.01), so that the pin map
+    can show the place chosen from the list before it is saved.
+    """
     matches = queries.search_places(db.session, request.args.get("q", ""))
-    return jsonify(places=[asdict(match) for match in matches])
+    centres = queries.place_centres(db.session, [match.id for match in matches])
+    return jsonify(places=[{**asdict(match), "lat": centres[match.id][0],
+                            "lng": centres[match.id][1]} for match in matches])
 
 
 @bp.get("/nearby")

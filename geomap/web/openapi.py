@@ -241,7 +241,7 @@ class RegionCounts(BaseModel):
 
 
 class Place(BaseModel):
-    """A gazetteer place."""
+    """A gazetteer place, with its centre (GeoNames; degrees, to 0.01)."""
 
     id: int
     name: str
@@ -249,6 +249,8 @@ class Place(BaseModel):
     country: str
     region_code: str
     label: str
+    lat: float = Field(ge=-90, le=90)
+    lng: float = Field(ge=-180, le=180)
 
 
 class PlaceList(BaseModel):

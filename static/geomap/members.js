@@ -53,6 +53,12 @@
     input.value = place.label;
     choice.textContent = geomap.t("places.chosen", {place: place.label});
     if (marker) { map.removeLayer(marker); marker = null; }
+    // The map follows the list: the chosen place, where the text under the map says.
+    if (map && place.lat != null && place.lng != null) {
+      marker = L.circleMarker([place.lat, place.lng], {radius: 7, color: "#2b2530", fillOpacity: 0.6})
+        .addTo(map);
+      map.setView([place.lat, place.lng], PIN_ZOOM);
+    }
     clearList();
     if (status) { status.textContent = ""; }
   }
