@@ -210,7 +210,9 @@ def symptoms_import(ctx: Context, obo: Path | None, force: bool) -> None:
               show_default=True, help="How many synthetic members.")
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--if-empty", is_flag=True, help="Do nothing if there are members already.")
-@click.option("--no-publish", is_flag=True, help="Skip the publish that follows.")
+@click.option("--no-publish", is_flag=True,
+              help="Do not publish now; a running `geomap serve` still publishes the "
+                   "new members at its next scheduled publish (GEOMAP_PUBLISH_INTERVAL).")
 @pass_context
 def demo(ctx: Context, count: int, seed: int, if_empty: bool, no_publish: bool) -> None:
     """Add synthetic members around gazetteer cities (deterministic for a seed)."""
@@ -238,6 +240,8 @@ def demo(ctx: Context, count: int, seed: int, if_empty: bool, no_publish: bool) 
     if not no_publish:
         _analyze_members(ctx)
         _publish(ctx)
+    else:
+        _say_not_published_yet(ctx)
 
 
 @main.command("import")
@@ -245,7 +249,9 @@ def demo(ctx: Context, count: int, seed: int, if_empty: bool, no_publish: bool) 
 @click.option("--format", "fmt", type=click.Choice(["csv", "geojson"]),
               help="File format (default: by extension; .geojson/.json is GeoJSON).")
 @click.option("--all-or-nothing", is_flag=True, help="Import nothing if any row is bad.")
-@click.option("--no-publish", is_flag=True, help="Skip the publish that follows.")
+@click.option("--no-publish", is_flag=True,
+              help="Do not publish now; a running `geomap serve` still publishes the "
+                   "new members at its next scheduled publish (GEOMAP_PUBLISH_INTERVAL).")
 @click.option("--allow-sea", is_flag=True,
               help="Keep points at sea, at (0, 0) or that look swapped (rare real cases).")
 @pass_context
@@ -289,6 +295,8 @@ def import_members(ctx: Context, path: Path, fmt: str | None, all_or_nothing: bo
     if imported and not no_publish:
         _analyze_members(ctx)
         _publish(ctx)
+    elif imported:
+        _say_not_published_yet(ctx)
     if rejected:
         sys.exit(1)
 
@@ -300,6 +308,15 @@ def import_members(ctx: Context, path: Path, fmt: str | None, all_or_nothing: bo
 def publish(ctx: Context, full: bool) -> None:
     """Publish the k-anonymous aggregates now (incremental when possible)."""
     _publish(ctx, full=full)
+
+
+def _say_not_published_yet(ctx: Context) -> None:
+    """Say when new members reach the public maps after a ``--no-publish`` load."""
+    interval = ctx.settings["GEOMAP_PUBLISH_INTERVAL"]
+    when = (f"a running `geomap serve` publishes them within {interval:,} s "
+            "(GEOMAP_PUBLISH_INTERVAL)" if interval else
+            "automatic publishes are off (GEOMAP_PUBLISH_INTERVAL=0)")
+    click.echo(f"Not published now (--no-publish): {when}; `geomap publish` does it now.")
 
 
 def _analyze_members(ctx: Context) -> None:

@@ -104,7 +104,7 @@ def test_bad_rows_are_reported_by_line_without_coordinates(run_cli, fresh_engine
         "line 10: role must be one of patient, relative, carer, professional, researcher, "
         "organisation",
         "line 11: visibility must be one of map, country, hidden",
-        "line 12: contactable must be true or false",
+        "line 12: contactable must be true or false (or yes/no, 1/0)",
         "line 13: joined_at must be an ISO 8601 date or date-time",
         "line 14: wrong number of fields",
     ]
@@ -159,6 +159,9 @@ def test_all_or_nothing_imports_everything_when_all_rows_are_good(run_cli, fresh
     assert result.exit_code == 0, result.output
     assert len(members(fresh_engine)) == 3
     assert publish_runs(fresh_engine) == 0
+    # It says when the members do reach the maps (a running server's schedule).
+    assert "Not published now (--no-publish): " in result.output
+    assert "`geomap publish` does it now." in result.output
 
 
 def test_unknown_condition_slug_is_rejected(run_cli, fresh_engine, tmp_path: Path) -> None:

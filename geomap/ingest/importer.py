@@ -562,7 +562,7 @@ def validate(session: Session, records: Records, now: datetime | None = None, *,
     visibilities = _mapped(cols["visibility"], lambda v: v.lower() or "map", VISIBILITIES,
                            f"visibility must be one of {', '.join(VISIBILITIES)}", reasons)
     contactable = _mapped(cols["contactable"], _contactable_flag, (True, False),
-                          "contactable must be true or false", reasons)
+                          "contactable must be true or false (or yes/no, 1/0)", reasons)
     now = now or datetime.now(UTC)
     joined = _joined_micros(cols["joined_at"], now, reasons)
 
