@@ -30,6 +30,22 @@ SIZES = pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "p
 AREA_NAME = re.compile(r"^[\d,]+ members?, .+ area")
 
 
+# Headings and number cells of the map page's count tables whose text takes more than
+# one line (a word broken in two, "Mem/bers"), and how many were looked at.
+BROKEN_TABLE_WORDS = """() => {
+  const cells = [...document.querySelectorAll(
+    '.symptom-counts thead th, .symptom-counts td + td, '
+    + '#country-counts thead th, #country-counts td + td')];
+  const lines = (el) => {
+    const range = document.createRange();
+    range.selectNodeContents(el);
+    return new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size;
+  };
+  return {cells: cells.length,
+          broken: cells.filter((el) => lines(el) > 1).map((el) => el.textContent.trim())};
+}"""
+
+
 def _tag(viewport: dict) -> str:
     return "d" if viewport["width"] > 600 else "p"
 
@@ -56,6 +72,9 @@ def test_visitor_learns_the_map_and_joins(browser, journey_site, viewport) -> No
     # short: its top was at 420 of 844 px before the phone layout).
     top = page.locator(".leaflet-container").bounding_box()["y"]
     assert top <= 0.4 * viewport["height"], top
+    # The count tables' headings and numbers keep their words whole, on a phone too.
+    broken = page.evaluate(BROKEN_TABLE_WORDS)
+    assert broken["cells"] > 3 and broken["broken"] == [], broken
     # The legend explains both marker kinds and the sizes.
     legend = page.inner_text("#map-legend")
     assert "One area with at least 5 members" in legend and "grouped" in legend
