@@ -196,7 +196,10 @@ def test_saving_the_location_first_keeps_the_map_being_joined(member_app, sessio
     assert response.status_code == 302
     assert response.headers["Location"].endswith("/settings?condition=all")
     page = client.get(response.headers["Location"]).get_data(as_text=True)
-    assert "save to join it" in page and 'name="joining" value="all"' in page
+    # Still to be joined: the banner names the button that does it, and the button says so.
+    assert "press “Save and join the map” there to join it" in page
+    assert 'name="joining" value="all"' in page
+    assert re.search(r'id="save-profile">Save and join the map</button>', page)
     assert re.search(r'<input[^>]*checked[^>]*value="all"|<input[^>]*value="all"[^>]*checked',
                      page)
     # A member not joining anything comes back to the plain page, as before.

@@ -79,7 +79,8 @@ def settings() -> str:
     if wanted in known and wanted not in own.conditions:
         joining = wanted
         form.conditions.data = [*own.conditions, wanted]  # "Join" from a map preselects it
-        flash(_("We ticked this map's condition for you below: save to join it."))
+        flash(_("We ticked this map's condition for you below: press “Save and join the "
+                "map” there to join it (saving your location alone does not)."))
     return _settings_page(own, form, LocationForm(), joining=joining)
 
 
