@@ -161,3 +161,13 @@ def test_tiles_are_opt_in_with_attribution(community_url, tmp_path) -> None:
     html = page.get_data(as_text=True)
     assert "tile.openstreetmap.org" in html and "OpenStreetMap" in html
     assert "https://tile.openstreetmap.org" in page.headers["Content-Security-Policy"]
+
+
+def test_the_legend_shows_no_count_below_k() -> None:
+    """Every marker stands for at least k members: the legend's ranges start at k."""
+    from geomap.web.pages import legend_steps
+
+    assert legend_steps(5)[0] == (5, 9, 30)
+    assert len(legend_steps(5)) == 5
+    # A range wholly below k is left out; the next one starts at k.
+    assert [(low, high) for low, high, _ in legend_steps(12)][:2] == [(12, 99), (100, 999)]

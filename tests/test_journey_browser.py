@@ -79,6 +79,7 @@ def test_visitor_learns_the_map_and_joins(browser, journey_site, viewport) -> No
     legend = page.inner_text("#map-legend")
     assert "One area with at least 5 members" in legend and "grouped" in legend
     assert page.locator(".legend-sizes li").count() == 5
+    assert page.locator(".legend-sizes li").first.inner_text().strip() == "5–9"  # k = 5
     # The country table: published numbers only.
     page.click("#counts-by-country summary")
     rows = page.locator("#country-counts tbody tr")

@@ -64,8 +64,18 @@ def condition_map(slug: str) -> str:
         preload_urls=first_fetch_urls(slug, INITIAL_ZOOM, state.version),
         symptom_picture=symptom_picture(db.public_session, condition.id),
         countries=countries,
-        size_steps=SIZE_STEPS,
+        size_steps=legend_steps(config["GEOMAP_K"]),
     )
+
+
+def legend_steps(k: int) -> list[tuple[int, int | None, int]]:
+    """Return :data:`SIZE_STEPS` as the legend shows them: no count below ``k``.
+
+    Every marker stands for at least k members, so the smallest range starts at k
+    ("5–9", not "1–9"); a range wholly below k is left out.
+    """
+    return [(max(low, k), high, size) for low, high, size in SIZE_STEPS
+            if high is None or high >= k]
 
 
 @bp.get("/favicon.ico")
