@@ -89,6 +89,7 @@ def test_bad_rows_are_reported_by_line_without_coordinates(run_cli, fresh_engine
         "maybe,45.5,9.5,,,all,,,perhaps,\n"
         "someday,45.5,9.5,,,all,,,,next week\n"
         "short,45.5\n"
+        "half-there,45.5,,,,all,,,,\n"  # line 15
     )
     path = write(tmp_path, "members.csv", HEADER + GOOD_ROWS + bad)
     result = run_cli("import", str(path))
@@ -107,9 +108,10 @@ def test_bad_rows_are_reported_by_line_without_coordinates(run_cli, fresh_engine
         "line 12: contactable must be true or false (or yes/no, 1/0)",
         "line 13: joined_at must be an ISO 8601 date or date-time",
         "line 14: wrong number of fields",
+        "line 15: longitude is missing (lat and lng go together)",
     ]
     assert "95.12" not in result.output and "181.75" not in result.output
-    assert "Imported 3 of 13 rows (10 rejected)" in result.output
+    assert "Imported 3 of 14 rows (11 rejected)" in result.output
     assert set(members(fresh_engine)) == {"harbor-otter", "quiet-lark", "bold-finch"}
 
 

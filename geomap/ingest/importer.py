@@ -481,9 +481,11 @@ def validate(session: Session, records: Records, now: datetime | None = None, *,
     # Location: lat/lng when given, else city + country.
     lat_raw, lng_raw = cols["lat"], cols["lng"]
     if "" in lat_raw or "" in lng_raw:
-        has_point = np.array([bool(a or b) for a, b in zip(lat_raw, lng_raw, strict=True)],
-                             bool)
+        lat_empty = np.array([not value for value in lat_raw], bool)
+        lng_empty = np.array([not value for value in lng_raw], bool)
+        has_point = ~(lat_empty & lng_empty)
     else:  # every row has a point (the usual file): no row-by-row look
+        lat_empty = lng_empty = np.zeros(n, bool)
         has_point = np.ones(n, bool)
     lats = np.full(n, np.nan)
     lngs = np.full(n, np.nan)
@@ -497,9 +499,11 @@ def validate(session: Session, records: Records, now: datetime | None = None, *,
         lats[point_rows], lngs[point_rows] = lat_values, lng_values
         mask = np.zeros(n, bool)
         mask[point_rows[lat_bad]] = True
+        reject(mask & lat_empty, "latitude is missing (lat and lng go together)")
         reject(mask, "latitude is not a number")
         mask[:] = False
         mask[point_rows[lng_bad]] = True
+        reject(mask & lng_empty, "longitude is missing (lat and lng go together)")
         reject(mask, "longitude is not a number")
         with np.errstate(invalid="ignore"):
             reject(np.abs(lats) > 90, "latitude out of range (-90 to 90)")
