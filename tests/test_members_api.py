@@ -48,6 +48,12 @@ def test_places_type_ahead_returns_names_with_country_and_region(member_app, ses
     # Its centre (public GeoNames data, for the pin map), to 0.01 degrees.
     assert (places[0]["lat"], places[0]["lng"]) == (53.55, 9.99)
     assert client.get("/api/v1/places?q=l%C3%BCbeck").get_json()["places"][0]["name"] == "Lübeck"
+    # A city is offered once, without its districts (GeoNames lists "Lyon 01" to
+    # "Lyon 09" as places); a district is still found by its own name.
+    lyon = [p["name"] for p in client.get("/api/v1/places?q=lyon").get_json()["places"]]
+    assert lyon[0] == "Lyon" and not [name for name in lyon if name.startswith("Lyon 0")]
+    assert [p["name"] for p in client.get("/api/v1/places?q=lyon%203").get_json()["places"]] \
+        == ["Lyon 03"]
 
 
 @pytest.mark.parametrize("body,message", [
@@ -294,3 +300,16 @@ def test_the_location_api_never_returns_the_exact_point(member_app, session,
         body = response.get_json()
         assert body["location_set"] is True and body["country_code"] == "DE"
         assert "53.5" not in response.get_data(as_text=True)
+
+
+def test_a_district_is_a_place_near_one_at_least_twice_as_populous() -> None:
+    """Rows: (id, name, country, admin1, population, lat, lng)."""
+    from geomap.geo.places import without_districts
+
+    city = (1, "Lyon", "FR", "84", 522_000, 45.75, 4.85)
+    district = (2, "Lyon 03", "FR", "84", 102_000, 45.76, 4.86)  # ~1.4 km away
+    suburb_abroad = (3, "Lyon", "US", "MS", 400_000, 45.75, 4.85)  # another country
+    far_town = (4, "Lyons", "FR", "84", 1_000, 46.5, 4.85)  # ~83 km away
+    peer = (5, "Villeurbanne", "FR", "84", 300_000, 45.77, 4.88)  # not half of Lyon
+    rows = [city, district, suburb_abroad, far_town, peer]
+    assert [row[0] for row in without_districts(rows)] == [1, 3, 4, 5]

@@ -13,10 +13,12 @@ importer's report) can tell the many Springfields apart.
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -86,10 +88,18 @@ def _matches(session: Session, rows: list) -> list[PlaceMatch]:
 _SELECT = "SELECT p.id, p.name, p.country_code, p.admin1_code, p.population FROM places p "
 
 
+DISTRICT_KM = 25.0
+"""A place this close to one at least twice as populous in the same list is taken for one
+of its districts or suburbs (GeoNames lists "Lyon 03", "Hamburg-Nord" or "Budapest XI.
+kerület" as places of their own, and a query for the city finds them by their names)."""
+
+
 def search(session: Session, query: str, limit: int = 10) -> list[PlaceMatch]:
     """Return places one of whose names starts with ``query`` (folded), most populous first.
 
-    Each place appears once. An empty folded query returns no places.
+    Each place appears once. An empty folded query returns no places. Districts of a
+    city in the list are left out (:func:`without_districts`): typing "lyon" offers
+    Lyon, not also "Lyon 01" to "Lyon 09"; typing "lyon 3" still offers "Lyon 03".
     """
     folded = fold(query)
     if not folded:
@@ -97,13 +107,37 @@ def search(session: Session, query: str, limit: int = 10) -> list[PlaceMatch]:
     pattern = folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     rows = session.execute(
         text(
-            _SELECT + "WHERE p.id IN (SELECT place_id FROM place_names WHERE folded LIKE :p) "
+            "SELECT p.id, p.name, p.country_code, p.admin1_code, p.population, "
+            "ST_Y(p.point), ST_X(p.point) FROM places p "
+            "WHERE p.id IN (SELECT place_id FROM place_names WHERE folded LIKE :p) "
             "ORDER BY (p.id IN (SELECT place_id FROM place_names WHERE folded = :f)) DESC, "
             "p.population DESC, p.id LIMIT :limit"
         ),
-        {"p": pattern, "f": folded, "limit": limit},
+        {"p": pattern, "f": folded, "limit": limit * 3},
     ).all()
-    return _matches(session, rows)
+    return _matches(session, [row[:5] for row in without_districts(rows)[:limit]])
+
+
+def without_districts(rows: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
+    """Return place rows without those that are districts of another row.
+
+    Rows: (id, name, country code, admin1 code, population, lat, lng in degrees). A row
+    is a district when another row of its country has at least twice its population
+    and lies within :data:`DISTRICT_KM` of it: the list offers the city once.
+    """
+    return [row for row in rows if not any(
+        other[2] == row[2] and other[4] >= 2 * row[4]
+        and _km(row[5], row[6], other[5], other[6]) <= DISTRICT_KM
+        for other in rows
+    )]
+
+
+def _km(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
+    """Return the great-circle distance in km between two points (degrees)."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    a = (math.sin((p2 - p1) / 2) ** 2
+         + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lng2 - lng1) / 2) ** 2)
+    return 2 * 6371.0088 * math.asin(min(1.0, math.sqrt(a)))
 
 
 def exact(session: Session, names: Iterable[str], country_codes: Iterable[str] | None = None,
