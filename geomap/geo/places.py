@@ -13,13 +13,13 @@ importer's report) can tell the many Springfields apart.
 
 from __future__ import annotations
 
-import math
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+import h3.api.basic_int as h3i
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -58,7 +58,11 @@ def folded_names(names: Iterable[str]) -> set[str]:
 
 @dataclass(frozen=True)
 class PlaceMatch:
-    """A gazetteer place as a suggestion: names, region and country, no coordinates."""
+    """A gazetteer place as a suggestion: names, region and country.
+
+    ``lat``/``lng``: its centre (GeoNames, public; degrees to 0.01), given by
+    :func:`search` for the pin map; None from the exact lookups.
+    """
 
     id: int
     name: str
@@ -68,6 +72,8 @@ class PlaceMatch:
     region: str
     label: str  # "Springfield, Illinois, United States"
     population: int
+    lat: float | None = None
+    lng: float | None = None
 
 
 def _matches(session: Session, rows: list) -> list[PlaceMatch]:
@@ -115,7 +121,10 @@ def search(session: Session, query: str, limit: int = 10) -> list[PlaceMatch]:
         ),
         {"p": pattern, "f": folded, "limit": limit * 3},
     ).all()
-    return _matches(session, [row[:5] for row in without_districts(rows)[:limit]])
+    kept = without_districts(rows)[:limit]
+    return [replace(match, lat=round(row[5], 2), lng=round(row[6], 2))
+            for match, row in zip(_matches(session, [row[:5] for row in kept]), kept,
+                                  strict=True)]
 
 
 def without_districts(rows: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
@@ -127,17 +136,10 @@ def without_districts(rows: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
     """
     return [row for row in rows if not any(
         other[2] == row[2] and other[4] >= 2 * row[4]
-        and _km(row[5], row[6], other[5], other[6]) <= DISTRICT_KM
+        and h3i.great_circle_distance((row[5], row[6]), (other[5], other[6]), unit="km")
+        <= DISTRICT_KM
         for other in rows
     )]
-
-
-def _km(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
-    """Return the great-circle distance in km between two points (degrees)."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    a = (math.sin((p2 - p1) / 2) ** 2
-         + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lng2 - lng1) / 2) ** 2)
-    return 2 * 6371.0088 * math.asin(min(1.0, math.sqrt(a)))
 
 
 def exact(session: Session, names: Iterable[str], country_codes: Iterable[str] | None = None,

@@ -578,28 +578,27 @@ def validate(session: Session, records: Records, now: datetime | None = None, *,
     # Pseudonyms: unique in the file and not taken already, case and look-alikes
     # folded (geomap.members.pseudonyms, the key the database keeps unique).
     keys: list[str | None]
+    candidates: Sequence[int]
     if reasons.count(None) == n and (plain or "" not in pseudonyms):
-        # Every row is good so far (the usual file): one key per row, in one pass.
-        keys = list(pseudonym_keys(pseudonyms))
-        first_seen = dict(zip(keys, range(n), strict=True))
-        if len(first_seen) < n:  # a key repeats: the rows after its first are bad
-            first_seen = {}
-            for i, key in enumerate(keys):
-                if first_seen.setdefault(key, i) != i:
-                    reasons[i] = f"pseudonym repeats {records.where[first_seen[key]]}"
-                    keys[i] = None
+        # Every row is good so far (the usual file): one key per row, in one pass, and
+        # the rows looked at one by one only if a key repeats.
+        candidates, keys = range(n), list(pseudonym_keys(pseudonyms))
+        first_seen = dict(zip(keys, candidates, strict=True))
+        repeated = len(first_seen) < n
     else:
-        first_seen = {}
         candidates = [i for i, pseudonym in enumerate(pseudonyms)
                       if reasons[i] is None and pseudonym]
         keys = [None] * n
         for i, key in zip(candidates, pseudonym_keys([pseudonyms[i] for i in candidates]),
                           strict=True):
-            if key in first_seen:
-                reasons[i] = f"pseudonym repeats {records.where[first_seen[key]]}"
-            else:
-                first_seen[key] = i
-                keys[i] = key
+            keys[i] = key
+        repeated = True
+    if repeated:  # the rows after a key's first are bad
+        first_seen = {}
+        for i in candidates:
+            if first_seen.setdefault(keys[i], i) != i:  # type: ignore[arg-type]
+                reasons[i] = f"pseudonym repeats {records.where[first_seen[keys[i]]]}"  # type: ignore[index]
+                keys[i] = None
     taken = _taken_pseudonyms(session, list(first_seen))
     for key in taken:
         reasons[first_seen[key]] = "pseudonym is taken already"

@@ -58,9 +58,7 @@ def places() -> Response:
     can show the place chosen from the list before it is saved.
     """
     matches = queries.search_places(db.session, request.args.get("q", ""))
-    centres = queries.place_centres(db.session, [match.id for match in matches])
-    return jsonify(places=[{**asdict(match), "lat": centres[match.id][0],
-                            "lng": centres[match.id][1]} for match in matches])
+    return jsonify(places=[asdict(match) for match in matches])
 
 
 @bp.get("/nearby")

@@ -259,17 +259,6 @@ def search_places(session: Session, query: str, limit: int = PLACE_RESULTS) -> l
     return place_matcher.search(session, query, limit=limit)
 
 
-def place_centres(session: Session, ids: list[int]) -> dict[int, tuple[float, float]]:
-    """Return {place id: (lat, lng)} of gazetteer places: their centres in degrees, to 0.01.
-
-    GeoNames' public points (the ``places`` table); ids that are not places are left out.
-    """
-    rows = session.execute(
-        text("SELECT id, round(ST_Y(point)::numeric, 2), round(ST_X(point)::numeric, 2) "
-             "FROM places WHERE id = ANY(:ids)"), {"ids": ids}).all()
-    return {int(place_id): (float(lat), float(lng)) for place_id, lat, lng in rows}
-
-
 def place_named(session: Session, name: str) -> PlaceMatch:
     """Return the one place called ``name``; MemberInputError if none or several are."""
     try:

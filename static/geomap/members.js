@@ -13,6 +13,10 @@
   var timer = null;
   var marker = null;
   var PIN_ZOOM = 5;  // country scale: a saved or refused pin is shown with its surroundings
+  // The place being chosen (a pin, or a city from the list) before it is saved.
+  function pinMarker(latlng) {
+    return L.circleMarker(latlng, {radius: 7, color: "#2b2530", fillOpacity: 0.6}).addTo(map);
+  }
   var map = null;
 
   var status = document.getElementById("city-status");
@@ -55,8 +59,7 @@
     if (marker) { map.removeLayer(marker); marker = null; }
     // The map follows the list: the chosen place, where the text under the map says.
     if (map && place.lat != null && place.lng != null) {
-      marker = L.circleMarker([place.lat, place.lng], {radius: 7, color: "#2b2530", fillOpacity: 0.6})
-        .addTo(map);
+      marker = pinMarker([place.lat, place.lng]);
       map.setView([place.lat, place.lng], PIN_ZOOM);
     }
     clearList();
@@ -150,7 +153,7 @@
     // A refused pin (far from land) comes back in the form: show it, ready to confirm.
     if (lat.value && lng.value && !isNaN(Number(lat.value)) && !isNaN(Number(lng.value))) {
       var pending = [Number(lat.value), Number(lng.value)];
-      marker = L.circleMarker(pending, {radius: 7, color: "#2b2530", fillOpacity: 0.6}).addTo(map);
+      marker = pinMarker(pending);
       map.setView(pending, PIN_ZOOM);
       choice.textContent = geomap.t("places.pin", {lat: pending[0].toFixed(4), lng: pending[1].toFixed(4)});
     }
@@ -158,7 +161,7 @@
       var p = event.latlng.wrap();
       lat.value = p.lat.toFixed(6); lng.value = p.lng.toFixed(6);
       placeId.value = ""; input.value = "";
-      if (marker) { marker.setLatLng(p); } else { marker = L.circleMarker(p, {radius: 7, color: "#2b2530", fillOpacity: 0.6}).addTo(map); }
+      if (marker) { marker.setLatLng(p); } else { marker = pinMarker(p); }
       choice.textContent = geomap.t("places.pin", {lat: p.lat.toFixed(4), lng: p.lng.toFixed(4)});
     });
   }
