@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from geomap.geo.derive import KeyDeriver
 from geomap.ingest import members_bulk
 from geomap.ingest.members_bulk import MemberBatch, load_members
+from geomap.privacy import floor_cells
 
 CATALOG = (
     "SELECT 'index', indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
@@ -158,3 +159,20 @@ def test_near_land_equals_the_per_point_measure(community_deriver: KeyDeriver) -
     for limit in (25.0, 12.0):
         exact = np.isfinite(community_deriver.km_to_land(lats, lngs, limit))
         assert community_deriver.near_land(lats, lngs, limit).tolist() == exact.tolist()
+
+
+def test_keys_after_the_near_land_check_are_those_of_their_points(
+        community_deriver: KeyDeriver) -> None:
+    """An import indexes its points once, and the reused cells are exactly theirs.
+
+    Points changed since the check (or other points) are indexed anew.
+    """
+    rng = np.random.default_rng(5)
+    lats, lngs = rng.uniform(35, 60, 5000), rng.uniform(-12, 30, 5000)
+    community_deriver.near_land(lats.copy(), lngs.copy(), 25.0)
+    assert community_deriver.derive(lats, lngs).floor_cells.tolist() == \
+        floor_cells(lats, lngs, community_deriver.floor).tolist()
+    community_deriver.near_land(lats, lngs, 25.0)
+    lats[:10] = 0.5  # changed after the check, in place
+    assert community_deriver.derive(lats, lngs).floor_cells.tolist() == \
+        floor_cells(lats, lngs, community_deriver.floor).tolist()
