@@ -37,6 +37,24 @@ def test_public_role_reads_published_aggregates(community_url: str) -> None:
         engine.dispose()
 
 
+def test_public_reads_are_never_jit_compiled(community_url: str) -> None:
+    """A large viewport's estimate passed jit_above_cost once analysed: 82 ms of JIT."""
+    from geomap.publish import published
+
+    engine = make_public_engine(community_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SHOW jit")).scalar() == "off"
+            conn.execute(text("SET jit_above_cost = 0"))  # whatever the estimate
+            where, params = published._viewport_where("all", 2, None, None)
+            plan = "\n".join(conn.execute(text(
+                "EXPLAIN (ANALYZE) " + published._VIEWPORT_JSON_SQL.format(where=where)),
+                params).scalars())
+            assert "JIT:" not in plan
+    finally:
+        engine.dispose()
+
+
 @pytest.mark.parametrize("table", ["published_totals", "publish_runs"])
 def test_public_role_cannot_read_the_true_member_count(community_url: str, table: str) -> None:
     """``members_on_map`` includes the unpublished remainder: operators only."""
