@@ -284,6 +284,9 @@ def import_members(ctx: Context, path: Path, fmt: str | None, all_or_nothing: bo
                                                    progress=bar.update)
     seconds = time.perf_counter() - started
     rejected = len(validated.errors)
+    hint = importer.taken_hint(validated)
+    if hint:
+        click.echo(hint, err=True)
     if all_or_nothing and rejected:
         click.echo(f"Nothing imported: {rejected:,} of {validated.rows:,} rows are bad "
                    "(--all-or-nothing).")

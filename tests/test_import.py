@@ -185,7 +185,15 @@ def test_duplicate_pseudonyms_in_the_file_and_in_the_database(run_cli, fresh_eng
     result = run_cli("import", "--no-publish", str(again))
     assert result.exit_code == 1
     assert "line 2: pseudonym is taken already" in result.output
+    assert "was the file imported before?" in result.output
     assert len(members(fresh_engine)) == 3
+    # Some rows taken (two exports overlapping) is no sign of a repeated file.
+    overlap = write(tmp_path, "overlap.csv", HEADER + GOOD_ROWS.splitlines()[0] + "\n"
+                    + "new-heron,48.85,2.35,,,all,,,,\n")
+    result = run_cli("import", "--no-publish", str(overlap))
+    assert "line 2: pseudonym is taken already" in result.output
+    assert "imported before" not in result.output
+    assert len(members(fresh_engine)) == 4
 
 
 def test_geojson_features_are_imported_and_bad_ones_reported_by_index(

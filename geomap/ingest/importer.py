@@ -601,7 +601,7 @@ def validate(session: Session, records: Records, now: datetime | None = None, *,
                 keys[i] = None
     taken = _taken_pseudonyms(session, list(first_seen))
     for key in taken:
-        reasons[first_seen[key]] = "pseudonym is taken already"
+        reasons[first_seen[key]] = TAKEN
 
     if reasons.count(None) == n:  # the usual case: the columns as they are
         batch = MemberBatch(
@@ -796,6 +796,23 @@ def import_members(session: Session, validated: Validated, deriver: KeyDeriver, 
     if validated.symptoms:
         store_symptoms(session, ids, validated.symptoms)
     return len(ids)
+
+
+TAKEN = "pseudonym is taken already"
+"""The reason of a row whose pseudonym a member of the database has (case and look-alikes
+folded)."""
+
+
+def taken_hint(validated: Validated) -> str | None:
+    """Return a hint when every row was refused as taken already (a file imported twice).
+
+    None otherwise: some rows being taken is the normal overlap of two exports.
+    """
+    if validated.rows and len(validated.errors) == validated.rows and all(
+            error.reason == TAKEN for error in validated.errors):
+        return ("Every pseudonym in the file is taken already: was the file imported "
+                "before? Importing it again adds nobody and changes nobody.")
+    return None
 
 
 def iter_errors(errors: Sequence[RowError], limit: int | None = None) -> Iterator[str]:
