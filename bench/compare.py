@@ -67,6 +67,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from geomap.database import make_engine
+
 SUPERCLUSTER = ROOT / "bench" / "supercluster"
 README = ROOT / "bench" / "README.md"
 BEGIN = "<!-- make bench: begin (bench/compare.py writes this section) -->"
@@ -509,7 +511,9 @@ def main() -> None:
             engine.dispose()
             for size in sizes:
                 name = f"geomap_bench_{size}"
-                engine = create_engine(create_database(cluster, name, template=reference))
+                # The product's engine (geomap.database.make_engine: its connection
+                # options, JIT off), so that nearby is measured as members' pages run it.
+                engine = make_engine(create_database(cluster, name, template=reference))
                 server = None
                 try:
                     print(f"{size:,} members: import ...", flush=True)

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import ProgrammingError
 
-from geomap.database import make_public_engine
+from geomap.database import make_engine, make_public_engine
 
 PACKAGE = Path(__file__).resolve().parents[1] / "geomap"
 PRIVATE_TABLES = ("member_locations", "members", "member_conditions", "accounts")
@@ -37,11 +37,12 @@ def test_public_role_reads_published_aggregates(community_url: str) -> None:
         engine.dispose()
 
 
-def test_public_reads_are_never_jit_compiled(community_url: str) -> None:
+@pytest.mark.parametrize("make", [make_engine, make_public_engine])
+def test_statements_are_never_jit_compiled(community_url: str, make) -> None:
     """A large viewport's estimate passed jit_above_cost once analysed: 82 ms of JIT."""
     from geomap.publish import published
 
-    engine = make_public_engine(community_url)
+    engine = make(community_url)
     try:
         with engine.connect() as conn:
             assert conn.execute(text("SHOW jit")).scalar() == "off"
