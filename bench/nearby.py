@@ -81,14 +81,16 @@ DENSE = "bench-dense10"  # ten listed members in the cell of each one with ALL
 
 
 def pick_observers(session: Session, count: int, seed: float) -> list[tuple[int, int]]:
-    """Return (member id, floor cell) of ``count`` members with ALL, drawn with a seed."""
+    """Return (member id, floor cell) of ``count`` members who may search ALL nearby.
+
+    Drawn with a seed among those on ALL's nearby list (on its map and contactable:
+    reciprocity, geomap.members.nearby).
+    """
     session.execute(text("SELECT setseed(:seed)"), {"seed": seed})
     rows = session.execute(text(
-        "SELECT m.id, ml.floor_cell FROM members m "
-        "JOIN member_locations ml ON ml.member_id = m.id "
-        "JOIN member_conditions mc ON mc.member_id = m.id "
-        "JOIN conditions c ON c.id = mc.condition_id AND c.slug = 'all' "
-        "WHERE m.visibility = 'map' ORDER BY random() LIMIT :n"), {"n": count}).all()
+        "SELECT n.member_id, n.floor_cell FROM nearby_members n "
+        "JOIN conditions c ON c.id = n.condition_id AND c.slug = 'all' "
+        "ORDER BY random() LIMIT :n"), {"n": count}).all()
     return [(int(r[0]), int(r[1])) for r in rows]
 
 

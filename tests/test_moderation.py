@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from geomap import create_app
 from geomap.auth.accounts import AccountError, create_admin, create_member_account
+from geomap.members import queries
 from geomap.members.pseudonyms import pseudonym_key
 from tests.conftest import app_config, sessions_on
 from tests.members_helpers import add_member, sign_in
@@ -114,12 +115,37 @@ def test_hidden_members_cannot_search_or_send_requests(app, session) -> None:
     assert "can be found" in client.get("/connect/bo-heron").get_data(as_text=True)
     refused = client.post("/api/v1/connections", json={"to": "bo-heron", "message": "hi"})
     assert refused.status_code == 409
-    # Back on the map, the same member may search and connect.
-    session.execute(text("UPDATE members SET visibility = 'map' WHERE id = :id"),
-                    {"id": hidden[1]})
+    # Back on the map (as the settings page does it), the same member may search.
+    queries.update_profile(session, hidden[1], role="patient", visibility="map",
+                           contactable=True, condition_slugs=["all"])
     session.commit()
     listed = client.get("/api/v1/nearby?condition=all").get_json()["members"]
     assert "bo-heron" in {m["pseudonym"] for m in listed}
+
+
+def test_members_off_a_conditions_map_cannot_search_it(app, session) -> None:
+    """Reciprocity per map: only who is on a condition's nearby list may search it.
+
+    A newcomer who saved a place but joined no map found 20 ALL members per page and
+    could be found by nobody (a newcomer helper's report).
+    """
+    newcomer = add_member(session, "pin-pete", lat=53.55, lng=10.0, conditions=())
+    quiet = add_member(session, "quiet-wren", lat=53.55, lng=10.0, contactable=False)
+    add_member(session, "bo-heron", lat=53.6, lng=9.9)
+    session.commit()
+    for member, _id in (newcomer, quiet):
+        client = client_for(app, member)
+        api = client.get("/api/v1/nearby?condition=all")
+        assert api.status_code == 409
+        assert "join the map and allow contact" in api.get_json()["error"]["message"]
+        page = client.get("/nearby?condition=all").get_data(as_text=True)
+        assert "join the map and allow contact" in page and "bo-heron" not in page
+    # Joined (and contactable), the newcomer may search the map they are on.
+    queries.update_profile(session, newcomer[1], role="patient", visibility="map",
+                           contactable=True, condition_slugs=["all"])
+    session.commit()
+    listed = client_for(app, newcomer[0]).get("/api/v1/nearby?condition=all").get_json()
+    assert "bo-heron" in {m["pseudonym"] for m in listed["members"]}
 
 
 # --- nearby: connection states, filters, optional profile ----------------------------

@@ -118,15 +118,17 @@ def parse_filters(role: str | None, band: str | None) -> tuple[str | None, int |
 def _search_keys(session: Session, member_id: int, condition_slug: str) -> tuple[int, int]:
     """Return (condition id, observer's floor cell) in one round trip.
 
-    The same round trip checks that the observer may search (:func:`reach_problem_of`):
-    MemberConflictError if not, MemberInputError for an unknown condition.
+    The same round trip checks that the observer may search (:func:`reach_problem_of`,
+    and listed on this condition's nearby list, ``nearby_members``: on its map and
+    contactable): MemberConflictError if not, MemberInputError for an unknown condition.
     """
     plausible = len(condition_slug) <= 64 and "\x00" not in condition_slug
-    visibility, suspended, condition, cell = session.execute(
-        text("SELECT m.visibility, m.suspended_at IS NOT NULL, "
-             "(SELECT id FROM conditions WHERE slug = :slug), "
-             "(SELECT floor_cell FROM member_locations WHERE member_id = :id) "
-             "FROM members m WHERE m.id = :id"),
+    visibility, suspended, condition, cell, listed = session.execute(
+        text("SELECT m.visibility, m.suspended_at IS NOT NULL, c.id, "
+             "(SELECT floor_cell FROM member_locations WHERE member_id = :id), "
+             "EXISTS (SELECT 1 FROM nearby_members n WHERE n.member_id = :id "
+             "AND n.condition_id = c.id) "
+             "FROM members m LEFT JOIN conditions c ON c.slug = :slug WHERE m.id = :id"),
         {"slug": condition_slug if plausible else "", "id": member_id},
     ).one()
     problem = reach_problem_of(visibility, suspended)
@@ -139,6 +141,11 @@ def _search_keys(session: Session, member_id: int, condition_slug: str) -> tuple
                                  condition_slug=condition_slug))
     if cell is None:
         raise MemberConflictError(_("Set your location in your settings first."))
+    if not listed:
+        # Reciprocity per map: only who others can find on this condition's nearby list.
+        raise MemberConflictError(_(
+            "Only members on this condition's map who can be contacted can search it "
+            "nearby: join the map and allow contact in your settings first."))
     return int(condition), int(cell)
 
 
