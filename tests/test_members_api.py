@@ -167,6 +167,15 @@ def test_join_from_the_settings_page(member_app, session) -> None:
     response = client.post("/settings/location", data={"city": "Hamburg"},
                            follow_redirects=True)
     assert "places have that name" in response.get_data(as_text=True)
+    # Typed and sent without picking: an alternate name alone is no answer ("Lyo" is
+    # one of Lyons, Kansas, while the list offers Lyon first; a newcomer got Kansas).
+    assert session.execute(text("SELECT count(*) FROM place_names WHERE folded = 'lyo'")
+                           ).scalar() == 1
+    response = client.post("/settings/location", data={"city": "Lyo"},
+                           follow_redirects=True)
+    assert "Unknown city: pick one from the list." in response.get_data(as_text=True)
+    assert session.execute(text("SELECT count(*) FROM member_locations WHERE member_id = :id"),
+                           {"id": member_id}).scalar() == 0
     hamburg = client.get("/api/v1/places?q=Hamburg").get_json()["places"][0]
     assert hamburg["country_code"] == "DE" and hamburg["region"] == "Hamburg"
     response = client.post("/settings/location", data={"place_id": hamburg["id"]})

@@ -260,12 +260,19 @@ def search_places(session: Session, query: str, limit: int = PLACE_RESULTS) -> l
 
 
 def place_named(session: Session, name: str) -> PlaceMatch:
-    """Return the one place called ``name``; MemberInputError if none or several are."""
+    """Return the one place called ``name``; MemberInputError if none or several are.
+
+    For a city typed but not picked from the list: only a place's own name counts, not
+    one of its alternate names. "Lyo", typed and sent with Enter, was the alternate
+    name of Lyons, Kansas alone, and was saved while the list offered Lyon first.
+    """
     try:
         name = validators.place_name(name)
     except FieldError as exc:
         raise MemberInputError(str(exc)) from None
-    found = place_matcher.exact(session, [name]).get(place_matcher.fold(name), [])
+    folded = place_matcher.fold(name)
+    found = [place for place in place_matcher.exact(session, [name]).get(folded, [])
+             if place_matcher.fold(place.name) == folded]
     if not found:
         raise MemberInputError(_("Unknown city: pick one from the list."))
     if len(found) > 1:
