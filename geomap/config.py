@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from geomap.paths import checkout
+
 
 class ConfigError(ValueError):
     """A setting has a value geomap cannot use."""
@@ -113,7 +115,9 @@ SETTINGS: tuple[Setting, ...] = (
         "GEOMAP_DATA_DIR",
         _parse_str,
         "var",
-        "Data folder: the embedded cluster, generated secrets, logs.",
+        "Data folder: the embedded cluster, generated secrets, logs. A relative path is "
+        "taken from the checkout, so `geomap` commands find the same cluster from any "
+        "folder (from the current folder for an installed package).",
     ),
     Setting(
         "GEOMAP_DB_PORT",
@@ -326,8 +330,17 @@ def check_environment(environ: Mapping[str, str] | None = None) -> None:
 
 
 def data_dir(settings: Mapping[str, Any]) -> Path:
-    """Return the absolute data folder, created if missing."""
-    path = Path(settings["GEOMAP_DATA_DIR"]).resolve()
+    """Return the absolute data folder, created if missing.
+
+    A relative GEOMAP_DATA_DIR (the default ``var`` included) is taken from the checkout
+    geomap runs from, so every command finds the same cluster from any folder; from
+    an installed package, from the current folder. (Run from another folder, a command
+    used to create a second cluster there and fail on the first one's port.)
+    """
+    path = Path(settings["GEOMAP_DATA_DIR"])
+    if not path.is_absolute():
+        path = (checkout() or Path.cwd()) / path
+    path = path.resolve()
     path.mkdir(parents=True, exist_ok=True)
     return path
 

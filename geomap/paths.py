@@ -7,6 +7,15 @@ from pathlib import Path
 _PACKAGE = Path(__file__).resolve().parent
 
 
+def checkout() -> Path | None:
+    """Return the checkout geomap runs from (the folder of its pyproject.toml), or None.
+
+    None for an installed package: its files live in site-packages.
+    """
+    root = _PACKAGE.parent
+    return root if (root / "pyproject.toml").is_file() and (root / "geomap").is_dir() else None
+
+
 def resource(name: str) -> Path:
     """Return the folder ``name`` (templates, static, db): in the package, else the checkout."""
     packaged = _PACKAGE / name

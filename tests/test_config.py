@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -9,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from geomap.config import SETTINGS, ConfigError, check_environment, load_settings
+from geomap.config import SETTINGS, ConfigError, check_environment, data_dir, load_settings
+from geomap.paths import checkout
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -59,3 +61,19 @@ def test_cli_reports_a_bad_setting_readably(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "GEOMAP_K" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_relative_data_folder_is_the_checkouts_from_any_folder(tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    """A relative data folder (the default `var`) is the checkout's, wherever one runs.
+
+    `geomap import` run from another folder made a second cluster there (a newcomer's
+    report).
+    """
+    root = checkout()
+    assert root is not None and (root / "Makefile").is_file()
+    wanted = tmp_path / "data"
+    monkeypatch.chdir(tmp_path / "..")
+    relative = os.path.relpath(wanted, root)
+    assert data_dir(load_settings({"GEOMAP_DATA_DIR": relative})) == wanted.resolve()
+    assert load_settings({})["GEOMAP_DATA_DIR"] == "var"
