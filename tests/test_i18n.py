@@ -575,6 +575,13 @@ def test_the_embed_editor_offers_a_language_the_snippet_carries(client) -> None:
     assert '<html lang="de" dir="ltr">' in german.get_data(as_text=True)
     assert "Cookie" not in german.headers.get("Vary", "")
     assert "Set-Cookie" not in german.headers
+    # The editor is a site page: the language switch's cookie counts there (it stayed
+    # English, a newcomer's report); the framed map still ignores it.
+    client.set_cookie("geomap_lang", "fr")  # what the switch sets
+    editor = client.get("/embed?condition=all").get_data(as_text=True)
+    assert _lang(editor)[0] == "fr"
+    framed = client.get("/embed/conditions/all/map").get_data(as_text=True)
+    assert '<html lang="en" dir="ltr">' in framed
 
 
 def test_region_names_follow_the_locale_where_iso_3166_2_has_them(app) -> None:

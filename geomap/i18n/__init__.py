@@ -91,11 +91,21 @@ def forget_settings() -> None:
     session.pop(SESSION_TZ, None)
 
 
+def _stateless() -> bool:
+    """Whether the request is an embed's (the framed map, oEmbed, its preview image).
+
+    Those are the same for every visitor of a host page: no account, no cookie counts.
+    The embed editor is a site page for editors and follows the site's rules (it stayed
+    English after the language switch, a newcomer's report).
+    """
+    return request.blueprint == "embed" and request.endpoint != "embed.editor"
+
+
 def select_locale() -> str:
     """Return the request's locale: setting, then ?lang=, cookie, Accept-Language, English."""
     if not has_request_context():
         return DEFAULT_LOCALE
-    embed = request.blueprint == "embed"
+    embed = _stateless()
     if not embed:
         chosen = supported(_account_setting(SESSION_LOCALE))
         if chosen:
@@ -129,7 +139,7 @@ def _time_zones() -> frozenset[str]:
 
 def select_time_zone() -> str:
     """Return the viewer's time zone: the account's setting, then the JS cookie, else UTC."""
-    if not has_request_context() or request.blueprint == "embed":
+    if not has_request_context() or _stateless():
         return "UTC"
     zone = valid_time_zone(_account_setting(SESSION_TZ))
     return zone or valid_time_zone(request.cookies.get(TZ_COOKIE)) or "UTC"
@@ -212,7 +222,7 @@ def _language_headers(response: Any) -> Any:
     if locale is not None:
         response.headers.setdefault("Content-Language", str(locale).replace("_", "-"))
         response.vary.add("Accept-Language")
-        if request.cookies.get(LANG_COOKIE) and request.blueprint != "embed":
+        if request.cookies.get(LANG_COOKIE) and not _stateless():
             response.vary.add("Cookie")  # the language switch's cookie chose it
     return response
 
