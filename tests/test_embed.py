@@ -134,6 +134,7 @@ def _assert_oembed_rich(answer: dict) -> None:
 
 @pytest.mark.parametrize("url", [
     "http://localhost/conditions/all/map",
+    "http://localhost/conditions/all",  # the condition's page (a newcomer pasted it)
     "http://localhost/embed/conditions/all/map",
     "http://localhost/embed/conditions/all/map?zoom=5&lat=48&lng=2",
 ])

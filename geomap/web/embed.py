@@ -41,7 +41,9 @@ bp = Blueprint("embed", __name__)
 
 EMBED_REVISION = "3"  # bump when the embed page's markup changes
 EMBED_MAX_AGE = 300  # seconds browsers and proxies may reuse an embed page
-MAP_ENDPOINTS = ("pages.condition_map", "embed.map")
+# URLs oEmbed turns into the map's embed: the map pages, and a condition's own page
+# (what an editor most likely copies; a condition without a map answers 404).
+MAP_ENDPOINTS = ("pages.condition_map", "embed.map", "catalogue.entry")
 
 
 def _tiles_enabled() -> bool:
