@@ -293,7 +293,9 @@ def import_members(ctx: Context, path: Path, fmt: str | None, all_or_nothing: bo
         sys.exit(1)
     click.echo(
         f"Imported {imported:,} of {validated.rows:,} rows ({rejected:,} rejected) in "
-        f"{seconds:.1f} s ({imported / max(seconds, 1e-9):,.0f} members/s)."
+        f"{seconds:.1f} s"
+        # A rate says something for large files only ("1 members/s" for a 3-row file).
+        + (f" ({imported / max(seconds, 1e-9):,.0f} members/s)." if imported >= 1000 else ".")
     )
     if imported and not no_publish:
         _analyze_members(ctx)

@@ -255,6 +255,13 @@ def test_sign_up_refuses_a_weak_password(mail_app, fresh_db_url) -> None:
                        password="brave-otter-2024")
     assert response.status_code == 400 and b"email or pseudonym" in response.data
     assert scalar(fresh_db_url, "SELECT count(*) FROM accounts") == 0
+    # Too short: the rule in words, not WTForms' "Field must be between 10 and 200
+    # characters long." (a newcomer's report).
+    response = sign_up(mail_app.test_client(), "brave-otter", "otter@example.org",
+                       password="short-1")
+    assert response.status_code == 400
+    assert "Use a password of 10 to 200 characters." in response.get_data(as_text=True)
+    assert b"Field must be" not in response.data
 
 
 # --- sessions -------------------------------------------------------------------------

@@ -67,6 +67,7 @@ def test_a_good_csv_is_imported_and_published(run_cli, fresh_engine, tmp_path: P
     result = run_cli("import", str(write(tmp_path, "members.csv", HEADER + GOOD_ROWS)))
     assert result.exit_code == 0, result.output
     assert "Imported 3 of 3 rows (0 rejected)" in result.output
+    assert "members/s" not in result.output  # no rate for three rows ("1 members/s")
     assert "Published version 1" in result.output
     imported = members(fresh_engine)
     assert imported["harbor-otter"] == ("patient", "map", True, "2025-03-01", "DE", ["all", "aml"])

@@ -18,7 +18,8 @@ def valid_pseudonym(form: FlaskForm, field: StringField) -> None:
     except validators.FieldError:
         raise ValidationError(validators.PSEUDONYM_RULE) from None
 
-_PASSWORD = [DataRequired(), Length(min=10, max=200)]
+_PASSWORD = [DataRequired(), Length(min=10, max=200, message=_l(
+    "Use a password of 10 to 200 characters."))]
 
 
 class LoginForm(FlaskForm):
