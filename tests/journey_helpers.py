@@ -138,6 +138,32 @@ def open_page(browser, site: JourneySite, email: str | None, viewport: dict,  # 
     return context.new_page()
 
 
+_BROKEN_WORDS = """(selector) => {
+  const cells = [...document.querySelectorAll(selector)];
+  const lines = (el) => {  // the text's line boxes (a heading's sort button aside)
+    const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+    const tops = new Set();
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      const range = document.createRange();
+      range.selectNodeContents(node);
+      [...range.getClientRects()].forEach((r) => tops.add(Math.round(r.top)));
+    }
+    return tops.size;
+  };
+  return {cells: cells.length,
+          broken: cells.filter((el) => lines(el) > 1).map((el) => el.textContent.trim())};
+}"""
+
+
+def broken_table_words(page, selector: str) -> dict:  # noqa: ANN001
+    """Return how many cells ``selector`` found, and those whose text breaks a line.
+
+    {"cells": n, "broken": [texts]}: a cell's text on more than one line means a word
+    broken in two ("Mem/bers").
+    """
+    return page.evaluate(_BROKEN_WORDS, selector)
+
+
 def horizontal_overflow(page) -> int:  # noqa: ANN001
     """Return how many CSS pixels the page is wider than the window (0: no side scroll)."""
     return page.evaluate(

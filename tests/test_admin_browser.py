@@ -12,6 +12,7 @@ from geomap.geo.derive import KeyDeriver
 from geomap.publish import publish
 from geomap.session import session_scope
 from tests.conftest import FLOOR, K, LiveServer, app_config
+from tests.journey_helpers import broken_table_words
 from tests.test_regions import _batch
 
 # (lat, lng, members): a few countries with different counts.
@@ -60,20 +61,5 @@ def test_admin_sorts_filters_and_colours_countries(admin_site, page) -> None:
     # as "M e m be rs" and "1,0 00", a newcomer's report); the table scrolls instead.
     page.fill("#region-filter", "")
     page.set_viewport_size({"width": 390, "height": 844})
-    broken = page.evaluate("""() => {
-      const cells = [...document.querySelectorAll(
-        '#region-table thead th, #region-table td.num')];
-      const lines = (el) => {  // the text's line boxes (a heading's sort button aside)
-        const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
-        const tops = new Set();
-        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-          const range = document.createRange();
-          range.selectNodeContents(node);
-          [...range.getClientRects()].forEach((r) => tops.add(Math.round(r.top)));
-        }
-        return tops.size;
-      };
-      return {cells: cells.length,
-              broken: cells.filter((el) => lines(el) > 1).map((el) => el.textContent.trim())};
-    }""")
+    broken = broken_table_words(page, "#region-table thead th, #region-table td.num")
     assert broken["cells"] >= 10 and broken["broken"] == [], broken

@@ -20,6 +20,7 @@ from tests.journey_helpers import (
     PASSWORD,
     PHONE,
     add_people,
+    broken_table_words,
     connect_people,
     journey_site,  # noqa: F401  (module fixture)
     open_page,
@@ -30,20 +31,9 @@ SIZES = pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "p
 AREA_NAME = re.compile(r"^[\d,]+ members?, .+ area")
 
 
-# Headings and number cells of the map page's count tables whose text takes more than
-# one line (a word broken in two, "Mem/bers"), and how many were looked at.
-BROKEN_TABLE_WORDS = """() => {
-  const cells = [...document.querySelectorAll(
-    '.symptom-counts thead th, .symptom-counts td + td, '
-    + '#country-counts thead th, #country-counts td + td')];
-  const lines = (el) => {
-    const range = document.createRange();
-    range.selectNodeContents(el);
-    return new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size;
-  };
-  return {cells: cells.length,
-          broken: cells.filter((el) => lines(el) > 1).map((el) => el.textContent.trim())};
-}"""
+# The map page's count tables: headings and number cells (kept whole on a phone too).
+COUNT_TABLE_CELLS = ('.symptom-counts thead th, .symptom-counts td + td, '
+                     '#country-counts thead th, #country-counts td + td')
 
 
 def _tag(viewport: dict) -> str:
@@ -73,7 +63,7 @@ def test_visitor_learns_the_map_and_joins(browser, journey_site, viewport) -> No
     top = page.locator(".leaflet-container").bounding_box()["y"]
     assert top <= 0.4 * viewport["height"], top
     # The count tables' headings and numbers keep their words whole, on a phone too.
-    broken = page.evaluate(BROKEN_TABLE_WORDS)
+    broken = broken_table_words(page, COUNT_TABLE_CELLS)
     assert broken["cells"] > 3 and broken["broken"] == [], broken
     # The legend explains both marker kinds and the sizes.
     legend = page.inner_text("#map-legend")

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Flask, abort, g, request
+from flask import Flask, abort, current_app, g, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_babel import gettext
 from flask_login import LoginManager, current_user
@@ -156,7 +156,18 @@ def stateless(view: F) -> F:
         g.geomap_stateless = True
         return view(*args, **kwargs)
 
+    wrapped.geomap_stateless = True  # type: ignore[attr-defined]  # see is_stateless
     return wrapped  # type: ignore[return-value]
+
+
+def is_stateless() -> bool:
+    """Whether the current request goes to a :func:`stateless` view (known from routing on).
+
+    Unlike ``g.geomap_stateless`` this holds before the view runs (locale selection in
+    a before-request check, say).
+    """
+    view = current_app.view_functions.get(request.endpoint or "")
+    return bool(getattr(view, "geomap_stateless", False))
 
 
 class _SessionInterface(SecureCookieSessionInterface):

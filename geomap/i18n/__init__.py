@@ -92,13 +92,14 @@ def forget_settings() -> None:
 
 
 def _stateless() -> bool:
-    """Whether the request is an embed's (the framed map, oEmbed, its preview image).
+    """Whether the request goes to a stateless view (geomap.auth.stateless: the embeds).
 
     Those are the same for every visitor of a host page: no account, no cookie counts.
-    The embed editor is a site page for editors and follows the site's rules (it stayed
-    English after the language switch, a newcomer's report).
+    The embed editor is not one of them: a site page, it follows the site's rules.
     """
-    return request.blueprint == "embed" and request.endpoint != "embed.editor"
+    from geomap.auth import is_stateless  # geomap.auth imports this module
+
+    return is_stateless()
 
 
 def select_locale() -> str:

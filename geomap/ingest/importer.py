@@ -61,6 +61,11 @@ _FALSE = {"false", "no", "0", "f", "n"}
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
+TAKEN = "pseudonym is taken already"
+"""The reason of a row whose pseudonym a member of the database has (case and look-alikes
+folded)."""
+
+
 class ImportFileError(ValueError):
     """The file as a whole cannot be read (not a row problem); the message has no values."""
 
@@ -796,11 +801,6 @@ def import_members(session: Session, validated: Validated, deriver: KeyDeriver, 
     if validated.symptoms:
         store_symptoms(session, ids, validated.symptoms)
     return len(ids)
-
-
-TAKEN = "pseudonym is taken already"
-"""The reason of a row whose pseudonym a member of the database has (case and look-alikes
-folded)."""
 
 
 def taken_hint(validated: Validated) -> str | None:
